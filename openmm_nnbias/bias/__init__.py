@@ -1,0 +1,11 @@
+"""Bias networks, their TorchScript export, and OpenMM force backends behind one adapter."""
+
+from .backends import BACKENDS, ForceBackend, TableBackend, TorchBackend
+from .force import NeuralBiasForce, export_bias, load_bias
+from .modules import BiasEnergy, LiveBiasEnergy
+from .network import CVFeatures, NeuralBias
+from .weights import SharedWeights
+
+__all__ = ["NeuralBias", "CVFeatures", "NeuralBiasForce", "BiasEnergy", "LiveBiasEnergy",
+           "SharedWeights", "ForceBackend", "TorchBackend", "TableBackend", "BACKENDS",
+           "export_bias", "load_bias"]

@@ -1,0 +1,189 @@
+"""Force backends behind one small adapter: how a NeuralBias becomes an OpenMM force.
+
+A backend creates the OpenMM force once and afterwards only pushes new weights into running
+Contexts. Add a backend (e.g. ``openmm.PythonForce`` on OpenMM ≥ 8.5) by subclassing
+:class:`ForceBackend` and registering it in :data:`BACKENDS`.
+"""
+
+from typing import Sequence
+
+import torch
+
+from .modules import LiveBiasEnergy
+from .weights import SharedWeights
+
+__all__ = ["ForceBackend", "TorchBackend", "TableBackend", "BACKENDS", "table_expression"]
+
+
+class ForceBackend:
+    """Adapter contract.
+
+    Subclasses implement ``create_force()`` (called once) and ``push(contexts)`` (make the given
+    Contexts use the bias's current weights).
+    """
+
+    name = "base"
+
+    def __init__(self, cvs, bias):
+        self.cvs = cvs
+        self.bias = bias
+
+    def create_force(self):  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def push(self, contexts: Sequence) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+class TorchBackend(ForceBackend):
+    """openmm-torch ``TorchForce`` evaluating the network; weights live in shared memory.
+
+    Pushing new weights is an in-place copy into a memory-mapped buffer that every Context's
+    module reads, so it costs microseconds and needs no Context at all.
+    """
+
+    name = "torch"
+
+    def __init__(self, cvs, bias):
+        super().__init__(cvs, bias)
+        dtype = bias.layers[0].weight.dtype
+        self.weights = SharedWeights(bias.n_parameters, dtype)
+        self.weights.write_parameters(bias)
+        self.module = torch.jit.script(LiveBiasEnergy(cvs, bias, self.weights.path))
+
+    def create_force(self):
+        import torch  # noqa: F401  (torch must be imported before openmmtorch)
+        from openmmtorch import TorchForce
+
+        force = TorchForce(self.module)
+        force.setName("NeuralBias")
+        return force
+
+    def push(self, contexts: Sequence) -> None:
+        self.weights.write_parameters(self.bias)
+
+
+def table_expression(cvs, particle_of_atom: dict) -> str:
+    """OpenMM expression computing every CV of ``cvs`` from compound-bond particles p1..pn."""
+    from ..cvs import Angle, Distance, Position, Torsion
+
+    terms = []
+    for cv in cvs.sources:
+        for row_i, row in enumerate(cv.atoms.tolist()):
+            p = [f"p{particle_of_atom[a]}" for a in row]
+            if isinstance(cv, Torsion):
+                terms.append(f"dihedral({','.join(p)})")
+            elif isinstance(cv, Distance):
+                terms.append(f"distance({','.join(p)})")
+            elif isinstance(cv, Angle):
+                terms.append(f"angle({','.join(p)})")
+            elif isinstance(cv, Position):
+                axis = "xyz"[int(cv.axes[row_i])]
+                terms.append(f"{axis}{particle_of_atom[row[0]]}")
+            else:
+                raise ValueError(f"the table backend has no expression for CV kind {type(cv).__name__}")
+    names = [f"nnbias_cv{i}" for i in range(len(terms))]
+    defs = "; ".join(f"{n}={t}" for n, t in zip(names, terms))
+    return f"nnbias_table({', '.join(names)}); {defs}"
+
+
+class TableBackend(ForceBackend):
+    """The network tabulated on a grid as an OpenMM ``Continuous{1,2,3}DFunction``.
+
+    The CVs are computed inside a ``CustomCompoundBondForce`` expression (no inner Context,
+    unlike ``CustomCVForce``), and new weights are pushed by re-tabulating the network and
+    calling ``updateParametersInContext`` — the mechanism of OpenMM's own Metadynamics.
+    Works for up to 3 CVs; the grid spans each CV's declared range (periodic CVs with the
+    endpoint repeated, as OpenMM's periodic splines require).
+
+    Parameters
+    ----------
+    bins : int or sequence of int, optional
+        Grid points per CV (default: 1 CV 512, 2 CVs 128, 3 CVs 40).
+    """
+
+    name = "table"
+    DEFAULT_BINS = {1: 512, 2: 128, 3: 40}
+
+    def __init__(self, cvs, bias, bins=None):
+        super().__init__(cvs, bias)
+        n = cvs.n_cvs
+        if n > 3:
+            raise ValueError(f"the table backend supports at most 3 CVs, got {n}; use backend='torch'")
+        if bins is None:
+            bins = [self.DEFAULT_BINS[n]] * n
+        elif isinstance(bins, int):
+            bins = [bins] * n
+        bins = [int(b) for b in bins]
+        if len(bins) != n or any(b < 4 for b in bins):
+            raise ValueError(f"need one grid size ≥ 4 per CV ({n} CVs), got {bins}")
+        self.bins = bins
+        dtype = bias.layers[0].weight.dtype
+        axes = [torch.linspace(lo, hi, b, dtype=dtype) for lo, hi, b in zip(cvs.lower, cvs.upper, bins)]
+        # OpenMM tables are indexed with the first CV fastest: build the mesh in reverse order.
+        mesh = torch.meshgrid(*reversed(axes), indexing="ij")
+        self.points = torch.stack([m.reshape(-1) for m in reversed(mesh)], dim=-1)
+        self.periodic_any = any(cvs.periodic)
+        if self.periodic_any and not all(cvs.periodic):
+            raise ValueError("the table backend needs all CVs periodic or all non-periodic "
+                             f"(OpenMM tabulated functions have one periodic flag); got {cvs.periodic}")
+        self.function = None
+        self.force = None
+
+    def table_values(self) -> list:
+        with torch.no_grad():
+            v = self.bias(self.points.to(self.bias.layers[0].weight.device)).cpu()
+        if self.periodic_any:  # make the periodic images exactly equal
+            v = v.reshape(list(reversed(self.bins)))
+            for dim in range(v.dim()):
+                v.select(dim, -1).copy_(v.select(dim, 0))
+            v = v.reshape(-1)
+        if not torch.isfinite(v).all():
+            raise ValueError("the bias network gives non-finite values on the table grid")
+        return v.tolist()
+
+    def _make_function(self, values):
+        import openmm as mm
+
+        lo, hi, b, per = self.cvs.lower, self.cvs.upper, self.bins, self.periodic_any
+        if len(b) == 1:
+            return mm.Continuous1DFunction(values, lo[0], hi[0], per)
+        if len(b) == 2:
+            return mm.Continuous2DFunction(b[0], b[1], values, lo[0], hi[0], lo[1], hi[1], per)
+        return mm.Continuous3DFunction(b[0], b[1], b[2], values, lo[0], hi[0], lo[1], hi[1],
+                                       lo[2], hi[2], per)
+
+    def _function_parameters(self, values):
+        lo, hi, b = self.cvs.lower, self.cvs.upper, self.bins
+        if len(b) == 1:
+            return (values, lo[0], hi[0])
+        if len(b) == 2:
+            return (b[0], b[1], values, lo[0], hi[0], lo[1], hi[1])
+        return (b[0], b[1], b[2], values, lo[0], hi[0], lo[1], hi[1], lo[2], hi[2])
+
+    def create_force(self):
+        import openmm as mm
+
+        atoms = []
+        for cv in self.cvs.sources:
+            for row in cv.atoms.tolist():
+                atoms += [a for a in row if a not in atoms]
+        particle_of_atom = {a: i + 1 for i, a in enumerate(atoms)}
+        force = mm.CustomCompoundBondForce(len(atoms), table_expression(self.cvs, particle_of_atom))
+        force.addTabulatedFunction("nnbias_table", self._make_function(self.table_values()))
+        force.addBond(atoms, [])
+        force.setUsesPeriodicBoundaryConditions(False)
+        force.setName("NeuralBias")
+        self.force = force
+        self.function = force.getTabulatedFunction(0)
+        return force
+
+    def push(self, contexts: Sequence) -> None:
+        if self.force is None:
+            raise ValueError("the force has not been created yet; call addToSystem first")
+        self.function.setFunctionParameters(*self._function_parameters(self.table_values()))
+        for context in contexts:
+            self.force.updateParametersInContext(context)
+
+
+BACKENDS = {"torch": TorchBackend, "table": TableBackend}

@@ -1,0 +1,169 @@
+"""NeuralBiasForce: a neural bias V(s) over CVs as an OpenMM force with live weight updates."""
+
+import math
+import os
+import tempfile
+from typing import Iterable
+
+import torch
+
+from .backends import BACKENDS, ForceBackend
+from .modules import BiasEnergy
+from .network import NeuralBias
+
+__all__ = ["NeuralBiasForce", "export_bias", "load_bias"]
+
+
+def _contexts(contexts) -> list:
+    if contexts is None:
+        return []
+    if not isinstance(contexts, (list, tuple)):
+        contexts = [contexts]
+    return [getattr(c, "context", c) for c in contexts]  # accept Simulation objects too
+
+
+def export_bias(cvs, bias: NeuralBias, path: str) -> None:
+    """Save a self-contained TorchScript bias (positions → kJ/mol) atomically to ``path``.
+
+    The file can be loaded with :func:`load_bias` or ``torch.jit.load`` and attached to any
+    System whose atom numbering matches the CVs.
+    """
+    module = torch.jit.script(BiasEnergy(cvs, bias.cpu() if hasattr(bias, "cpu") else bias))
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp_", suffix=".pt")
+    os.close(fd)
+    try:
+        module.save(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def load_bias(path: str, forceGroup: int = None):
+    """Load a ``bias.pt`` file as a static openmm-torch ``TorchForce``.
+
+    Examples
+    --------
+    >>> force = load_bias("run/bias.pt")          # doctest: +SKIP
+    >>> system.addForce(force)                     # doctest: +SKIP
+    """
+    import torch  # noqa: F401,F811
+    from openmmtorch import TorchForce
+
+    if not os.path.exists(path):
+        raise ValueError(f"bias file {path!r} does not exist")
+    force = TorchForce(torch.jit.load(path))
+    force.setName("NeuralBias")
+    if forceGroup is not None:
+        force.setForceGroup(int(forceGroup))
+    return force
+
+
+class NeuralBiasForce:
+    """A :class:`NeuralBias` over a :class:`~openmm_nnbias.cvs.CVSet`, attachable to a System.
+
+    Forces are −∇_x V(s(x)) (Deep-VES Eq. 9). After changing the network's weights in Python,
+    :meth:`updateWeights` makes running Contexts use them at their next force evaluation,
+    without ``Context.reinitialize()``.
+
+    Parameters
+    ----------
+    cvs : CVSet
+        Collective variables (positions → s).
+    bias : NeuralBias
+        The network; its inputs must match ``cvs`` (count, periodicity, ranges).
+    backend : {"torch", "table"}
+        ``"torch"``: openmm-torch ``TorchForce`` reading weights from shared memory (any number
+        of CVs, push ≈ µs). ``"table"``: the network tabulated on a grid in a
+        ``CustomCompoundBondForce`` (≤ 3 CVs, fastest MD, push = re-tabulation).
+    forceGroup : int, optional
+        Force group of the bias (default: the highest group not used in the System), so that
+        its energy can be read alone with :meth:`getBiasEnergy`.
+    gridBins : int or sequence of int, optional
+        Table backend only: grid points per CV.
+
+    Examples
+    --------
+    >>> import openmm as mm
+    >>> from openmm_nnbias.systems import alanine_dipeptide
+    >>> from openmm_nnbias.cvs import CVSet, Torsion
+    >>> from openmm_nnbias.bias import NeuralBias, NeuralBiasForce
+    >>> pep = alanine_dipeptide()
+    >>> cvs = CVSet([Torsion(pep.torsions["phi"], "phi"), Torsion(pep.torsions["psi"], "psi")])
+    >>> bias = NeuralBias.from_cvs(cvs, seed=1, zero_output=False)
+    >>> nnforce = NeuralBiasForce(cvs, bias)
+    >>> index = nnforce.addToSystem(pep.system)
+    >>> context = mm.Context(pep.system, mm.VerletIntegrator(0.001))
+    >>> context.setPositions(pep.positions)
+    >>> with torch.no_grad():
+    ...     _ = bias.layers[-1].bias.add_(1.0)      # shift V by +1 kJ/mol
+    >>> nnforce.updateWeights(context)             # the running Context sees it at once
+    """
+
+    def __init__(self, cvs, bias: NeuralBias, backend: str = "torch", forceGroup: int = None,
+                 gridBins=None):
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}; choose one of {sorted(BACKENDS)}")
+        if cvs.n_cvs != bias.n_cvs:
+            raise ValueError(f"the CV set has {cvs.n_cvs} CVs ({cvs.names}) but the network "
+                             f"takes {bias.n_cvs} inputs")
+        for i, name in enumerate(cvs.names):
+            if cvs.periodic[i] != bias.periodic[i]:
+                raise ValueError(f"periodicity mismatch for CV {name!r}: the CV is "
+                                 f"{'periodic' if cvs.periodic[i] else 'non-periodic'} but the "
+                                 f"network treats it as {'periodic' if bias.periodic[i] else 'non-periodic'}")
+            if not (math.isclose(cvs.lower[i], bias.lower[i]) and math.isclose(cvs.upper[i], bias.upper[i])):
+                raise ValueError(f"range mismatch for CV {name!r}: CV [{cvs.lower[i]}, {cvs.upper[i]}], "
+                                 f"network [{bias.lower[i]}, {bias.upper[i]}]")
+        if forceGroup is not None and not 0 <= int(forceGroup) <= 31:
+            raise ValueError(f"forceGroup must be in 0..31, got {forceGroup}")
+        bias.check_finite()
+        self.cvs = cvs
+        self.bias = bias
+        self.forceGroup = None if forceGroup is None else int(forceGroup)
+        kwargs = {"bins": gridBins} if backend == "table" else {}
+        if gridBins is not None and backend != "table":
+            raise ValueError("gridBins applies to backend='table' only")
+        self.backend: ForceBackend = BACKENDS[backend](cvs, bias, **kwargs)
+        self._force = None
+
+    def getForce(self):
+        """The OpenMM force (created on first call)."""
+        if self._force is None:
+            self._force = self.backend.create_force()
+            if self.forceGroup is not None:
+                self._force.setForceGroup(self.forceGroup)
+        return self._force
+
+    def addToSystem(self, system) -> int:
+        """Check the CV atoms against ``system``, add the force and return its index."""
+        self.cvs.check_system(system.getNumParticles())
+        if self.forceGroup is None:
+            used = {system.getForce(i).getForceGroup() for i in range(system.getNumForces())}
+            free = [g for g in range(31, -1, -1) if g not in used]
+            if not free:
+                raise ValueError("all 32 force groups are in use; pass forceGroup explicitly")
+            self.forceGroup = free[0]
+        force = self.getForce()
+        force.setForceGroup(self.forceGroup)
+        return system.addForce(force)
+
+    def updateWeights(self, contexts=None) -> None:
+        """Push the network's current weights into running Context(s) (or Simulations).
+
+        The torch backend updates every Context at once and ignores ``contexts``; the table
+        backend re-tabulates and updates each given Context.
+        """
+        self.bias.check_finite()
+        self.backend.push(_contexts(contexts))
+
+    def getBiasEnergy(self, context):
+        """Bias energy of the current state (``openmm.unit.Quantity``, kJ/mol)."""
+        context = getattr(context, "context", context)
+        return context.getState(getEnergy=True, groups={self.forceGroup}).getPotentialEnergy()
+
+    def exportBias(self, path: str) -> None:
+        """Write the current bias as a self-contained TorchScript file (atomically)."""
+        export_bias(self.cvs, self.bias, path)

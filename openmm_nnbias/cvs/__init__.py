@@ -1,0 +1,6 @@
+"""Collective variables: positions (nm) → CV values, as TorchScript modules."""
+
+from .base import Angle, CollectiveVariable, Distance, Position, Torsion
+from .cvset import CVSet
+
+__all__ = ["CollectiveVariable", "Torsion", "Distance", "Angle", "Position", "CVSet"]

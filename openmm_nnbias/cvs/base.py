@@ -1,0 +1,217 @@
+"""Collective variables as small TorchScript modules (positions in nm → CV values).
+
+One CV kind = one class. Every class computes *many* CVs of its kind at once from an
+``(n, k)`` table of atom indices, so that a :class:`~openmm_nnbias.cvs.CVSet` evaluates all
+torsions (or distances, ...) of a bias in one vectorized call. Positions may carry leading
+batch dimensions: ``(..., n_atoms, 3)`` → ``(..., n)``.
+"""
+
+import copy
+import math
+from typing import Sequence
+
+import torch
+
+__all__ = ["CollectiveVariable", "Torsion", "Distance", "Angle", "Position"]
+
+
+def _as_index_table(atoms, width: int, kind: str) -> torch.Tensor:
+    table = torch.as_tensor(atoms, dtype=torch.long)
+    if table.dim() == 1:
+        table = table.unsqueeze(0)
+    if table.dim() != 2 or table.shape[1] != width:
+        raise ValueError(f"{kind} needs {width} atom indices per CV, got shape {tuple(table.shape)}")
+    if (table < 0).any():
+        raise ValueError(f"{kind}: negative atom index in {table.tolist()}")
+    for row in table.tolist():
+        if len(set(row)) != len(row):
+            raise ValueError(f"{kind}: repeated atom in {tuple(row)}; the atoms of one CV must be distinct")
+    return table
+
+
+class CollectiveVariable(torch.nn.Module):
+    """Common contract of all CV kinds.
+
+    Attributes
+    ----------
+    atoms : torch.Tensor
+        ``(n, k)`` long tensor of atom indices (a registered buffer).
+    periodic : bool
+        Whether the CV is periodic with period ``upper - lower``.
+    lower, upper : float
+        Declared range in MD units (rad or nm). For periodic CVs the period; for the others
+        the range that features are scaled over (values outside are an error when learning).
+    names : list[str]
+        One name per CV.
+    """
+
+    periodic: bool
+    lower: float
+    upper: float
+    atom_width: int = 1
+
+    def __init__(self, atoms, names, lower: float, upper: float,
+                 periodic: bool, kind: str):
+        super().__init__()
+        table = _as_index_table(atoms, self.atom_width, kind)
+        self.register_buffer("atoms", table)
+        n = table.shape[0]
+        if names is None:
+            names = [f"{kind.lower()}{i}" for i in range(n)] if n > 1 else [kind.lower()]
+        elif isinstance(names, str):
+            names = [names]
+        if len(names) != n:
+            raise ValueError(f"{kind}: {len(names)} names for {n} CVs")
+        if not (math.isfinite(lower) and math.isfinite(upper)) or not upper > lower:
+            raise ValueError(f"{kind}: range must satisfy lower < upper, got [{lower}, {upper}]")
+        self.names = list(names)
+        self.periodic = bool(periodic)
+        self.lower = float(lower)
+        self.upper = float(upper)
+
+    @property
+    def n_cvs(self) -> int:
+        return int(self.atoms.shape[0])
+
+    @property
+    def max_atom_index(self) -> int:
+        return int(self.atoms.max())
+
+    def merged_with(self, others: Sequence["CollectiveVariable"]) -> "CollectiveVariable":
+        """Return one module of this kind computing this CV group followed by ``others``."""
+        merged = copy.deepcopy(self)
+        merged.atoms = torch.cat([self.atoms] + [o.atoms for o in others])
+        if hasattr(self, "axes"):
+            merged.axes = torch.cat([self.axes] + [o.axes for o in others])
+        merged.names = self.names + [n for o in others for n in o.names]
+        return merged
+
+    def _gather(self, positions: torch.Tensor, column: int) -> torch.Tensor:
+        return positions.index_select(-2, self.atoms[:, column])
+
+
+class Torsion(CollectiveVariable):
+    """Dihedral angle(s) in radians, periodic on [-π, π), same sign convention as OpenMM and mdtraj.
+
+    Parameters
+    ----------
+    atoms : sequence of 4 ints, or (n, 4) array
+        Atom indices (0-based) of each torsion.
+    names : str or list of str, optional
+
+    Examples
+    --------
+    >>> import torch
+    >>> cv = Torsion([0, 1, 2, 3], names="phi")
+    >>> x = torch.tensor([[1., 0, 0], [0, 0, 0], [0, 1, 0], [0, 1, 1]], dtype=torch.float64)
+    >>> round(float(cv(x)[0]), 4)  # -90 degrees, as mdtraj.compute_dihedrals gives
+    -1.5708
+    """
+
+    atom_width = 4
+
+    def __init__(self, atoms, names=None):
+        super().__init__(atoms, names, -math.pi, math.pi, True, "Torsion")
+
+    def forward(self, positions: torch.Tensor) -> torch.Tensor:
+        p0 = self._gather(positions, 0)
+        p1 = self._gather(positions, 1)
+        p2 = self._gather(positions, 2)
+        p3 = self._gather(positions, 3)
+        b1 = p1 - p0
+        b2 = p2 - p1
+        b3 = p3 - p2
+        n1 = torch.linalg.cross(b1, b2)
+        n2 = torch.linalg.cross(b2, b3)
+        y = torch.linalg.norm(b2, dim=-1) * (b1 * n2).sum(-1)
+        x = (n1 * n2).sum(-1)
+        return torch.atan2(y, x)
+
+
+class Distance(CollectiveVariable):
+    """Interatomic distance(s) in nm (non-periodic, no minimum image: vacuum systems).
+
+    Parameters
+    ----------
+    atoms : (2,) or (n, 2) ints
+    lower, upper : float
+        Declared range in nm (features are scaled over it).
+
+    Examples
+    --------
+    >>> import torch
+    >>> cv = Distance([0, 1], lower=0.0, upper=2.0)
+    >>> float(cv(torch.tensor([[0., 0, 0], [0.3, 0.4, 0]]))[0])
+    0.5
+    """
+
+    atom_width = 2
+
+    def __init__(self, atoms, lower: float, upper: float, names=None):
+        super().__init__(atoms, names, lower, upper, False, "Distance")
+
+    def forward(self, positions: torch.Tensor) -> torch.Tensor:
+        return torch.linalg.norm(self._gather(positions, 1) - self._gather(positions, 0), dim=-1)
+
+
+class Angle(CollectiveVariable):
+    """Bond angle(s) i-j-k in radians (non-periodic, range [0, π] by default).
+
+    Examples
+    --------
+    >>> import torch
+    >>> cv = Angle([0, 1, 2])
+    >>> x = torch.tensor([[1., 0, 0], [0, 0, 0], [0, 1, 0]])
+    >>> round(float(cv(x)[0]), 4)
+    1.5708
+    """
+
+    atom_width = 3
+
+    def __init__(self, atoms, lower: float = 0.0, upper: float = math.pi, names=None):
+        super().__init__(atoms, names, lower, upper, False, "Angle")
+
+    def forward(self, positions: torch.Tensor) -> torch.Tensor:
+        u = self._gather(positions, 0) - self._gather(positions, 1)
+        v = self._gather(positions, 2) - self._gather(positions, 1)
+        return torch.atan2(torch.linalg.norm(torch.linalg.cross(u, v), dim=-1), (u * v).sum(-1))
+
+
+class Position(CollectiveVariable):
+    """Cartesian component(s) of particle positions in nm (for one-particle model potentials).
+
+    Parameters
+    ----------
+    atoms : int or sequence of ints
+        Particle index of each CV.
+    axis : str or sequence of str
+        ``"x"``, ``"y"`` or ``"z"`` for each CV.
+    lower, upper : float
+        Declared range in nm.
+
+    Examples
+    --------
+    >>> import torch
+    >>> cv = Position([0, 0], axis=["x", "y"], lower=-3.0, upper=3.0)
+    >>> cv(torch.tensor([[1.0, 2.0, 3.0]])).tolist()
+    [1.0, 2.0]
+    """
+
+    atom_width = 1
+
+    def __init__(self, atoms, axis, lower: float, upper: float, names=None):
+        atoms_list = [atoms] if isinstance(atoms, int) else list(atoms)
+        axes = [axis] * len(atoms_list) if isinstance(axis, str) else list(axis)
+        if len(axes) != len(atoms_list):
+            raise ValueError(f"Position: {len(axes)} axes for {len(atoms_list)} particles")
+        bad = [a for a in axes if a not in ("x", "y", "z")]
+        if bad:
+            raise ValueError(f"Position: axis must be 'x', 'y' or 'z', got {bad}")
+        if names is None:
+            names = axes if len(set(axes)) == len(axes) else [f"{a}{i}" for i, a in zip(atoms_list, axes)]
+        super().__init__([[a] for a in atoms_list], names, lower, upper, False, "Position")
+        self.register_buffer("axes", torch.tensor(["xyz".index(a) for a in axes], dtype=torch.long))
+
+    def forward(self, positions: torch.Tensor) -> torch.Tensor:
+        picked = positions.index_select(-2, self.atoms[:, 0])
+        return torch.gather(picked, -1, self.axes.unsqueeze(-1).expand(picked.shape[:-1] + (1,))).squeeze(-1)

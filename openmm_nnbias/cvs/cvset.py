@@ -1,0 +1,111 @@
+"""A set of collective variables evaluated together: positions (nm) → CV vector."""
+
+import math
+from typing import List, Sequence
+
+import torch
+
+from .base import CollectiveVariable
+
+__all__ = ["CVSet"]
+
+
+class CVSet(torch.nn.Module):
+    """Ordered set of CVs; maps positions ``(..., n_atoms, 3)`` in nm to ``(..., n_cvs)``.
+
+    CVs of the same kind are fused into one vectorized module, so two torsions cost one
+    torsion evaluation. The set knows each CV's name, periodicity and declared range.
+
+    Parameters
+    ----------
+    cvs : sequence of CollectiveVariable
+        CV modules (each may itself hold several CVs of its kind). Their order defines the
+        order of the output vector.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from openmm_nnbias.cvs import CVSet, Torsion
+    >>> cvs = CVSet([Torsion([4, 6, 8, 14], "phi"), Torsion([6, 8, 14, 16], "psi")])
+    >>> cvs.names, cvs.periodic
+    (['phi', 'psi'], [True, True])
+    >>> cvs(torch.randn(22, 3, dtype=torch.float64)).shape
+    torch.Size([2])
+    """
+
+    __jit_unused_properties__ = ["n_cvs", "max_atom_index"]
+    names: List[str]
+    periodic: List[bool]
+    lower: List[float]
+    upper: List[float]
+
+    def __init__(self, cvs: Sequence[CollectiveVariable]):
+        super().__init__()
+        cvs = list(cvs)
+        if not cvs:
+            raise ValueError("CVSet needs at least one collective variable")
+        for cv in cvs:
+            if not isinstance(cv, CollectiveVariable):
+                raise ValueError(f"CVSet takes CollectiveVariable modules, got {type(cv).__name__}")
+        names: List[str] = []
+        periodic: List[bool] = []
+        lower: List[float] = []
+        upper: List[float] = []
+        kinds: dict = {}
+        order: List[tuple] = []  # (kind, position within kind) for each output CV
+        for cv in cvs:
+            kind = type(cv)
+            kinds.setdefault(kind, [])
+            start = sum(m.n_cvs for m in kinds[kind])
+            kinds[kind].append(cv)
+            for j in range(cv.n_cvs):
+                order.append((kind, start + j))
+            names += cv.names
+            periodic += [cv.periodic] * cv.n_cvs
+            lower += [cv.lower] * cv.n_cvs
+            upper += [cv.upper] * cv.n_cvs
+        if len(set(names)) != len(names):
+            raise ValueError(f"CV names must be unique, got {names}")
+        groups = [members[0].merged_with(members[1:]) for members in kinds.values()]
+        offsets = {}
+        total = 0
+        for kind, g in zip(kinds, groups):
+            offsets[kind] = total
+            total += g.n_cvs
+        perm = [offsets[kind] + j for kind, j in order]
+        self.groups = torch.nn.ModuleList(groups)
+        self.register_buffer("permutation", torch.tensor(perm, dtype=torch.long))
+        self.identity_order = perm == list(range(len(perm)))
+        self.names = names
+        self.periodic = periodic
+        self.lower = lower
+        self.upper = upper
+        self.sources = cvs
+
+    @property
+    def n_cvs(self) -> int:
+        return len(self.names)
+
+    @property
+    def max_atom_index(self) -> int:
+        return max(int(g.atoms.max()) for g in self.groups)
+
+    def check_system(self, num_particles: int) -> None:
+        """Raise ValueError if any CV refers to an atom index ≥ ``num_particles``."""
+        for cv in self.sources:
+            bad = [row for row in cv.atoms.tolist() if max(row) >= num_particles]
+            if bad:
+                raise ValueError(
+                    f"CV {cv.names} uses atom index {max(bad[0])} but the system has only "
+                    f"{num_particles} particles (valid indices 0..{num_particles - 1})")
+
+    def period(self) -> List[float]:
+        """Period of each CV (``math.inf`` for non-periodic ones)."""
+        return [u - lo if p else math.inf for p, lo, u in zip(self.periodic, self.lower, self.upper)]
+
+    def forward(self, positions: torch.Tensor) -> torch.Tensor:
+        values = [g(positions) for g in self.groups]
+        out = values[0] if len(values) == 1 else torch.cat(values, dim=-1)
+        if self.identity_order:
+            return out
+        return out.index_select(-1, self.permutation)
