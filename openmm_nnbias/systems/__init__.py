@@ -1,0 +1,45 @@
+"""Ready-made test systems: capped alanine peptides and 2-D model potentials.
+
+Everything is built from code (no downloads). See :func:`get_system`.
+"""
+
+from openmm_nnbias.systems._registry import SYSTEM_NAMES, get_system
+from openmm_nnbias.systems.model_potentials import (
+    KB_KJ_PER_MOL_K,
+    MUELLER_BROWN_PARAMETERS,
+    WOLFE_QUAPP_EXPRESSION,
+    WQ_TEMPERATURE,
+    ModelSystem,
+    exact_free_energy_x_wolfe_quapp,
+    mueller_brown,
+    mueller_brown_energy,
+    wolfe_quapp,
+    wolfe_quapp_energy,
+)
+from openmm_nnbias.systems.peptides import (
+    PeptideSystem,
+    alanine_dipeptide,
+    alanine_peptide,
+    alanine_tetrapeptide,
+    backbone_torsions,
+)
+
+__all__ = [
+    "SYSTEM_NAMES",
+    "get_system",
+    "KB_KJ_PER_MOL_K",
+    "MUELLER_BROWN_PARAMETERS",
+    "WOLFE_QUAPP_EXPRESSION",
+    "WQ_TEMPERATURE",
+    "ModelSystem",
+    "exact_free_energy_x_wolfe_quapp",
+    "mueller_brown",
+    "mueller_brown_energy",
+    "wolfe_quapp",
+    "wolfe_quapp_energy",
+    "PeptideSystem",
+    "alanine_dipeptide",
+    "alanine_peptide",
+    "alanine_tetrapeptide",
+    "backbone_torsions",
+]
