@@ -156,7 +156,6 @@ class NeuralBiasForce:
         The torch backend updates every Context at once and ignores ``contexts``; the table
         backend re-tabulates and updates each given Context.
         """
-        self.bias.check_finite()
         self.backend.push(_contexts(contexts))
 
     def getBiasEnergy(self, context):

@@ -66,14 +66,17 @@ class SharedWeights:
         self._view.copy_(flat.detach().reshape(-1))
 
     def write_parameters(self, module: torch.nn.Module) -> None:
-        """Copy ``module.parameters()`` (in order) into the buffer without building a vector."""
-        offset = 0
-        for p in module.parameters():
-            n = p.numel()
-            self._view[offset:offset + n].copy_(p.detach().reshape(-1))
-            offset += n
-        if offset != self.numel:
-            raise ValueError(f"module has {offset} parameters, buffer holds {self.numel}")
+        """Copy ``module.parameters()`` (in order) into the buffer.
+
+        Raises ValueError, leaving the buffer unchanged, if any weight is NaN or infinite.
+        """
+        with torch.no_grad():
+            flat = torch.cat([p.detach().reshape(-1) for p in module.parameters()])
+        if flat.numel() != self.numel:
+            raise ValueError(f"module has {flat.numel()} parameters, buffer holds {self.numel}")
+        if not bool(torch.isfinite(flat).all()):
+            raise ValueError("bias weights contain non-finite values (NaN or inf); not pushed")
+        self._view.copy_(flat)
 
     def read(self) -> torch.Tensor:
         return self._view.clone()
