@@ -56,6 +56,7 @@ class TorchBackend(ForceBackend):
         from openmmtorch import TorchForce
 
         force = TorchForce(self.module)
+        force.setOutputsForces(True)
         force.setName("NeuralBias")
         return force
 

@@ -5,7 +5,7 @@ from typing import List
 
 import torch
 
-from .network import NeuralBias, mlp_forward
+from .network import NeuralBias, mlp_value_and_grad
 
 __all__ = ["BiasEnergy", "LiveBiasEnergy", "flat_layout"]
 
@@ -64,9 +64,17 @@ class LiveBiasEnergy(torch.nn.Module):
     and the next force evaluation uses them. On CUDA the 14 kB buffer is copied to the device
     each call.
 
+    It returns ``(energy, forces)`` (the TorchForce must ``setOutputsForces(True)``): CV
+    Jacobians are analytic and the MLP is back-propagated by hand, so one evaluation is a few
+    dozen tensor ops with no autograd graph.
+
     The module is tied to the weight file of this session: export a self-contained
     :class:`BiasEnergy` (``bias.pt``) to keep or share a bias.
     """
+
+    weights: List[torch.Tensor]
+    weights_t: List[torch.Tensor]
+    biases: List[torch.Tensor]
 
     def __init__(self, cvs, bias: NeuralBias, path: str):
         super().__init__()
@@ -77,24 +85,57 @@ class LiveBiasEnergy(torch.nn.Module):
         self.sizes = [int(torch.Size(s).numel()) for s in self.shapes]
         self.numel = sum(self.sizes)
         self.path = path
-        self.flat = torch.zeros(0, dtype=bias.layers[0].weight.dtype)
         self.dtype = bias.layers[0].weight.dtype
+        self.all_periodic = self.features.n_linear == 0
+        # run-time state (mutated attributes survive torch.jit.freeze):
+        self.flat = torch.zeros(0, dtype=self.dtype)         # the shared mapping (CPU)
+        self.device_flat = torch.zeros(0, dtype=self.dtype)  # its device copy (CUDA only)
+        self.weights: List[torch.Tensor] = []                # views into flat / device_flat
+        self.biases: List[torch.Tensor] = []
+        self.weights_t: List[torch.Tensor] = []
 
-    def forward(self, positions: torch.Tensor) -> torch.Tensor:
-        if self.flat.numel() == 0:
-            self.flat = torch.from_file(self.path, True, self.numel, dtype=self.dtype)
-        flat = self.flat
-        if positions.device != flat.device:
-            flat = flat.to(positions.device)
+    def _map(self, device: torch.device):
+        self.flat = torch.from_file(self.path, True, self.numel, dtype=self.dtype)
+        source = self.flat
+        if device != source.device:
+            self.device_flat = source.to(device)
+            source = self.device_flat
         weights: List[torch.Tensor] = []
         biases: List[torch.Tensor] = []
         offset = 0
         for i in range(len(self.shapes)):
-            chunk = flat.narrow(0, offset, self.sizes[i]).view(self.shapes[i])
+            chunk = source.narrow(0, offset, self.sizes[i]).view(self.shapes[i])
             if i % 2 == 0:
                 weights.append(chunk)
             else:
                 biases.append(chunk)
             offset += self.sizes[i]
-        s = self.cvs(positions.to(self.dtype))
-        return mlp_forward(self.features(s), weights, biases, self.activation)
+        self.weights = weights
+        self.weights_t = [w.t() for w in weights]
+        self.biases = biases
+
+    def forward(self, positions: torch.Tensor):
+        if self.flat.numel() == 0:
+            self._map(positions.device)
+        elif self.device_flat.numel() > 0:
+            self.device_flat.copy_(self.flat, non_blocking=True)
+        x = positions.detach()
+        if x.dtype != self.dtype:
+            x = x.to(self.dtype)
+        s, jacobians = self.cvs.value_and_jacobians(x)
+        if self.all_periodic:  # features (cos, sin) computed once, reused for dV/ds
+            z = s * self.features.scale
+            c = torch.cos(z)
+            sn = torch.sin(z)
+            energy, gf = mlp_value_and_grad(torch.cat([c, sn]), self.weights, self.biases, self.activation,
+                                             self.weights_t)
+            n = c.shape[0]
+            dvds = (c * gf[n:] - sn * gf[:n]) * self.features.scale
+        else:
+            energy, gf = mlp_value_and_grad(self.features(s), self.weights, self.biases, self.activation,
+                                             self.weights_t)
+            dvds = self.features.vjp(s, gf)
+        forces = self.cvs.apply_forces(dvds, jacobians, torch.zeros_like(x))
+        if forces.dtype != positions.dtype:
+            forces = forces.to(positions.dtype)
+        return energy, forces

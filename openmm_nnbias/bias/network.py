@@ -5,7 +5,7 @@ from typing import List, Sequence
 
 import torch
 
-__all__ = ["CVFeatures", "NeuralBias", "mlp_forward", "ACTIVATIONS"]
+__all__ = ["CVFeatures", "NeuralBias", "mlp_forward", "mlp_value_and_grad", "ACTIVATIONS"]
 
 ACTIVATIONS = ("relu", "elu", "tanh", "softplus", "silu")
 
@@ -20,6 +20,43 @@ def _activate(x: torch.Tensor, activation: str) -> torch.Tensor:
     if activation == "softplus":
         return torch.nn.functional.softplus(x)
     return torch.nn.functional.silu(x)
+
+
+def _activate_derivative(z: torch.Tensor, a: torch.Tensor, activation: str) -> torch.Tensor:
+    """d act(z)/dz given the pre-activation z and the activation a = act(z)."""
+    if activation == "relu":
+        return torch.sign(a)
+    if activation == "elu":
+        return torch.where(z > 0, torch.ones_like(z), a + 1.0)
+    if activation == "tanh":
+        return 1.0 - a * a
+    if activation == "softplus":
+        return torch.sigmoid(z)
+    sig = torch.sigmoid(z)
+    return sig * (1.0 + z * (1.0 - sig))
+
+
+def mlp_value_and_grad(x: torch.Tensor, weights: List[torch.Tensor], biases: List[torch.Tensor],
+                       activation: str, weights_t: List[torch.Tensor]):
+    """Single input vector ``x`` (F,): the MLP output (scalar) and its gradient dV/dx (F,).
+
+    ``weights_t`` are the transposed weights (views are fine), used by the backward pass.
+
+    Hand-written back-propagation (no autograd graph): a dozen small ops for a 3-layer net,
+    which is what makes the TorchForce kernel cheap.
+    """
+    n = len(weights)
+    derivs: List[torch.Tensor] = []
+    h = x
+    for i in range(n - 1):
+        z = torch.addmv(biases[i], weights[i], h)
+        h = _activate(z, activation)
+        derivs.append(_activate_derivative(z, h, activation))
+    value = torch.addmv(biases[n - 1], weights[n - 1], h)
+    g = weights[n - 1][0]
+    for i in range(n - 2, -1, -1):
+        g = torch.mv(weights_t[i], g * derivs[i])
+    return value[0], g
 
 
 def mlp_forward(x: torch.Tensor, weights: List[torch.Tensor], biases: List[torch.Tensor],
@@ -75,6 +112,22 @@ class CVFeatures(torch.nn.Module):
         self.n_periodic = int(per.sum())
         self.n_linear = len(periodic) - self.n_periodic
         self.n_features = 2 * self.n_periodic + self.n_linear
+
+    @torch.jit.export
+    def vjp(self, s: torch.Tensor, grad_features: torch.Tensor) -> torch.Tensor:
+        """dV/ds from dV/d(features), single frame ``s`` (n_cvs,)."""
+        z = (s - self.lower) * self.scale + self.shift
+        n = self.n_periodic
+        if self.n_linear == 0:
+            return (torch.cos(z) * grad_features[n:] - torch.sin(z) * grad_features[:n]) * self.scale
+        if n == 0:
+            return grad_features * self.scale
+        zp = z.index_select(0, self.periodic_index)
+        gp = (torch.cos(zp) * grad_features[n:2 * n] - torch.sin(zp) * grad_features[:n]) \
+            * self.scale.index_select(0, self.periodic_index)
+        gl = grad_features[2 * n:] * self.scale.index_select(0, self.linear_index)
+        out = torch.zeros_like(s).index_copy(0, self.periodic_index, gp)
+        return out.index_copy(0, self.linear_index, gl)
 
     def forward(self, s: torch.Tensor) -> torch.Tensor:
         z = (s - self.lower) * self.scale + self.shift

@@ -12,7 +12,8 @@ from typing import Sequence
 
 import torch
 
-__all__ = ["CollectiveVariable", "Torsion", "Distance", "Angle", "Position"]
+__all__ = ["CollectiveVariable", "Torsion", "Distance", "Angle", "Position",
+           "torsion_value_and_jacobian", "distance_value_and_jacobian", "angle_value_and_jacobian"]
 
 
 def _as_index_table(atoms, width: int, kind: str) -> torch.Tensor:
@@ -127,6 +128,12 @@ class Torsion(CollectiveVariable):
         x = (n1 * n2).sum(-1)
         return torch.atan2(y, x)
 
+    @torch.jit.export
+    def value_and_jacobian(self, positions: torch.Tensor):
+        """Single frame ``(n_atoms, 3)`` → values ``(n,)`` and gradients ``(n, 4, 3)``."""
+        p = positions.index_select(0, self.atoms.reshape(-1)).view(-1, 4, 3)
+        return torsion_value_and_jacobian(p)
+
 
 class Distance(CollectiveVariable):
     """Interatomic distance(s) in nm (non-periodic, no minimum image: vacuum systems).
@@ -153,6 +160,12 @@ class Distance(CollectiveVariable):
     def forward(self, positions: torch.Tensor) -> torch.Tensor:
         return torch.linalg.norm(self._gather(positions, 1) - self._gather(positions, 0), dim=-1)
 
+    @torch.jit.export
+    def value_and_jacobian(self, positions: torch.Tensor):
+        """Single frame ``(n_atoms, 3)`` → values ``(n,)`` and gradients ``(n, 2, 3)``."""
+        p = positions.index_select(0, self.atoms.reshape(-1)).view(-1, 2, 3)
+        return distance_value_and_jacobian(p)
+
 
 class Angle(CollectiveVariable):
     """Bond angle(s) i-j-k in radians (non-periodic, range [0, π] by default).
@@ -175,6 +188,12 @@ class Angle(CollectiveVariable):
         u = self._gather(positions, 0) - self._gather(positions, 1)
         v = self._gather(positions, 2) - self._gather(positions, 1)
         return torch.atan2(torch.linalg.norm(torch.linalg.cross(u, v), dim=-1), (u * v).sum(-1))
+
+    @torch.jit.export
+    def value_and_jacobian(self, positions: torch.Tensor):
+        """Single frame ``(n_atoms, 3)`` → values ``(n,)`` and gradients ``(n, 3, 3)``."""
+        p = positions.index_select(0, self.atoms.reshape(-1)).view(-1, 3, 3)
+        return angle_value_and_jacobian(p)
 
 
 class Position(CollectiveVariable):
@@ -215,3 +234,62 @@ class Position(CollectiveVariable):
     def forward(self, positions: torch.Tensor) -> torch.Tensor:
         picked = positions.index_select(-2, self.atoms[:, 0])
         return torch.gather(picked, -1, self.axes.unsqueeze(-1).expand(picked.shape[:-1] + (1,))).squeeze(-1)
+
+    @torch.jit.export
+    def value_and_jacobian(self, positions: torch.Tensor):
+        """Single frame ``(n_atoms, 3)`` → values ``(n,)`` and gradients ``(n, 1, 3)``."""
+        value = self.forward(positions)
+        eye = torch.eye(3, dtype=positions.dtype, device=positions.device)
+        return value, eye.index_select(0, self.axes).unsqueeze(1)
+
+
+# --- analytic Jacobians (single frame), used by the fused force kernel --------------------
+
+def torsion_value_and_jacobian(p: torch.Tensor):
+    """Torsions and their gradients from gathered atoms ``p`` of shape ``(n, 4, 3)``.
+
+    Returns ``(phi (n,), dphi/dp (n, 4, 3))`` (Blondel & Karplus, J. Comput. Chem. 1996).
+    Written for few tensor ops (they dominate the cost at this size): all dot products come
+    from one batched Gram matrix, and the four atom gradients from one (4×2)·(2×3) product
+    with the two plane normals.
+    """
+    b = p[:, 1:] - p[:, :-1]                                    # b1, b2, b3
+    normals = torch.linalg.cross(b[:, :2], b[:, 1:])            # n1 = b1×b2, n2 = b2×b3
+    vecs = torch.cat([b, normals], dim=1)                       # (n, 5, 3)
+    gram = torch.bmm(vecs, vecs.transpose(1, 2)).view(-1, 25)
+    # b1·b2, b2·b2, b3·b2, n1·n1, n2·n2, n1·n2, b1·n2
+    b1b2, b2b2, b3b2, n1n1, n2n2, n1n2, b1n2 = gram.index_select(
+        1, torch.tensor([1, 6, 11, 18, 24, 19, 4], device=p.device)).unbind(1)
+    b2_norm = b2b2.sqrt()
+    phi = torch.atan2(b2_norm * b1n2, n1n2)
+    c0 = -b2_norm / n1n1
+    c3 = b2_norm / n2n2
+    f1 = b1b2 / b2b2
+    f3 = b3b2 / b2b2
+    zero = torch.zeros_like(c0)
+    coef = torch.stack([c0, zero, -(f1 + 1.0) * c0, f3 * c3,
+                        f1 * c0, -(f3 + 1.0) * c3, zero, c3], dim=1).view(-1, 4, 2)
+    return phi, torch.bmm(coef, normals)
+
+
+def distance_value_and_jacobian(p: torch.Tensor):
+    """Distances and gradients from gathered atoms ``p`` of shape ``(n, 2, 3)``."""
+    d = p[:, 1] - p[:, 0]
+    r = torch.linalg.norm(d, dim=-1)
+    u = d / r.unsqueeze(-1)
+    return r, torch.stack([-u, u], dim=1)
+
+
+def angle_value_and_jacobian(p: torch.Tensor):
+    """Angles i-j-k and gradients from gathered atoms ``p`` of shape ``(n, 3, 3)``."""
+    u = p[:, 0] - p[:, 1]
+    v = p[:, 2] - p[:, 1]
+    uu = (u * u).sum(-1, keepdim=True)
+    vv = (v * v).sum(-1, keepdim=True)
+    uv = (u * v).sum(-1, keepdim=True)
+    cross = torch.linalg.norm(torch.linalg.cross(u, v), dim=-1, keepdim=True)
+    theta = torch.atan2(cross, uv)
+    # dθ/du = (uv/|u|² u − v)/|u×v| ; dθ/dv = (uv/|v|² v − u)/|u×v|
+    gu = (uv / uu * u - v) / cross
+    gv = (uv / vv * v - u) / cross
+    return theta.squeeze(-1), torch.stack([gu, -gu - gv, gv], dim=1)

@@ -103,6 +103,41 @@ class CVSet(torch.nn.Module):
         """Period of each CV (``math.inf`` for non-periodic ones)."""
         return [u - lo if p else math.inf for p, lo, u in zip(self.periodic, self.lower, self.upper)]
 
+    @torch.jit.export
+    def value_and_jacobians(self, positions: torch.Tensor):
+        """Single frame: CV vector ``(n_cvs,)`` and, per fused group, ``(atoms, jacobian)``.
+
+        ``atoms`` is the group's ``(n, k)`` index table and ``jacobian`` the ``(n, k, 3)``
+        gradients; the group's CVs sit at positions ``inverse_permutation`` of the output.
+        """
+        values: List[torch.Tensor] = []
+        jacobians: List[torch.Tensor] = []
+        for g in self.groups:
+            v, j = g.value_and_jacobian(positions)
+            values.append(v)
+            jacobians.append(j)
+        out = values[0] if len(values) == 1 else torch.cat(values, dim=-1)
+        if not self.identity_order:
+            out = out.index_select(-1, self.permutation)
+        return out, jacobians
+
+    @torch.jit.export
+    def apply_forces(self, dvds: torch.Tensor, jacobians: List[torch.Tensor],
+                     forces: torch.Tensor) -> torch.Tensor:
+        """Accumulate ``-dV/ds · ds/dx`` into ``forces`` (n_atoms, 3) and return it."""
+        if not self.identity_order:
+            dvds = torch.zeros_like(dvds).index_copy(0, self.permutation, dvds)
+        offset = 0
+        i = 0
+        for g in self.groups:
+            j = jacobians[i]
+            n = j.shape[0]
+            contrib = (dvds.narrow(0, offset, n).view(-1, 1, 1) * j).view(-1, 3)
+            forces = forces.index_add(0, g.atoms.reshape(-1), contrib, alpha=-1.0)
+            offset += n
+            i += 1
+        return forces
+
     def forward(self, positions: torch.Tensor) -> torch.Tensor:
         values = [g(positions) for g in self.groups]
         out = values[0] if len(values) == 1 else torch.cat(values, dim=-1)
