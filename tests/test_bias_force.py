@@ -213,3 +213,21 @@ def test_bad_input_errors(dipeptide):
         nnforce.updateWeights()
     with pytest.raises(ValueError, match="does not exist"):
         load_bias("/nonexistent/bias.pt")
+
+
+def test_torch_backend_mixed_cv_kinds(dipeptide, dipeptide_frames):
+    """Fused kernel with torsion, distance and angle CVs (mixed periodic/linear features)."""
+    from openmm_nnbias.cvs import Angle
+
+    cvs = CVSet([Distance([1, 18], 0.2, 0.9, names="d"), Torsion(dipeptide.torsions["phi"], "phi"),
+                 Angle([4, 6, 8], 1.5, 2.5, names="a")])
+    bias = NeuralBias.from_cvs(cvs, seed=9, zero_output=False, activation="elu")
+    system = _bias_only_system(dipeptide)
+    nnforce = NeuralBiasForce(cvs, bias)
+    nnforce.addToSystem(system)
+    ctx = mm.Context(system, mm.VerletIntegrator(0.001), get_platform("Reference"))
+    e_ref, f_ref = _network_energy_forces(cvs, bias, dipeptide_frames[:4])
+    for x, e0, f0 in zip(dipeptide_frames[:4], e_ref, f_ref):
+        e, f = _energy_forces(ctx, x, nnforce.forceGroup)
+        assert abs(e - e0) < 1e-9
+        np.testing.assert_allclose(f, f0, rtol=1e-8, atol=1e-8)

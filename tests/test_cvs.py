@@ -137,3 +137,14 @@ def test_bad_cv_input_errors():
     cvs = CVSet([Torsion([4, 6, 8, 30], "phi")])
     with pytest.raises(ValueError, match="atom index 30 but the system has only 22 particles"):
         cvs.check_system(22)
+
+
+@pytest.mark.parametrize("cv", all_cv_examples(), ids=lambda c: type(c).__name__)
+def test_analytic_jacobian_matches_autograd(cv, dipeptide_frames):
+    x = torch.tensor(dipeptide_frames[4], dtype=torch.float64, requires_grad=True)
+    value, jac = torch.jit.script(cv).value_and_jacobian(x.detach())
+    torch.testing.assert_close(value, cv(x).detach())
+    for i in range(cv.n_cvs):
+        (g,) = torch.autograd.grad(cv(x)[i], x)
+        rows = cv.atoms[i].tolist()
+        torch.testing.assert_close(jac[i], g[rows], rtol=1e-10, atol=1e-12)
