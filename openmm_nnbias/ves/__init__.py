@@ -1,0 +1,34 @@
+"""Deep-VES core (Bonati, Zhang & Parrinello, PNAS 2019): pure-torch, device-agnostic.
+
+* :class:`CVGrid` — bin-centre grid over the CV domain.
+* :class:`UniformTarget`, :class:`WellTemperedTarget` — target distributions p(s) (Eq. 7).
+* :func:`omega_loss` (Eq. 10 by autograd), :func:`omega_functional` (Eq. 3),
+  :func:`bias_normalization` (c(t)), :func:`evaluate_bias`.
+* :class:`KLMonitor`, :class:`LearningRateSchedule` — KL divergence (Eq. 12) and the
+  learning / decaying / frozen schedule.
+* :class:`DeepVESOptimizer` — one Deep-VES iteration per :meth:`~DeepVESOptimizer.step`.
+* :func:`reweighted_fes` — free energy by reweighting (Eq. 11).
+
+Units: energies and kT in kJ/mol, CVs in nm or rad.
+"""
+
+from .grid import CVGrid
+from .omega import bias_normalization, evaluate_bias, omega_functional, omega_loss
+from .optimizer import DeepVESOptimizer
+from .reweight import reweighted_fes
+from .schedule import KLMonitor, LearningRateSchedule
+from .targets import UniformTarget, WellTemperedTarget
+
+__all__ = [
+    "CVGrid",
+    "UniformTarget",
+    "WellTemperedTarget",
+    "omega_loss",
+    "omega_functional",
+    "bias_normalization",
+    "evaluate_bias",
+    "KLMonitor",
+    "LearningRateSchedule",
+    "DeepVESOptimizer",
+    "reweighted_fes",
+]

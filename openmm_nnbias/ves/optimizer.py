@@ -1,0 +1,345 @@
+"""The Deep-VES iteration: Adam on the Eq. 10 gradient, target update, KL-driven schedule."""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any
+
+import torch
+
+from .grid import CVGrid
+from .omega import bias_normalization, evaluate_bias, omega_loss
+from .schedule import KLMonitor, LearningRateSchedule
+from .targets import UniformTarget, WellTemperedTarget
+
+__all__ = ["DeepVESOptimizer"]
+
+_FORMAT = "openmm_nnbias.ves.DeepVESOptimizer"
+
+
+class DeepVESOptimizer:
+    """Deep-VES optimiser of a neural-network bias (Bonati, Zhang & Parrinello, PNAS 2019).
+
+    Owns Adam over the trainable ``bias.parameters()``, the target distribution on ``grid``,
+    the :class:`KLMonitor`, the :class:`LearningRateSchedule` and the iteration counter.
+    Call :meth:`step` once per iteration (e.g. every 500 MD steps) with the CVs sampled
+    during that iteration. The bias parameters are updated **in place**.
+
+    Order of operations in :meth:`step` (iteration n = :attr:`iteration` before the call):
+
+    1. validation: NaN/inf or no samples -> nothing changes except the iteration counter,
+       result has ``skipped=True`` and a ``reason`` (never raises for that);
+    2. histogram of the samples (non-periodic samples outside the grid are left out of the
+       histogram, counted in ``n_out_of_range``, but kept for the gradient) -> KL monitor ->
+       ``kl`` (against the target in force during the iteration);
+    3. if not frozen and n > 0: Eq. 10 gradient by autograd of :func:`omega_loss` (samples
+       and current target), Adam step with ``lr = schedule.lr`` (the rate set by the previous
+       iterations); a non-finite loss/gradient/new parameter rolls bias and Adam back and
+       sets ``skipped=True`` (then steps 4-5 are skipped too);
+    4. if a step was taken: well-tempered target update with the *new* bias on the grid;
+    5. if a step was taken: ``schedule.step(kl)``, which sets the lr of the *next* iteration.
+
+    On iteration 0 (as in the reference code) no Adam step, no target update and no schedule
+    step happen; the KL monitor is updated. Once frozen only the KL monitor runs.
+
+    Parameters
+    ----------
+    bias : torch.nn.Module
+        Maps CVs ``(B, n_cv)`` to bias energies ``(B,)`` in kJ/mol.
+    grid : CVGrid
+        Target grid (moved in place to the bias's device).
+    kT : float
+        Thermal energy k_B T in kJ/mol.
+    target : {"well-tempered", "uniform"}
+        Target distribution.
+    bias_factor : float
+        γ of the well-tempered target (> 1).
+    lr : float
+        Initial Adam learning rate lr0.
+    betas : tuple of float
+        Adam betas.
+    tau_kl : float
+        Averaging time of the KL histogram, in iterations.
+    kl_threshold : float
+        ε of the schedule.
+    tau_decay : float
+        Learning-rate decay time in iterations.
+    freeze_ratio : float
+        Freeze once lr/lr0 < freeze_ratio.
+    device : torch.device or str, optional
+        If given, the bias is moved there (in place); default: the device of its parameters.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from openmm_nnbias.ves import CVGrid, DeepVESOptimizer
+    >>> class Bias(torch.nn.Module):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.net = torch.nn.Sequential(torch.nn.Linear(1, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1))
+    ...     def forward(self, s):
+    ...         return self.net(s).squeeze(-1)
+    >>> _ = torch.manual_seed(0)
+    >>> grid = CVGrid([-3.0], [3.0], [50], [False])
+    >>> opt = DeepVESOptimizer(Bias().double(), grid, kT=1.0, tau_kl=10)
+    >>> for _ in range(3):
+    ...     stats = opt.step(torch.randn(500, 1, dtype=torch.float64))
+    >>> stats["iteration"], stats["updated"], stats["skipped"]
+    (2, True, False)
+    """
+
+    def __init__(
+        self,
+        bias: torch.nn.Module,
+        grid: CVGrid,
+        kT: float,
+        target: str = "well-tempered",
+        bias_factor: float = 10.0,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        tau_kl: float = 10000,
+        kl_threshold: float = 0.5,
+        tau_decay: float = 1000,
+        freeze_ratio: float = 5e-5,
+        device: torch.device | str | None = None,
+    ) -> None:
+        if not isinstance(bias, torch.nn.Module):
+            raise ValueError(f"bias must be a torch.nn.Module, got {type(bias).__name__}")
+        if not isinstance(grid, CVGrid):
+            raise ValueError(f"grid must be a CVGrid, got {type(grid).__name__}")
+        kT = float(kT)
+        if not (kT > 0 and math.isfinite(kT)):
+            raise ValueError(f"kT must be a finite number > 0 (kJ/mol), got {kT}")
+        if device is not None:
+            bias.to(device)
+        self._params = [p for p in bias.parameters() if p.requires_grad]
+        if not self._params:
+            raise ValueError("bias has no trainable parameters")
+        ref = self._params[0]
+        if not ref.dtype.is_floating_point:
+            raise ValueError(f"bias parameters must be floating point, got {ref.dtype}")
+        self.bias = bias
+        self.device = ref.device
+        self.dtype = ref.dtype
+        self.grid = grid.to(self.device)
+        self.kT = kT
+        if target == "well-tempered":
+            self.target = WellTemperedTarget(self.grid, bias_factor, kT)
+        elif target == "uniform":
+            self.target = UniformTarget(self.grid)
+        else:
+            raise ValueError(f"target must be 'well-tempered' or 'uniform', got {target!r}")
+        self.target_kind = target
+        self.kl_monitor = KLMonitor(self.grid.n_points, tau_kl, device=self.device)
+        self.schedule = LearningRateSchedule(lr, kl_threshold, tau_decay, freeze_ratio)
+        betas = (float(betas[0]), float(betas[1]))
+        self.adam = torch.optim.Adam(self._params, lr=self.schedule.lr, betas=betas)
+        self.betas = betas
+        self.iteration = 0
+        self.n_updates = 0
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def frozen(self) -> bool:
+        """True once the schedule has frozen the bias (no more parameter updates)."""
+        return self.schedule.frozen
+
+    @property
+    def phase(self) -> str:
+        """Schedule phase: "learning", "decaying" or "frozen"."""
+        return self.schedule.phase
+
+    @property
+    def lr(self) -> float:
+        """Learning rate the next Adam step will use (0 once frozen)."""
+        return self.schedule.lr
+
+    def bias_on_grid(self) -> torch.Tensor:
+        """V at the grid points, ``(n_points,)`` float64 on the grid's device, kJ/mol."""
+        with torch.no_grad():
+            v = evaluate_bias(self.bias, self.grid.points)
+        return v.detach().to(self.grid.device, torch.float64)
+
+    def fes_from_bias(self) -> torch.Tensor:
+        """F = −V − kT ln p on the grid (Eq. 4), shifted to min 0, kJ/mol.
+
+        Returns a float64 tensor ``(n_points,)`` on the grid's device (``.cpu().numpy()``
+        for numpy, ``.reshape(grid.shape)`` for the array over the CVs); bins with p = 0 are
+        ``+inf``. With the well-tempered target this equals ``−V + F_n/γ`` + const.
+        """
+        p = self.target.probabilities
+        fes = -self.bias_on_grid() - self.kT * torch.log(p)
+        finite = torch.isfinite(fes)
+        return fes - fes[finite].min()
+
+    # ------------------------------------------------------------------ iteration
+    def _grad_norm(self) -> float:
+        total = 0.0
+        for p in self._params:
+            if p.grad is not None:
+                total += float(torch.sum(p.grad.detach().to(torch.float64) ** 2))
+        return math.sqrt(total)
+
+    def step(self, samples: torch.Tensor) -> dict[str, Any]:
+        """Run one Deep-VES iteration on the CVs ``samples`` ``(N, n_cv)`` of that iteration.
+
+        ``samples`` may live on any device and have any floating dtype; they are moved to the
+        bias's device and dtype (histogramming uses the grid's float64).
+
+        Returns
+        -------
+        dict
+            Plain Python values: ``iteration`` (index of this call), ``loss`` (kJ/mol, L(w)
+            before the step), ``grad_norm`` (norm of the Eq. 10 gradient, NaN when not
+            computed), ``kl`` (running D_KL after folding in these samples), ``lr`` (rate
+            used by this iteration's Adam step, 0.0 if none), ``lr_next`` (rate for the next
+            one), ``c`` (c(t) of the bias and target in force after the call, kJ/mol),
+            ``phase`` (after the call), ``updated`` (whether Adam stepped), ``skipped`` and
+            ``reason`` ("" unless skipped), ``n_samples``, ``n_out_of_range``.
+
+        Raises
+        ------
+        ValueError
+            If ``samples`` does not have shape ``(N, n_cv)`` (``(N,)`` is accepted for 1 CV).
+        """
+        samples = torch.as_tensor(samples)
+        if samples.ndim == 1 and self.grid.n_cv == 1:
+            samples = samples.reshape(-1, 1)
+        if samples.ndim != 2 or samples.shape[1] != self.grid.n_cv:
+            raise ValueError(
+                f"samples must have shape (N, {self.grid.n_cv}), got {tuple(samples.shape)}"
+            )
+        it = self.iteration
+        self.iteration += 1
+        stats: dict[str, Any] = {
+            "iteration": it, "loss": math.nan, "grad_norm": math.nan, "kl": math.nan,
+            "lr": 0.0, "lr_next": self.schedule.lr, "c": math.nan, "phase": self.phase,
+            "updated": False, "skipped": False, "reason": "",
+            "n_samples": int(samples.shape[0]), "n_out_of_range": 0,
+        }
+        if samples.shape[0] == 0:
+            return self._skip(stats, "no samples")
+        bad_rows = int((~torch.isfinite(samples).all(dim=1)).sum())
+        if bad_rows:
+            return self._skip(stats, f"non-finite CV values in {bad_rows} of {samples.shape[0]} samples")
+
+        # 2. KL monitor (target of the iteration that produced the samples), in float64
+        counts = self.grid.histogram(samples, out_of_range="ignore")
+        samples = samples.to(device=self.device, dtype=self.dtype)
+        stats["n_out_of_range"] = int(samples.shape[0] - round(float(counts.sum())))
+        self.kl_monitor.update(counts)
+        kl = self.kl_monitor.kl(self.target.probabilities)
+        stats["kl"] = kl
+
+        # 3. Eq. 10 gradient and Adam step
+        grid_points = self.grid.points.to(self.dtype)
+        p = self.target.probabilities
+        if self.frozen:
+            with torch.no_grad():
+                stats["loss"] = float(omega_loss(self.bias, samples, grid_points, p))
+        else:
+            self.adam.zero_grad(set_to_none=True)
+            loss = omega_loss(self.bias, samples, grid_points, p)
+            loss.backward()
+            stats["loss"] = float(loss.detach())
+            stats["grad_norm"] = self._grad_norm()
+            if it > 0:
+                if not (math.isfinite(stats["loss"]) and math.isfinite(stats["grad_norm"])):
+                    self.adam.zero_grad(set_to_none=True)
+                    return self._skip(stats, "non-finite loss or gradient; no update")
+                saved_params = [q.detach().clone() for q in self._params]
+                saved_adam = copy.deepcopy(self.adam.state_dict())
+                lr = self.schedule.lr
+                for group in self.adam.param_groups:
+                    group["lr"] = lr
+                self.adam.step()
+                if not all(bool(torch.isfinite(q).all()) for q in self._params):
+                    with torch.no_grad():
+                        for q, old in zip(self._params, saved_params):
+                            q.copy_(old)
+                    self.adam.load_state_dict(saved_adam)
+                    self.adam.zero_grad(set_to_none=True)
+                    return self._skip(stats, "non-finite parameters after the Adam step; rolled back")
+                stats["lr"] = lr
+                stats["updated"] = True
+                self.n_updates += 1
+            self.adam.zero_grad(set_to_none=True)
+
+        # 4.-5. target update with the new bias, then the schedule
+        v_grid = self.bias_on_grid()
+        if stats["updated"]:
+            if not torch.isfinite(v_grid).all():  # pragma: no cover - params are finite
+                return self._skip(stats, "non-finite bias on the grid; target not updated")
+            self.target.update(v_grid)
+            self.schedule.step(kl, iteration=it)
+        if torch.isfinite(v_grid).all():
+            stats["c"] = bias_normalization(v_grid, self.target.probabilities, self.kT)
+        stats["lr_next"] = self.schedule.lr
+        stats["phase"] = self.phase
+        return stats
+
+    def _skip(self, stats: dict[str, Any], reason: str) -> dict[str, Any]:
+        stats["skipped"] = True
+        stats["reason"] = reason
+        stats["lr_next"] = self.schedule.lr
+        stats["phase"] = self.phase
+        return stats
+
+    # ------------------------------------------------------------------ checkpoints
+    def _config(self) -> dict[str, Any]:
+        return {
+            "kT": self.kT,
+            "target": self.target_kind,
+            "grid": {
+                "lower": list(self.grid.lower_list), "upper": list(self.grid.upper_list),
+                "bins": list(self.grid.bins_list), "periodic": list(self.grid.periodic_list),
+            },
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed for an exact restart, as an independent deep copy.
+
+        Keys: ``format``, ``version``, ``config`` (kT, target kind, grid), ``iteration``,
+        ``n_updates``, ``bias`` (``bias.state_dict()``), ``adam``, ``target``, ``kl_monitor``,
+        ``schedule``. Save it with ``torch.save``; it is safe to keep in memory while the
+        optimiser goes on.
+        """
+        return {
+            "format": _FORMAT,
+            "version": 1,
+            "config": self._config(),
+            "iteration": self.iteration,
+            "n_updates": self.n_updates,
+            "bias": copy.deepcopy(self.bias.state_dict()),
+            "adam": copy.deepcopy(self.adam.state_dict()),
+            "target": self.target.state_dict(),
+            "kl_monitor": self.kl_monitor.state_dict(),
+            "schedule": self.schedule.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a :meth:`state_dict` (bias weights included) for bit-identical continuation.
+
+        Raises
+        ------
+        ValueError
+            If the state is not a DeepVESOptimizer state or its kT, target kind or grid differ.
+        """
+        if state.get("format") != _FORMAT:
+            raise ValueError(f"not a {_FORMAT} state (format={state.get('format')!r})")
+        if state.get("version") != 1:
+            raise ValueError(f"unsupported state version {state.get('version')!r}")
+        mine = self._config()
+        for key, value in mine.items():
+            if state["config"].get(key) != value:
+                raise ValueError(
+                    f"state has {key}={state['config'].get(key)!r}, this optimizer has {value!r}"
+                )
+        self.bias.load_state_dict(copy.deepcopy(state["bias"]))
+        self.adam.load_state_dict(copy.deepcopy(state["adam"]))
+        self.target.load_state_dict(state["target"])
+        self.kl_monitor.load_state_dict(state["kl_monitor"])
+        self.schedule.load_state_dict(state["schedule"])
+        self.iteration = int(state["iteration"])
+        self.n_updates = int(state["n_updates"])

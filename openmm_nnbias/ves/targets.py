@@ -1,0 +1,193 @@
+"""Target distributions p(s) of Deep-VES on a :class:`~openmm_nnbias.ves.grid.CVGrid`.
+
+* :class:`UniformTarget`: p_i = 1 / n_points (flat sampling of the grid box).
+* :class:`WellTemperedTarget`: p ∝ exp(−β F / γ) (Eq. 7 of Bonati et al., PNAS 2019), with
+  F estimated self-consistently from the bias by the recursion
+  ``F_{n+1} = −V_n + F_n / γ`` (start ``F_0 = 0``), see ``/work/shared/NOTES.md``.
+
+Probabilities are discrete bin masses on the grid (they sum to 1), in float64.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from .grid import CVGrid
+
+__all__ = ["UniformTarget", "WellTemperedTarget"]
+
+
+class _GridTarget:
+    """Common machinery: float64 tensors on the grid's device."""
+
+    kind = "base"
+
+    def __init__(self, grid: CVGrid) -> None:
+        if not isinstance(grid, CVGrid):
+            raise ValueError(f"grid must be a CVGrid, got {type(grid).__name__}")
+        self.grid = grid
+        self._free_energy = torch.zeros(grid.n_points, dtype=torch.float64, device=grid.device)
+        self._probabilities = torch.full_like(self._free_energy, 1.0 / grid.n_points)
+        self.n_updates = 0
+
+    @property
+    def probabilities(self) -> torch.Tensor:
+        """Target bin masses p_i, shape ``(n_points,)``, float64, summing to 1."""
+        return self._probabilities
+
+    @property
+    def free_energy(self) -> torch.Tensor:
+        """Current free-energy estimate F_n on the grid, ``(n_points,)``, kJ/mol.
+
+        Not shifted (the recursion needs the raw values); only differences are meaningful.
+        """
+        return self._free_energy
+
+    def _check_values(self, bias_values_on_grid: torch.Tensor) -> torch.Tensor:
+        v = torch.as_tensor(bias_values_on_grid).detach()
+        v = v.to(device=self._free_energy.device, dtype=torch.float64).reshape(-1)
+        if v.numel() != self.grid.n_points:
+            raise ValueError(
+                f"bias_values_on_grid must have {self.grid.n_points} values (one per grid "
+                f"point), got {v.numel()}"
+            )
+        if not torch.isfinite(v).all():
+            raise ValueError("bias_values_on_grid contains NaN or inf")
+        return v
+
+    def update(self, bias_values_on_grid: torch.Tensor) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    def to(self, device: torch.device | str) -> "_GridTarget":
+        """Move the tensors to ``device`` in place and return ``self``."""
+        self._free_energy = self._free_energy.to(device)
+        self._probabilities = self._probabilities.to(device)
+        return self
+
+    def _config(self) -> dict[str, Any]:
+        return {"kind": self.kind, "n_points": self.grid.n_points}
+
+    def state_dict(self) -> dict[str, Any]:
+        """Independent copy of the state (tensors cloned)."""
+        return {
+            "config": self._config(),
+            "free_energy": self._free_energy.detach().clone(),
+            "probabilities": self._probabilities.detach().clone(),
+            "n_updates": int(self.n_updates),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a state from :meth:`state_dict`.
+
+        Raises
+        ------
+        ValueError
+            If the stored kind, grid size, bias factor or kT differ from this target's.
+        """
+        config = state.get("config", {})
+        mine = self._config()
+        for key, value in mine.items():
+            if key not in config:
+                raise ValueError(f"target state lacks config entry {key!r}")
+            if config[key] != value:
+                raise ValueError(
+                    f"target state has {key}={config[key]!r}, this target has {key}={value!r}"
+                )
+        device = self._free_energy.device
+        self._free_energy = state["free_energy"].detach().to(device, torch.float64).clone()
+        self._probabilities = state["probabilities"].detach().to(device, torch.float64).clone()
+        self.n_updates = int(state["n_updates"])
+
+
+class UniformTarget(_GridTarget):
+    """Uniform target p_i = 1 / n_points over the grid box.
+
+    :meth:`update` is a no-op; :attr:`free_energy` stays ``F_0 = 0`` (this target carries
+    no free-energy estimate: use :meth:`DeepVESOptimizer.fes_from_bias` instead).
+
+    Parameters
+    ----------
+    grid : CVGrid
+        Grid over the CV domain.
+
+    Examples
+    --------
+    >>> from openmm_nnbias.ves import CVGrid, UniformTarget
+    >>> grid = CVGrid([-3.0], [3.0], [50], [False])
+    >>> target = UniformTarget(grid)
+    >>> float(target.probabilities.sum())
+    1.0
+    """
+
+    kind = "uniform"
+
+    def update(self, bias_values_on_grid: torch.Tensor) -> None:
+        """No-op (the values are still validated: shape and finiteness)."""
+        self._check_values(bias_values_on_grid)
+
+
+class WellTemperedTarget(_GridTarget):
+    """Self-consistent well-tempered target p ∝ exp(−β F / γ) (Eq. 7).
+
+    Each :meth:`update` with the bias V_n on the grid performs
+
+    ``F_{n+1}(s_i) = −V_n(s_i) + F_n(s_i) / γ``,
+    ``p_{n+1}(s_i) = exp(−β F_{n+1}(s_i) / γ) / Σ_j exp(−β F_{n+1}(s_j) / γ)``
+
+    (log-sum-exp normalisation), starting from F_0 = 0 (uniform p_0). For a fixed V,
+    ``F_n = −V (1 − γ^{−n}) / (1 − 1/γ)`` → ``−γ/(γ−1) V``, i.e. at convergence
+    ``F = −V − kT ln p`` (Eq. 4) up to a constant.
+
+    Parameters
+    ----------
+    grid : CVGrid
+        Grid over the CV domain.
+    bias_factor : float
+        γ > 1 (10 in all examples of the paper).
+    kT : float
+        Thermal energy k_B T in kJ/mol (> 0), e.g. 2.494 at 300 K.
+
+    Examples
+    --------
+    >>> from openmm_nnbias.ves import CVGrid, WellTemperedTarget
+    >>> grid = CVGrid([-3.0], [3.0], [50], [False])
+    >>> target = WellTemperedTarget(grid, bias_factor=10.0, kT=2.494)
+    >>> target.update(-0.5 * grid.points[:, 0] ** 2)
+    >>> round(float(target.probabilities.sum()), 12)
+    1.0
+    """
+
+    kind = "well-tempered"
+
+    def __init__(self, grid: CVGrid, bias_factor: float, kT: float) -> None:
+        bias_factor = float(bias_factor)
+        kT = float(kT)
+        if not bias_factor > 1.0 or bias_factor == float("inf"):
+            raise ValueError(f"bias_factor must be a finite number > 1, got {bias_factor}")
+        if not kT > 0.0 or kT == float("inf"):
+            raise ValueError(f"kT must be a finite number > 0 (kJ/mol), got {kT}")
+        super().__init__(grid)
+        self.bias_factor = bias_factor
+        self.kT = kT
+
+    def _config(self) -> dict[str, Any]:
+        config = super()._config()
+        config.update(bias_factor=self.bias_factor, kT=self.kT)
+        return config
+
+    def update(self, bias_values_on_grid: torch.Tensor) -> None:
+        """Advance the recursion one step with the current bias V_n on the grid (kJ/mol).
+
+        Raises
+        ------
+        ValueError
+            If the number of values differs from ``grid.n_points`` or any is not finite.
+        """
+        v = self._check_values(bias_values_on_grid)
+        gamma = self.bias_factor
+        self._free_energy = -v + self._free_energy / gamma
+        logits = -self._free_energy / (self.kT * gamma)
+        self._probabilities = torch.exp(logits - torch.logsumexp(logits, dim=0))
+        self.n_updates += 1
