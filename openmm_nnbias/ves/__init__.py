@@ -8,6 +8,7 @@
   learning / decaying / frozen schedule.
 * :class:`DeepVESOptimizer` — one Deep-VES iteration per :meth:`~DeepVESOptimizer.step`.
 * :func:`reweighted_fes` — free energy by reweighting (Eq. 11).
+* :class:`DeepVESUpdater` — the OpenMM reporter that runs all of it during ``simulation.step``.
 
 Units: energies and kT in kJ/mol, CVs in nm or rad.
 """
@@ -18,8 +19,10 @@ from .optimizer import DeepVESOptimizer
 from .reweight import reweighted_fes
 from .schedule import KLMonitor, LearningRateSchedule
 from .targets import UniformTarget, WellTemperedTarget
+from .updater import DeepVESUpdater
 
 __all__ = [
+    "DeepVESUpdater",
     "CVGrid",
     "UniformTarget",
     "WellTemperedTarget",

@@ -1,0 +1,287 @@
+"""DeepVESUpdater: an OpenMM reporter that learns a Deep-VES bias on the fly."""
+
+import copy
+import io
+import math
+import os
+import tempfile
+
+import numpy as np
+import torch
+
+from .._units import strip_unit
+from ..analysis.fes_io import atomic_write_text, write_grid_file
+from .grid import CVGrid
+from .optimizer import DeepVESOptimizer
+
+__all__ = ["DeepVESUpdater"]
+
+KB = 0.008314462618  # kJ/mol/K
+
+
+class DeepVESUpdater:
+    """OpenMM reporter running Deep-VES (Bonati, Zhang, Parrinello 2019) during ``simulation.step``.
+
+    Every ``sampleStride`` MD steps it records the CVs; every ``stride`` steps (one iteration) it
+    takes one Adam step on Ω (Eq. 10) with a well-tempered target on a grid, pushes the new
+    weights into the running Context through the :class:`~openmm_nnbias.bias.NeuralBiasForce`,
+    and writes its files. Once the KL-gated schedule freezes the bias, it accumulates the
+    reweighted FES (Eq. 11).
+
+    Parameters
+    ----------
+    biasForce : NeuralBiasForce
+        The bias force, already added to the simulation's System.
+    temperature : Quantity or float
+        Temperature (K).
+    biasFactor : float
+        Well-tempered bias factor γ (> 1); ``None`` for a uniform target.
+    stride : int
+        MD steps per optimization iteration (paper: 500).
+    sampleStride : int
+        MD steps between CV samples (``stride`` must be a multiple of it).
+    gridBins : int or sequence of int
+        Target/KL grid bins per CV (paper: 50).
+    learningRate, tauKL, klThreshold, tauDecay, freezeRatio :
+        Optimizer and schedule (tau in iterations); defaults as in the paper's Ala2 run.
+    out : str, optional
+        Output folder for ``colvar``, ``ves.log``, ``fes_bias.dat``, ``fes_reweighted.dat``,
+        ``bias.pt``, ``checkpoint.pt``. ``None``: write nothing.
+    fesInterval, checkpointInterval, snapshotInterval : int
+        In iterations (0 disables snapshots of ``bias_<iteration>.pt``).
+    device : str, optional
+        Where the optimization runs (default ``"cuda"`` when torch sees a GPU, else ``"cpu"``).
+
+    Examples
+    --------
+    >>> sim.reporters.append(DeepVESUpdater(nnforce, 300 * unit.kelvin, out="run"))  # doctest: +SKIP
+    >>> sim.step(500_000)                                                             # doctest: +SKIP
+    """
+
+    def __init__(self, biasForce, temperature, biasFactor=10.0, stride: int = 500, sampleStride: int = 1,
+                 gridBins=50, learningRate: float = 1e-3, tauKL: float = 10000, klThreshold: float = 0.5,
+                 tauDecay: float = 1000, freezeRatio: float = 5e-5, out: str = None, fesInterval: int = 100,
+                 checkpointInterval: int = 100, snapshotInterval: int = 0, colvarStride: int = None,
+                 device: str = None):
+        self.temperature = strip_unit(temperature, "kelvin")
+        if not self.temperature > 0:
+            raise ValueError(f"temperature must be > 0 K, got {self.temperature}")
+        stride, sampleStride = int(stride), int(sampleStride)
+        if sampleStride < 1 or stride < 1 or stride % sampleStride:
+            raise ValueError(f"stride ({stride}) must be a positive multiple of sampleStride ({sampleStride})")
+        colvarStride = sampleStride if colvarStride is None else int(colvarStride)
+        if colvarStride < sampleStride or colvarStride % sampleStride:
+            raise ValueError(f"colvarStride ({colvarStride}) must be a multiple of sampleStride ({sampleStride})")
+        self.force = biasForce
+        self.cvs = biasForce.cvs
+        self.bias = biasForce.bias
+        self.kT = KB * self.temperature
+        self.stride, self.sampleStride, self.colvarStride = stride, sampleStride, colvarStride
+        self.fesInterval, self.checkpointInterval = int(fesInterval), int(checkpointInterval)
+        self.snapshotInterval = int(snapshotInterval)
+        self.out = out
+        if out is not None:
+            self._prepare_out(out)
+        n = self.cvs.n_cvs
+        bins = [int(gridBins)] * n if np.isscalar(gridBins) else [int(b) for b in gridBins]
+        self.grid = CVGrid(self.cvs.lower, self.cvs.upper, bins, self.cvs.periodic)
+        if device is None:
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.config = dict(cvs=list(self.cvs.names), bins=bins, temperature=self.temperature,
+                           biasFactor=biasFactor, stride=stride, sampleStride=sampleStride)
+        self.optimizer = DeepVESOptimizer(
+            self.bias, self.grid, self.kT, target="uniform" if biasFactor is None else "well-tempered",
+            bias_factor=10.0 if biasFactor is None else float(biasFactor), lr=learningRate,
+            tau_kl=tauKL, kl_threshold=klThreshold, tau_decay=tauDecay, freeze_ratio=freezeRatio,
+            device=device)
+        # atoms the CVs need, and a copy of the CV set indexing into that subset
+        atoms = sorted({a for g in self.cvs.groups for a in g.atoms.reshape(-1).tolist()})
+        lookup = torch.full((max(atoms) + 1,), -1, dtype=torch.long)
+        lookup[atoms] = torch.arange(len(atoms))
+        self._atoms = np.array(atoms)
+        self._sub_cvs = copy.deepcopy(self.cvs)
+        for g in self._sub_cvs.groups:
+            g.atoms = lookup[g.atoms]
+        self._positions, self._times = [], []
+        self.c = 0.0
+        self.history = []
+        self._rw_logsum = None  # per-bin log Σ exp(βV) after freezing
+        self._rw_count = 0
+
+    # ----------------------------------------------------------------- reporter protocol
+    def describeNextReport(self, simulation):
+        steps = self.sampleStride - simulation.currentStep % self.sampleStride
+        return {"steps": steps, "periodic": False, "include": ["positions"]}
+
+    def report(self, simulation, state):
+        pos = state.getPositions(asNumpy=True).value_in_unit_system(_md_unit_system())
+        self._positions.append(np.asarray(pos)[self._atoms])
+        self._times.append(state.getTime().value_in_unit_system(_md_unit_system()))
+        if simulation.currentStep % self.stride == 0:
+            self._iterate(simulation)
+
+    # ----------------------------------------------------------------- one iteration
+    def _iterate(self, simulation):
+        x = torch.tensor(np.array(self._positions), dtype=torch.float64)
+        times = np.array(self._times)
+        self._positions, self._times = [], []
+        with torch.no_grad():
+            s = self._sub_cvs(x)
+        self._check_samples(s, times)
+        dev = self.optimizer.device
+        with torch.no_grad():
+            v = self.bias(s.to(device=dev, dtype=self.optimizer.dtype)).double().cpu()
+        frozen_before = self.optimizer.frozen
+        if frozen_before:
+            self._accumulate_reweighting(s, v)
+        c_acting = self.c
+        stats = self.optimizer.step(s)
+        if stats["updated"]:
+            self.force.updateWeights(simulation)
+        self.c = stats["c"]
+        stats["time_ps"] = float(times[-1])
+        self.history.append(stats)
+        if self.out is not None:
+            self._write_colvar(s, v, c_acting, times)
+            self._write_log(stats)
+            it = stats["iteration"]
+            if (it + 1) % self.fesInterval == 0 or (self.optimizer.frozen and not frozen_before):
+                self.writeFes()
+            if self.snapshotInterval and (it + 1) % self.snapshotInterval == 0:
+                self.force.exportBias(os.path.join(self.out, f"bias_{it + 1}.pt"))
+            if (it + 1) % self.checkpointInterval == 0:
+                self.saveCheckpoint(os.path.join(self.out, "checkpoint.pt"), simulation)
+
+    def _check_samples(self, s, times):
+        bad = ~torch.isfinite(s)
+        if bad.any():
+            i, j = [int(k) for k in torch.nonzero(bad)[0]]
+            raise ValueError(f"CV {self.cvs.names[j]!r} is {float(s[i, j])} at t = {times[i]:.3f} ps: "
+                             "the simulation produced non-finite coordinates")
+        for j, name in enumerate(self.cvs.names):
+            if self.cvs.periodic[j]:
+                continue
+            col = s[:, j]
+            out = (col < self.cvs.lower[j]) | (col > self.cvs.upper[j])
+            if out.any():
+                i = int(torch.nonzero(out)[0])
+                raise ValueError(f"CV {name!r} = {float(col[i]):.4f} at t = {times[i]:.3f} ps is outside "
+                                 f"its declared range [{self.cvs.lower[j]}, {self.cvs.upper[j]}]; "
+                                 "widen the range of the CV (and of the bias grid)")
+
+    def _accumulate_reweighting(self, s, v):
+        idx = self.grid.index(s.to(self.grid.device)).cpu()
+        logw = v / self.kT
+        if self._rw_logsum is None:
+            self._rw_logsum = torch.full((self.grid.n_points,), -math.inf, dtype=torch.float64)
+        per_bin = torch.full_like(self._rw_logsum, -math.inf)
+        per_bin = per_bin.scatter_reduce(0, idx, logw, reduce="amax")
+        shift = torch.where(torch.isfinite(per_bin), per_bin, torch.zeros_like(per_bin))
+        summed = torch.zeros_like(per_bin).index_add_(0, idx, torch.exp(logw - shift[idx]))
+        self._rw_logsum = torch.logaddexp(self._rw_logsum, torch.log(summed) + shift)
+        self._rw_count += len(idx)
+
+    # ----------------------------------------------------------------- results
+    def getFreeEnergyFromBias(self) -> np.ndarray:
+        """F(s) = −V − kT ln p on the grid (Eq. 4), kJ/mol, min 0, shape ``grid.shape``."""
+        return self.optimizer.fes_from_bias().reshape(self.grid.shape).cpu().numpy()
+
+    def getReweightedFreeEnergy(self):
+        """Reweighted F(s) from frames sampled with the frozen bias (Eq. 11); None before."""
+        if self._rw_logsum is None:
+            return None
+        f = -self.kT * self._rw_logsum
+        return (f - f[torch.isfinite(f)].min()).reshape(self.grid.shape).numpy()
+
+    def gridAxes(self):
+        return [torch.unique(self.grid.points[:, j].cpu()).numpy() for j in range(self.grid.n_cv)]
+
+    def writeFes(self):
+        axes = self.gridAxes()
+        write_grid_file(os.path.join(self.out, "fes_bias.dat"), self.cvs.names, axes,
+                        self.getFreeEnergyFromBias(), self.cvs.periodic)
+        rw = self.getReweightedFreeEnergy()
+        if rw is not None:
+            write_grid_file(os.path.join(self.out, "fes_reweighted.dat"), self.cvs.names, axes, rw,
+                            self.cvs.periodic)
+        self.force.exportBias(os.path.join(self.out, "bias.pt"))
+
+    # ----------------------------------------------------------------- files
+    def _prepare_out(self, out):
+        try:
+            os.makedirs(out, exist_ok=True)
+            probe = tempfile.NamedTemporaryFile(dir=out, prefix=".probe_", delete=True)
+            probe.close()
+        except OSError as exc:
+            raise ValueError(f"output folder {out!r} is not writable: {exc}") from exc
+        colvar = os.path.join(out, "colvar")
+        if not os.path.exists(colvar):
+            with open(colvar, "w") as fh:
+                fh.write("#! FIELDS time " + " ".join(self.cvs.names) + " bias rbias\n")
+        log = os.path.join(out, "ves.log")
+        if not os.path.exists(log):
+            with open(log, "w") as fh:
+                fh.write("#! FIELDS iteration time grad_norm kl lr c phase n_out_of_range skipped\n")
+
+    def _write_colvar(self, s, v, c, times):
+        keep = slice(None, None, self.colvarStride // self.sampleStride)
+        data = np.column_stack([times[keep], s.numpy()[keep], v.numpy()[keep], v.numpy()[keep] - c])
+        buf = io.StringIO()
+        np.savetxt(buf, data, fmt="%.6f")
+        with open(os.path.join(self.out, "colvar"), "a") as fh:
+            fh.write(buf.getvalue())
+
+    def _write_log(self, st):
+        with open(os.path.join(self.out, "ves.log"), "a") as fh:
+            fh.write(f"{st['iteration']} {st['time_ps']:.3f} {st['grad_norm']:.6g} {st['kl']:.6g} "
+                     f"{st['lr']:.6g} {st['c']:.6g} {st['phase']} {st['n_out_of_range']} {int(st['skipped'])}\n")
+        if st["skipped"]:
+            import warnings
+
+            warnings.warn(f"Deep-VES iteration {st['iteration']} skipped: {st.get('reason')}")
+
+    # ----------------------------------------------------------------- checkpoints
+    def saveCheckpoint(self, path, simulation):
+        """Atomically save the complete learning state and the OpenMM state (Context checkpoint)."""
+        if self._positions:
+            raise ValueError("checkpoints are taken at iteration boundaries (step count a multiple of stride)")
+        state = {
+            "config": self.config, "optimizer": self.optimizer.state_dict(), "c": self.c,
+            "rw_logsum": self._rw_logsum, "rw_count": self._rw_count, "history": self.history,
+            "context": simulation.context.createCheckpoint(), "torch_rng": torch.get_rng_state(),
+        }
+        directory = os.path.dirname(os.path.abspath(path))
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp_ckpt_")
+        os.close(fd)
+        try:
+            with open(tmp, "wb") as fh:
+                torch.save(state, fh)
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+
+    def loadCheckpoint(self, path, simulation):
+        """Restore learning state, OpenMM state and the live bias from :meth:`saveCheckpoint`."""
+        if not os.path.exists(path):
+            raise ValueError(f"checkpoint {path!r} does not exist")
+        state = torch.load(path, weights_only=False)
+        if state.get("config") != self.config:
+            diff = {k: (state.get("config", {}).get(k), v) for k, v in self.config.items()
+                    if state.get("config", {}).get(k) != v}
+            raise ValueError(f"checkpoint {path!r} does not match this run (checkpoint, run): {diff}")
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.c = state["c"]
+        self._rw_logsum, self._rw_count = state["rw_logsum"], state["rw_count"]
+        self.history = state["history"]
+        torch.set_rng_state(state["torch_rng"])
+        simulation.context.loadCheckpoint(state["context"])
+        self._positions, self._times = [], []
+        self.force.updateWeights(simulation)
+
+
+def _md_unit_system():
+    from openmm import unit
+
+    return unit.md_unit_system

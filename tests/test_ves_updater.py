@@ -1,0 +1,96 @@
+"""DeepVESUpdater on Wolfe-Quapp: learning in a running Simulation, files, exact restart, errors."""
+
+import os
+
+import numpy as np
+import openmm as mm
+import pytest
+import torch
+from openmm import app
+
+from openmm_nnbias.analysis import read_colvar, read_grid_file
+from openmm_nnbias.bias import NeuralBias, NeuralBiasForce
+from openmm_nnbias.cvs import CVSet, Position
+from openmm_nnbias.systems import wolfe_quapp
+from openmm_nnbias.ves import DeepVESUpdater
+
+
+def make_run(out=None, backend="table", seed=1, lower=-3.0, **kwargs):
+    ms = wolfe_quapp()
+    cvs = CVSet([Position(0, "x", lower, 3.0)])
+    bias = NeuralBias.from_cvs(cvs, seed=0, hidden=(16, 8))
+    force = NeuralBiasForce(cvs, bias, backend=backend)
+    force.addToSystem(ms.system)
+    integ = mm.LangevinMiddleIntegrator(ms.temperature, ms.friction, ms.timestep)
+    integ.setRandomNumberSeed(seed)
+    sim = app.Simulation(ms.topology, ms.system, integ, mm.Platform.getPlatformByName("CPU"), {"Threads": "1"})
+    sim.context.setPositions(ms.positions)
+    opts = dict(stride=200, sampleStride=10, gridBins=50, tauKL=50, tauDecay=20, out=out)
+    opts.update(kwargs)
+    updater = DeepVESUpdater(force, ms.temperature, **opts)
+    sim.reporters.append(updater)
+    return sim, updater, bias
+
+
+def test_short_run_learns_pushes_and_writes(tmp_path):
+    out = str(tmp_path / "run")
+    sim, up, bias = make_run(out, fesInterval=20, checkpointInterval=1000)
+    sim.step(200 * 120)
+    kl = np.array([h["kl"] for h in up.history])
+    assert len(kl) == 120
+    assert kl[-20:].mean() < kl[5:25].mean()  # the running KL decreases
+    # the running simulation carries the learned bias
+    x = sim.context.getState(getPositions=True).getPositions(asNumpy=True)._value[0, 0]
+    expected = float(bias(torch.tensor([[x]], dtype=torch.float64)).detach())
+    assert abs(up.force.getBiasEnergy(sim)._value - expected) < 0.05
+    col = read_colvar(os.path.join(out, "colvar"))
+    assert list(col) == ["time", "x", "bias", "rbias"] and len(col["x"]) == 120 * 20
+    assert np.all(np.diff(col["time"]) > 0)
+    log = open(os.path.join(out, "ves.log")).read().splitlines()
+    assert log[0].startswith("#! FIELDS iteration time grad_norm kl lr c phase") and len(log) == 121
+    pts, fes, names = read_grid_file(os.path.join(out, "fes_bias.dat"))
+    assert names == ["x"] and len(fes) == 50 and fes.min() == 0.0
+    assert open(os.path.join(out, "fes_bias.dat")).readline().startswith("#! FIELDS x file.free")
+    assert os.path.exists(os.path.join(out, "bias.pt"))
+
+
+def test_restart_gives_same_weights_as_uninterrupted_run(tmp_path):
+    sim, up, bias = make_run(str(tmp_path / "a"), checkpointInterval=10)
+    sim.step(200 * 10)
+    sim.step(200 * 6)
+    reference = [p.detach().clone() for p in bias.parameters()]
+
+    sim2, up2, bias2 = make_run(str(tmp_path / "b"), checkpointInterval=1000, seed=99)
+    up2.loadCheckpoint(str(tmp_path / "a" / "checkpoint.pt"), sim2)
+    assert up2.optimizer.iteration == 10 and sim2.currentStep == 2000
+    sim2.step(200 * 6)
+    for p, q in zip(bias2.parameters(), reference):
+        assert torch.equal(p.detach(), q)
+
+
+def test_frozen_bias_accumulates_reweighted_fes(tmp_path):
+    out = str(tmp_path / "run")
+    sim, up, bias = make_run(out, klThreshold=100.0, tauDecay=2, freezeRatio=0.3, fesInterval=5)
+    sim.step(200 * 20)
+    assert up.optimizer.frozen
+    rw = up.getReweightedFreeEnergy()
+    assert rw is not None and np.nanmin(rw) == 0.0
+    up.writeFes()
+    assert os.path.exists(os.path.join(out, "fes_reweighted.dat"))
+
+
+def test_bad_input(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(ValueError, match="not writable"):
+        make_run(str(blocker / "sub"))
+    with pytest.raises(ValueError, match="multiple of sampleStride"):
+        make_run(None, stride=205)
+    sim, up, _ = make_run(None, lower=-1.0)
+    with pytest.raises(ValueError, match="CV 'x' = .* outside its declared range"):
+        sim.step(200)
+    sim, up, _ = make_run(str(tmp_path / "a"), checkpointInterval=1)
+    sim.step(200)
+    sim2, up2, _ = make_run(None, gridBins=40)
+    with pytest.raises(ValueError, match="does not match this run"):
+        up2.loadCheckpoint(str(tmp_path / "a" / "checkpoint.pt"), sim2)
