@@ -1,5 +1,8 @@
 """Free-energy analysis: PLUMED-style grid/COLVAR files, FES comparison, plots."""
 
+from .compare import compare_files, fes_rmse, interpolate_grid
 from .fes_io import atomic_write_text, read_colvar, read_grid_file, write_grid_file
+from .plots import plot_fes, plot_run
 
-__all__ = ["atomic_write_text", "write_grid_file", "read_grid_file", "read_colvar"]
+__all__ = ["atomic_write_text", "write_grid_file", "read_grid_file", "read_colvar",
+           "interpolate_grid", "fes_rmse", "compare_files", "plot_fes", "plot_run"]

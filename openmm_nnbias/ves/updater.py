@@ -114,9 +114,9 @@ class DeepVESUpdater:
         return {"steps": steps, "periodic": False, "include": ["positions"]}
 
     def report(self, simulation, state):
-        pos = state.getPositions(asNumpy=True).value_in_unit_system(_md_unit_system())
-        self._positions.append(np.asarray(pos)[self._atoms])
-        self._times.append(state.getTime().value_in_unit_system(_md_unit_system()))
+        # positions and time of a State are stored in nm and ps: read them without unit conversion
+        self._positions.append(state.getPositions(asNumpy=True)._value[self._atoms])
+        self._times.append(state.getTime()._value)
         if simulation.currentStep % self.stride == 0:
             self._iterate(simulation)
 

@@ -1,0 +1,90 @@
+"""Command line: ``openmm-nnbias deepves | reference | compare | plot``."""
+
+import argparse
+import sys
+
+__all__ = ["main", "parse_time"]
+
+
+def parse_time(text: str) -> float:
+    """'20ns', '500ps', '1.5 ns' → picoseconds."""
+    t = text.strip().lower().replace(" ", "")
+    for suffix, factor in (("ns", 1000.0), ("ps", 1.0), ("fs", 1e-3)):
+        if t.endswith(suffix):
+            return float(t[: -len(suffix)]) * factor
+    raise ValueError(f"cannot read time {text!r}: use e.g. 20ns, 500ps")
+
+
+def _parser():
+    p = argparse.ArgumentParser(prog="openmm-nnbias", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    d = sub.add_parser("deepves", help="learn a Deep-VES bias on an embedded system")
+    d.add_argument("--system", required=True, choices=["alanine-dipeptide", "wolfe-quapp"])
+    g = d.add_mutually_exclusive_group(required=True)
+    g.add_argument("--time", help="simulated time, e.g. 20ns")
+    g.add_argument("--steps", type=int, help="number of MD steps")
+    d.add_argument("--out", required=True, help="output folder")
+    d.add_argument("--restart", action="store_true", help="continue from OUT/checkpoint.pt")
+    d.add_argument("--backend", default="table", choices=["table", "torch"])
+    d.add_argument("--platform", default="CPU")
+    d.add_argument("--threads", type=int, default=1)
+    d.add_argument("--seed", type=int, default=1)
+    d.add_argument("--bias-factor", type=float, default=10.0)
+    d.add_argument("--stride", type=int, help="MD steps per iteration (default 500)")
+    d.add_argument("--sample-stride", type=int, default=10, help="MD steps between CV samples")
+    d.add_argument("--tau-kl", type=float, help="KL time constant, iterations")
+    d.add_argument("--tau-decay", type=float, help="learning-rate decay time, iterations")
+    d.add_argument("--kl-threshold", type=float, help="KL threshold epsilon (default 0.5)")
+    d.add_argument("--no-progress", action="store_true")
+    r = sub.add_parser("reference", help="reference alanine-dipeptide FES with OpenMM WT-metadynamics")
+    r.add_argument("--time", default="50ns")
+    r.add_argument("--out", required=True)
+    r.add_argument("--platform", default="CPU")
+    r.add_argument("--threads", type=int, default=1)
+    c = sub.add_parser("compare", help="RMSE of a FES file against a reference over F < cutoff")
+    c.add_argument("fes")
+    c.add_argument("reference")
+    c.add_argument("--cutoff", type=float, default=20.0, help="kJ/mol (default 20)")
+    pl = sub.add_parser("plot", help="PNG plots of a run folder")
+    pl.add_argument("run")
+    return p
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "deepves":
+            from .deepves import build_deepves, run_deepves  # noqa: F401
+
+            dt = 0.005 if args.system == "wolfe-quapp" else 0.002
+            steps = args.steps if args.steps is not None else int(round(parse_time(args.time) / dt))
+            overrides = dict(stride=args.stride, tauKL=args.tau_kl, tauDecay=args.tau_decay,
+                             klThreshold=args.kl_threshold)
+            run_deepves(args.system, args.out, steps, restart=args.restart, progress=not args.no_progress,
+                        backend=args.backend, platform=args.platform, threads=args.threads, seed=args.seed,
+                        biasFactor=args.bias_factor, sampleStride=args.sample_stride, overrides=overrides)
+            print(f"wrote {args.out}/fes_bias.dat, bias.pt, colvar, ves.log")
+        elif args.command == "reference":
+            from .reference import run_reference
+
+            path = run_reference(args.out, parse_time(args.time) / 1000, platform=args.platform,
+                                 threads=args.threads)
+            print(f"wrote {path}")
+        elif args.command == "compare":
+            from ..analysis.compare import compare_files
+
+            rmse, n = compare_files(args.fes, args.reference, args.cutoff)
+            print(f"RMSE {rmse:.3f} kJ/mol over {n} grid points with F_ref < {args.cutoff} kJ/mol")
+        elif args.command == "plot":
+            from ..analysis.plots import plot_run
+
+            for path in plot_run(args.run):
+                print(f"wrote {path}")
+    except ValueError as exc:
+        print(f"openmm-nnbias: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""``openmm-nnbias deepves``: Deep-VES on an embedded default system, with a progress bar."""
+
+import math
+import os
+import time
+
+__all__ = ["build_deepves", "run_deepves", "SYSTEM_DEFAULTS"]
+
+# Paper settings (Bonati et al. 2019 and NOTES.md) per embedded system.
+SYSTEM_DEFAULTS = {
+    "alanine-dipeptide": dict(stride=500, tauKL=10000, tauDecay=1000, gridBins=50, hidden=(48, 24, 12)),
+    "wolfe-quapp": dict(stride=500, tauKL=50000, tauDecay=5000, gridBins=50, hidden=(48, 24, 12)),
+}
+
+
+def build_deepves(system_name: str, out: str = None, backend: str = "table", platform: str = "CPU",
+                  threads: int = 1, seed: int = 1, biasFactor: float = 10.0, sampleStride: int = 10,
+                  overrides: dict = None):
+    """Build (simulation, updater, timestep_ps) for an embedded system with the paper's settings."""
+    import torch
+    import openmm as mm
+    from openmm import app, unit
+
+    from ..bias import NeuralBias, NeuralBiasForce
+    from ..cvs import CVSet, Position, Torsion
+    from ..platforms import get_platform
+    from ..systems import get_system
+    from ..ves import DeepVESUpdater
+
+    if system_name not in SYSTEM_DEFAULTS:
+        raise ValueError(f"deepves supports --system {sorted(SYSTEM_DEFAULTS)}, got {system_name!r} "
+                         "(alanine-tetrapeptide needs the Monte Carlo target, not available yet)")
+    opts = dict(SYSTEM_DEFAULTS[system_name])
+    opts.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    plat = get_platform(platform)
+    torch.manual_seed(seed)
+    built = get_system(system_name)
+    if system_name == "wolfe-quapp":
+        cvs = CVSet([Position(0, "x", -3.0, 3.0)])
+        temperature, dt, friction = built.temperature, built.timestep, built.friction
+    else:
+        cvs = CVSet([Torsion(built.torsions["phi"], "phi"), Torsion(built.torsions["psi"], "psi")])
+        temperature, dt, friction = 300 * unit.kelvin, 0.002 * unit.picosecond, 1 / unit.picosecond
+    bias = NeuralBias.from_cvs(cvs, hidden=opts.pop("hidden"), seed=seed)
+    force = NeuralBiasForce(cvs, bias, backend=backend)
+    force.addToSystem(built.system)
+    integ = mm.LangevinMiddleIntegrator(temperature, friction, dt)
+    integ.setRandomNumberSeed(seed)
+    props = {"Threads": str(threads)} if plat.getName() == "CPU" else {}
+    sim = app.Simulation(built.topology, built.system, integ, plat, props)
+    sim.context.setPositions(built.positions)
+    sim.context.setVelocitiesToTemperature(temperature, seed)
+    updater = DeepVESUpdater(force, temperature, biasFactor=biasFactor, sampleStride=sampleStride,
+                             out=out, **opts)
+    sim.reporters.append(updater)
+    return sim, updater, dt.value_in_unit(unit.picosecond)
+
+
+def run_deepves(system_name: str, out: str, steps: int, restart: bool = False, progress: bool = True,
+                **kwargs):
+    """Run Deep-VES for ``steps`` MD steps in total (continuing a checkpoint with ``restart``)."""
+    from tqdm import tqdm
+
+    sim, updater, dt = build_deepves(system_name, out=out, **kwargs)
+    checkpoint = os.path.join(out, "checkpoint.pt")
+    if restart:
+        updater.loadCheckpoint(checkpoint, sim)
+    start = sim.currentStep
+    if start >= steps:
+        return sim, updater
+    chunk = updater.stride * 10
+    t0 = time.time()
+    with tqdm(total=round(steps * dt, 3), initial=round(start * dt, 3), unit="ps", disable=not progress,
+              dynamic_ncols=True) as bar:
+        while sim.currentStep < steps:
+            n = min(chunk, steps - sim.currentStep)
+            sim.step(n)
+            bar.update(n * dt)
+            elapsed = time.time() - t0
+            h = updater.history[-1] if updater.history else {}
+            ns_day = (sim.currentStep - start) * dt * 1e-3 / (elapsed / 86400) if elapsed > 0 else math.nan
+            bar.set_postfix(ns_day=f"{ns_day:.0f}", kl=f"{h.get('kl', math.nan):.3f}",
+                            lr=f"{h.get('lr_next', math.nan):.2e}", phase=h.get("phase", "-"))
+    updater.writeFes()
+    updater.saveCheckpoint(checkpoint, sim) if sim.currentStep % updater.stride == 0 else None
+    return sim, updater
