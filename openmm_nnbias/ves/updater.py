@@ -5,6 +5,7 @@ import io
 import math
 import os
 import tempfile
+import time
 
 import numpy as np
 import torch
@@ -135,9 +136,13 @@ class DeepVESUpdater:
         if frozen_before:
             self._accumulate_reweighting(s, v)
         c_acting = self.c
+        t0 = time.perf_counter()
         stats = self.optimizer.step(s)
+        t1 = time.perf_counter()
         if stats["updated"]:
             self.force.updateWeights(simulation)
+        stats["t_optimizer_ms"] = (t1 - t0) * 1e3
+        stats["t_push_ms"] = (time.perf_counter() - t1) * 1e3
         self.c = stats["c"]
         stats["time_ps"] = float(times[-1])
         self.history.append(stats)

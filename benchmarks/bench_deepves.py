@@ -1,0 +1,82 @@
+"""Speed of Deep-VES with learning on vs unbiased OpenMM, alanine dipeptide, CPU, 1 thread.
+
+Run:  python benchmarks/bench_deepves.py [--iterations 40] [--rounds 3]
+
+Side by side in one process, interleaved over rounds (median per configuration): unbiased MD,
+Deep-VES with the table backend and with the torch backend (paper settings: one optimizer
+step per 500 steps, 50x50 grid, samples every 10 steps). Also the cost breakdown per
+iteration. Last line: ``RESULT speed_ratio_table=<r> speed_ratio_torch=<r>``.
+"""
+
+import argparse
+import copy
+import statistics
+import time
+
+import torch
+import openmm as mm
+from openmm import app, unit
+
+from openmm_nnbias.bias import NeuralBias, NeuralBiasForce
+from openmm_nnbias.cvs import CVSet, Torsion
+from openmm_nnbias.systems import alanine_dipeptide
+from openmm_nnbias.ves import DeepVESUpdater
+
+
+def make(pep, backend=None, sample_stride=10):
+    system = copy.deepcopy(pep.system)
+    updater = None
+    force = None
+    if backend is not None:
+        cvs = CVSet([Torsion(pep.torsions["phi"], "phi"), Torsion(pep.torsions["psi"], "psi")])
+        bias = NeuralBias.from_cvs(cvs, seed=1)
+        force = NeuralBiasForce(cvs, bias, backend=backend)
+        force.addToSystem(system)
+    integ = mm.LangevinMiddleIntegrator(300 * unit.kelvin, 1 / unit.picosecond, 0.002 * unit.picosecond)
+    sim = app.Simulation(pep.topology, system, integ, mm.Platform.getPlatformByName("CPU"), {"Threads": "1"})
+    sim.context.setPositions(pep.positions)
+    sim.context.setVelocitiesToTemperature(300 * unit.kelvin, 1)
+    if force is not None:
+        updater = DeepVESUpdater(force, 300 * unit.kelvin, biasFactor=10, stride=500,
+                                 sampleStride=sample_stride, out=None)
+        sim.reporters.append(updater)
+    sim.step(1000)
+    return sim, updater
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--iterations", type=int, default=40, help="Deep-VES iterations per round")
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    pep = alanine_dipeptide()
+    runs = {"unbiased": make(pep), "deepves_table": make(pep, "table"), "deepves_torch": make(pep, "torch"),
+            "deepves_table_s50": make(pep, "table", sample_stride=50)}
+    steps = 500 * args.iterations
+    us = {k: [] for k in runs}
+    for _ in range(args.rounds):
+        for name, (sim, _) in runs.items():
+            t0 = time.perf_counter()
+            sim.step(steps)
+            us[name].append((time.perf_counter() - t0) / steps * 1e6)
+    med = {k: statistics.median(v) for k, v in us.items()}
+    print(f"alanine dipeptide, CPU 1 thread, 2 fs, stride 500, {steps} steps x {args.rounds} rounds")
+    for k, v in med.items():
+        print(f"{k:18s} {v:7.1f} us/step {0.002e-3 / (v * 1e-6) * 86400:8.1f} ns/day  "
+              f"ratio {med['unbiased'] / v:.3f}")
+    for k, (sim, up) in runs.items():
+        if up is None:
+            continue
+        h = up.history[2:]
+        opt = statistics.median(x["t_optimizer_ms"] for x in h)
+        push = statistics.median(x["t_push_ms"] for x in h)
+        per_iter = (med[k] - med["unbiased"]) * 500 / 1000
+        print(f"{k:18s} per iteration: optimizer {opt:.2f} ms, push {push:.2f} ms, "
+              f"total overhead {per_iter:.2f} ms (MD of 500 steps: {med['unbiased'] * 0.5:.1f} ms)")
+    print(f"RESULT speed_ratio_table={med['unbiased'] / med['deepves_table']:.3f} "
+          f"speed_ratio_torch={med['unbiased'] / med['deepves_torch']:.3f}")
+
+
+if __name__ == "__main__":
+    main()
