@@ -231,3 +231,22 @@ def test_torch_backend_mixed_cv_kinds(dipeptide, dipeptide_frames):
         e, f = _energy_forces(ctx, x, nnforce.forceGroup)
         assert abs(e - e0) < 1e-9
         np.testing.assert_allclose(f, f0, rtol=1e-8, atol=1e-8)
+
+
+def test_get_collective_variables_and_range_error(dipeptide):
+    import math as _m
+
+    cvs = CVSet([Torsion(dipeptide.torsions["phi"], "phi"), Distance([1, 18], 0.0, 0.1, names="d")])
+    bias = NeuralBias.from_cvs(cvs)
+    nnforce = NeuralBiasForce(cvs, bias)
+    system = _bias_only_system(dipeptide)
+    nnforce.addToSystem(system)
+    ctx = mm.Context(system, mm.VerletIntegrator(0.001), get_platform("Reference"))
+    ctx.setPositions(dipeptide.positions)
+    with pytest.raises(ValueError, match=r"CV 'd' = .* outside its declared range \[0.0, 0.1\]"):
+        nnforce.getCollectiveVariables(ctx)
+    ok = NeuralBiasForce(CVSet([Torsion(dipeptide.torsions["phi"], "phi")]),
+                         NeuralBias([True], [-_m.pi], [_m.pi]))
+    ok.addToSystem(_bias_only_system(dipeptide))
+    phi = ok.getCollectiveVariables(ctx)[0]
+    assert -_m.pi <= phi <= _m.pi

@@ -94,3 +94,18 @@ def test_bad_input(tmp_path):
     sim2, up2, _ = make_run(None, gridBins=40)
     with pytest.raises(ValueError, match="does not match this run"):
         up2.loadCheckpoint(str(tmp_path / "a" / "checkpoint.pt"), sim2)
+
+
+def test_nan_cvs_skip_the_update_and_keep_weights(tmp_path):
+    sim, up, bias = make_run(str(tmp_path / "run"))
+    sim.step(400)
+    before = [p.detach().clone() for p in bias.parameters()]
+    up._positions = [np.full((1, 3), np.nan)] * 20
+    up._times = list(np.arange(20.0))
+    with pytest.warns(UserWarning, match="skipped: non-finite CV values"):
+        up._iterate(sim)
+    assert up.history[-1]["skipped"]
+    for p, q in zip(bias.parameters(), before):
+        assert torch.equal(p.detach(), q)
+    sim.step(200)  # and learning goes on
+    assert up.history[-1]["updated"]

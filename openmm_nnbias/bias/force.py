@@ -158,6 +158,24 @@ class NeuralBiasForce:
         """
         self.backend.push(_contexts(contexts))
 
+    def getCollectiveVariables(self, context) -> list:
+        """Current CV values (MD units) of a Context or Simulation.
+
+        Raises ValueError if a non-periodic CV lies outside its declared range, where the
+        table backend's grid does not cover it (and the network extrapolates).
+        """
+        context = getattr(context, "context", context)
+        pos = context.getState(getPositions=True).getPositions(asNumpy=True)._value
+        with torch.no_grad():
+            s = self.cvs(torch.tensor(pos, dtype=torch.float64)).tolist()
+        for name, value, per, lo, hi in zip(self.cvs.names, s, self.cvs.periodic, self.cvs.lower, self.cvs.upper):
+            if not math.isfinite(value):
+                raise ValueError(f"CV {name!r} is {value}: non-finite coordinates")
+            if not per and not lo <= value <= hi:
+                raise ValueError(f"CV {name!r} = {value:.4f} is outside its declared range [{lo}, {hi}]"
+                                 + (" covered by the bias table" if self.backend.name == "table" else ""))
+        return s
+
     def getBiasEnergy(self, context):
         """Bias energy of the current state (``openmm.unit.Quantity``, kJ/mol)."""
         context = getattr(context, "context", context)

@@ -128,12 +128,14 @@ class DeepVESUpdater:
         self._positions, self._times = [], []
         with torch.no_grad():
             s = self._sub_cvs(x)
-        self._check_samples(s, times)
+        finite = bool(torch.isfinite(s).all())
+        if finite:
+            self._check_range(s, times)
         dev = self.optimizer.device
         with torch.no_grad():
             v = self.bias(s.to(device=dev, dtype=self.optimizer.dtype)).double().cpu()
         frozen_before = self.optimizer.frozen
-        if frozen_before:
+        if frozen_before and finite:
             self._accumulate_reweighting(s, v)
         c_acting = self.c
         t0 = time.perf_counter()
@@ -157,12 +159,7 @@ class DeepVESUpdater:
             if (it + 1) % self.checkpointInterval == 0:
                 self.saveCheckpoint(os.path.join(self.out, "checkpoint.pt"), simulation)
 
-    def _check_samples(self, s, times):
-        bad = ~torch.isfinite(s)
-        if bad.any():
-            i, j = [int(k) for k in torch.nonzero(bad)[0]]
-            raise ValueError(f"CV {self.cvs.names[j]!r} is {float(s[i, j])} at t = {times[i]:.3f} ps: "
-                             "the simulation produced non-finite coordinates")
+    def _check_range(self, s, times):
         for j, name in enumerate(self.cvs.names):
             if self.cvs.periodic[j]:
                 continue
