@@ -41,6 +41,9 @@ def test_cli_deepves_restart_plot_compare(tmp_path, capsys):
                  "--restart"]) == 0
     log = [ln for ln in open(os.path.join(out, "ves.log")) if not ln.startswith("#")]
     assert len(log) == 6  # 4 iterations, then 2 more after the restart
+    assert main(["reweight", out, "--temperature", "120.27", "--output", os.path.join(out, "rw.dat")]) == 0
+    _, rw, names = read_grid_file(os.path.join(out, "rw.dat"))
+    assert names == ["x"] and np.nanmin(rw) == 0.0
     assert main(["plot", out]) == 0
     assert os.path.exists(os.path.join(out, "fes_bias.png"))
     assert main(["compare", os.path.join(out, "fes_bias.dat"), os.path.join(out, "fes_bias.dat")]) == 0

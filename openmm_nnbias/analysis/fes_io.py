@@ -6,7 +6,7 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["atomic_write_text", "write_grid_file", "read_grid_file", "read_colvar"]
+__all__ = ["atomic_write_text", "write_grid_file", "read_grid_file", "read_grid_domain", "read_colvar"]
 
 
 def atomic_write_text(path: str, text: str) -> None:
@@ -74,6 +74,19 @@ def read_grid_file(path: str):
         raise ValueError(f"{path}: no '#! FIELDS' header; not a PLUMED-style grid file")
     data = np.loadtxt(path, comments="#", ndmin=2)
     return data[:, :-1], data[:, -1], names[:-1]
+
+
+def read_grid_domain(path: str) -> dict:
+    """``#! SET`` lines of a grid file → {cv: {"min", "max", "nbins", "periodic"}}."""
+    out: dict = {}
+    with open(path) as fh:
+        for line in fh:
+            if not line.startswith("#! SET "):
+                continue
+            key, val = line.split()[2:4]
+            field, _, cv = key.partition("_")
+            out.setdefault(cv, {})[field] = (val == "true") if field == "periodic" else float(val)
+    return out
 
 
 def read_colvar(path: str):

@@ -45,6 +45,14 @@ def _parser():
     c.add_argument("fes")
     c.add_argument("reference")
     c.add_argument("--cutoff", type=float, default=20.0, help="kJ/mol (default 20)")
+    rw = sub.add_parser("reweight", help="reweighted FES from a run's colvar (weights exp(rbias/kT))")
+    rw.add_argument("run")
+    rw.add_argument("--temperature", type=float, default=300.0, help="K (default 300)")
+    rw.add_argument("--from", dest="t_min", default="0ps", help="start time, e.g. 12ns")
+    rw.add_argument("--to", dest="t_max", default=None, help="end time")
+    rw.add_argument("--column", default="rbias", choices=["rbias", "bias"])
+    rw.add_argument("--bins", type=int, default=50)
+    rw.add_argument("--output", default=None, help="default RUN/fes_colvar_reweighted.dat")
     pl = sub.add_parser("plot", help="PNG plots of a run folder")
     pl.add_argument("run")
     return p
@@ -75,6 +83,25 @@ def main(argv=None) -> int:
 
             rmse, n = compare_files(args.fes, args.reference, args.cutoff)
             print(f"RMSE {rmse:.3f} kJ/mol over {n} grid points with F_ref < {args.cutoff} kJ/mol")
+        elif args.command == "reweight":
+            import os
+
+            from ..analysis import reweight_colvar, write_grid_file
+
+            kT = 0.008314462618 * args.temperature
+            t_max = parse_time(args.t_max) if args.t_max else float("inf")
+            from ..analysis.fes_io import read_colvar, read_grid_domain
+
+            names = [k for k in read_colvar(os.path.join(args.run, "colvar")) if k not in ("time", "bias", "rbias")]
+            dom = read_grid_domain(os.path.join(args.run, "fes_bias.dat"))
+            periodic = [dom[n]["periodic"] for n in names]
+            lower, upper = [dom[n]["min"] for n in names], [dom[n]["max"] for n in names]
+            axes, fes = reweight_colvar(os.path.join(args.run, "colvar"), kT, bins=args.bins, column=args.column,
+                                        t_min=parse_time(args.t_min), t_max=t_max, periodic=periodic,
+                                        lower=lower, upper=upper)
+            path = args.output or os.path.join(args.run, "fes_colvar_reweighted.dat")
+            write_grid_file(path, names, axes, fes, periodic, lower=lower, upper=upper)
+            print(f"wrote {path}")
         elif args.command == "plot":
             from ..analysis.plots import plot_run
 

@@ -200,12 +200,13 @@ class DeepVESUpdater:
 
     def writeFes(self):
         axes = self.gridAxes()
+        dom = dict(lower=self.cvs.lower, upper=self.cvs.upper)
         write_grid_file(os.path.join(self.out, "fes_bias.dat"), self.cvs.names, axes,
-                        self.getFreeEnergyFromBias(), self.cvs.periodic)
+                        self.getFreeEnergyFromBias(), self.cvs.periodic, **dom)
         rw = self.getReweightedFreeEnergy()
         if rw is not None:
             write_grid_file(os.path.join(self.out, "fes_reweighted.dat"), self.cvs.names, axes, rw,
-                            self.cvs.periodic)
+                            self.cvs.periodic, **dom)
         self.force.exportBias(os.path.join(self.out, "bias.pt"))
 
     # ----------------------------------------------------------------- files

@@ -1,0 +1,42 @@
+"""Reweighting of a COLVAR file (Eq. 11 with the time-dependent bias V − c(t))."""
+
+import math
+
+import numpy as np
+import torch
+
+from .fes_io import read_colvar
+
+__all__ = ["reweight_colvar"]
+
+
+def reweight_colvar(path: str, kT: float, bins=50, column: str = "rbias", t_min: float = 0.0,
+                    t_max: float = math.inf, periodic=None, lower=None, upper=None):
+    """Reweighted FES from a PLUMED-style colvar, frames with ``t_min ≤ time ≤ t_max`` (ps).
+
+    Each frame gets the weight exp(column/kT); with ``rbias`` = V − c(t) this also uses frames
+    from the learning phase (the usual Deep-VES / metadynamics reweighting), with ``bias`` and
+    ``t_min`` after freezing it is Eq. 11 proper. Periodic CVs default to [−π, π).
+
+    Returns ``(axes, F)`` with F in kJ/mol (min 0, empty bins +inf) on bin centres.
+    """
+    from ..ves import CVGrid, reweighted_fes
+
+    col = read_colvar(path)
+    names = [k for k in col if k not in ("time", "bias", "rbias")]
+    if column not in col:
+        raise ValueError(f"{path} has no column {column!r} (columns: {list(col)})")
+    keep = (col["time"] >= t_min) & (col["time"] <= t_max)
+    if not keep.any():
+        raise ValueError(f"no frames of {path} in the time window [{t_min}, {t_max}] ps")
+    n = len(names)
+    periodic = [True] * n if periodic is None else list(periodic)
+    lower = [-math.pi] * n if lower is None else list(lower)
+    upper = [math.pi] * n if upper is None else list(upper)
+    bins = [int(bins)] * n if np.isscalar(bins) else list(bins)
+    grid = CVGrid(lower, upper, bins, periodic)
+    s = torch.tensor(np.column_stack([col[k][keep] for k in names]), dtype=torch.float64)
+    w = torch.tensor(col[column][keep], dtype=torch.float64)
+    fes = reweighted_fes(s, w, grid, kT, out_of_range="ignore").reshape(bins).numpy()
+    axes = [np.unique(grid.points[:, j].numpy()) for j in range(n)]
+    return axes, fes
