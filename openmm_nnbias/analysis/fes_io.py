@@ -1,26 +1,31 @@
 """PLUMED-style text files: grid files (``#! FIELDS cv... file.free``) and COLVAR files."""
 
 import os
-import tempfile
 from typing import Sequence
 
 import numpy as np
+
+from .._io import atomic_write
 
 __all__ = ["atomic_write_text", "write_grid_file", "read_grid_file", "read_grid_domain", "read_colvar"]
 
 
 def atomic_write_text(path: str, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file and an atomic rename."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp_")
-    try:
-        with os.fdopen(fd, "w") as fh:
+
+    def write(tmp):
+        with open(tmp, "w") as fh:
             fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+
+    atomic_write(path, write)
+
+
+def _fields(path: str, kind: str) -> list:
+    with open(path) as fh:
+        for line in fh:
+            if line.startswith("#! FIELDS"):
+                return line.split()[2:]
+    raise ValueError(f"{path}: no '#! FIELDS' header; not a PLUMED-style {kind} file")
 
 
 def write_grid_file(path: str, names: Sequence[str], axes: Sequence[np.ndarray], values: np.ndarray,
@@ -64,14 +69,7 @@ def write_grid_file(path: str, names: Sequence[str], axes: Sequence[np.ndarray],
 
 def read_grid_file(path: str):
     """Read a grid file → (points (n, d), values (n,), names)."""
-    names = None
-    with open(path) as fh:
-        for line in fh:
-            if line.startswith("#! FIELDS"):
-                names = line.split()[2:]
-                break
-    if names is None:
-        raise ValueError(f"{path}: no '#! FIELDS' header; not a PLUMED-style grid file")
+    names = _fields(path, "grid")
     data = np.loadtxt(path, comments="#", ndmin=2)
     return data[:, :-1], data[:, -1], names[:-1]
 
@@ -91,13 +89,6 @@ def read_grid_domain(path: str) -> dict:
 
 def read_colvar(path: str):
     """Read a COLVAR file → (dict of column name → array)."""
-    names = None
-    with open(path) as fh:
-        for line in fh:
-            if line.startswith("#! FIELDS"):
-                names = line.split()[2:]
-                break
-    if names is None:
-        raise ValueError(f"{path}: no '#! FIELDS' header; not a PLUMED-style COLVAR file")
+    names = _fields(path, "COLVAR")
     data = np.loadtxt(path, comments="#", ndmin=2)
     return {n: data[:, i] for i, n in enumerate(names)}

@@ -1,12 +1,13 @@
 """NeuralBiasForce: a neural bias V(s) over CVs as an OpenMM force with live weight updates."""
 
+import copy
 import math
 import os
-import tempfile
 from typing import Iterable
 
 import torch
 
+from .._io import atomic_write
 from .backends import BACKENDS, ForceBackend
 from .modules import BiasEnergy
 from .network import NeuralBias
@@ -28,17 +29,8 @@ def export_bias(cvs, bias: NeuralBias, path: str) -> None:
     The file can be loaded with :func:`load_bias` or ``torch.jit.load`` and attached to any
     System whose atom numbering matches the CVs.
     """
-    module = torch.jit.script(BiasEnergy(cvs, bias.cpu() if hasattr(bias, "cpu") else bias))
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp_", suffix=".pt")
-    os.close(fd)
-    try:
-        module.save(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    module = torch.jit.script(BiasEnergy(cvs, copy.deepcopy(bias).cpu()))
+    atomic_write(path, module.save, suffix=".pt")
 
 
 def load_bias(path: str, forceGroup: int = None):

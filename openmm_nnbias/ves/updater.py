@@ -10,6 +10,7 @@ import time
 import numpy as np
 import torch
 
+from .._io import atomic_write
 from .._units import strip_unit
 from ..analysis.fes_io import atomic_write_text, write_grid_file
 from .grid import CVGrid
@@ -253,17 +254,11 @@ class DeepVESUpdater:
             "rw_logsum": self._rw_logsum, "rw_count": self._rw_count, "history": self.history,
             "context": simulation.context.createCheckpoint(), "torch_rng": torch.get_rng_state(),
         }
-        directory = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp_ckpt_")
-        os.close(fd)
-        try:
+        def write(tmp):
             with open(tmp, "wb") as fh:
                 torch.save(state, fh)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+
+        atomic_write(path, write)
 
     def loadCheckpoint(self, path, simulation):
         """Restore learning state, OpenMM state and the live bias from :meth:`saveCheckpoint`."""
