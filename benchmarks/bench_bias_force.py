@@ -1,4 +1,4 @@
-"""Speed of the bias force backends and of pushing new weights, alanine dipeptide, CPU, 1 thread.
+"""Speed of the bias force backends (torch, table, cmap) and of pushing new weights, alanine dipeptide, CPU, 1 thread.
 
 Run:  python benchmarks/bench_bias_force.py [--steps 2000] [--rounds 3]
 
@@ -74,7 +74,8 @@ def main():
           f"({bias.n_parameters} parameters); {args.steps} steps x {args.rounds} rounds")
 
     forces = {"torch": NeuralBiasForce(cvs, bias, backend="torch"),
-              "table": NeuralBiasForce(cvs, bias, backend="table")}
+              "table": NeuralBiasForce(cvs, bias, backend="table"),
+              "cmap": NeuralBiasForce(cvs, bias, backend="cmap")}
 
     def add_constant(system):
         from openmmtorch import TorchForce
@@ -86,6 +87,7 @@ def main():
         "torch_const": make_context(pep, add_constant)[0],
         "torch": make_context(pep, forces["torch"].addToSystem)[0],
         "table": make_context(pep, forces["table"].addToSystem)[0],
+        "cmap": make_context(pep, forces["cmap"].addToSystem)[0],
     }
     timings = {k: [] for k in contexts}
     for _ in range(args.rounds):
@@ -105,6 +107,7 @@ def main():
     push = {}
     push["torch"] = time_call(lambda: (perturb(), forces["torch"].updateWeights(contexts["torch"])), 200)
     push["table"] = time_call(lambda: (perturb(), forces["table"].updateWeights(contexts["table"])), 10)
+    push["cmap"] = time_call(lambda: (perturb(), forces["cmap"].updateWeights(contexts["cmap"])), 10)
 
     # naive route: remove the force, add a fresh TorchForce with embedded weights, reinitialize
     from openmm_nnbias.bias import BiasEnergy
@@ -123,6 +126,7 @@ def main():
     push["naive"] = time_call(naive, 5)
     for k, v in push.items():
         print(f"push {k:6s} {v:8.3f} ms")
+    print(f"CMAP backend: push_ms_cmap={push['cmap']:.3f} speed_ratio_cmap={us['unbiased'] / us['cmap']:.3f}")
     print(f"RESULT push_ms_torch={push['torch']:.3f} push_ms_table={push['table']:.3f} "
           f"speed_ratio_torch={us['unbiased'] / us['torch']:.3f} "
           f"speed_ratio_table={us['unbiased'] / us['table']:.3f}")

@@ -5,6 +5,7 @@ Contexts. Add a backend (e.g. ``openmm.PythonForce`` on OpenMM ≥ 8.5) by subcl
 :class:`ForceBackend` and registering it in :data:`BACKENDS`.
 """
 
+import math
 from typing import Sequence
 
 import torch
@@ -12,7 +13,7 @@ import torch
 from .modules import LiveBiasEnergy
 from .weights import SharedWeights
 
-__all__ = ["ForceBackend", "TorchBackend", "TableBackend", "BACKENDS", "table_expression"]
+__all__ = ["ForceBackend", "TorchBackend", "TableBackend", "CMAPBackend", "BACKENDS", "table_expression"]
 
 
 class ForceBackend:
@@ -188,4 +189,69 @@ class TableBackend(ForceBackend):
             self.force.updateParametersInContext(context)
 
 
-BACKENDS = {"torch": TorchBackend, "table": TableBackend}
+class CMAPBackend(ForceBackend):
+    """Two torsion CVs (e.g. φ, ψ) through OpenMM's native ``CMAPTorsionForce``.
+
+    The network is tabulated on a periodic ``bins × bins`` grid (angles ``i·2π/bins``, OpenMM's
+    convention) and interpolated by OpenMM's bicubic CMAP kernel — the cheapest force per step,
+    and ``updateParametersInContext`` only rebuilds the spline coefficients (a few ms), unlike a
+    ``CustomCompoundBondForce`` that recompiles its expressions.
+
+    Parameters
+    ----------
+    bins : int, optional
+        Grid points per torsion (default 64).
+    """
+
+    name = "cmap"
+
+    def __init__(self, cvs, bias, bins=None):
+        super().__init__(cvs, bias)
+        from ..cvs import Torsion
+
+        kinds = [type(cv) for cv in cvs.sources for _ in range(cv.n_cvs)]
+        if cvs.n_cvs != 2 or any(k is not Torsion for k in kinds):
+            raise ValueError("the cmap backend needs exactly two Torsion CVs, got "
+                             f"{[k.__name__ for k in kinds]}; use backend='table' or 'torch'")
+        if isinstance(bins, (list, tuple)):
+            if len(set(bins)) != 1:
+                raise ValueError(f"the cmap backend uses one grid size for both torsions, got {bins}")
+            bins = bins[0]
+        self.bins = int(bins) if bins is not None else 64
+        if self.bins < 8:
+            raise ValueError(f"cmap grid needs at least 8 points per torsion, got {self.bins}")
+        dtype = bias.layers[0].weight.dtype
+        angles = torch.arange(self.bins, dtype=dtype) * (2 * math.pi / self.bins)
+        first, second = torch.meshgrid(angles, angles, indexing="ij")
+        # energy[i + size*j] ↔ (first = angle_i, second = angle_j): second CV slowest
+        self.points = torch.stack([first.T.reshape(-1), second.T.reshape(-1)], dim=-1)
+        self.force = None
+
+    def table_values(self) -> list:
+        with torch.no_grad():
+            v = self.bias(self.points.to(self.bias.layers[0].weight.device)).cpu()
+        if not torch.isfinite(v).all():
+            raise ValueError("the bias network gives non-finite values on the CMAP grid")
+        return v.tolist()
+
+    def create_force(self):
+        import openmm as mm
+
+        rows = [row for cv in self.cvs.sources for row in cv.atoms.tolist()]
+        force = mm.CMAPTorsionForce()
+        index = force.addMap(self.bins, self.table_values())
+        force.addTorsion(index, *rows[0], *rows[1])
+        force.setUsesPeriodicBoundaryConditions(False)
+        force.setName("NeuralBias")
+        self.force = force
+        return force
+
+    def push(self, contexts: Sequence) -> None:
+        if self.force is None:
+            raise ValueError("the force has not been created yet; call addToSystem first")
+        self.force.setMapParameters(0, self.bins, self.table_values())
+        for context in contexts:
+            self.force.updateParametersInContext(context)
+
+
+BACKENDS = {"torch": TorchBackend, "table": TableBackend, "cmap": CMAPBackend}

@@ -66,15 +66,17 @@ class NeuralBiasForce:
         Collective variables (positions → s).
     bias : NeuralBias
         The network; its inputs must match ``cvs`` (count, periodicity, ranges).
-    backend : {"torch", "table"}
+    backend : {"torch", "table", "cmap"}
         ``"torch"``: openmm-torch ``TorchForce`` reading weights from shared memory (any number
-        of CVs, push ≈ µs). ``"table"``: the network tabulated on a grid in a
-        ``CustomCompoundBondForce`` (≤ 3 CVs, fastest MD, push = re-tabulation).
+        of CVs, push ≈ 0.1 ms). ``"table"``: the network tabulated on a grid in a
+        ``CustomCompoundBondForce`` (≤ 3 CVs, fast MD, push = re-tabulation + expression
+        recompilation, tens of ms). ``"cmap"``: exactly two torsions through the native
+        ``CMAPTorsionForce`` (fastest MD, push ≈ 4 ms).
     forceGroup : int, optional
         Force group of the bias (default: the highest group not used in the System), so that
         its energy can be read alone with :meth:`getBiasEnergy`.
     gridBins : int or sequence of int, optional
-        Table backend only: grid points per CV.
+        Table and cmap backends: grid points per CV.
 
     Examples
     --------
@@ -115,9 +117,9 @@ class NeuralBiasForce:
         self.cvs = cvs
         self.bias = bias
         self.forceGroup = None if forceGroup is None else int(forceGroup)
-        kwargs = {"bins": gridBins} if backend == "table" else {}
-        if gridBins is not None and backend != "table":
-            raise ValueError("gridBins applies to backend='table' only")
+        kwargs = {"bins": gridBins} if backend in ("table", "cmap") else {}
+        if gridBins is not None and backend == "torch":
+            raise ValueError("gridBins applies to the 'table' and 'cmap' backends only")
         self.backend: ForceBackend = BACKENDS[backend](cvs, bias, **kwargs)
         self._force = None
 

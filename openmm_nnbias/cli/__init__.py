@@ -25,7 +25,8 @@ def _parser():
     g.add_argument("--steps", type=int, help="number of MD steps")
     d.add_argument("--out", required=True, help="output folder")
     d.add_argument("--restart", action="store_true", help="continue from OUT/checkpoint.pt")
-    d.add_argument("--backend", default="table", choices=["table", "torch"])
+    d.add_argument("--backend", default="table", choices=["table", "cmap", "torch"],
+                   help="bias force backend (default table: fastest MD on the CPU platform)")
     d.add_argument("--platform", default="CPU")
     d.add_argument("--threads", type=int, default=1)
     d.add_argument("--seed", type=int, default=1)
@@ -68,8 +69,9 @@ def main(argv=None) -> int:
             steps = args.steps if args.steps is not None else int(round(parse_time(args.time) / dt))
             overrides = dict(stride=args.stride, tauKL=args.tau_kl, tauDecay=args.tau_decay,
                              klThreshold=args.kl_threshold)
+            backend = args.backend
             run_deepves(args.system, args.out, steps, restart=args.restart, progress=not args.no_progress,
-                        backend=args.backend, platform=args.platform, threads=args.threads, seed=args.seed,
+                        backend=backend, platform=args.platform, threads=args.threads, seed=args.seed,
                         biasFactor=args.bias_factor, sampleStride=args.sample_stride, overrides=overrides)
             print(f"wrote {args.out}/fes_bias.dat, bias.pt, colvar, ves.log")
         elif args.command == "reference":
