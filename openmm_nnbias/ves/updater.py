@@ -251,7 +251,8 @@ class DeepVESUpdater:
             raise ValueError("checkpoints are taken at iteration boundaries (step count a multiple of stride)")
         state = {
             "config": self.config, "optimizer": self.optimizer.state_dict(), "c": self.c,
-            "rw_logsum": self._rw_logsum, "rw_count": self._rw_count, "history": self.history,
+            "rw_logsum": self._rw_logsum, "rw_count": self._rw_count,
+            "history": self.history[-1000:],  # the full record is ves.log
             "context": simulation.context.createCheckpoint(), "torch_rng": torch.get_rng_state(),
         }
         def write(tmp):
