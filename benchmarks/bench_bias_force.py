@@ -31,6 +31,13 @@ class ConstantEnergy(torch.nn.Module):
         return positions[0, 0] * 0.0
 
 
+class ConstantEnergyForces(torch.nn.Module):
+    """The same floor when the module returns its own forces (no backward pass)."""
+
+    def forward(self, positions: torch.Tensor):
+        return positions[0, 0] * 0.0, torch.zeros_like(positions)
+
+
 def make_context(pep, extra_force=None):
     system = copy.deepcopy(pep.system)
     if extra_force is not None:
@@ -82,9 +89,17 @@ def main():
 
         system.addForce(TorchForce(torch.jit.script(ConstantEnergy())))
 
+    def add_constant_forces(system):
+        from openmmtorch import TorchForce
+
+        force = TorchForce(torch.jit.script(ConstantEnergyForces()))
+        force.setOutputsForces(True)
+        system.addForce(force)
+
     contexts = {
         "unbiased": make_context(pep)[0],
         "torch_const": make_context(pep, add_constant)[0],
+        "torch_const_f": make_context(pep, add_constant_forces)[0],
         "torch": make_context(pep, forces["torch"].addToSystem)[0],
         "table": make_context(pep, forces["table"].addToSystem)[0],
         "cmap": make_context(pep, forces["cmap"].addToSystem)[0],
@@ -97,8 +112,9 @@ def main():
     ns_day = {k: DT_PS * 1e-3 / (v * 1e-6) * 86400 for k, v in us.items()}
     for k in contexts:
         print(f"{k:12s} {us[k]:8.1f} us/step  {ns_day[k]:8.1f} ns/day  ratio {us['unbiased'] / us[k]:.3f}")
-    print(f"TorchForce floor (constant module): {us['torch_const'] - us['unbiased']:.1f} us/step; "
-          f"network bias: {us['torch'] - us['unbiased']:.1f} us/step")
+    print(f"TorchForce floor (constant module): {us['torch_const'] - us['unbiased']:.1f} us/step with "
+          f"autograd forces, {us['torch_const_f'] - us['unbiased']:.1f} us/step returning forces; "
+          f"network bias (returns forces): {us['torch'] - us['unbiased']:.1f} us/step")
 
     def perturb():
         with torch.no_grad():
