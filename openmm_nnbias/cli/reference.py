@@ -13,13 +13,15 @@ __all__ = ["run_reference"]
 
 def run_reference(out: str, time_ns: float = 50.0, platform: str = "CPU", threads: int = 1,
                   bias_factor: float = 6.0, height: float = 1.0, width: float = 0.35,
-                  frequency: int = 500, grid_width: int = 73, seed: int = 1, progress: bool = True):
+                  frequency: int = 500, grid_width: int = 73, seed: int = 1, progress: bool = True,
+                  snapshot_ns: float = None):
     """Run WT-metadynamics over φ/ψ and write ``out/fes_reference.dat`` (kJ/mol, min 0).
 
     OpenMM's ``Metadynamics.getFreeEnergy()`` puts periodic variables on
     ``np.linspace(min, max, gridWidth)`` (endpoint included, last point = first); the last
     point of each periodic axis is dropped before writing, so the file holds ``gridWidth − 1``
-    points per CV at ``min + i·2π/(gridWidth − 1)``.
+    points per CV at ``min + i·2π/(gridWidth − 1)``. With ``snapshot_ns`` the FES is also kept
+    every ``snapshot_ns`` as ``fes_<t>ns.dat`` (to follow convergence).
     """
     import torch  # noqa: F401
     import openmm as mm
@@ -47,6 +49,8 @@ def run_reference(out: str, time_ns: float = 50.0, platform: str = "CPU", thread
     sim.context.setVelocitiesToTemperature(300 * unit.kelvin, seed)
     total = int(round(time_ns * 1000 / 0.002))
     chunk = 50000
+    if snapshot_ns:
+        chunk = max(frequency, int(round(snapshot_ns * 1000 / 0.002)))
     t0 = time.time()
     with tqdm(total=round(time_ns, 3), unit="ns", disable=not progress) as bar:
         done = 0
@@ -57,15 +61,17 @@ def run_reference(out: str, time_ns: float = 50.0, platform: str = "CPU", thread
             bar.update(n * 0.002 / 1000)
             bar.set_postfix(ns_day=f"{done * 0.002e-3 / ((time.time() - t0) / 86400):.0f}")
             _write(meta, out, grid_width)
+            if snapshot_ns:
+                _write(meta, out, grid_width, f"fes_{done * 0.002 / 1000:.2f}ns.dat")
     return os.path.join(out, "fes_reference.dat")
 
 
-def _write(meta, out, grid_width):
+def _write(meta, out, grid_width, name="fes_reference.dat"):
     fes = meta.getFreeEnergy().value_in_unit_system(__import__("openmm").unit.md_unit_system)
     fes = np.asarray(fes)[:-1, :-1]   # drop the repeated periodic endpoint (see docstring)
     # getFreeEnergy() is indexed [psi, phi] (last variable first); write phi slowest
     fes = fes.T
     fes = fes - fes.min()
     axis = np.linspace(-math.pi, math.pi, grid_width)[:-1]
-    write_grid_file(os.path.join(out, "fes_reference.dat"), ["phi", "psi"], [axis, axis], fes, [True, True],
+    write_grid_file(os.path.join(out, name), ["phi", "psi"], [axis, axis], fes, [True, True],
                     lower=[-math.pi, -math.pi], upper=[math.pi, math.pi])
