@@ -13,20 +13,38 @@ positions, then the velocity with friction on the *old* velocity (symplectic
 Euler + Euler–Maruyama friction/noise), as in NOTES ("R ← R + V dt; V ← V +
 dt(F/M − γV) + √(2γk_BT dt/M) ξ"). The force at ``R_0`` is never used.
 
+Adjoint (positions detached, back-propagation through the momenta only)
+------------------------------------------------------------------------
+With ``p = M V`` the integrator reads
+``R_k = R_{k-1} + dt M⁻¹ p_{k-1}`` (R_{k-1} detached) and
+``p_k = p_{k-1} + dt (F(R_k) − γ p_{k-1}) + noise``. For the momentum adjoint
+``ã_k = ∂L/∂p_k`` of a loss ``L(R_L)`` at the loss frame ``L``:
+
+.. math::
+
+    ã_{L-1} &= \\Delta t\\, M^{-1} \\nabla_R L(R_L) \\\\
+    ã_{k-1} &= ã_k + \\Delta t^2 M^{-1} J_F(R_k)^T ã_k - \\gamma \\Delta t\\, ã_k
+
+(``J_F^T ã = VJP(F_total, R_k, ã)`` by :func:`torch.func.vjp`; ``J_F = −Hessian``),
+which is NOTES' ``a ← a + dt²·VJP(F_total, R_t, a)/M − dt·γ·a``.
+The pairs ``(R_k, ã_k)``, ``k = L−1, …, max(L−K, 1)``, feed the parameter gradient
+of :mod:`.training`.
+
 Units: nm, ps, kJ/mol, amu, K (k_B = 0.00831446261815324 kJ/mol/K).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable, List, Optional
 
 import torch
 
 from openmm_nnbias.systems.model_potentials import KB_KJ_PER_MOL_K
 
-__all__ = ["LangevinSimulator", "Trajectory", "maxwell_boltzmann_velocities", "KB_KJ_PER_MOL_K"]
+__all__ = ["LangevinSimulator", "Trajectory", "make_force_fn", "AdjointPairs", "partial_adjoint", "KB_KJ_PER_MOL_K"]
 
 EnergyFn = Callable[[torch.Tensor], torch.Tensor]
 
@@ -39,39 +57,17 @@ def _positive(name: str, value: float, unit: str, allow_zero: bool = False) -> f
     return v
 
 
-def maxwell_boltzmann_velocities(masses: torch.Tensor, temperature: float, n_replicas: int,
-                                 generator: Optional[torch.Generator] = None) -> torch.Tensor:
-    """Draw Maxwell–Boltzmann velocities ``(n_replicas, N, 3)`` in nm/ps.
-
-    Parameters
-    ----------
-    masses : torch.Tensor
-        ``(N,)`` masses in amu; the output has its dtype and device.
-    temperature : float
-        Temperature in K.
-    n_replicas : int
-        Number of replicas B.
-    generator : torch.Generator, optional
-        Random generator on the masses' device.
-
-    Returns
-    -------
-    torch.Tensor
-        ``(B, N, 3)`` velocities with per-component variance ``k_B T / M``.
+def make_force_fn(energy_fn: EnergyFn) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Return ``x ↦ −∇_x Σ energy_fn(x)`` written with :func:`torch.func.grad` (composable with vjp).
 
     Examples
     --------
-    >>> v = maxwell_boltzmann_velocities(torch.ones(2, dtype=torch.float64), 300.0, 4)
-    >>> v.shape
-    torch.Size([4, 2, 3])
+    >>> f = make_force_fn(lambda x: 0.5 * (x ** 2).sum((-2, -1)))
+    >>> f(torch.ones(1, 1, 3)).tolist()
+    [[[-1.0, -1.0, -1.0]]]
     """
-    T = _positive("temperature", temperature, "K", allow_zero=True)
-    if int(n_replicas) < 1:
-        raise ValueError(f"n_replicas must be >= 1, got {n_replicas!r}")
-    sigma = torch.sqrt(KB_KJ_PER_MOL_K * T / masses)[None, :, None]
-    noise = torch.randn((int(n_replicas), masses.shape[0], 3), generator=generator,
-                        dtype=masses.dtype, device=masses.device)
-    return sigma * noise
+    grad = torch.func.grad(lambda x: energy_fn(x).sum())
+    return lambda x: -grad(x)
 
 
 @dataclass
@@ -258,38 +254,159 @@ class LangevinSimulator:
         store = storage_device if storage_device is not None else R0.device
         n_frames = n_steps // record_every + 1
         steps = torch.arange(n_frames, dtype=torch.long) * record_every
+        R, V = (R0, V0) if keep_graph else (R0.detach(), V0.detach())
         if keep_graph:
-            R, V = R0, V0
             frames, vframes = [R], [V]
         else:
-            R, V = R0.detach(), V0.detach()
             frames = torch.empty((n_frames,) + tuple(R0.shape), dtype=R0.dtype, device=store)
             vframes = torch.empty_like(frames) if record_velocities else None
             frames[0] = R
-            if record_velocities:
+            if vframes is not None:
                 vframes[0] = V
+        grad_mode = contextlib.nullcontext if keep_graph else torch.no_grad
         for n in range(1, n_steps + 1):
             xi = torch.randn(R0.shape, generator=gen, dtype=R0.dtype, device=R0.device)
-            if keep_graph:
+            with grad_mode():
                 R = (R.detach() if detach_positions else R) + dt * V
-                F = self.forces(R, bias, create_graph=True)
+                F = self.forces(R, bias, create_graph=keep_graph)
                 V = V + dt * (F / m - gamma * V) + noise_scale * xi
-                if n % record_every == 0:
+            if n % record_every == 0:
+                if keep_graph:
                     frames.append(R)
                     vframes.append(V)
-            else:
-                with torch.no_grad():
-                    R = R + dt * V
-                    F = self.forces(R, bias)
-                    V = V + dt * (F / m - gamma * V) + noise_scale * xi
-                    if n % record_every == 0:
-                        frames[n // record_every] = R
-                        if record_velocities:
-                            vframes[n // record_every] = V
+                else:
+                    frames[n // record_every] = R
+                    if vframes is not None:
+                        vframes[n // record_every] = V
         if keep_graph:
-            positions = torch.stack(frames)
-            velocities = torch.stack(vframes) if record_velocities else None
-        else:
-            positions, velocities = frames, vframes
+            frames = torch.stack(frames)
+            vframes = torch.stack(vframes) if record_velocities else None
+        positions, velocities = frames, vframes
         return Trajectory(positions=positions, steps=steps, final_positions=R, final_velocities=V,
                           velocities=velocities, record_every=record_every, timestep=dt)
+
+
+@dataclass
+class AdjointPairs:
+    """``(R_k, ã_k)`` pairs of the partial adjoint.
+
+    Attributes
+    ----------
+    positions, adjoints : torch.Tensor
+        ``(P, N, 3)`` positions (nm) and momentum adjoints ``∂L/∂p_k`` ((loss unit)·ps/(amu·nm)).
+    replica, step : torch.Tensor
+        ``(P,)`` long: replica index and step ``k`` of each pair.
+    window_steps : int
+        ``K``, the number of back-propagated steps (independent of the trajectory length).
+    n_vjp_calls : int
+        Batched Hessian-vector products evaluated (≤ K − 1).
+    """
+
+    positions: torch.Tensor
+    adjoints: torch.Tensor
+    replica: torch.Tensor
+    step: torch.Tensor
+    window_steps: int
+    n_vjp_calls: int
+
+    def __len__(self) -> int:
+        return int(self.positions.shape[0])
+
+    def drop_small(self, rtol: float = 1e-10) -> "AdjointPairs":
+        """Drop pairs with ``‖ã‖ ≤ rtol · max‖ã‖`` (and exact zeros)."""
+        if len(self) == 0:
+            return self
+        norm = self.adjoints.flatten(1).norm(dim=1)
+        keep = (norm > rtol * norm.max()) & (norm > 0)
+        return AdjointPairs(self.positions[keep], self.adjoints[keep], self.replica[keep.cpu()],
+                            self.step[keep.cpu()], self.window_steps, self.n_vjp_calls)
+
+
+def partial_adjoint(positions: torch.Tensor, loss_frames: torch.Tensor, loss_grad: torch.Tensor,
+                    masses: torch.Tensor, timestep: float, friction: float,
+                    force_fn: Callable[[torch.Tensor], torch.Tensor], window: int,
+                    active: Optional[torch.Tensor] = None) -> AdjointPairs:
+    """Run the detached-position adjoint back from each replica's loss frame.
+
+    Parameters
+    ----------
+    positions : torch.Tensor
+        ``(T, B, N, 3)`` positions of *every* step (``record_every=1``), frame = step.
+    loss_frames : torch.Tensor
+        ``(B,)`` long, loss frame ``L_b``.
+    loss_grad : torch.Tensor
+        ``(B, N, 3)`` ``∂L_b/∂R`` at ``R_{L_b}``.
+    masses : torch.Tensor
+        ``(N,)`` amu.
+    timestep, friction : float
+        ps and 1/ps (those of the forward run).
+    force_fn : callable
+        Total force ``−∇(U + B)``, ``(B', N, 3) → (B', N, 3)``, composable with
+        :func:`torch.func.vjp` (see :func:`make_force_fn`).
+    window : int
+        ``K`` ≥ 1, number of pairs per replica (fewer if ``L_b − K < 1``).
+    active : torch.Tensor, optional
+        ``(B,)`` bool; inactive replicas (e.g. loss 0) give no pairs.
+
+    Returns
+    -------
+    AdjointPairs
+        Pairs ordered by back-step ``j = 0, 1, ...`` (step ``k = L_b − 1 − j``), replicas within.
+
+    Examples
+    --------
+    Without forces the adjoint only decays by friction, ``ã_{L-1-j} = (1 − γ dt)^j ã_{L-1}``:
+
+    >>> zero = make_force_fn(lambda x: 0.0 * x.sum((-2, -1)))
+    >>> pos = torch.zeros(11, 1, 1, 3, dtype=torch.float64)
+    >>> pairs = partial_adjoint(pos, torch.tensor([10]), torch.ones(1, 1, 3, dtype=torch.float64),
+    ...                         torch.ones(1, dtype=torch.float64), 0.1, 1.0, zero, window=3)
+    >>> pairs.step.tolist(), [round(float(a[0, 0]), 4) for a in pairs.adjoints]
+    ([9, 8, 7], [0.1, 0.09, 0.081])
+    """
+    if positions.ndim != 4 or positions.shape[-1] != 3:
+        raise ValueError(f"positions must have shape (T, B, N, 3), got {tuple(positions.shape)}")
+    T, B, N, _ = positions.shape
+    if int(window) < 1:
+        raise ValueError(f"window must be >= 1, got {window!r}")
+    if loss_frames.shape != (B,) or loss_grad.shape != (B, N, 3):
+        raise ValueError(f"loss_frames must be ({B},) and loss_grad ({B}, {N}, 3), got "
+                         f"{tuple(loss_frames.shape)} and {tuple(loss_grad.shape)}")
+    frames = loss_frames.to("cpu", torch.long)
+    if bool((frames < 0).any()) or bool((frames >= T).any()):
+        raise ValueError(f"loss frames must lie in [0, {T - 1}]")
+    act = torch.ones(B, dtype=torch.bool) if active is None else active.to("cpu", torch.bool)
+    dev, dt = loss_grad.device, float(timestep)
+    m = masses.to(dev, loss_grad.dtype)[None, :, None]
+    a = dt * loss_grad.detach() / m
+    out_R: List[torch.Tensor] = []
+    out_a: List[torch.Tensor] = []
+    out_b: List[torch.Tensor] = []
+    out_k: List[torch.Tensor] = []
+    n_vjp = 0
+    for j in range(int(window)):
+        k = frames - 1 - j
+        valid = act & (k >= 1)
+        if not bool(valid.any()):
+            break
+        idx = torch.nonzero(valid).flatten()
+        R = positions[k[idx], idx].to(dev)
+        a_sub = a[idx.to(dev)]
+        out_R.append(R)
+        out_a.append(a_sub)
+        out_b.append(idx)
+        out_k.append(k[idx])
+        if j == int(window) - 1:
+            break
+        with torch.no_grad():  # no outer graph to the bias parameters; func.vjp still differentiates
+            _, vjp_fn = torch.func.vjp(force_fn, R)
+            (hv,) = vjp_fn(a_sub)
+        n_vjp += 1
+        a_sub = a_sub + (dt * dt) * hv.detach() / m - (friction * dt) * a_sub
+        a = a.index_copy(0, idx.to(dev), a_sub)
+    if out_R:
+        return AdjointPairs(torch.cat(out_R), torch.cat(out_a), torch.cat(out_b), torch.cat(out_k),
+                            int(window), n_vjp)
+    empty = loss_grad.new_zeros((0, N, 3))
+    none = torch.zeros(0, dtype=torch.long)
+    return AdjointPairs(empty, empty.clone(), none, none.clone(), int(window), n_vjp)

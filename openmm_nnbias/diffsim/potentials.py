@@ -136,17 +136,17 @@ class OpenMMTorchEnergy(torch.nn.Module):
         def idx(rows, width):
             return torch.tensor([r[:width] for r in rows], dtype=torch.long).reshape(-1, width)
 
-        def par(rows, start):
-            return torch.tensor([r[start:] for r in rows], dtype=dtype).reshape(len(rows), -1)
+        def par(rows, start, n_par):
+            return torch.tensor([r[start:] for r in rows], dtype=dtype).reshape(len(rows), n_par)
 
         self.register_buffer("bond_idx", idx(bonds, 2))
-        self.register_buffer("bond_par", par(bonds, 2))      # r0, k
+        self.register_buffer("bond_par", par(bonds, 2, 2))      # r0, k
         self.register_buffer("angle_idx", idx(angles, 3))
-        self.register_buffer("angle_par", par(angles, 3))    # theta0, k
+        self.register_buffer("angle_par", par(angles, 3, 2))    # theta0, k
         self.register_buffer("torsion_idx", idx(torsions, 4))
-        self.register_buffer("torsion_par", par(torsions, 4))  # n, phase, k
+        self.register_buffer("torsion_par", par(torsions, 4, 3))  # n, phase, k
         self.register_buffer("pair_idx", idx(pairs, 2))
-        self.register_buffer("pair_par", par(pairs, 2))      # qq*ONE_4PI_EPS0, sigma, epsilon
+        self.register_buffer("pair_par", par(pairs, 2, 3))      # qq*ONE_4PI_EPS0, sigma, epsilon
 
     @classmethod
     def from_system(cls, system: openmm.System, ignore_constraints: bool = False,

@@ -25,7 +25,8 @@ import numpy as np
 import torch
 from scipy.stats import chi2
 
-__all__ = ["Well", "LossResult", "wrapped_difference", "crossing_loss", "success_fraction"]
+__all__ = ["Well", "LossResult", "wrapped_difference", "crossing_loss", "success_fraction",
+           "loss_position_gradient"]
 
 
 def _periods(period, dim: int) -> list[float]:
@@ -255,6 +256,27 @@ def crossing_loss(cv_traj: torch.Tensor, well: Well, target: Optional[torch.Tens
     loss = torch.where(entered, torch.zeros_like(min_sq), min_sq)
     return LossResult(loss=loss, loss_frame=torch.where(entered, first_in, frame), entered=entered,
                       min_sqdist=min_sq)
+
+
+def loss_position_gradient(cvs, positions: torch.Tensor, target: torch.Tensor,
+                           period) -> torch.Tensor:
+    """``∇_R ‖wrap(ξ(R) − ξ_target)‖²`` for positions ``(B, N, 3)`` (nm) and targets ``(B, D)`` or ``(D,)``.
+
+    ``cvs`` maps positions to ``(B, D)`` CVs; ``period`` as in :func:`wrapped_difference`.
+    Returns ``(B, N, 3)`` in (CV unit)²/nm, the start of the adjoint.
+
+    Examples
+    --------
+    >>> from openmm_nnbias.cvs import CVSet, Position
+    >>> cvs = CVSet([Position([0], "x", -1.0, 1.0)])
+    >>> loss_position_gradient(cvs, torch.ones(1, 1, 3), torch.zeros(1), [math.inf]).tolist()
+    [[[2.0, 0.0, 0.0]]]
+    """
+    with torch.enable_grad():
+        x = positions.detach().requires_grad_(True)
+        d = wrapped_difference(cvs(x), target.to(x.device, x.dtype), period)
+        (g,) = torch.autograd.grad((d ** 2).sum(), x)
+    return g
 
 
 def success_fraction(cv_traj: torch.Tensor, well: Well, criterion: str = "enters") -> float:

@@ -1,0 +1,18 @@
+"""Differentiable-simulation bias (Šípka et al. 2023): torch potentials, batched Langevin
+dynamics, ellipsoidal wells with the Eq. 5 loss, the partial (detached-position) adjoint
+and graph mini-batched training of a :class:`~openmm_nnbias.bias.NeuralBias` over CVs.
+
+Units: nm, ps, kJ/mol, amu, K.
+"""
+
+from .langevin import KB_KJ_PER_MOL_K, AdjointPairs, LangevinSimulator, Trajectory, make_force_fn, partial_adjoint
+from .potentials import ONE_4PI_EPS0, MuellerBrownEnergy, OpenMMTorchEnergy, masses_from_system
+from .training import DiffSimTrainer, EpochResult, bias_gradient, maxwell_boltzmann_velocities, minibatch_updates
+from .wells import LossResult, Well, crossing_loss, loss_position_gradient, success_fraction, wrapped_difference
+
+__all__ = [
+    "KB_KJ_PER_MOL_K", "LangevinSimulator", "Trajectory", "make_force_fn", "maxwell_boltzmann_velocities",
+    "ONE_4PI_EPS0", "MuellerBrownEnergy", "OpenMMTorchEnergy", "masses_from_system",
+    "AdjointPairs", "DiffSimTrainer", "EpochResult", "bias_gradient", "minibatch_updates", "partial_adjoint",
+    "LossResult", "Well", "crossing_loss", "loss_position_gradient", "success_fraction", "wrapped_difference",
+]
