@@ -5,7 +5,8 @@ and graph mini-batched training of a :class:`~openmm_nnbias.bias.NeuralBias` ove
 Units: nm, ps, kJ/mol, amu, K.
 """
 
-from .langevin import KB_KJ_PER_MOL_K, AdjointPairs, LangevinSimulator, Trajectory, make_force_fn, partial_adjoint
+from .adjoint import AdjointPairs, partial_adjoint
+from .langevin import KB_KJ_PER_MOL_K, LangevinSimulator, Trajectory, make_force_fn
 from .potentials import ONE_4PI_EPS0, MuellerBrownEnergy, OpenMMTorchEnergy, masses_from_system
 from .training import DiffSimTrainer, EpochResult, bias_gradient, maxwell_boltzmann_velocities, minibatch_updates
 from .wells import LossResult, Well, crossing_loss, loss_position_gradient, success_fraction, wrapped_difference

@@ -28,7 +28,8 @@ from typing import Callable, List, Optional
 
 import torch
 
-from .langevin import KB_KJ_PER_MOL_K, AdjointPairs, LangevinSimulator, make_force_fn, partial_adjoint
+from .adjoint import AdjointPairs, partial_adjoint
+from .langevin import KB_KJ_PER_MOL_K, LangevinSimulator, make_force_fn
 from .wells import Well, crossing_loss, loss_position_gradient
 
 __all__ = ["EpochResult", "DiffSimTrainer", "bias_gradient", "minibatch_updates", "maxwell_boltzmann_velocities"]

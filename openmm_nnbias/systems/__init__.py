@@ -3,6 +3,7 @@
 Everything is built from code (no downloads). See :func:`get_system`.
 """
 
+from openmm_nnbias.systems._exact import exact_free_energy_x_wolfe_quapp
 from openmm_nnbias.systems._registry import SYSTEM_NAMES, get_system
 from openmm_nnbias.systems.model_potentials import (
     KB_KJ_PER_MOL_K,
@@ -10,7 +11,6 @@ from openmm_nnbias.systems.model_potentials import (
     WOLFE_QUAPP_EXPRESSION,
     WQ_TEMPERATURE,
     ModelSystem,
-    exact_free_energy_x_wolfe_quapp,
     mueller_brown,
     mueller_brown_energy,
     wolfe_quapp,
