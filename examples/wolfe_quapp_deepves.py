@@ -25,6 +25,8 @@ def main(argv=None):
     p.add_argument("--tau-kl", type=float, default=2000)
     p.add_argument("--tau-decay", type=float, default=200)
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--platform", default="Reference",
+                   help="Reference is ~100x faster than CPU for this one-particle system")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
 
@@ -36,8 +38,9 @@ def main(argv=None):
 
     integrator = mm.LangevinMiddleIntegrator(ms.temperature, ms.friction, ms.timestep)
     integrator.setRandomNumberSeed(args.seed)
-    sim = app.Simulation(ms.topology, ms.system, integrator, mm.Platform.getPlatformByName("CPU"),
-                         {"Threads": "1"})
+    platform = mm.Platform.getPlatformByName(args.platform)
+    sim = app.Simulation(ms.topology, ms.system, integrator, platform,
+                         {"Threads": "1"} if args.platform == "CPU" else {})
     sim.context.setPositions(ms.positions)
 
     updater = DeepVESUpdater(force, ms.temperature, biasFactor=10, stride=500, sampleStride=10,

@@ -109,3 +109,38 @@ def test_nan_cvs_skip_the_update_and_keep_weights(tmp_path):
         assert torch.equal(p.detach(), q)
     sim.step(200)  # and learning goes on
     assert up.history[-1]["updated"]
+
+
+@pytest.mark.parametrize("backend", ["table", "torch"])
+def test_async_learning_is_deterministic_and_pushes_the_network(tmp_path, backend):
+    runs = []
+    for name in "ab":
+        sim, up, bias = make_run(str(tmp_path / name), backend=backend, asynchronous=True, checkpointInterval=1000)
+        sim.step(200 * 25)
+        up.flush()
+        runs.append((sim, up, bias))
+    (sim, up, bias), (_, up_b, bias_b) = runs
+    assert len(up.history) == 25 and all(h["updated"] for h in up.history[1:])
+    assert [h["iteration"] for h in up.history] == list(range(25))
+    for p, q, r in zip(bias.parameters(), bias_b.parameters(), up._force_bias.parameters()):
+        assert torch.equal(p, q) and torch.equal(p, r)  # deterministic; the copy in force is current
+    x = sim.context.getState(getPositions=True).getPositions(asNumpy=True)._value[0, 0]
+    expected = float(bias(torch.tensor([[x]], dtype=torch.float64)).detach())
+    assert abs(up.force.getBiasEnergy(sim)._value - expected) < 0.05
+    log = open(os.path.join(str(tmp_path / "a"), "ves.log")).read().splitlines()
+    assert len(log) == 26 and [int(ln.split()[0]) for ln in log[1:]] == list(range(25))
+
+
+def test_async_restart_gives_same_weights_as_uninterrupted_run(tmp_path):
+    sim, up, bias = make_run(str(tmp_path / "a"), checkpointInterval=10, asynchronous=True)
+    sim.step(200 * 16)
+    up.flush()
+    reference = [p.detach().clone() for p in bias.parameters()]
+
+    sim2, up2, bias2 = make_run(str(tmp_path / "b"), checkpointInterval=1000, seed=99, asynchronous=True)
+    up2.loadCheckpoint(str(tmp_path / "a" / "checkpoint.pt"), sim2)
+    assert up2.optimizer.iteration == 10
+    sim2.step(200 * 6)
+    up2.flush()
+    for p, q in zip(bias2.parameters(), reference):
+        assert torch.equal(p.detach(), q)

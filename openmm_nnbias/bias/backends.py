@@ -19,8 +19,10 @@ __all__ = ["ForceBackend", "TorchBackend", "TableBackend", "CMAPBackend", "BACKE
 class ForceBackend:
     """Adapter contract.
 
-    Subclasses implement ``create_force()`` (called once) and ``push(contexts)`` (make the given
-    Contexts use the bias's current weights).
+    Subclasses implement ``create_force()`` (called once), ``prepare()`` (compute, from the
+    network's current weights, everything the force needs; pure torch, safe to run in a worker
+    thread while the Context is stepping) and ``apply(payload, contexts)`` (hand a prepared payload
+    to OpenMM; main thread, between steps). ``push(contexts) = apply(prepare(), contexts)``.
     """
 
     name = "base"
@@ -32,8 +34,15 @@ class ForceBackend:
     def create_force(self):  # pragma: no cover - interface
         raise NotImplementedError
 
-    def push(self, contexts: Sequence) -> None:  # pragma: no cover - interface
+    def prepare(self):  # pragma: no cover - interface
         raise NotImplementedError
+
+    def apply(self, payload, contexts: Sequence) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def push(self, contexts: Sequence) -> None:
+        """Make the given Contexts use the network's current weights."""
+        self.apply(self.prepare(), contexts)
 
 
 class TorchBackend(ForceBackend):
@@ -61,8 +70,15 @@ class TorchBackend(ForceBackend):
         force.setName("NeuralBias")
         return force
 
-    def push(self, contexts: Sequence) -> None:
-        self.weights.write_parameters(self.bias)
+    def prepare(self) -> torch.Tensor:
+        with torch.no_grad():
+            flat = torch.cat([p.detach().reshape(-1) for p in self.bias.parameters()]).cpu()
+        if not bool(torch.isfinite(flat).all()):
+            raise ValueError("bias weights contain non-finite values (NaN or inf); not pushed")
+        return flat
+
+    def apply(self, payload: torch.Tensor, contexts: Sequence) -> None:
+        self.weights.write(payload)
 
 
 def table_expression(cvs, particle_of_atom: dict) -> str:
@@ -181,10 +197,13 @@ class TableBackend(ForceBackend):
         self.function = force.getTabulatedFunction(0)
         return force
 
-    def push(self, contexts: Sequence) -> None:
+    def prepare(self) -> list:
+        return self.table_values()
+
+    def apply(self, payload: list, contexts: Sequence) -> None:
         if self.force is None:
             raise ValueError("the force has not been created yet; call addToSystem first")
-        self.function.setFunctionParameters(*self._function_parameters(self.table_values()))
+        self.function.setFunctionParameters(*self._function_parameters(payload))
         for context in contexts:
             self.force.updateParametersInContext(context)
 
@@ -246,10 +265,13 @@ class CMAPBackend(ForceBackend):
         self.force = force
         return force
 
-    def push(self, contexts: Sequence) -> None:
+    def prepare(self) -> list:
+        return self.table_values()
+
+    def apply(self, payload: list, contexts: Sequence) -> None:
         if self.force is None:
             raise ValueError("the force has not been created yet; call addToSystem first")
-        self.force.setMapParameters(0, self.bins, self.table_values())
+        self.force.setMapParameters(0, self.bins, payload)
         for context in contexts:
             self.force.updateParametersInContext(context)
 

@@ -152,6 +152,18 @@ class NeuralBiasForce:
         """
         self.backend.push(_contexts(contexts))
 
+    def prepareWeights(self):
+        """Compute the force's data for the network's current weights (no Context touched).
+
+        Thread-safe with respect to running Contexts: a worker thread may call it while the
+        simulation steps, and the main thread then hands the result to :meth:`applyWeights`.
+        """
+        return self.backend.prepare()
+
+    def applyWeights(self, payload, contexts=None) -> None:
+        """Install a payload from :meth:`prepareWeights` in running Context(s) (between steps)."""
+        self.backend.apply(payload, _contexts(contexts))
+
     def getCollectiveVariables(self, context) -> list:
         """Current CV values (MD units) of a Context or Simulation.
 

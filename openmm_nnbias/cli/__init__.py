@@ -36,6 +36,8 @@ def _parser():
     d.add_argument("--tau-kl", type=float, help="KL time constant, iterations")
     d.add_argument("--tau-decay", type=float, help="learning-rate decay time, iterations")
     d.add_argument("--kl-threshold", type=float, help="KL threshold epsilon (default 0.5)")
+    d.add_argument("--async", dest="asynchronous", action="store_true",
+                   help="overlap each optimizer step with the next iteration's MD (one-iteration lag)")
     d.add_argument("--no-progress", action="store_true")
     r = sub.add_parser("reference", help="reference alanine-dipeptide FES with OpenMM WT-metadynamics")
     r.add_argument("--time", default="50ns")
@@ -72,7 +74,8 @@ def main(argv=None) -> int:
             backend = args.backend
             run_deepves(args.system, args.out, steps, restart=args.restart, progress=not args.no_progress,
                         backend=backend, platform=args.platform, threads=args.threads, seed=args.seed,
-                        biasFactor=args.bias_factor, sampleStride=args.sample_stride, overrides=overrides)
+                        biasFactor=args.bias_factor, sampleStride=args.sample_stride, overrides=overrides,
+                        asynchronous=args.asynchronous)
             print(f"wrote {args.out}/fes_bias.dat, bias.pt, colvar, ves.log")
         elif args.command == "reference":
             from .reference import run_reference

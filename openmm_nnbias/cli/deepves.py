@@ -15,7 +15,7 @@ SYSTEM_DEFAULTS = {
 
 def build_deepves(system_name: str, out: str = None, backend: str = "table", platform: str = "CPU",
                   threads: int = 1, seed: int = 1, biasFactor: float = 10.0, sampleStride: int = 10,
-                  overrides: dict = None):
+                  overrides: dict = None, asynchronous: bool = False):
     """Build (simulation, updater, timestep_ps) for an embedded system with the paper's settings."""
     import torch
     import openmm as mm
@@ -51,7 +51,7 @@ def build_deepves(system_name: str, out: str = None, backend: str = "table", pla
     sim.context.setPositions(built.positions)
     sim.context.setVelocitiesToTemperature(temperature, seed)
     updater = DeepVESUpdater(force, temperature, biasFactor=biasFactor, sampleStride=sampleStride,
-                             out=out, **opts)
+                             out=out, asynchronous=asynchronous, **opts)
     sim.reporters.append(updater)
     return sim, updater, dt.value_in_unit(unit.picosecond)
 
@@ -81,6 +81,7 @@ def run_deepves(system_name: str, out: str, steps: int, restart: bool = False, p
             ns_day = (sim.currentStep - start) * dt * 1e-3 / (elapsed / 86400) if elapsed > 0 else math.nan
             bar.set_postfix(ns_day=f"{ns_day:.0f}", kl=f"{h.get('kl', math.nan):.3f}",
                             lr=f"{h.get('lr_next', math.nan):.2e}", phase=h.get("phase", "-"))
+    updater.flush()
     updater.writeFes()
     updater.saveCheckpoint(checkpoint, sim) if sim.currentStep % updater.stride == 0 else None
     return sim, updater

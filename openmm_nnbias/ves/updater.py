@@ -53,6 +53,13 @@ class DeepVESUpdater:
         In iterations (0 disables snapshots of ``bias_<iteration>.pt``).
     device : str, optional
         Where the optimization runs (default ``"cuda"`` when torch sees a GPU, else ``"cpu"``).
+    asynchronous : bool
+        Overlap learning with MD: the optimizer step of iteration k (and the tabulation of the new
+        bias) runs in a worker thread while the MD of iteration k+1 proceeds, and its weights are
+        pushed at the end of that block. The bias in force therefore lags the network by one
+        iteration (samples of iteration k+1 come from the weights of iteration k); the results
+        are deterministic and restarts exact (checkpoint iterations are synchronous). Uses a
+        second CPU core (or the GPU) for learning. Default False: the paper's synchronous scheme.
 
     Examples
     --------
@@ -64,7 +71,7 @@ class DeepVESUpdater:
                  gridBins=50, learningRate: float = 1e-3, tauKL: float = 10000, klThreshold: float = 0.5,
                  tauDecay: float = 1000, freezeRatio: float = 5e-5, out: str = None, fesInterval: int = 100,
                  checkpointInterval: int = 100, snapshotInterval: int = 0, colvarStride: int = None,
-                 device: str = None):
+                 device: str = None, asynchronous: bool = False):
         self.temperature = strip_unit(temperature, "kelvin")
         if not self.temperature > 0:
             raise ValueError(f"temperature must be > 0 K, got {self.temperature}")
@@ -109,6 +116,11 @@ class DeepVESUpdater:
         self.history = []
         self._rw_logsum = None  # per-bin log Σ exp(βV) after freezing
         self._rw_count = 0
+        self.asynchronous = bool(asynchronous)
+        self._executor, self._pending, self._simulation = None, None, None
+        self._force_bias = copy.deepcopy(self.bias) if self.asynchronous else None  # weights in force
+        self._in_force_frozen = self.optimizer.frozen
+        self._last_phase = self.optimizer.phase
 
     # ----------------------------------------------------------------- reporter protocol
     def describeNextReport(self, simulation):
@@ -124,6 +136,7 @@ class DeepVESUpdater:
 
     # ----------------------------------------------------------------- one iteration
     def _iterate(self, simulation):
+        self._simulation = simulation
         x = torch.tensor(np.array(self._positions), dtype=torch.float64)
         times = np.array(self._times)
         self._positions, self._times = [], []
@@ -132,33 +145,72 @@ class DeepVESUpdater:
         finite = bool(torch.isfinite(s).all())
         if finite:
             self._check_range(s, times)
+        # bias and c(t) in force while these samples were drawn (before any pending update lands)
+        net = self._force_bias if self.asynchronous else self.bias
         dev = self.optimizer.device
         with torch.no_grad():
-            v = self.bias(s.to(device=dev, dtype=self.optimizer.dtype)).double().cpu()
-        frozen_before = self.optimizer.frozen
-        if frozen_before and finite:
+            v = net(s.to(device=dev, dtype=self.optimizer.dtype)).double().cpu()
+        if self._in_force_frozen and finite:
             self._accumulate_reweighting(s, v)
-        c_acting = self.c
+        if self.out is not None:
+            self._write_colvar(s, v, self.c, times)
+        self.flush()  # async: finish the previous iteration's step and push its weights
+        it = self.optimizer.iteration
+        sync_point = (it + 1) % self.checkpointInterval == 0 and self.out is not None
+        if self.asynchronous and not sync_point and not self.optimizer.frozen:
+            if self._executor is None:
+                from concurrent.futures import ThreadPoolExecutor
+
+                self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="deepves")
+            self._pending = (self._executor.submit(self._learn, s), float(times[-1]))
+        else:
+            self._finish(*self._learn(s), float(times[-1]))
+
+    def _learn(self, s):
+        """Optimizer step and force data for the new weights (may run in the worker thread)."""
         t0 = time.perf_counter()
         stats = self.optimizer.step(s)
         t1 = time.perf_counter()
-        if stats["updated"]:
-            self.force.updateWeights(simulation)
+        payload = self.force.prepareWeights() if stats["updated"] else None
         stats["t_optimizer_ms"] = (t1 - t0) * 1e3
-        stats["t_push_ms"] = (time.perf_counter() - t1) * 1e3
+        stats["t_prepare_ms"] = (time.perf_counter() - t1) * 1e3
+        return stats, payload
+
+    def flush(self):
+        """Wait for a pending asynchronous optimizer step and push its weights (no-op otherwise).
+
+        Called automatically at every iteration and before FES, bias and checkpoint output; call
+        it yourself after ``simulation.step()`` before reading ``bias`` directly.
+        """
+        if self._pending is None:
+            return
+        future, time_ps = self._pending
+        self._pending = None
+        self._finish(*future.result(), time_ps)
+
+    def _finish(self, stats, payload, time_ps):
+        simulation = self._simulation
+        t0 = time.perf_counter()
+        if payload is not None:
+            self.force.applyWeights(payload, simulation)
+            if self.asynchronous:
+                self._force_bias.load_state_dict(self.bias.state_dict())
+        stats["t_push_ms"] = (time.perf_counter() - t0) * 1e3
         self.c = stats["c"]
-        stats["time_ps"] = float(times[-1])
+        self._in_force_frozen = self.optimizer.frozen
+        stats["time_ps"] = time_ps
         self.history.append(stats)
         if self.out is not None:
-            self._write_colvar(s, v, c_acting, times)
             self._write_log(stats)
             it = stats["iteration"]
-            if (it + 1) % self.fesInterval == 0 or (self.optimizer.frozen and not frozen_before):
+            just_frozen = stats["phase"] == "frozen" and self._last_phase != "frozen"
+            if (it + 1) % self.fesInterval == 0 or just_frozen:
                 self.writeFes()
             if self.snapshotInterval and (it + 1) % self.snapshotInterval == 0:
                 self.force.exportBias(os.path.join(self.out, f"bias_{it + 1}.pt"))
             if (it + 1) % self.checkpointInterval == 0:
                 self.saveCheckpoint(os.path.join(self.out, "checkpoint.pt"), simulation)
+        self._last_phase = stats["phase"]
 
     def _check_range(self, s, times):
         for j, name in enumerate(self.cvs.names):
@@ -187,6 +239,7 @@ class DeepVESUpdater:
     # ----------------------------------------------------------------- results
     def getFreeEnergyFromBias(self) -> np.ndarray:
         """F(s) = −V − kT ln p on the grid (Eq. 4), kJ/mol, min 0, shape ``grid.shape``."""
+        self.flush()
         return self.optimizer.fes_from_bias().reshape(self.grid.shape).cpu().numpy()
 
     def getReweightedFreeEnergy(self):
@@ -247,6 +300,8 @@ class DeepVESUpdater:
     # ----------------------------------------------------------------- checkpoints
     def saveCheckpoint(self, path, simulation):
         """Atomically save the complete learning state and the OpenMM state (Context checkpoint)."""
+        self._simulation = self._simulation or simulation
+        self.flush()
         if self._positions:
             raise ValueError("checkpoints are taken at iteration boundaries (step count a multiple of stride)")
         state = {
@@ -266,6 +321,9 @@ class DeepVESUpdater:
         if not os.path.exists(path):
             raise ValueError(f"checkpoint {path!r} does not exist")
         state = torch.load(path, weights_only=False)
+        if self._pending is not None:  # let a running step finish before its state is overwritten
+            self._pending[0].result()
+            self._pending = None
         if state.get("config") != self.config:
             diff = {k: (state.get("config", {}).get(k), v) for k, v in self.config.items()
                     if state.get("config", {}).get(k) != v}
@@ -278,6 +336,10 @@ class DeepVESUpdater:
         simulation.context.loadCheckpoint(state["context"])
         self._positions, self._times = [], []
         self.force.updateWeights(simulation)
+        if self._force_bias is not None:
+            self._force_bias.load_state_dict(self.bias.state_dict())
+        self._in_force_frozen = self.optimizer.frozen
+        self._last_phase = self.optimizer.phase
 
 
 def _md_unit_system():
