@@ -66,8 +66,33 @@ def main(run, reference):
         if math.isnan(first_1) and r <= 1.0:
             first_1 = t_end
         print(f"  {t_end:5.1f}: {r:.2f}")
+    first_1_window = math.nan
+    if not math.isnan(t_kl):
+        print(f"rbias-reweighted FES of frames [t_KL = {t_kl:.2f} ns, t] (learning transient dropped):")
+        for t_end in np.arange(math.ceil(t_kl * 2) / 2 + 0.5, t[-1] / 1000 + 1e-9, 0.5):
+            axes, fes = reweight_colvar(os.path.join(run, "colvar"), KT, bins=50, t_min=t_kl * 1000,
+                                        t_max=t_end * 1000)
+            p = os.path.join(tmp, "rw.dat")
+            write_grid_file(p, ["phi", "psi"], axes, fes, [True, True], lower=[-math.pi] * 2, upper=[math.pi] * 2)
+            r, _ = compare_files(p, reference)
+            if math.isnan(first_1_window) and r <= 1.0:
+                first_1_window = t_end
+            print(f"  {t_end:5.1f}: {r:.2f}")
+    first_1_frozen = math.nan
+    if not math.isnan(t_frozen):
+        print(f"frozen-bias reweighted FES of frames [t_frozen = {t_frozen:.2f} ns, t] (Eq. 11):")
+        for t_end in np.arange(math.ceil(t_frozen * 4) / 4 + 0.25, t[-1] / 1000 + 1e-9, 0.25):
+            axes, fes = reweight_colvar(os.path.join(run, "colvar"), KT, bins=50, column="bias",
+                                        t_min=t_frozen * 1000, t_max=t_end * 1000)
+            p = os.path.join(tmp, "rw.dat")
+            write_grid_file(p, ["phi", "psi"], axes, fes, [True, True], lower=[-math.pi] * 2, upper=[math.pi] * 2)
+            r, _ = compare_files(p, reference)
+            if math.isnan(first_1_frozen) and r <= 1.0:
+                first_1_frozen = t_end
+            print(f"  {t_end:5.2f}: {r:.2f}")
     print(f"RESULT t_kl_ns={t_kl:.2f} t_frozen_ns={t_frozen:.2f} rmse_bias={rmse_b:.2f} "
-          f"rmse_reweighted={rmse_r if os.path.exists(rw_path) else math.nan:.2f} t_rmse1_ns={first_1:.1f}")
+          f"rmse_reweighted={rmse_r if os.path.exists(rw_path) else math.nan:.2f} t_rmse1_ns={first_1:.1f} "
+          f"t_rmse1_from_tkl_ns={first_1_window:.1f} t_rmse1_frozen_ns={first_1_frozen:.2f}")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@ Deep-VES with the table, cmap and torch backends, synchronous (the paper's schem
 asynchronous (``DeepVESUpdater(asynchronous=True)``: the optimizer step and the tabulation run
 in a worker thread overlapping the next 500 MD steps; only the push into the Context stays on
 the MD thread). Paper settings: one optimizer step per 500 steps, 50x50 grid, samples every
-10 steps (``_s50``: every 50). Also the cost breakdown per iteration.
+10 steps (``_s50``: every 50); ``_p4``: weights pushed into the Context every 4th iteration.
+Also the cost breakdown per iteration.
 Last line: ``RESULT speed_ratio_<config>=<r> ...``.
 """
 
@@ -26,7 +27,7 @@ from openmm_nnbias.systems import alanine_dipeptide
 from openmm_nnbias.ves import DeepVESUpdater
 
 
-def make(pep, backend=None, sample_stride=10, asynchronous=False):
+def make(pep, backend=None, sample_stride=10, asynchronous=False, push_interval=1):
     system = copy.deepcopy(pep.system)
     updater = None
     force = None
@@ -41,7 +42,8 @@ def make(pep, backend=None, sample_stride=10, asynchronous=False):
     sim.context.setVelocitiesToTemperature(300 * unit.kelvin, 1)
     if force is not None:
         updater = DeepVESUpdater(force, 300 * unit.kelvin, biasFactor=10, stride=500,
-                                 sampleStride=sample_stride, out=None, asynchronous=asynchronous)
+                                 sampleStride=sample_stride, out=None, asynchronous=asynchronous,
+                                 pushInterval=push_interval)
         sim.reporters.append(updater)
     sim.step(1000)
     return sim, updater
@@ -57,6 +59,8 @@ def main():
     runs = {"unbiased": make(pep), "deepves_table": make(pep, "table"),
             "deepves_table_async": make(pep, "table", asynchronous=True),
             "deepves_table_async_s50": make(pep, "table", sample_stride=50, asynchronous=True),
+            "deepves_table_async_p4": make(pep, "table", asynchronous=True, push_interval=4),
+            "deepves_table_async_s50_p4": make(pep, "table", sample_stride=50, asynchronous=True, push_interval=4),
             "deepves_cmap_async": make(pep, "cmap", asynchronous=True),
             "deepves_torch": make(pep, "torch"), "deepves_torch_async": make(pep, "torch", asynchronous=True)}
     steps = 500 * args.iterations
@@ -76,8 +80,8 @@ def main():
             continue
         h = up.history[2:]
         opt = statistics.median(x["t_optimizer_ms"] for x in h)
-        prep = statistics.median(x["t_prepare_ms"] for x in h)
-        push = statistics.median(x["t_push_ms"] for x in h)
+        prep = statistics.mean(x["t_prepare_ms"] for x in h)
+        push = statistics.mean(x["t_push_ms"] for x in h)
         per_iter = (med[k] - med["unbiased"]) * 500 / 1000
         where = "worker thread" if up.asynchronous else "main thread"
         print(f"{k:24s} per iteration: optimizer {opt:.2f} ms + tabulate {prep:.2f} ms ({where}), "

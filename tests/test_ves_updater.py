@@ -144,3 +144,14 @@ def test_async_restart_gives_same_weights_as_uninterrupted_run(tmp_path):
     up2.flush()
     for p, q in zip(bias2.parameters(), reference):
         assert torch.equal(p.detach(), q)
+
+
+def test_push_interval_pushes_every_nth_iteration():
+    sim, up, bias = make_run(None, backend="torch", pushInterval=3)
+    flat = lambda: torch.cat([p.detach().reshape(-1) for p in bias.parameters()])  # noqa: E731
+    sim.step(200 * 7)  # iterations 0..6: pushes after 2 and 5, not after 6
+    assert not torch.equal(up.force.backend.weights.read(), flat())
+    sim.step(200 * 2)  # iteration 8 pushes
+    assert torch.equal(up.force.backend.weights.read(), flat())
+    with pytest.raises(ValueError, match="pushInterval"):
+        make_run(None, pushInterval=0)
