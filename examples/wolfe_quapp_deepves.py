@@ -25,6 +25,8 @@ def main(argv=None):
     p.add_argument("--tau-kl", type=float, default=2000)
     p.add_argument("--tau-decay", type=float, default=200)
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--grid-bins", type=int, default=100, help="target grid (paper: 100 bins)")
+    p.add_argument("--kl-threshold", type=float, default=0.5)
     p.add_argument("--platform", default="Reference",
                    help="Reference is ~100x faster than CPU for this one-particle system")
     args = p.parse_args(argv)
@@ -44,7 +46,8 @@ def main(argv=None):
     sim.context.setPositions(ms.positions)
 
     updater = DeepVESUpdater(force, ms.temperature, biasFactor=10, stride=500, sampleStride=10,
-                             gridBins=50, tauKL=args.tau_kl, tauDecay=args.tau_decay, out=args.out)
+                             gridBins=args.grid_bins, tauKL=args.tau_kl, tauDecay=args.tau_decay,
+                             klThreshold=args.kl_threshold, out=args.out)
     sim.reporters.append(updater)
     sim.step(args.steps)
     updater.writeFes()

@@ -38,6 +38,11 @@ def _parser():
     d.add_argument("--kl-threshold", type=float, help="KL threshold epsilon (default 0.5)")
     d.add_argument("--async", dest="asynchronous", action="store_true",
                    help="overlap each optimizer step with the next iteration's MD (one-iteration lag)")
+    d.add_argument("--push-interval", type=int, default=None,
+                   help="iterations between pushes of the network into the Context (default 1)")
+    d.add_argument("--walkers", type=int, default=1,
+                   help="N walkers sharing one bias, one process each (torch.distributed, gloo); "
+                        "under torchrun: one walker per process")
     d.add_argument("--no-progress", action="store_true")
     r = sub.add_parser("reference", help="reference alanine-dipeptide FES with OpenMM WT-metadynamics")
     r.add_argument("--time", default="50ns")
@@ -56,6 +61,17 @@ def _parser():
     rw.add_argument("--column", default="rbias", choices=["rbias", "bias"])
     rw.add_argument("--bins", type=int, default=50)
     rw.add_argument("--output", default=None, help="default RUN/fes_colvar_reweighted.dat")
+    ds = sub.add_parser("diffsim", help="train a barrier-crossing bias by differentiable simulation")
+    ds.add_argument("--system", required=True, choices=["mueller-brown", "alanine-dipeptide"])
+    ds.add_argument("--epochs", type=int, required=True, help="total number of training epochs")
+    ds.add_argument("--replicas", type=int, help="replicas per epoch (default: the system's)")
+    ds.add_argument("--steps", type=int, help="Langevin steps per trajectory (default: the system's)")
+    ds.add_argument("--out", required=True, help="output folder")
+    ds.add_argument("--restart", action="store_true", help="continue from OUT/checkpoint.pt")
+    ds.add_argument("--seed", type=int, default=0)
+    ds.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    ds.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    ds.add_argument("--no-progress", action="store_true")
     pl = sub.add_parser("plot", help="PNG plots of a run folder")
     pl.add_argument("run")
     return p
@@ -65,18 +81,24 @@ def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "deepves":
-            from .deepves import build_deepves, run_deepves  # noqa: F401
+            from .deepves import run_deepves_walkers
 
             dt = 0.005 if args.system == "wolfe-quapp" else 0.002
             steps = args.steps if args.steps is not None else int(round(parse_time(args.time) / dt))
             overrides = dict(stride=args.stride, tauKL=args.tau_kl, tauDecay=args.tau_decay,
-                             klThreshold=args.kl_threshold)
+                             klThreshold=args.kl_threshold, pushInterval=args.push_interval)
             backend = args.backend
-            run_deepves(args.system, args.out, steps, restart=args.restart, progress=not args.no_progress,
-                        backend=backend, platform=args.platform, threads=args.threads, seed=args.seed,
-                        biasFactor=args.bias_factor, sampleStride=args.sample_stride, overrides=overrides,
-                        asynchronous=args.asynchronous)
-            print(f"wrote {args.out}/fes_bias.dat, bias.pt, colvar, ves.log")
+            run_deepves_walkers(args.walkers, args.system, args.out, steps, restart=args.restart,
+                                progress=not args.no_progress, backend=backend, platform=args.platform,
+                                threads=args.threads, seed=args.seed, biasFactor=args.bias_factor,
+                                sampleStride=args.sample_stride, overrides=overrides,
+                                asynchronous=args.asynchronous)
+            from os import environ
+
+            many = max(args.walkers, int(environ.get("WORLD_SIZE", 1))) > 1
+            if environ.get("RANK", "0") == "0":  # torchrun: walker 0 only
+                print(f"wrote {args.out}/fes_bias.dat, bias.pt, colvar, ves.log"
+                      + (" (colvar.k: walker k)" if many else ""))
         elif args.command == "reference":
             from .reference import run_reference
 
@@ -107,6 +129,13 @@ def main(argv=None) -> int:
             path = args.output or os.path.join(args.run, "fes_colvar_reweighted.dat")
             write_grid_file(path, names, axes, fes, periodic, lower=lower, upper=upper)
             print(f"wrote {path}")
+        elif args.command == "diffsim":
+            from .diffsim import run_diffsim
+
+            run_diffsim(args.system, args.out, args.epochs, replicas=args.replicas, steps=args.steps,
+                        restart=args.restart, seed=args.seed, threads=args.threads,
+                        progress=not args.no_progress, device=args.device)
+            print(f"wrote {args.out}/bias.pt, checkpoint.pt, diffsim.log")
         elif args.command == "plot":
             from ..analysis.plots import plot_run
 

@@ -4,7 +4,7 @@ import math
 import os
 import time
 
-__all__ = ["build_deepves", "run_deepves", "SYSTEM_DEFAULTS"]
+__all__ = ["build_deepves", "run_deepves", "run_deepves_walkers", "SYSTEM_DEFAULTS"]
 
 # Paper settings (Bonati et al. 2019 and NOTES.md) per embedded system.
 SYSTEM_DEFAULTS = {
@@ -15,8 +15,12 @@ SYSTEM_DEFAULTS = {
 
 def build_deepves(system_name: str, out: str = None, backend: str = "table", platform: str = "CPU",
                   threads: int = 1, seed: int = 1, biasFactor: float = 10.0, sampleStride: int = 10,
-                  overrides: dict = None, asynchronous: bool = False):
-    """Build (simulation, updater, timestep_ps) for an embedded system with the paper's settings."""
+                  overrides: dict = None, asynchronous: bool = False, group=None):
+    """Build (simulation, updater, timestep_ps) for an embedded system with the paper's settings.
+
+    With a :class:`~openmm_nnbias.ves.walkers.WalkerGroup` ``group``, walker k uses the MD seed
+    ``seed + k``, starts from walker 0's network and shares the bias with the other walkers.
+    """
     import torch
     import openmm as mm
     from openmm import app, unit
@@ -42,6 +46,9 @@ def build_deepves(system_name: str, out: str = None, backend: str = "table", pla
         cvs = CVSet([Torsion(built.torsions["phi"], "phi"), Torsion(built.torsions["psi"], "psi")])
         temperature, dt, friction = 300 * unit.kelvin, 0.002 * unit.picosecond, 1 / unit.picosecond
     bias = NeuralBias.from_cvs(cvs, hidden=opts.pop("hidden"), seed=seed)
+    if group is not None:  # identical initial network before the force is built; own MD seed
+        group.broadcast_parameters(bias.parameters())
+        seed = seed + group.rank
     force = NeuralBiasForce(cvs, bias, backend=backend)
     force.addToSystem(built.system)
     integ = mm.LangevinMiddleIntegrator(temperature, friction, dt)
@@ -50,8 +57,14 @@ def build_deepves(system_name: str, out: str = None, backend: str = "table", pla
     sim = app.Simulation(built.topology, built.system, integ, plat, props)
     sim.context.setPositions(built.positions)
     sim.context.setVelocitiesToTemperature(temperature, seed)
-    updater = DeepVESUpdater(force, temperature, biasFactor=biasFactor, sampleStride=sampleStride,
-                             out=out, asynchronous=asynchronous, **opts)
+    if group is None:
+        updater = DeepVESUpdater(force, temperature, biasFactor=biasFactor, sampleStride=sampleStride,
+                                 out=out, asynchronous=asynchronous, **opts)
+    else:
+        from ..ves.walkers import WalkerDeepVESUpdater
+
+        updater = WalkerDeepVESUpdater(force, temperature, group, biasFactor=biasFactor,
+                                       sampleStride=sampleStride, out=out, asynchronous=asynchronous, **opts)
     sim.reporters.append(updater)
     return sim, updater, dt.value_in_unit(unit.picosecond)
 
@@ -85,3 +98,40 @@ def run_deepves(system_name: str, out: str, steps: int, restart: bool = False, p
     updater.writeFes()
     updater.saveCheckpoint(checkpoint, sim) if sim.currentStep % updater.stride == 0 else None
     return sim, updater
+
+
+def run_deepves_walkers(walkers: int, system_name: str, out: str, steps: int, restart: bool = False,
+                        progress: bool = True, **kwargs) -> None:
+    """Run ``walkers`` Deep-VES walkers sharing one bias, ``steps`` MD steps each.
+
+    Under ``torchrun`` (env ``RANK``/``WORLD_SIZE``) this process is one walker; otherwise
+    ``walkers`` local processes are spawned (gloo). One walker without torchrun: plain
+    :func:`run_deepves`. Walker 0 writes the usual files, walker k > 0 ``colvar.k`` and
+    ``checkpoint.k.pt``.
+    """
+    from ..ves.walkers import WalkerGroup, spawn_walkers, torchrun_world_size
+
+    walkers = int(walkers)
+    world = torchrun_world_size()
+    if walkers < 1:
+        raise ValueError(f"--walkers must be >= 1, got {walkers}")
+    if world and walkers not in (1, world):
+        raise ValueError(f"--walkers {walkers} but torchrun started {world} processes")
+    if world:
+        group = WalkerGroup()
+        try:
+            _walker_main(group, system_name, out, steps, restart, progress, kwargs)
+        finally:
+            group.close()
+    elif walkers == 1:
+        run_deepves(system_name, out, steps, restart=restart, progress=progress, **kwargs)
+    else:
+        spawn_walkers(_walker_main, walkers, args=(system_name, out, steps, restart, progress, kwargs))
+
+
+def _walker_main(group, system_name, out, steps, restart, progress, kwargs):
+    import torch
+
+    torch.set_num_threads(max(1, int(kwargs.get("threads", 1))))
+    run_deepves(system_name, out, steps, restart=restart, progress=progress and group.rank == 0,
+                group=group, **kwargs)

@@ -7,6 +7,9 @@
 * :class:`KLMonitor`, :class:`LearningRateSchedule` — KL divergence (Eq. 12) and the
   learning / decaying / frozen schedule.
 * :class:`DeepVESOptimizer` — one Deep-VES iteration per :meth:`~DeepVESOptimizer.step`.
+* :class:`MetropolisSampler`, :class:`MonteCarloTarget` — Monte Carlo target average for
+  many CVs (no grid); :class:`MarginalKLMonitor`, :class:`RecrossingMonitor` — its
+  convergence monitors (marginal KL; the paper's recrossing rule).
 * :func:`reweighted_fes` — free energy by reweighting (Eq. 11).
 * :class:`DeepVESUpdater` — the OpenMM reporter that runs all of it during ``simulation.step``.
 
@@ -14,6 +17,8 @@ Units: energies and kT in kJ/mol, CVs in nm or rad.
 """
 
 from .grid import CVGrid
+from .monitors import MarginalKLMonitor, RecrossingMonitor
+from .montecarlo import MetropolisSampler, MonteCarloTarget
 from .omega import bias_normalization, evaluate_bias, omega_functional, omega_loss
 from .optimizer import DeepVESOptimizer
 from .reweight import reweighted_fes
@@ -34,4 +39,8 @@ __all__ = [
     "LearningRateSchedule",
     "DeepVESOptimizer",
     "reweighted_fes",
+    "MetropolisSampler",
+    "MonteCarloTarget",
+    "MarginalKLMonitor",
+    "RecrossingMonitor",
 ]

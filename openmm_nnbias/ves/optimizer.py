@@ -9,9 +9,10 @@ from typing import Any
 import torch
 
 from .grid import CVGrid
+from .monitors import RecrossingMonitor, build_target
+from .montecarlo import MonteCarloTarget
 from .omega import bias_normalization, evaluate_bias, omega_loss
-from .schedule import KLMonitor, LearningRateSchedule
-from .targets import UniformTarget, WellTemperedTarget
+from .schedule import LearningRateSchedule
 
 __all__ = ["DeepVESOptimizer"]
 
@@ -47,12 +48,16 @@ class DeepVESOptimizer:
     ----------
     bias : torch.nn.Module
         Maps CVs ``(B, n_cv)`` to bias energies ``(B,)`` in kJ/mol.
-    grid : CVGrid
-        Target grid (moved in place to the bias's device).
+    grid : CVGrid or None
+        Target grid (moved in place to the bias's device); None: Monte Carlo target (below)
+        over the box of ``bias`` (``lower``/``upper``/``periodic``, as on NeuralBias).
     kT : float
         Thermal energy k_B T in kJ/mol.
-    target : {"well-tempered", "uniform"}
-        Target distribution.
+    target : {"well-tempered", "uniform", "well-tempered-mc", "uniform-mc"}
+        Target distribution; ``-mc`` (implied by ``grid=None``): no grid, the Eq. 10 target
+        average over :class:`MonteCarloTarget` samples (2000 chains × 10 steps), the KL of
+        the schedule from :class:`MarginalKLMonitor` (max over 1-D marginals, a lower bound of
+        the full KL: choose a smaller ``kl_threshold``), c(t) from the samples.
     bias_factor : float
         γ of the well-tempered target (> 1).
     lr : float
@@ -69,6 +74,13 @@ class DeepVESOptimizer:
         Freeze once lr/lr0 < freeze_ratio.
     device : torch.device or str, optional
         If given, the bias is moved there (in place); default: the device of its parameters.
+    target_sampler, marginal_bins : MonteCarloTarget (optional), int
+        Explicit Monte Carlo target (implies "-mc", its kind wins); bins per CV of the monitor.
+    recrossing : RecrossingMonitor, optional
+        Paper's rule: decay phase once it is satisfied (then every iteration decays, KL only reported).
+    reducer : openmm_nnbias.ves.walkers.WalkerGroup, optional
+        Multiple walkers: initial weights from walker 0, then every iteration the pooled
+        histogram counts, Eq. 10 gradient and skip decision of all walkers (identical weights).
 
     Examples
     --------
@@ -92,7 +104,7 @@ class DeepVESOptimizer:
     def __init__(
         self,
         bias: torch.nn.Module,
-        grid: CVGrid,
+        grid: CVGrid | None,
         kT: float,
         target: str = "well-tempered",
         bias_factor: float = 10.0,
@@ -103,11 +115,17 @@ class DeepVESOptimizer:
         tau_decay: float = 1000,
         freeze_ratio: float = 5e-5,
         device: torch.device | str | None = None,
+        reducer: Any = None,
+        target_sampler: MonteCarloTarget | None = None,
+        marginal_bins: int = 50,
+        recrossing: RecrossingMonitor | None = None,
     ) -> None:
         if not isinstance(bias, torch.nn.Module):
             raise ValueError(f"bias must be a torch.nn.Module, got {type(bias).__name__}")
-        if not isinstance(grid, CVGrid):
-            raise ValueError(f"grid must be a CVGrid, got {type(grid).__name__}")
+        if grid is not None and not isinstance(grid, CVGrid):
+            raise ValueError(f"grid must be a CVGrid or None, got {type(grid).__name__}")
+        if recrossing is not None and not isinstance(recrossing, RecrossingMonitor):
+            raise ValueError(f"recrossing must be a RecrossingMonitor, got {type(recrossing).__name__}")
         kT = float(kT)
         if not (kT > 0 and math.isfinite(kT)):
             raise ValueError(f"kT must be a finite number > 0 (kJ/mol), got {kT}")
@@ -122,22 +140,21 @@ class DeepVESOptimizer:
         self.bias = bias
         self.device = ref.device
         self.dtype = ref.dtype
-        self.grid = grid.to(self.device)
         self.kT = kT
-        if target == "well-tempered":
-            self.target = WellTemperedTarget(self.grid, bias_factor, kT)
-        elif target == "uniform":
-            self.target = UniformTarget(self.grid)
-        else:
-            raise ValueError(f"target must be 'well-tempered' or 'uniform', got {target!r}")
-        self.target_kind = target
-        self.kl_monitor = KLMonitor(self.grid.n_points, tau_kl, device=self.device)
+        self.grid, self.target, self.kl_monitor = build_target(
+            bias, grid, kT, target, bias_factor, target_sampler, marginal_bins, tau_kl, self.device)
+        self.target_kind = target if self.grid is not None else self.target.kind
+        self.n_cv = self.target.n_cv if self.grid is None else self.grid.n_cv
+        self.recrossing = recrossing
         self.schedule = LearningRateSchedule(lr, kl_threshold, tau_decay, freeze_ratio)
         betas = (float(betas[0]), float(betas[1]))
         self.adam = torch.optim.Adam(self._params, lr=self.schedule.lr, betas=betas)
         self.betas = betas
         self.iteration = 0
         self.n_updates = 0
+        self.reducer = reducer
+        if reducer is not None:
+            reducer.broadcast_parameters(self._params)
 
     # ------------------------------------------------------------------ properties
     @property
@@ -157,6 +174,8 @@ class DeepVESOptimizer:
 
     def bias_on_grid(self) -> torch.Tensor:
         """V at the grid points, ``(n_points,)`` float64 on the grid's device, kJ/mol."""
+        if self.grid is None:
+            raise ValueError("this optimizer has no grid (Monte Carlo target)")
         with torch.no_grad():
             v = evaluate_bias(self.bias, self.grid.points)
         return v.detach().to(self.grid.device, torch.float64)
@@ -204,12 +223,10 @@ class DeepVESOptimizer:
             If ``samples`` does not have shape ``(N, n_cv)`` (``(N,)`` is accepted for 1 CV).
         """
         samples = torch.as_tensor(samples)
-        if samples.ndim == 1 and self.grid.n_cv == 1:
+        if samples.ndim == 1 and self.n_cv == 1:
             samples = samples.reshape(-1, 1)
-        if samples.ndim != 2 or samples.shape[1] != self.grid.n_cv:
-            raise ValueError(
-                f"samples must have shape (N, {self.grid.n_cv}), got {tuple(samples.shape)}"
-            )
+        if samples.ndim != 2 or samples.shape[1] != self.n_cv:
+            raise ValueError(f"samples must have shape (N, {self.n_cv}), got {tuple(samples.shape)}")
         it = self.iteration
         self.iteration += 1
         stats: dict[str, Any] = {
@@ -218,6 +235,10 @@ class DeepVESOptimizer:
             "updated": False, "skipped": False, "reason": "",
             "n_samples": int(samples.shape[0]), "n_out_of_range": 0,
         }
+        if self.reducer is not None:  # all walkers skip together, or the collectives below would not match
+            reason = self.reducer.agree_on_samples(samples, it, self.frozen)
+            if reason:
+                return self._skip(stats, reason)
         if samples.shape[0] == 0:
             return self._skip(stats, "no samples")
         bad_rows = int((~torch.isfinite(samples).all(dim=1)).sum())
@@ -225,15 +246,26 @@ class DeepVESOptimizer:
             return self._skip(stats, f"non-finite CV values in {bad_rows} of {samples.shape[0]} samples")
 
         # 2. KL monitor (target of the iteration that produced the samples), in float64
-        counts = self.grid.histogram(samples, out_of_range="ignore")
+        if self.grid is None:  # Monte Carlo target of the current bias, marginal histograms
+            points = self.target.draw(self.bias)
+            stats["mc_acceptance"] = self.target.acceptance_rate
+            counts = self.kl_monitor.histogram(samples)
+            stats["n_out_of_range"] = self.kl_monitor.n_out_of_range
+        else:
+            points = self.grid.points
+            counts = self.grid.histogram(samples, out_of_range="ignore")
+            stats["n_out_of_range"] = int(samples.shape[0] - round(float(counts.sum())))
         samples = samples.to(device=self.device, dtype=self.dtype)
-        stats["n_out_of_range"] = int(samples.shape[0] - round(float(counts.sum())))
+        if self.reducer is not None:
+            counts = self.reducer.pool_counts(counts)  # histogram of all walkers' samples
         self.kl_monitor.update(counts)
-        kl = self.kl_monitor.kl(self.target.probabilities)
+        kl = self.kl_monitor.kl(points if self.grid is None else self.target.probabilities)
         stats["kl"] = kl
+        if self.recrossing is not None:
+            self.recrossing.update(samples, None if self.reducer is None else self.reducer.pool_counts)
 
         # 3. Eq. 10 gradient and Adam step
-        grid_points = self.grid.points.to(self.dtype)
+        grid_points = points.to(self.dtype)
         p = self.target.probabilities
         if self.frozen:
             with torch.no_grad():
@@ -243,6 +275,9 @@ class DeepVESOptimizer:
             loss = omega_loss(self.bias, samples, grid_points, p)
             loss.backward()
             stats["loss"] = float(loss.detach())
+            if self.reducer is not None:  # gradient and loss of the pooled samples of all walkers
+                stats["loss"] = self.reducer.average_gradients(self._params, stats["loss"],
+                                                               samples.shape[0], it)
             stats["grad_norm"] = self._grad_norm()
             if it > 0:
                 if not (math.isfinite(stats["loss"]) and math.isfinite(stats["grad_norm"])):
@@ -267,12 +302,16 @@ class DeepVESOptimizer:
             self.adam.zero_grad(set_to_none=True)
 
         # 4.-5. target update with the new bias, then the schedule
-        v_grid = self.bias_on_grid()
+        with torch.no_grad():  # gridless: c(t) of the new bias over this iteration's target samples
+            v_grid = self.bias_on_grid() if self.grid is not None else evaluate_bias(self.bias, grid_points).double()
         if stats["updated"]:
             if not torch.isfinite(v_grid).all():  # pragma: no cover - params are finite
                 return self._skip(stats, "non-finite bias on the grid; target not updated")
-            self.target.update(v_grid)
-            self.schedule.step(kl, iteration=it)
+            if self.grid is not None:
+                self.target.update(v_grid)
+            if self.recrossing is not None and self.recrossing.satisfied:
+                self.schedule.start_decay(it)
+            self.schedule.step(kl if self.recrossing is None else None, iteration=it)
         if torch.isfinite(v_grid).all():
             stats["c"] = bias_normalization(v_grid, self.target.probabilities, self.kT)
         stats["lr_next"] = self.schedule.lr
@@ -303,7 +342,7 @@ class DeepVESOptimizer:
         return {
             "kT": self.kT,
             "target": self.target_kind,
-            "grid": {
+            "grid": None if self.grid is None else {
                 "lower": list(self.grid.lower_list), "upper": list(self.grid.upper_list),
                 "bins": list(self.grid.bins_list), "periodic": list(self.grid.periodic_list),
             },
@@ -328,6 +367,7 @@ class DeepVESOptimizer:
             "target": self.target.state_dict(),
             "kl_monitor": self.kl_monitor.state_dict(),
             "schedule": self.schedule.state_dict(),
+            "recrossing": None if self.recrossing is None else self.recrossing.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -353,5 +393,7 @@ class DeepVESOptimizer:
         self.target.load_state_dict(state["target"])
         self.kl_monitor.load_state_dict(state["kl_monitor"])
         self.schedule.load_state_dict(state["schedule"])
+        if self.recrossing is not None:
+            self.recrossing.load_state_dict(state.get("recrossing"))
         self.iteration = int(state["iteration"])
         self.n_updates = int(state["n_updates"])

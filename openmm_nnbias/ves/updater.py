@@ -14,6 +14,7 @@ from .._io import atomic_write
 from .._units import strip_unit
 from ..analysis.fes_io import atomic_write_text, write_grid_file
 from .grid import CVGrid
+from .montecarlo import MonteCarloTarget
 from .optimizer import DeepVESOptimizer
 
 __all__ = ["DeepVESUpdater"]
@@ -60,6 +61,21 @@ class DeepVESUpdater:
         iteration (samples of iteration k+1 come from the weights of iteration k); the results
         are deterministic and restarts exact (checkpoint iterations are synchronous). Uses a
         second CPU core (or the GPU) for learning. Default False: the paper's synchronous scheme.
+    pushInterval : int
+        Iterations between pushes of the network into the Context (default 1, the paper's
+        scheme). The optimizer still steps every iteration; a push costs ~10 ms with the table
+        backend (OpenMM recompiles the force), so 2-5 trades a bias lag of that many iterations
+        for speed. Checkpoint iterations and the freezing iteration always push.
+    reducer : WalkerGroup, optional
+        Passed to :class:`DeepVESOptimizer` (multiple walkers; use :class:`WalkerDeepVESUpdater`).
+    targetSampling : {"auto", "grid", "mc"}
+        Target average over a grid, or over Monte Carlo samples (:class:`MonteCarloTarget`, no grid;
+        KL = max over 1-D marginals with ``gridBins[0]`` bins; no FES files and no reweighting
+        accumulation: reweight ``colvar`` offline). "auto": "mc" for more than 3 CVs.
+    monteCarlo : dict, optional
+        Keyword arguments of :class:`MonteCarloTarget` (``n_chains``, ``n_steps``, ``step_size``, ``seed``).
+    recrossing : RecrossingMonitor, optional
+        Decay phase after repeated transitions instead of the KL threshold (see DeepVESOptimizer).
 
     Examples
     --------
@@ -71,7 +87,8 @@ class DeepVESUpdater:
                  gridBins=50, learningRate: float = 1e-3, tauKL: float = 10000, klThreshold: float = 0.5,
                  tauDecay: float = 1000, freezeRatio: float = 5e-5, out: str = None, fesInterval: int = 100,
                  checkpointInterval: int = 100, snapshotInterval: int = 0, colvarStride: int = None,
-                 device: str = None, asynchronous: bool = False):
+                 device: str = None, asynchronous: bool = False, pushInterval: int = 1, reducer=None, targetSampling: str = "auto",
+                 monteCarlo: dict = None, recrossing=None):
         self.temperature = strip_unit(temperature, "kelvin")
         if not self.temperature > 0:
             raise ValueError(f"temperature must be > 0 K, got {self.temperature}")
@@ -93,16 +110,24 @@ class DeepVESUpdater:
             self._prepare_out(out)
         n = self.cvs.n_cvs
         bins = [int(gridBins)] * n if np.isscalar(gridBins) else [int(b) for b in gridBins]
-        self.grid = CVGrid(self.cvs.lower, self.cvs.upper, bins, self.cvs.periodic)
+        if targetSampling not in ("auto", "grid", "mc"):
+            raise ValueError(f"targetSampling must be 'auto', 'grid' or 'mc', got {targetSampling!r}")
+        gridless = targetSampling == "mc" or (targetSampling == "auto" and n > 3)
+        self.grid = None if gridless else CVGrid(self.cvs.lower, self.cvs.upper, bins, self.cvs.periodic)
+        sampler = None if not gridless else MonteCarloTarget(
+            self.cvs.lower, self.cvs.upper, self.cvs.periodic, self.kT,
+            None if biasFactor is None else float(biasFactor), **(monteCarlo or {}))
         if device is None:
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.config = dict(cvs=list(self.cvs.names), bins=bins, temperature=self.temperature,
                            biasFactor=biasFactor, stride=stride, sampleStride=sampleStride)
+        if gridless:
+            self.config["targetSampling"] = "mc"
         self.optimizer = DeepVESOptimizer(
             self.bias, self.grid, self.kT, target="uniform" if biasFactor is None else "well-tempered",
             bias_factor=10.0 if biasFactor is None else float(biasFactor), lr=learningRate,
             tau_kl=tauKL, kl_threshold=klThreshold, tau_decay=tauDecay, freeze_ratio=freezeRatio,
-            device=device)
+            device=device, reducer=reducer, target_sampler=sampler, marginal_bins=bins[0], recrossing=recrossing)
         # atoms the CVs need, and a copy of the CV set indexing into that subset
         atoms = sorted({a for g in self.cvs.groups for a in g.atoms.reshape(-1).tolist()})
         lookup = torch.full((max(atoms) + 1,), -1, dtype=torch.long)
@@ -117,6 +142,9 @@ class DeepVESUpdater:
         self._rw_logsum = None  # per-bin log Σ exp(βV) after freezing
         self._rw_count = 0
         self.asynchronous = bool(asynchronous)
+        self.pushInterval = int(pushInterval)
+        if self.pushInterval < 1:
+            raise ValueError(f"pushInterval must be >= 1 (iterations), got {pushInterval}")
         self._executor, self._pending, self._simulation = None, None, None
         self._force_bias = copy.deepcopy(self.bias) if self.asynchronous else None  # weights in force
         self._in_force_frozen = self.optimizer.frozen
@@ -150,7 +178,7 @@ class DeepVESUpdater:
         dev = self.optimizer.device
         with torch.no_grad():
             v = net(s.to(device=dev, dtype=self.optimizer.dtype)).double().cpu()
-        if self._in_force_frozen and finite:
+        if self._in_force_frozen and finite and self.grid is not None:
             self._accumulate_reweighting(s, v)
         if self.out is not None:
             self._write_colvar(s, v, self.c, times)
@@ -162,16 +190,18 @@ class DeepVESUpdater:
                 from concurrent.futures import ThreadPoolExecutor
 
                 self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="deepves")
-            self._pending = (self._executor.submit(self._learn, s), float(times[-1]))
+            self._pending = (self._executor.submit(self._learn, s, False), float(times[-1]))
         else:
-            self._finish(*self._learn(s), float(times[-1]))
+            self._finish(*self._learn(s, sync_point), float(times[-1]))
 
-    def _learn(self, s):
+    def _learn(self, s, force_push):
         """Optimizer step and force data for the new weights (may run in the worker thread)."""
         t0 = time.perf_counter()
         stats = self.optimizer.step(s)
         t1 = time.perf_counter()
-        payload = self.force.prepareWeights() if stats["updated"] else None
+        push = stats["updated"] and (force_push or (stats["iteration"] + 1) % self.pushInterval == 0
+                                     or stats["phase"] == "frozen")
+        payload = self.force.prepareWeights() if push else None
         stats["t_optimizer_ms"] = (t1 - t0) * 1e3
         stats["t_prepare_ms"] = (time.perf_counter() - t1) * 1e3
         return stats, payload
@@ -253,6 +283,8 @@ class DeepVESUpdater:
         return [torch.unique(self.grid.points[:, j].cpu()).numpy() for j in range(self.grid.n_cv)]
 
     def writeFes(self):
+        if self.grid is None:  # Monte Carlo target: no grid, only the bias
+            return self.force.exportBias(os.path.join(self.out, "bias.pt"))
         axes = self.gridAxes()
         dom = dict(lower=self.cvs.lower, upper=self.cvs.upper)
         write_grid_file(os.path.join(self.out, "fes_bias.dat"), self.cvs.names, axes,
