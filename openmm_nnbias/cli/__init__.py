@@ -27,7 +27,7 @@ def _parser():
     d.add_argument("--restart", action="store_true", help="continue from OUT/checkpoint.pt")
     d.add_argument("--backend", default="table", choices=["table", "cmap", "torch"],
                    help="bias force backend (default table: fastest MD on the CPU platform)")
-    d.add_argument("--platform", default="CPU")
+    d.add_argument("--platform", default=None, help="default: Reference for wolfe-quapp, else CPU")
     d.add_argument("--threads", type=int, default=1)
     d.add_argument("--seed", type=int, default=1)
     d.add_argument("--bias-factor", type=float, default=10.0)
