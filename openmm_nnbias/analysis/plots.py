@@ -41,7 +41,7 @@ def plot_fes(path: str, png: str, title: str = None, vmax: float = None) -> str:
 
 
 def plot_run(run: str) -> list:
-    """Write ``fes_bias.png``, ``fes_reweighted.png``, ``colvar.png``, ``ves.png`` into ``run``."""
+    """Write ``fes_bias.png``, ``fes_reweighted.png``, ``colvar.png``, ``ves.png``, ``diffsim.png`` into ``run``."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -85,6 +85,23 @@ def plot_run(run: str) -> list:
             written.append(os.path.join(run, "ves.png"))
             fig.savefig(written[-1], dpi=110)
             plt.close(fig)
+    dlog = os.path.join(run, "diffsim.log")
+    if os.path.exists(dlog):  # differentiable-simulation training: loss and success per epoch
+        rows = np.array([[float(v) for v in ln.split()[:3]] for ln in open(dlog)
+                         if ln.strip() and not ln.startswith("#")]).reshape(-1, 3)
+        if len(rows):
+            fig, (a1, a2) = plt.subplots(2, 1, figsize=(7, 4), sharex=True)
+            a1.plot(rows[:, 0], rows[:, 1], "o-", ms=3)
+            a1.set_yscale("symlog", linthresh=1e-3)
+            a1.set_ylabel("loss (CV units$^2$)")
+            a2.plot(rows[:, 0], rows[:, 2], "o-", ms=3)
+            a2.set_ylim(-0.02, 1.02)
+            a2.set_ylabel("success fraction")
+            a2.set_xlabel("epoch")
+            fig.tight_layout()
+            written.append(os.path.join(run, "diffsim.png"))
+            fig.savefig(written[-1], dpi=110)
+            plt.close(fig)
     if not written:
-        raise ValueError(f"no run files (fes_bias.dat, colvar, ves.log) found in {run!r}")
+        raise ValueError(f"no run files (fes_bias.dat, colvar, ves.log, diffsim.log) found in {run!r}")
     return written

@@ -30,7 +30,8 @@ import torch
 
 from .adjoint import AdjointPairs, partial_adjoint
 from .langevin import KB_KJ_PER_MOL_K, LangevinSimulator, make_force_fn
-from .wells import Well, crossing_loss, loss_position_gradient
+from .streaming import forward_for_adjoint
+from .wells import Well, loss_position_gradient
 
 __all__ = ["EpochResult", "DiffSimTrainer", "bias_gradient", "minibatch_updates", "maxwell_boltzmann_velocities"]
 
@@ -219,7 +220,9 @@ class DiffSimTrainer:
     max_grad_norm : float, optional
         Clip each mini-batch gradient.
     storage_device : torch.device, optional
-        Where the trajectory positions are stored (default: the simulation device).
+        Where the kept positions are stored (default: the simulation device).
+    storage : {"window", "full"}, optional
+        ``"window"`` (default): K + 2 frames per replica (:mod:`.streaming`); ``"full"``: every frame.
     seed : int, optional
         Seeds the noise and the sampling/shuffling generators (default 0).
 
@@ -246,7 +249,8 @@ class DiffSimTrainer:
                  friction: float = 0.1, n_steps: int = 6000, n_replicas: int = 300,
                  adjoint_steps: int = 190, batch_size: int = 120, lr: float = 1e-3,
                  random_targets: bool = True, drop_rtol: float = 1e-10,
-                 max_grad_norm: Optional[float] = None, storage_device=None, seed: int = 0):
+                 max_grad_norm: Optional[float] = None, storage_device=None, seed: int = 0,
+                 storage: str = "window"):
         start = torch.as_tensor(start_positions)
         if start.ndim == 2:
             start = start[None]
@@ -277,7 +281,9 @@ class DiffSimTrainer:
         self.n_steps, self.n_replicas = int(n_steps), int(n_replicas)
         self.adjoint_steps, self.batch_size = int(adjoint_steps), int(batch_size)
         self.random_targets, self.drop_rtol = bool(random_targets), float(drop_rtol)
-        self.max_grad_norm, self.storage_device = max_grad_norm, storage_device
+        if storage not in ("window", "full"):
+            raise ValueError(f"storage must be 'window' or 'full', got {storage!r}")
+        self.max_grad_norm, self.storage_device, self.storage = max_grad_norm, storage_device, storage
         self.simulator = LangevinSimulator(potential, self.masses, temperature, timestep, friction,
                                            generator=torch.Generator(device=self.device).manual_seed(int(seed)))
         self.cpu_generator = torch.Generator().manual_seed(int(seed) + 1)
@@ -287,7 +293,8 @@ class DiffSimTrainer:
         self.config = {"temperature": float(temperature), "timestep": float(timestep), "friction": float(friction),
                        "n_steps": self.n_steps, "n_replicas": self.n_replicas,
                        "adjoint_steps": self.adjoint_steps, "batch_size": self.batch_size, "lr": float(lr),
-                       "random_targets": self.random_targets, "drop_rtol": self.drop_rtol, "seed": int(seed)}
+                       "random_targets": self.random_targets, "drop_rtol": self.drop_rtol,
+                       "seed": int(seed), "storage": storage}
 
     def bias_energy(self, positions: torch.Tensor) -> torch.Tensor:
         """Bias ``B(x) = bias(cvs(x))`` in kJ/mol, ``(B, N, 3) → (B,)``."""
@@ -322,20 +329,19 @@ class DiffSimTrainer:
         """One epoch: forward run, Eq. 5 loss, partial adjoint, graph mini-batched Adam steps."""
         t0 = time.perf_counter()
         R0, V0 = self._initial_state()
-        traj = self.simulator.run(R0, V0, self.n_steps, record_every=1, bias=self.bias_energy,
-                                  storage_device=self.storage_device)
-        cv = self.cv_trajectory(traj.positions)
         target = self._targets()
-        res = crossing_loss(cv, self.target_well, target)
+        run = forward_for_adjoint(self.simulator, R0, V0, self.n_steps, self.bias_energy, self.cvs,
+                                  self.target_well, target, self.adjoint_steps, storage=self.storage,
+                                  storage_device=self.storage_device)
+        res, frames, B = run.loss, run.local_frames, self.n_replicas
         active = (~res.entered) & (res.loss_frame >= 1)
-        B = self.n_replicas
-        frames = res.loss_frame.to("cpu")
-        R_loss = traj.positions[frames, torch.arange(B)].to(self.device)
+        R_loss = run.positions[frames, torch.arange(B)].to(self.device)
         loss_grad = loss_position_gradient(self.cvs, R_loss, target, self.target_well.period)
-        pairs = partial_adjoint(traj.positions, frames, loss_grad, self.masses, self.simulator.timestep,
+        pairs = partial_adjoint(run.positions, frames, loss_grad, self.masses, self.simulator.timestep,
                                 self.simulator.friction, make_force_fn(self.total_energy),
                                 self.adjoint_steps, active.to("cpu"))
-        del traj
+        pairs.step = pairs.step + run.offset[pairs.replica]  # global step indices
+        del run
         pairs = pairs.drop_small(self.drop_rtol)
         n_updates = minibatch_updates(pairs, self.bias_energy, self.optimizer, self.simulator.timestep, B,
                                       self.batch_size, self.cpu_generator, self.max_grad_norm)

@@ -1,0 +1,193 @@
+"""``openmm-nnbias diffsim``: train a barrier-crossing bias by differentiable simulation.
+
+Writes into ``OUT``:
+
+* ``checkpoint.pt`` after every epoch (atomic; ``--restart`` continues from it exactly:
+  network, Adam state, random-generator states and history are restored),
+* ``diffsim.log``: one line per epoch ``epoch loss success_fraction wall_time_s n_active n_pairs``,
+* ``bias.pt`` at the end: the TorchScript bias (positions → kJ/mol, the same kind of file
+  Deep-VES writes), attachable with :func:`openmm_nnbias.bias.load_bias`.
+
+Heavy imports happen inside the functions.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import time
+
+__all__ = ["SYSTEMS", "LOG_HEADER", "build_diffsim", "run_diffsim"]
+
+SYSTEMS = ("mueller-brown", "alanine-dipeptide")
+LOG_HEADER = "# epoch loss success_fraction wall_time_s n_active n_pairs"
+
+
+def build_diffsim(system: str, replicas: int = None, steps: int = None, seed: int = 0, **kwargs):
+    """Build the :class:`~openmm_nnbias.diffsim.setups.DiffSimSetup` of an embedded system.
+
+    Parameters
+    ----------
+    system : str
+        ``"mueller-brown"`` or ``"alanine-dipeptide"``.
+    replicas, steps : int, optional
+        Replicas per epoch and trajectory length in steps (default: the setup's defaults).
+    seed : int, optional
+        Seed of the setup and the trainer.
+    **kwargs
+        Further keyword arguments of the setup function (ignored if it does not take them).
+
+    Returns
+    -------
+    DiffSimSetup or object with a ``trainer`` attribute
+
+    Raises
+    ------
+    ValueError
+        Unknown system, or the alanine-dipeptide setup is not available.
+
+    Examples
+    --------
+    >>> build_diffsim("argon")
+    Traceback (most recent call last):
+    ...
+    ValueError: diffsim supports --system mueller-brown, alanine-dipeptide; got 'argon'
+    """
+    if system not in SYSTEMS:
+        raise ValueError(f"diffsim supports --system {', '.join(SYSTEMS)}; got {system!r}")
+    for name, v in (("replicas", replicas), ("steps", steps)):
+        if v is not None and int(v) < 1:
+            raise ValueError(f"--{name} must be >= 1, got {v}")
+    from ..diffsim import setups
+
+    if system == "mueller-brown":
+        fn = setups.mueller_brown_setup
+    else:
+        fn = getattr(setups, "alanine_dipeptide_setup", None)
+        if fn is None:
+            raise ValueError("the alanine-dipeptide DiffSim setup (openmm_nnbias.diffsim.setups."
+                             "alanine_dipeptide_setup) is not available in this version; "
+                             "use --system mueller-brown")
+    args = dict(kwargs, seed=int(seed))
+    if replicas is not None:
+        args["n_replicas"] = int(replicas)
+    if steps is not None:
+        args["n_steps"] = int(steps)
+    params = inspect.signature(fn).parameters
+    if not any(p.kind == p.VAR_KEYWORD for p in params.values()):
+        args = {k: v for k, v in args.items() if k in params}
+    return fn(**args)
+
+
+def _trainer(setup):
+    return setup.trainer if hasattr(setup, "trainer") else setup
+
+
+def _save_checkpoint(path: str, trainer, meta: dict) -> None:
+    import torch
+
+    from .._io import atomic_write
+
+    state = trainer.state_dict()
+    state["cli"] = dict(meta)
+    atomic_write(path, lambda tmp: torch.save(state, tmp), suffix=".pt")
+
+
+def _log_lines(path: str, max_epoch: int) -> list:
+    """Data lines of an existing log with epoch ≤ ``max_epoch`` (for an exact restart)."""
+    if not os.path.exists(path):
+        return []
+    keep = []
+    for line in open(path):
+        if line.startswith("#") or not line.strip():
+            continue
+        if int(line.split()[0]) <= max_epoch:
+            keep.append(line if line.endswith("\n") else line + "\n")
+    return keep
+
+
+def run_diffsim(system: str, out: str, epochs: int, replicas: int = None, steps: int = None,
+                restart: bool = False, seed: int = 0, threads: int = None, progress: bool = True,
+                device: str = "cpu", **kwargs):
+    """Train for ``epochs`` epochs in total (continuing ``OUT/checkpoint.pt`` with ``restart``).
+
+    Parameters
+    ----------
+    system : str
+        ``"mueller-brown"`` or ``"alanine-dipeptide"``.
+    out : str
+        Output folder (created).
+    epochs : int
+        Total number of epochs (a restart trains ``epochs`` minus those already done).
+    replicas, steps : int, optional
+        Replicas per epoch and steps per trajectory (default: the setup's).
+    restart : bool, optional
+        Continue from ``OUT/checkpoint.pt``; the run settings must match it.
+    seed : int, optional
+    threads : int, optional
+        ``torch.set_num_threads`` (default: leave torch's setting).
+    progress : bool, optional
+        tqdm bar over epochs with loss and success fraction.
+    device : str, optional
+        Torch device of the simulation (default ``"cpu"``).
+
+    Returns
+    -------
+    setup
+        The :class:`~openmm_nnbias.diffsim.setups.DiffSimSetup` after training.
+
+    Examples
+    --------
+    >>> run_diffsim("mueller-brown", "/tmp/diffsim_doctest", epochs=-1)
+    Traceback (most recent call last):
+    ...
+    ValueError: --epochs must be >= 0, got -1
+    """
+    import torch
+    from tqdm import tqdm
+
+    if int(epochs) < 0:
+        raise ValueError(f"--epochs must be >= 0, got {epochs}")
+    if threads is not None:
+        if int(threads) < 1:
+            raise ValueError(f"--threads must be >= 1, got {threads}")
+        torch.set_num_threads(int(threads))
+    checkpoint = os.path.join(out, "checkpoint.pt")
+    if restart and not os.path.exists(checkpoint):
+        raise ValueError(f"--restart: no checkpoint {checkpoint!r}")
+    setup = build_diffsim(system, replicas=replicas, steps=steps, seed=seed, device=device, **kwargs)
+    trainer = _trainer(setup)
+    meta = {"system": system, "seed": int(seed), "n_replicas": trainer.n_replicas, "n_steps": trainer.n_steps,
+            "setup_kwargs": {k: repr(v) for k, v in sorted(kwargs.items())}}
+    os.makedirs(out, exist_ok=True)
+    log = os.path.join(out, "diffsim.log")
+    if restart:
+        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        old = {"setup_kwargs": {}, **state.get("cli", {})}
+        diff = {k: (old.get(k), v) for k, v in meta.items() if old.get(k) != v}
+        if diff:
+            raise ValueError("--restart: settings differ from the checkpoint (checkpoint, now): "
+                             + ", ".join(f"{k} {a!r} vs {b!r}" for k, (a, b) in diff.items()))
+        trainer.load_state_dict(state)
+        lines = _log_lines(log, trainer.epoch)
+    else:
+        lines = []
+    with open(log, "w") as fh:
+        fh.write(LOG_HEADER + "\n" + "".join(lines))
+    t_start = time.perf_counter()
+    with tqdm(total=int(epochs), initial=min(trainer.epoch, int(epochs)), unit="epoch",
+              disable=not progress, dynamic_ncols=True) as bar:
+        while trainer.epoch < int(epochs):
+            r = trainer.train_epoch()
+            _save_checkpoint(checkpoint, trainer, meta)
+            with open(log, "a") as fh:
+                fh.write(f"{r.epoch:d} {r.mean_loss:.6g} {r.success_fraction:.4f} {r.wall_time_s:.2f} "
+                         f"{r.n_active:d} {r.n_pairs:d}\n")
+            bar.update(1)
+            bar.set_postfix(loss=f"{r.mean_loss:.4g}", success=f"{r.success_fraction:.2f}")
+    if trainer.epoch == 0 or not os.path.exists(checkpoint):
+        _save_checkpoint(checkpoint, trainer, meta)
+    trainer.export(os.path.join(out, "bias.pt"))
+    if progress:
+        print(f"{trainer.epoch} epochs, {time.perf_counter() - t_start:.1f} s this run")
+    return setup
