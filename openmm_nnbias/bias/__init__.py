@@ -2,10 +2,11 @@
 
 from .backends import BACKENDS, ForceBackend, TableBackend, TorchBackend
 from .force import NeuralBiasForce, export_bias, load_bias
+from .mts import bias_force_group, mts_langevin_integrator
 from .modules import BiasEnergy, LiveBiasEnergy
 from .network import CVFeatures, NeuralBias
 from .weights import SharedWeights
 
 __all__ = ["NeuralBias", "CVFeatures", "NeuralBiasForce", "BiasEnergy", "LiveBiasEnergy",
            "SharedWeights", "ForceBackend", "TorchBackend", "TableBackend", "BACKENDS",
-           "export_bias", "load_bias"]
+           "export_bias", "load_bias", "mts_langevin_integrator", "bias_force_group"]

@@ -1,4 +1,4 @@
-"""Command line: ``openmm-nnbias deepves | reference | compare | plot``."""
+"""Command line: ``openmm-nnbias deepves | reference | compare | reweight | diffsim | plot``."""
 
 import argparse
 import sys
@@ -19,14 +19,15 @@ def _parser():
     p = argparse.ArgumentParser(prog="openmm-nnbias", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
     d = sub.add_parser("deepves", help="learn a Deep-VES bias on an embedded system")
-    d.add_argument("--system", required=True, choices=["alanine-dipeptide", "wolfe-quapp"])
+    d.add_argument("--system", required=True, choices=["alanine-dipeptide", "wolfe-quapp", "alanine-tetrapeptide"])
     g = d.add_mutually_exclusive_group(required=True)
     g.add_argument("--time", help="simulated time, e.g. 20ns")
     g.add_argument("--steps", type=int, help="number of MD steps")
     d.add_argument("--out", required=True, help="output folder")
     d.add_argument("--restart", action="store_true", help="continue from OUT/checkpoint.pt")
-    d.add_argument("--backend", default="table", choices=["table", "cmap", "torch"],
-                   help="bias force backend (default table: fastest MD on the CPU platform)")
+    d.add_argument("--backend", default=None, choices=["table", "cmap", "torch"],
+                   help="bias force backend (default table: fastest MD on the CPU platform; "
+                        "torch for alanine-tetrapeptide, the only one for 6 CVs)")
     d.add_argument("--platform", default=None, help="default: Reference for wolfe-quapp, else CPU")
     d.add_argument("--threads", type=int, default=1)
     d.add_argument("--seed", type=int, default=1)
@@ -43,8 +44,20 @@ def _parser():
     d.add_argument("--walkers", type=int, default=1,
                    help="N walkers sharing one bias, one process each (torch.distributed, gloo); "
                         "under torchrun: one walker per process")
+    d.add_argument("--mts", type=int, default=1,
+                   help="evaluate the bias every K inner steps (MTSLangevinIntegrator; one MD step = K x 2 fs)")
+    d.add_argument("--mc-points", type=int, default=None,
+                   help="alanine-tetrapeptide: Monte Carlo target points per iteration (default 10000)")
+    d.add_argument("--recrossings", type=int, default=None,
+                   help="alanine-tetrapeptide: decay after this many transitions of each phi (default 4; "
+                        "0: marginal-KL threshold)")
     d.add_argument("--no-progress", action="store_true")
-    r = sub.add_parser("reference", help="reference alanine-dipeptide FES with OpenMM WT-metadynamics")
+    r = sub.add_parser("reference", help="reference FES with OpenMM WT-metadynamics (Ala2: phi/psi; "
+                                         "Ala4: phi1, phi2, phi3)")
+    r.add_argument("--system", default="alanine-dipeptide", choices=["alanine-dipeptide", "alanine-tetrapeptide"])
+    r.add_argument("--steps", type=int, default=None, help="MD steps (instead of --time)")
+    r.add_argument("--restart", action="store_true", help="alanine-tetrapeptide: continue OUT/checkpoint.pkl")
+    r.add_argument("--no-progress", action="store_true")
     r.add_argument("--time", default="50ns")
     r.add_argument("--out", required=True)
     r.add_argument("--platform", default="CPU")
@@ -81,29 +94,37 @@ def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "deepves":
+            import torch
+
             from .deepves import run_deepves_walkers
 
-            dt = 0.005 if args.system == "wolfe-quapp" else 0.002
+            torch.set_num_threads(max(1, args.threads))  # as each walker does; the TorchForce runs in torch's pool
+            dt = (0.005 if args.system == "wolfe-quapp" else 0.002) * args.mts
             steps = args.steps if args.steps is not None else int(round(parse_time(args.time) / dt))
             overrides = dict(stride=args.stride, tauKL=args.tau_kl, tauDecay=args.tau_decay,
-                             klThreshold=args.kl_threshold, pushInterval=args.push_interval)
-            backend = args.backend
+                             klThreshold=args.kl_threshold, pushInterval=args.push_interval,
+                             mcPoints=args.mc_points, recrossings=args.recrossings)
+            backend = args.backend or ("torch" if args.system == "alanine-tetrapeptide" else "table")
             run_deepves_walkers(args.walkers, args.system, args.out, steps, restart=args.restart,
                                 progress=not args.no_progress, backend=backend, platform=args.platform,
                                 threads=args.threads, seed=args.seed, biasFactor=args.bias_factor,
                                 sampleStride=args.sample_stride, overrides=overrides,
-                                asynchronous=args.asynchronous)
+                                asynchronous=args.asynchronous, mts=args.mts)
             from os import environ
 
             many = max(args.walkers, int(environ.get("WORLD_SIZE", 1))) > 1
             if environ.get("RANK", "0") == "0":  # torchrun: walker 0 only
-                print(f"wrote {args.out}/fes_bias.dat, bias.pt, colvar, ves.log"
-                      + (" (colvar.k: walker k)" if many else ""))
+                import os
+
+                names = [n for n in ("fes_bias.dat", "fes_reweighted.dat", "bias.pt", "colvar", "ves.log")
+                         if os.path.exists(os.path.join(args.out, n))]
+                print(f"wrote {', '.join(names)} in {args.out}/" + (" (colvar.k: walker k)" if many else ""))
         elif args.command == "reference":
             from .reference import run_reference
 
-            path = run_reference(args.out, parse_time(args.time) / 1000, platform=args.platform,
-                                 threads=args.threads)
+            time_ns = args.steps * 0.002e-3 if args.steps else parse_time(args.time) / 1000
+            path = run_reference(args.out, time_ns, platform=args.platform, threads=args.threads,
+                                 system=args.system, restart=args.restart, progress=not args.no_progress)
             print(f"wrote {path}")
         elif args.command == "compare":
             from ..analysis.compare import compare_files

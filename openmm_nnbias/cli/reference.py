@@ -14,7 +14,7 @@ __all__ = ["run_reference"]
 def run_reference(out: str, time_ns: float = 50.0, platform: str = "CPU", threads: int = 1,
                   bias_factor: float = 6.0, height: float = 1.0, width: float = 0.35,
                   frequency: int = 500, grid_width: int = 73, seed: int = 1, progress: bool = True,
-                  snapshot_ns: float = None):
+                  snapshot_ns: float = None, system: str = "alanine-dipeptide", restart: bool = False):
     """Run WT-metadynamics over φ/ψ and write ``out/fes_reference.dat`` (kJ/mol, min 0).
 
     OpenMM's ``Metadynamics.getFreeEnergy()`` puts periodic variables on
@@ -22,7 +22,17 @@ def run_reference(out: str, time_ns: float = 50.0, platform: str = "CPU", thread
     point of each periodic axis is dropped before writing, so the file holds ``gridWidth − 1``
     points per CV at ``min + i·2π/(gridWidth − 1)``. With ``snapshot_ns`` the FES is also kept
     every ``snapshot_ns`` as ``fes_<t>ns.dat`` (to follow convergence).
+    ``system="alanine-tetrapeptide"``: WT-metaD over φ1, φ2, φ3, see
+    :func:`~openmm_nnbias.cli.reference_ala4.run_reference_ala4` (restartable).
     """
+    if system == "alanine-tetrapeptide":
+        from .reference_ala4 import run_reference_ala4
+
+        return run_reference_ala4(out, time_ns, platform=platform, threads=threads, seed=seed,
+                                  progress=progress, restart=restart)
+    if system != "alanine-dipeptide" or restart:
+        raise ValueError(f"reference: system {system!r}" + (" with --restart" if restart else "")
+                         + " is not supported (alanine-dipeptide without restart, or alanine-tetrapeptide)")
     import torch  # noqa: F401
     import openmm as mm
     from openmm import app, unit
