@@ -268,3 +268,28 @@ def test_cuda_step_and_checkpoint():
     fresh.load_state_dict(state)
     batch = exact_biased_samples(opt, fes.cpu(), rng, 200).cuda()
     assert opt.step(batch) == fresh.step(batch)
+
+
+def test_decay_averaged_fes_is_lr_weighted_mean_of_eq4_and_survives_state_dict():
+    opt = make_opt(kl_threshold=1e-12)  # never below the threshold: learning only
+    rng = np.random.default_rng(3)
+    samples = lambda: torch.from_numpy(rng.uniform(-1.5, 1.5, (100, 1)))  # noqa: E731
+    for _ in range(3):
+        opt.step(samples())
+    assert opt.phase == "learning" and opt.averaged_fes_from_bias() is None
+
+    opt = make_opt(kl_threshold=1e9, tau_decay=4)  # decays from the first update on
+    total, weight = torch.zeros(50, dtype=F64), 0.0
+    opt.step(samples())  # iteration 0: no Adam step, nothing averaged
+    for _ in range(6):
+        stats = opt.step(samples())
+        f = opt.fes_from_bias().cpu()  # Eq. 4 for the weights after this step, min 0
+        total += stats["lr"] * f
+        weight += stats["lr"]
+    expected = total / weight
+    torch.testing.assert_close(opt.averaged_fes_from_bias(), expected - expected.min())
+    assert opt.fes_average.count == 6
+
+    clone = make_opt(kl_threshold=1e9, tau_decay=4)
+    clone.load_state_dict(opt.state_dict())
+    torch.testing.assert_close(clone.averaged_fes_from_bias(), opt.averaged_fes_from_bias(), rtol=0, atol=0)

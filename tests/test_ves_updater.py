@@ -77,6 +77,9 @@ def test_frozen_bias_accumulates_reweighted_fes(tmp_path):
     assert rw is not None and np.nanmin(rw) == 0.0
     up.writeFes()
     assert os.path.exists(os.path.join(out, "fes_reweighted.dat"))
+    avg = up.getAveragedFreeEnergyFromBias()  # decay-phase average, written next to fes_bias.dat
+    assert avg is not None and avg.shape == up.grid.shape and avg.min() == 0.0
+    assert os.path.exists(os.path.join(out, "fes_bias_avg.dat"))
 
 
 def test_bad_input(tmp_path):

@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from .averaging import AveragedFES
 from .grid import CVGrid
 from .monitors import RecrossingMonitor, build_target
 from .montecarlo import MonteCarloTarget
@@ -152,6 +153,7 @@ class DeepVESOptimizer:
         self.betas = betas
         self.iteration = 0
         self.n_updates = 0
+        self.fes_average = None if self.grid is None else AveragedFES(self.grid.n_points)
         self.reducer = reducer
         if reducer is not None:
             reducer.broadcast_parameters(self._params)
@@ -179,6 +181,11 @@ class DeepVESOptimizer:
         with torch.no_grad():
             v = evaluate_bias(self.bias, self.grid.points)
         return v.detach().to(self.grid.device, torch.float64)
+
+    def averaged_fes_from_bias(self) -> torch.Tensor | None:
+        """Eq. 4 averaged over the decay phase with the learning rates as weights
+        (:class:`~openmm_nnbias.ves.averaging.AveragedFES`), min 0, kJ/mol, on the CPU; None before."""
+        return None if self.fes_average is None else self.fes_average.fes()
 
     def fes_from_bias(self) -> torch.Tensor:
         """F = −V − kT ln p on the grid (Eq. 4), shifted to min 0, kJ/mol.
@@ -312,6 +319,8 @@ class DeepVESOptimizer:
             if self.recrossing is not None and self.recrossing.satisfied:
                 self.schedule.start_decay(it)
             self.schedule.step(kl if self.recrossing is None else None, iteration=it)
+            if self.fes_average is not None and self.phase != "learning":  # decay phase: lr-weighted F
+                self.fes_average.update(-v_grid - self.kT * torch.log(self.target.probabilities), stats["lr"])
         if torch.isfinite(v_grid).all():
             stats["c"] = bias_normalization(v_grid, self.target.probabilities, self.kT)
         stats["lr_next"] = self.schedule.lr
@@ -368,6 +377,7 @@ class DeepVESOptimizer:
             "kl_monitor": self.kl_monitor.state_dict(),
             "schedule": self.schedule.state_dict(),
             "recrossing": None if self.recrossing is None else self.recrossing.state_dict(),
+            "fes_average": None if self.fes_average is None else self.fes_average.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -395,5 +405,7 @@ class DeepVESOptimizer:
         self.schedule.load_state_dict(state["schedule"])
         if self.recrossing is not None:
             self.recrossing.load_state_dict(state.get("recrossing"))
+        if self.fes_average is not None:
+            self.fes_average.load_state_dict(state.get("fes_average"))
         self.iteration = int(state["iteration"])
         self.n_updates = int(state["n_updates"])

@@ -48,7 +48,8 @@ class DeepVESUpdater:
     learningRate, tauKL, klThreshold, tauDecay, freezeRatio :
         Optimizer and schedule (tau in iterations); defaults as in the paper's Ala2 run.
     out : str, optional
-        Output folder for ``colvar``, ``ves.log``, ``fes_bias.dat``, ``fes_reweighted.dat``,
+        Output folder for ``colvar``, ``ves.log``, ``fes_bias.dat``, ``fes_bias_avg.dat`` (decay-phase
+        average, from the decay on), ``fes_reweighted.dat``,
         ``bias.pt``, ``checkpoint.pt``. ``None``: write nothing.
     fesInterval, checkpointInterval, snapshotInterval : int
         In iterations (0 disables snapshots of ``bias_<iteration>.pt``).
@@ -272,6 +273,15 @@ class DeepVESUpdater:
         self.flush()
         return self.optimizer.fes_from_bias().reshape(self.grid.shape).cpu().numpy()
 
+    def getAveragedFreeEnergyFromBias(self):
+        """Eq. 4 averaged over the decay phase, weights = learning rates (kJ/mol, min 0); None before.
+
+        Less noisy than :meth:`getFreeEnergyFromBias` at the freeze, see :mod:`~openmm_nnbias.ves.averaging`.
+        """
+        self.flush()
+        f = self.optimizer.averaged_fes_from_bias()
+        return None if f is None else f.reshape(self.grid.shape).numpy()
+
     def getReweightedFreeEnergy(self):
         """Reweighted F(s) from frames sampled with the frozen bias (Eq. 11); None before."""
         if self._rw_logsum is None:
@@ -289,6 +299,10 @@ class DeepVESUpdater:
         dom = dict(lower=self.cvs.lower, upper=self.cvs.upper)
         write_grid_file(os.path.join(self.out, "fes_bias.dat"), self.cvs.names, axes,
                         self.getFreeEnergyFromBias(), self.cvs.periodic, **dom)
+        avg = self.getAveragedFreeEnergyFromBias()
+        if avg is not None:
+            write_grid_file(os.path.join(self.out, "fes_bias_avg.dat"), self.cvs.names, axes, avg,
+                            self.cvs.periodic, **dom)
         rw = self.getReweightedFreeEnergy()
         if rw is not None:
             write_grid_file(os.path.join(self.out, "fes_reweighted.dat"), self.cvs.names, axes, rw,
