@@ -6,7 +6,7 @@ Side by side in one process, interleaved over rounds (median per configuration):
 Deep-VES with the table, cmap and torch backends, synchronous (the paper's scheme) and
 asynchronous (``DeepVESUpdater(asynchronous=True)``: the optimizer step and the tabulation run
 in a worker thread overlapping the next 500 MD steps; only the push into the Context stays on
-the MD thread). Paper settings: one optimizer step per 500 steps, 50x50 grid, samples every
+the MD thread; ``_process``: ``asynchronous="process"``, the same in a learner process). Paper settings: one optimizer step per 500 steps, 50x50 grid, samples every
 10 steps (``_s50``: every 50); ``_p4``: weights pushed into the Context every 4th iteration.
 Also the cost breakdown per iteration.
 Last line: ``RESULT speed_ratio_<config>=<r> ...``.
@@ -53,16 +53,31 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iterations", type=int, default=40, help="Deep-VES iterations per round")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--only", nargs="*", default=None,
+                        help="configurations to run besides unbiased (e.g. table_async_s50_p4 table_process_s50_p4)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     pep = alanine_dipeptide()
-    runs = {"unbiased": make(pep), "deepves_table": make(pep, "table"),
-            "deepves_table_async": make(pep, "table", asynchronous=True),
-            "deepves_table_async_s50": make(pep, "table", sample_stride=50, asynchronous=True),
-            "deepves_table_async_p4": make(pep, "table", asynchronous=True, push_interval=4),
-            "deepves_table_async_s50_p4": make(pep, "table", sample_stride=50, asynchronous=True, push_interval=4),
-            "deepves_cmap_async": make(pep, "cmap", asynchronous=True),
-            "deepves_torch": make(pep, "torch"), "deepves_torch_async": make(pep, "torch", asynchronous=True)}
+    configs = {
+        "unbiased": dict(), "deepves_table": dict(backend="table"),
+        "deepves_table_async": dict(backend="table", asynchronous=True),
+        "deepves_table_async_s50": dict(backend="table", sample_stride=50, asynchronous=True),
+        "deepves_table_async_p4": dict(backend="table", asynchronous=True, push_interval=4),
+        "deepves_table_async_s50_p4": dict(backend="table", sample_stride=50, asynchronous=True, push_interval=4),
+        "deepves_table_process": dict(backend="table", asynchronous="process"),
+        "deepves_table_process_p4": dict(backend="table", asynchronous="process", push_interval=4),
+        "deepves_table_process_s50_p4": dict(backend="table", sample_stride=50, asynchronous="process",
+                                             push_interval=4),
+        "deepves_table_process_s50_p8": dict(backend="table", sample_stride=50, asynchronous="process",
+                                             push_interval=8),
+        "deepves_cmap_async": dict(backend="cmap", asynchronous=True),
+        "deepves_torch": dict(backend="torch"), "deepves_torch_async": dict(backend="torch", asynchronous=True)}
+    if args.only:
+        unknown = [c for c in args.only if "deepves_" + c not in configs]
+        if unknown:
+            raise SystemExit(f"unknown configurations {unknown}; known: {[k[8:] for k in configs if k != 'unbiased']}")
+        configs = {k: v for k, v in configs.items() if k == "unbiased" or k[8:] in args.only}
+    runs = {k: make(pep, **v) for k, v in configs.items()}
     steps = 500 * args.iterations
     us = {k: [] for k in runs}
     for _ in range(args.rounds):
@@ -83,7 +98,8 @@ def main():
         prep = statistics.mean(x["t_prepare_ms"] for x in h)
         push = statistics.mean(x["t_push_ms"] for x in h)
         per_iter = (med[k] - med["unbiased"]) * 500 / 1000
-        where = "worker thread" if up.asynchronous else "main thread"
+        up.flush()
+        where = {None: "main thread", "thread": "worker thread", "process": "learner process"}[up._async_mode]
         print(f"{k:24s} per iteration: optimizer {opt:.2f} ms + tabulate {prep:.2f} ms ({where}), "
               f"push {push:.2f} ms (main thread), "
               f"total overhead {per_iter:.2f} ms (MD of 500 steps: {med['unbiased'] * 0.5:.1f} ms)")

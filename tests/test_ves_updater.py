@@ -158,3 +158,46 @@ def test_push_interval_pushes_every_nth_iteration():
     assert torch.equal(up.force.backend.weights.read(), flat())
     with pytest.raises(ValueError, match="pushInterval"):
         make_run(None, pushInterval=0)
+
+
+def test_process_learner_matches_thread_learner_and_restarts(tmp_path):
+    """asynchronous='process' computes exactly what the worker thread computes, files included."""
+    runs = {}
+    for mode in ("thread", "process"):
+        sim, up, bias = make_run(str(tmp_path / mode), asynchronous=mode, checkpointInterval=10, fesInterval=5,
+                                 klThreshold=100.0, tauDecay=5, freezeRatio=0.01)
+        sim.step(200 * 23)  # learning, decay, frozen; checkpoints at 10 and 20
+        sim.step(200 * 2)  # frozen: reweighting
+        up.writeFes()
+        runs[mode] = (sim, up, bias)
+    (_, up_t, bias_t), (sim_p, up_p, bias_p) = runs["thread"], runs["process"]
+    assert up_p.optimizer.frozen and up_t.optimizer.frozen
+    for p, q in zip(bias_t.parameters(), bias_p.parameters()):
+        assert torch.equal(p, q)
+    for name in ("ves.log", "colvar", "fes_bias.dat", "fes_bias_avg.dat", "fes_reweighted.dat"):
+        assert open(tmp_path / "thread" / name).read() == open(tmp_path / "process" / name).read(), name
+    # the parent's optimizer mirror is complete after flush(): Adam moments and target included
+    def same(x, y):
+        if isinstance(x, torch.Tensor):
+            return torch.equal(x, y)
+        if isinstance(x, dict):
+            return x.keys() == y.keys() and all(same(x[k], y[k]) for k in x)
+        if isinstance(x, (list, tuple)):
+            return len(x) == len(y) and all(same(u, v) for u, v in zip(x, y))
+        return x == y or (x != x and y != y)
+
+    assert same(up_t.optimizer.state_dict(), up_p.optimizer.state_dict())
+    up_p.close()
+    assert up_p._learner is None
+
+    sim2, up2, bias2 = make_run(str(tmp_path / "restart"), asynchronous="process", checkpointInterval=1000,
+                                fesInterval=5, klThreshold=100.0, tauDecay=5, freezeRatio=0.01, seed=7)
+    up2.loadCheckpoint(str(tmp_path / "process" / "checkpoint.pt"), sim2)
+    assert not up2.optimizer.frozen  # still learning at the checkpoint: the restart is a real test
+    sim2.step(200 * 3)
+    up2.close()
+    assert up2.optimizer.frozen
+    for p, q in zip(bias2.parameters(), bias_p.parameters()):
+        assert torch.equal(p, q)
+    with pytest.raises(ValueError, match="asynchronous"):
+        make_run(None, asynchronous="processes")

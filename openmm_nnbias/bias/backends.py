@@ -16,6 +16,20 @@ from .weights import SharedWeights
 __all__ = ["ForceBackend", "TorchBackend", "TableBackend", "CMAPBackend", "BACKENDS", "table_expression"]
 
 
+def import_torch_force():
+    """``openmmtorch.TorchForce``, imported after torch and without openmmtorch 1.5's
+    "importing 'simtk.openmm' is deprecated" message (its wrapper still imports simtk.openmm)."""
+    import contextlib
+    import io
+
+    import torch  # noqa: F401  (torch must be imported before openmmtorch)
+
+    with contextlib.redirect_stderr(io.StringIO()):
+        import simtk.openmm  # noqa: F401
+        from openmmtorch import TorchForce
+    return TorchForce
+
+
 class ForceBackend:
     """Adapter contract.
 
@@ -44,6 +58,19 @@ class ForceBackend:
         """Make the given Contexts use the network's current weights."""
         self.apply(self.prepare(), contexts)
 
+    #: attributes holding OpenMM, TorchScript or shared-memory objects (not needed by ``prepare``)
+    _LIVE_ATTRIBUTES = ("force", "function", "module", "weights")
+
+    def preparer(self) -> "ForceBackend":
+        """A picklable shallow copy whose ``prepare()`` works (for a learner process); no ``apply``."""
+        import copy
+
+        clone = copy.copy(self)
+        for attr in self._LIVE_ATTRIBUTES:
+            if hasattr(clone, attr):
+                setattr(clone, attr, None)
+        return clone
+
 
 class TorchBackend(ForceBackend):
     """openmm-torch ``TorchForce`` evaluating the network; weights live in shared memory.
@@ -62,9 +89,7 @@ class TorchBackend(ForceBackend):
         self.module = torch.jit.script(LiveBiasEnergy(cvs, bias, self.weights.path))
 
     def create_force(self):
-        import torch  # noqa: F401  (torch must be imported before openmmtorch)
-        from openmmtorch import TorchForce
-
+        TorchForce = import_torch_force()
         force = TorchForce(self.module)
         force.setOutputsForces(True)
         force.setName("NeuralBias")

@@ -41,8 +41,9 @@ def load_bias(path: str, forceGroup: int = None):
     >>> force = load_bias("run/bias.pt")          # doctest: +SKIP
     >>> system.addForce(force)                     # doctest: +SKIP
     """
-    import torch  # noqa: F401,F811
-    from openmmtorch import TorchForce
+    from .backends import import_torch_force
+
+    TorchForce = import_torch_force()
 
     if not os.path.exists(path):
         raise ValueError(f"bias file {path!r} does not exist")

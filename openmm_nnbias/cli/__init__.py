@@ -37,8 +37,10 @@ def _parser():
     d.add_argument("--tau-kl", type=float, help="KL time constant, iterations")
     d.add_argument("--tau-decay", type=float, help="learning-rate decay time, iterations")
     d.add_argument("--kl-threshold", type=float, help="KL threshold epsilon (default 0.5)")
-    d.add_argument("--async", dest="asynchronous", action="store_true",
-                   help="overlap each optimizer step with the next iteration's MD (one-iteration lag)")
+    d.add_argument("--async", dest="asynchronous", nargs="?", const="thread", default=False,
+                   choices=["thread", "process"],
+                   help="overlap each optimizer step with the next iteration's MD (one-iteration lag), "
+                        "in a worker thread (--async) or a learner process (--async process, no GIL contention)")
     d.add_argument("--push-interval", type=int, default=None,
                    help="iterations between pushes of the network into the Context (default 1)")
     d.add_argument("--walkers", type=int, default=1,

@@ -128,6 +128,7 @@ def run_deepves(system_name: str, out: str, steps: int, restart: bool = False, p
     updater.flush()
     updater.writeFes()
     updater.saveCheckpoint(checkpoint, sim) if sim.currentStep % updater.stride == 0 else None
+    updater.close()
     return sim, updater
 
 

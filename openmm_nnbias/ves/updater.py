@@ -14,6 +14,7 @@ from .._io import atomic_write
 from .._units import strip_unit
 from ..analysis.fes_io import atomic_write_text, write_grid_file
 from .grid import CVGrid
+from .learner import ProcessLearner, learn_step
 from .montecarlo import MonteCarloTarget
 from .optimizer import DeepVESOptimizer
 
@@ -55,13 +56,16 @@ class DeepVESUpdater:
         In iterations (0 disables snapshots of ``bias_<iteration>.pt``).
     device : str, optional
         Where the optimization runs (default ``"cuda"`` when torch sees a GPU, else ``"cpu"``).
-    asynchronous : bool
+    asynchronous : bool or {"thread", "process"}
         Overlap learning with MD: the optimizer step of iteration k (and the tabulation of the new
-        bias) runs in a worker thread while the MD of iteration k+1 proceeds, and its weights are
-        pushed at the end of that block. The bias in force therefore lags the network by one
-        iteration (samples of iteration k+1 come from the weights of iteration k); the results
-        are deterministic and restarts exact (checkpoint iterations are synchronous). Uses a
-        second CPU core (or the GPU) for learning. Default False: the paper's synchronous scheme.
+        bias) runs while the MD of iteration k+1 proceeds, and its weights are pushed at the end of
+        that block. The bias in force therefore lags the network by one iteration (samples of
+        iteration k+1 come from the weights of iteration k); the results are deterministic and
+        restarts exact (checkpoint iterations are synchronous). ``True``/``"thread"``: in a worker
+        thread (shares the GIL with the MD loop); ``"process"``: in a child process
+        (:class:`~openmm_nnbias.ves.learner.ProcessLearner`, no GIL contention, same numbers as
+        the thread; call :meth:`close` at the end). Both use a second CPU core (or the GPU).
+        Default False: the paper's synchronous scheme.
     pushInterval : int
         Iterations between pushes of the network into the Context (default 1, the paper's
         scheme). The optimizer still steps every iteration; a push costs ~10 ms with the table
@@ -142,7 +146,13 @@ class DeepVESUpdater:
         self.history = []
         self._rw_logsum = None  # per-bin log Σ exp(βV) after freezing
         self._rw_count = 0
-        self.asynchronous = bool(asynchronous)
+        if asynchronous not in (False, True, None, "thread", "process"):
+            raise ValueError(f"asynchronous must be False, True/'thread' or 'process', got {asynchronous!r}")
+        self._async_mode = {False: None, None: None, True: "thread"}.get(asynchronous, asynchronous)
+        if self._async_mode == "process" and reducer is not None:
+            raise ValueError("asynchronous='process' cannot be combined with multiple walkers; use 'thread'")
+        self.asynchronous = self._async_mode is not None
+        self._learner, self._synced = None, True
         self.pushInterval = int(pushInterval)
         if self.pushInterval < 1:
             raise ValueError(f"pushInterval must be >= 1 (iterations), got {pushInterval}")
@@ -183,10 +193,17 @@ class DeepVESUpdater:
             self._accumulate_reweighting(s, v)
         if self.out is not None:
             self._write_colvar(s, v, self.c, times)
-        self.flush()  # async: finish the previous iteration's step and push its weights
+        self._wait_pending()  # async: finish the previous iteration's step and push its weights
         it = self.optimizer.iteration
         sync_point = (it + 1) % self.checkpointInterval == 0 and self.out is not None
-        if self.asynchronous and not sync_point and not self.optimizer.frozen:
+        if self._async_mode == "process":  # the step runs in the learner process, also once frozen
+            if self._learner is None:
+                self._learner = ProcessLearner(self.optimizer, self.force.backend)
+            self._learner.submit(s, sync_point, self.pushInterval)
+            self._pending, self._synced = (self._learner, float(times[-1])), False
+            if sync_point:
+                self._wait_pending()
+        elif self.asynchronous and not sync_point and not self.optimizer.frozen:
             if self._executor is None:
                 from concurrent.futures import ThreadPoolExecutor
 
@@ -197,27 +214,33 @@ class DeepVESUpdater:
 
     def _learn(self, s, force_push):
         """Optimizer step and force data for the new weights (may run in the worker thread)."""
-        t0 = time.perf_counter()
-        stats = self.optimizer.step(s)
-        t1 = time.perf_counter()
-        push = stats["updated"] and (force_push or (stats["iteration"] + 1) % self.pushInterval == 0
-                                     or stats["phase"] == "frozen")
-        payload = self.force.prepareWeights() if push else None
-        stats["t_optimizer_ms"] = (t1 - t0) * 1e3
-        stats["t_prepare_ms"] = (time.perf_counter() - t1) * 1e3
-        return stats, payload
+        return learn_step(self.optimizer, self.force.backend, s, force_push, self.pushInterval)
 
-    def flush(self):
-        """Wait for a pending asynchronous optimizer step and push its weights (no-op otherwise).
-
-        Called automatically at every iteration and before FES, bias and checkpoint output; call
-        it yourself after ``simulation.step()`` before reading ``bias`` directly.
-        """
+    def _wait_pending(self):
         if self._pending is None:
             return
         future, time_ps = self._pending
         self._pending = None
         self._finish(*future.result(), time_ps)
+
+    def flush(self):
+        """Wait for a pending asynchronous optimizer step and push its weights (no-op otherwise).
+
+        Called automatically before FES, bias and checkpoint output; call it yourself after
+        ``simulation.step()`` before reading ``bias`` or ``optimizer`` directly. With
+        ``asynchronous="process"`` it also copies the learner's complete state into ``optimizer``.
+        """
+        self._wait_pending()
+        if self._learner is not None and not self._synced:
+            self._learner.sync()
+            self._synced = True
+
+    def close(self):
+        """End the learner process of ``asynchronous="process"`` after a last :meth:`flush` (idempotent)."""
+        if self._learner is not None:
+            self.flush()
+            self._learner.close()
+            self._learner = None
 
     def _finish(self, stats, payload, time_ps):
         simulation = self._simulation
@@ -235,6 +258,9 @@ class DeepVESUpdater:
             self._write_log(stats)
             it = stats["iteration"]
             just_frozen = stats["phase"] == "frozen" and self._last_phase != "frozen"
+            if self._learner is not None and ((it + 1) % self.fesInterval == 0 or just_frozen
+                                              or (it + 1) % self.checkpointInterval == 0):
+                self.flush()  # the learner is idle here: complete state for the files
             if (it + 1) % self.fesInterval == 0 or just_frozen:
                 self.writeFes()
             if self.snapshotInterval and (it + 1) % self.snapshotInterval == 0:
@@ -370,6 +396,9 @@ class DeepVESUpdater:
         if self._pending is not None:  # let a running step finish before its state is overwritten
             self._pending[0].result()
             self._pending = None
+        if self._learner is not None:  # restarted lazily from the restored state
+            self._learner.close()
+            self._learner, self._synced = None, True
         if state.get("config") != self.config:
             diff = {k: (state.get("config", {}).get(k), v) for k, v in self.config.items()
                     if state.get("config", {}).get(k) != v}

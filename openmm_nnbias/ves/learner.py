@@ -1,0 +1,247 @@
+"""Deep-VES learning in a separate process: the optimizer step without the GIL of the MD loop.
+
+A worker *thread* overlaps the optimizer step with MD, but it competes with the ``Simulation``
+loop for the GIL (each small torch op of the step is Python code), so the MD thread waits for it at
+every reporter call. :class:`ProcessLearner` runs the optimizer and the tabulation of the new bias
+(``ForceBackend.prepare``) in a child Python process started with ``subprocess`` (not
+``multiprocessing``, so a user's script without a ``__main__`` guard is never re-imported). The
+MD process sends the CV samples of an iteration and receives, one iteration later, the step's
+statistics, the force payload and the new weights. Messages are length-prefixed pickles over the
+child's stdin/stdout; the child writes nothing else to that stdout.
+
+The child holds the authoritative optimizer; the parent's copy is kept in step cheaply (weights,
+schedule, iteration after every step) and completely (Adam moments, target, KL histogram, FES
+average) on request, before FES files, checkpoints and getters.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import struct
+import subprocess
+import sys
+from typing import Any
+
+__all__ = ["ProcessLearner"]
+
+_HEADER = struct.Struct("<Q")
+
+
+class _Array:
+    """A CPU tensor as a numpy array on the wire (pickling numpy is ~10x cheaper than torch tensors)."""
+
+    __slots__ = ("array",)
+
+    def __init__(self, tensor):
+        self.array = tensor.detach().cpu().numpy()
+
+    def __getstate__(self):
+        return self.array
+
+    def __setstate__(self, array):
+        self.array = array
+
+
+def _pack(obj):
+    if hasattr(obj, "detach") and hasattr(obj, "numpy"):
+        return _Array(obj)
+    if isinstance(obj, dict):
+        return {k: _pack(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        if obj and isinstance(obj[0], (int, float)):  # e.g. a table of bias values: leave as is
+            return obj
+        return type(obj)(_pack(v) for v in obj)
+    return obj
+
+
+def _unpack(obj):
+    if isinstance(obj, _Array):
+        import torch
+
+        return torch.from_numpy(obj.array)
+    if isinstance(obj, dict):
+        return {k: _unpack(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        if obj and isinstance(obj[0], (int, float)):  # e.g. a table of bias values: leave as is
+            return obj
+        return type(obj)(_unpack(v) for v in obj)
+    return obj
+
+
+def _send(stream, obj) -> None:
+    data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    stream.write(_HEADER.pack(len(data)))
+    stream.write(data)
+    stream.flush()
+
+
+def _recv(stream):
+    head = stream.read(_HEADER.size)
+    if len(head) < _HEADER.size:
+        raise EOFError("the Deep-VES learner process ended unexpectedly (see its messages on stderr)")
+    (n,) = _HEADER.unpack(head)
+    data = stream.read(n)
+    if len(data) < n:
+        raise EOFError("the Deep-VES learner process ended in the middle of a message")
+    return pickle.loads(data)
+
+
+def learn_step(optimizer, backend, samples, force_push: bool, push_interval: int):
+    """One optimizer step and, when the new weights are to be pushed, the force payload.
+
+    Push rule: the step updated the network and (``force_push``, or every ``push_interval``-th
+    iteration, or the bias just froze). Shared by the thread and the process learners.
+    """
+    import time
+
+    t0 = time.perf_counter()
+    stats = optimizer.step(samples)
+    t1 = time.perf_counter()
+    push = stats["updated"] and (force_push or (stats["iteration"] + 1) % push_interval == 0
+                                 or stats["phase"] == "frozen")
+    payload = backend.prepare() if push else None
+    stats["t_optimizer_ms"] = (t1 - t0) * 1e3
+    stats["t_prepare_ms"] = (time.perf_counter() - t1) * 1e3
+    return stats, payload
+
+
+def light_state(optimizer) -> dict[str, Any]:
+    """What the MD process needs after every step: weights, schedule, counters."""
+    return {"bias": {k: v.detach().cpu().clone() for k, v in optimizer.bias.state_dict().items()},
+            "schedule": optimizer.schedule.state_dict(), "iteration": optimizer.iteration,
+            "n_updates": optimizer.n_updates}
+
+
+def load_light_state(optimizer, state: dict[str, Any]) -> None:
+    optimizer.bias.load_state_dict(state["bias"])
+    optimizer.schedule.load_state_dict(state["schedule"])
+    optimizer.iteration = int(state["iteration"])
+    optimizer.n_updates = int(state["n_updates"])
+
+
+class ProcessLearner:
+    """Run ``optimizer.step`` and ``backend.prepare`` in a child process.
+
+    Parameters
+    ----------
+    optimizer : DeepVESOptimizer
+        Copied (pickled) into the child at start; the parent's object becomes a mirror.
+    backend : ForceBackend
+        Its ``prepare()`` runs in the child on the child's copy of the network (the OpenMM force
+        itself stays in the parent).
+    threads : int
+        torch threads of the child (default: the parent's ``torch.get_num_threads()``).
+
+    Examples
+    --------
+    >>> learner = ProcessLearner(updater.optimizer, force.backend)    # doctest: +SKIP
+    >>> learner.submit(samples, force_push=False, push_interval=1)    # doctest: +SKIP
+    >>> stats, payload = learner.result()                             # doctest: +SKIP
+    """
+
+    def __init__(self, optimizer, backend, threads: int | None = None) -> None:
+        import torch
+
+        if optimizer.reducer is not None:
+            raise ValueError("a process learner cannot share gradients between walkers; "
+                             "use asynchronous='thread' (or False) with multiple walkers")
+        self.optimizer = optimizer
+        child_backend = backend.preparer()  # without OpenMM/TorchScript objects; bias -> the child's network
+        buf = io.BytesIO()
+        try:
+            pickle.dump((optimizer, child_backend), buf, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:  # pragma: no cover - depends on user modules
+            raise ValueError(f"the optimizer or force backend cannot be sent to a learner process: {exc}") from exc
+        env = dict(os.environ)
+        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        self._proc = subprocess.Popen([sys.executable, "-m", "openmm_nnbias.ves._learner_main"],
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+        nthreads = torch.get_num_threads() if threads is None else int(threads)
+        _send(self._proc.stdin, ("init", buf.getvalue(), nthreads))
+        self._expect_ok()
+        self._busy = False
+
+    def _expect_ok(self):
+        reply = _recv(self._proc.stdout)
+        if reply[0] == "error":
+            raise RuntimeError(f"Deep-VES learner process failed:\n{reply[1]}")
+        return reply[1:]
+
+    def submit(self, samples, force_push: bool, push_interval: int) -> None:
+        """Start :func:`learn_step` on ``samples`` ((n, n_cv) tensor) in the child."""
+        if self._busy:
+            raise RuntimeError("the learner is still busy with the previous step; call result() first")
+        _send(self._proc.stdin, ("step", _Array(samples), bool(force_push), int(push_interval)))
+        self._busy = True
+
+    def result(self):
+        """Wait for the submitted step; returns ``(stats, payload)`` and updates the parent's mirror."""
+        self._busy = False
+        stats, payload, light = _unpack(self._expect_ok())
+        load_light_state(self.optimizer, light)
+        return stats, payload
+
+    def sync(self) -> None:
+        """Copy the child's complete optimizer state into the parent's optimizer (learner idle)."""
+        if self._busy:
+            raise RuntimeError("the learner is busy; call result() first")
+        _send(self._proc.stdin, ("state",))
+        (state,) = self._expect_ok()
+        self.optimizer.load_state_dict(state)
+
+    def close(self) -> None:
+        """End the child process (idempotent)."""
+        proc, self._proc = getattr(self, "_proc", None), None
+        if proc is None:
+            return
+        try:
+            if self._busy:
+                _recv(proc.stdout)
+            _send(proc.stdin, ("stop",))
+            proc.stdin.close()
+            proc.wait(timeout=30)
+        except Exception:  # pragma: no cover - child already gone
+            proc.kill()
+        finally:
+            if proc.stdout:
+                proc.stdout.close()
+
+    def __del__(self):  # pragma: no cover - interpreter shutdown order varies
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
+def _serve() -> None:  # pragma: no cover - runs in the child (exercised by the tests through a pipe)
+    import traceback
+
+    inp = sys.stdin.buffer
+    out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # anything printed, by Python or C, goes to stderr, never into the message stream
+    sys.stdout = sys.stderr
+    optimizer = backend = None
+    while True:
+        try:
+            msg = _recv(inp)
+        except EOFError:
+            return
+        try:
+            if msg[0] == "init":
+                import torch
+
+                torch.set_num_threads(msg[2])
+                optimizer, backend = pickle.loads(msg[1])
+                _send(out, ("ok",))
+            elif msg[0] == "step":
+                stats, payload = learn_step(optimizer, backend, *_unpack(msg[1:]))
+                _send(out, ("ok",) + _pack((stats, payload, light_state(optimizer))))
+            elif msg[0] == "state":
+                _send(out, ("ok", optimizer.state_dict()))
+            elif msg[0] == "stop":
+                return
+        except Exception:
+            _send(out, ("error", traceback.format_exc()))
