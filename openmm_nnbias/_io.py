@@ -4,7 +4,7 @@ import os
 import tempfile
 from typing import Callable
 
-__all__ = ["atomic_write"]
+__all__ = ["atomic_write", "truncate_rows"]
 
 
 def atomic_write(path: str, writer: Callable[[str], None], suffix: str = "") -> None:
@@ -33,3 +33,24 @@ def atomic_write(path: str, writer: Callable[[str], None], suffix: str = "") -> 
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def truncate_rows(path, keep) -> int:
+    """Atomically rewrite a text table keeping comment lines and rows whose first field passes ``keep``.
+
+    Streams line by line (colvar files of long runs are large); returns the number of rows dropped.
+    """
+    dropped = 0
+
+    def write(tmp):
+        nonlocal dropped
+        with open(path) as src, open(tmp, "w") as dst:
+            for line in src:
+                fields = line.split(None, 1)
+                if line.startswith("#") or not fields or keep(fields[0]):
+                    dst.write(line)
+                else:
+                    dropped += 1
+
+    atomic_write(path, write)
+    return dropped

@@ -201,3 +201,18 @@ def test_process_learner_matches_thread_learner_and_restarts(tmp_path):
         assert torch.equal(p, q)
     with pytest.raises(ValueError, match="asynchronous"):
         make_run(None, asynchronous="processes")
+
+
+def test_restart_in_the_same_folder_gives_the_files_of_an_uninterrupted_run(tmp_path):
+    """Rows written after the last checkpoint are dropped on restart and written again."""
+    sim, up, _ = make_run(str(tmp_path / "ref"), checkpointInterval=10)
+    sim.step(200 * 16)
+    sim, up, _ = make_run(str(tmp_path / "cut"), checkpointInterval=10)
+    sim.step(200 * 13)  # "killed" 3 iterations after the checkpoint of iteration 9
+    sim2, up2, _ = make_run(str(tmp_path / "cut"), checkpointInterval=10, seed=99)
+    up2.loadCheckpoint(str(tmp_path / "cut" / "checkpoint.pt"), sim2)
+    log = open(tmp_path / "cut" / "ves.log").read().splitlines()
+    assert int(log[-1].split()[0]) == 9  # iterations 10..12 dropped
+    sim2.step(200 * 6)
+    for name in ("colvar", "ves.log"):
+        assert open(tmp_path / "cut" / name).read() == open(tmp_path / "ref" / name).read(), name

@@ -1,10 +1,8 @@
 """DeepVESUpdater: an OpenMM reporter that learns a Deep-VES bias on the fly."""
 
 import copy
-import io
 import math
 import os
-import tempfile
 import time
 
 import numpy as np
@@ -12,10 +10,11 @@ import torch
 
 from .._io import atomic_write
 from .._units import strip_unit
-from ..analysis.fes_io import atomic_write_text, write_grid_file
+from ..analysis.fes_io import write_grid_file
 from .grid import CVGrid
 from .learner import ProcessLearner, learn_step
 from .montecarlo import MonteCarloTarget
+from .outputs import UpdaterFiles
 from .optimizer import DeepVESOptimizer
 
 __all__ = ["DeepVESUpdater"]
@@ -23,7 +22,7 @@ __all__ = ["DeepVESUpdater"]
 KB = 0.008314462618  # kJ/mol/K
 
 
-class DeepVESUpdater:
+class DeepVESUpdater(UpdaterFiles):
     """OpenMM reporter running Deep-VES (Bonati, Zhang, Parrinello 2019) during ``simulation.step``.
 
     Every ``sampleStride`` MD steps it records the CVs; every ``stride`` steps (one iteration) it
@@ -335,40 +334,6 @@ class DeepVESUpdater:
                             self.cvs.periodic, **dom)
         self.force.exportBias(os.path.join(self.out, "bias.pt"))
 
-    # ----------------------------------------------------------------- files
-    def _prepare_out(self, out):
-        try:
-            os.makedirs(out, exist_ok=True)
-            probe = tempfile.NamedTemporaryFile(dir=out, prefix=".probe_", delete=True)
-            probe.close()
-        except OSError as exc:
-            raise ValueError(f"output folder {out!r} is not writable: {exc}") from exc
-        colvar = os.path.join(out, "colvar")
-        if not os.path.exists(colvar):
-            with open(colvar, "w") as fh:
-                fh.write("#! FIELDS time " + " ".join(self.cvs.names) + " bias rbias\n")
-        log = os.path.join(out, "ves.log")
-        if not os.path.exists(log):
-            with open(log, "w") as fh:
-                fh.write("#! FIELDS iteration time grad_norm kl lr c phase n_out_of_range skipped\n")
-
-    def _write_colvar(self, s, v, c, times):
-        keep = slice(None, None, self.colvarStride // self.sampleStride)
-        data = np.column_stack([times[keep], s.numpy()[keep], v.numpy()[keep], v.numpy()[keep] - c])
-        buf = io.StringIO()
-        np.savetxt(buf, data, fmt="%.6f")
-        with open(os.path.join(self.out, "colvar"), "a") as fh:
-            fh.write(buf.getvalue())
-
-    def _write_log(self, st):
-        with open(os.path.join(self.out, "ves.log"), "a") as fh:
-            fh.write(f"{st['iteration']} {st['time_ps']:.3f} {st['grad_norm']:.6g} {st['kl']:.6g} "
-                     f"{st['lr']:.6g} {st['c']:.6g} {st['phase']} {st['n_out_of_range']} {int(st['skipped'])}\n")
-        if st["skipped"]:
-            import warnings
-
-            warnings.warn(f"Deep-VES iteration {st['iteration']} skipped: {st.get('reason')}")
-
     # ----------------------------------------------------------------- checkpoints
     def saveCheckpoint(self, path, simulation):
         """Atomically save the complete learning state and the OpenMM state (Context checkpoint)."""
@@ -410,6 +375,8 @@ class DeepVESUpdater:
         torch.set_rng_state(state["torch_rng"])
         simulation.context.loadCheckpoint(state["context"])
         self._positions, self._times = [], []
+        if self.out is not None:  # drop rows written after this checkpoint: they will be written again
+            self._truncate_outputs(simulation.context.getState().getTime()._value, self.optimizer.iteration)
         self.force.updateWeights(simulation)
         if self._force_bias is not None:
             self._force_bias.load_state_dict(self.bias.state_dict())

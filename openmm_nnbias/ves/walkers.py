@@ -298,6 +298,9 @@ class WalkerDeepVESUpdater(DeepVESUpdater):
         if self.group.rank == 0:
             super()._write_log(st)
 
+    def _output_tables(self):
+        return super()._output_tables() if self.group.rank == 0 else [(f"colvar.{self.group.rank}", True)]
+
     def writeFes(self):
         """Collective: walker 0 writes the FES files and ``bias.pt``; reweighting pools all walkers."""
         self.flush()  # no pending (asynchronous) step may run collectives at the same time
