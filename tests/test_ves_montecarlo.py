@@ -259,3 +259,14 @@ def test_updater_gridless_mode_learns_and_restarts(tmp_path):
     for p, q in zip(bias.parameters(), bias2.parameters()):
         assert torch.equal(p, q)
     assert np.isclose(up.history[-1]["kl"], up2.history[-1]["kl"], rtol=0, atol=0)
+
+
+def test_unknown_monte_carlo_option_is_one_clear_error():
+    from openmm_nnbias.bias import NeuralBias, NeuralBiasForce
+    from openmm_nnbias.cvs import CVSet, Position
+    from openmm_nnbias.ves import DeepVESUpdater
+
+    cvs = CVSet([Position(0, "x", -3.0, 3.0)])
+    force = NeuralBiasForce(cvs, NeuralBias.from_cvs(cvs, seed=0, hidden=(8,)), backend="table")
+    with pytest.raises(ValueError, match=r"unknown monteCarlo option\(s\) \['chains'\]"):
+        DeepVESUpdater(force, 300.0, targetSampling="mc", monteCarlo=dict(chains=10))

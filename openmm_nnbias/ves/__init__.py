@@ -11,7 +11,11 @@
   many CVs (no grid); :class:`MarginalKLMonitor`, :class:`RecrossingMonitor` — its
   convergence monitors (marginal KL; the paper's recrossing rule).
 * :func:`reweighted_fes` — free energy by reweighting (Eq. 11).
-* :class:`DeepVESUpdater` — the OpenMM reporter that runs all of it during ``simulation.step``.
+* :class:`DeepVESUpdater` — the OpenMM reporter that runs all of it during ``simulation.step``;
+  :class:`ProcessLearner` — its optimizer in a child process (``asynchronous="process"``);
+  :class:`AveragedFES` — the learning-rate-weighted FES over the decay phase.
+* :class:`WalkerGroup`, :class:`WalkerDeepVESUpdater`, :func:`spawn_walkers` — multiple walkers
+  sharing one bias through ``torch.distributed``.
 
 Units: energies and kT in kJ/mol, CVs in nm or rad.
 """
@@ -25,6 +29,9 @@ from .reweight import reweighted_fes
 from .schedule import KLMonitor, LearningRateSchedule
 from .targets import UniformTarget, WellTemperedTarget
 from .updater import DeepVESUpdater
+from .walkers import WalkerDeepVESUpdater, WalkerGroup, spawn_walkers
+from .learner import ProcessLearner
+from .averaging import AveragedFES
 
 __all__ = [
     "DeepVESUpdater",
@@ -43,4 +50,9 @@ __all__ = [
     "MonteCarloTarget",
     "MarginalKLMonitor",
     "RecrossingMonitor",
+    "WalkerGroup",
+    "WalkerDeepVESUpdater",
+    "spawn_walkers",
+    "ProcessLearner",
+    "AveragedFES",
 ]

@@ -118,6 +118,14 @@ class DeepVESUpdater(UpdaterFiles):
             raise ValueError(f"targetSampling must be 'auto', 'grid' or 'mc', got {targetSampling!r}")
         gridless = targetSampling == "mc" or (targetSampling == "auto" and n > 3)
         self.grid = None if gridless else CVGrid(self.cvs.lower, self.cvs.upper, bins, self.cvs.periodic)
+        if monteCarlo is not None:
+            import inspect
+
+            known = set(inspect.signature(MonteCarloTarget).parameters) - {"lower", "upper", "periodic", "kT",
+                                                                          "bias_factor"}
+            unknown = sorted(set(monteCarlo) - known)
+            if unknown:
+                raise ValueError(f"unknown monteCarlo option(s) {unknown}; known: {sorted(known)}")
         sampler = None if not gridless else MonteCarloTarget(
             self.cvs.lower, self.cvs.upper, self.cvs.periodic, self.kT,
             None if biasFactor is None else float(biasFactor), **(monteCarlo or {}))
