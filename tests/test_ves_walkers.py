@@ -257,3 +257,23 @@ def test_cli_two_walker_processes(tmp_path):
     for k, v in s0["optimizer"]["bias"].items():
         assert torch.equal(v, s1["optimizer"]["bias"][k])
     assert s0["optimizer"]["iteration"] == s1["optimizer"]["iteration"] == 6
+
+
+def test_walkers_with_monte_carlo_target_keep_identical_weights():
+    """Gridless (MC) target: each walker draws its own target samples (own seed); the averaged
+    gradient is still applied identically, so the weights stay bit-identical."""
+    from openmm_nnbias.ves import MonteCarloTarget
+
+    def fn(group):
+        sampler = MonteCarloTarget([-1.7], [1.7], [False], 1.0, 10.0, n_chains=50, n_steps=4, seed=7 + group.rank)
+        opt = DeepVESOptimizer(MLPBias(0), None, kT=1.0, bias_factor=10.0, lr=0.03, tau_kl=5, kl_threshold=0.05,
+                               tau_decay=50, reducer=group, target_sampler=sampler)
+        for it in range(6):
+            opt.step(walker_samples(group.rank, it))
+        return params(opt), opt.n_updates
+
+    results, errors = run_walkers(fn)
+    assert errors == [None, None], errors
+    (p0, n0), (p1, n1) = results
+    assert n0 == n1 == 5
+    assert all(torch.equal(a, b) for a, b in zip(p0, p1))
