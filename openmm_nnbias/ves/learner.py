@@ -44,30 +44,25 @@ class _Array:
         self.array = array
 
 
-def _pack(obj):
-    if hasattr(obj, "detach") and hasattr(obj, "numpy"):
-        return _Array(obj)
+def _map(obj, leaf):
+    """Apply ``leaf`` to every value of nested dicts/lists/tuples (numeric lists are left whole)."""
     if isinstance(obj, dict):
-        return {k: _pack(v) for k, v in obj.items()}
+        return {k: _map(v, leaf) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        if obj and isinstance(obj[0], (int, float)):  # e.g. a table of bias values: leave as is
+        if obj and isinstance(obj[0], (int, float)):  # e.g. a table of bias values
             return obj
-        return type(obj)(_pack(v) for v in obj)
-    return obj
+        return type(obj)(_map(v, leaf) for v in obj)
+    return leaf(obj)
+
+
+def _pack(obj):
+    return _map(obj, lambda x: _Array(x) if hasattr(x, "detach") and hasattr(x, "numpy") else x)
 
 
 def _unpack(obj):
-    if isinstance(obj, _Array):
-        import torch
+    import torch
 
-        return torch.from_numpy(obj.array)
-    if isinstance(obj, dict):
-        return {k: _unpack(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        if obj and isinstance(obj[0], (int, float)):  # e.g. a table of bias values: leave as is
-            return obj
-        return type(obj)(_unpack(v) for v in obj)
-    return obj
+    return _map(obj, lambda x: torch.from_numpy(x.array) if isinstance(x, _Array) else x)
 
 
 def _send(stream, obj) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from .adam import guarded_adam_step
 from .averaging import AveragedFES
 from .grid import CVGrid
 from .monitors import RecrossingMonitor, build_target
@@ -290,17 +291,8 @@ class DeepVESOptimizer:
                 if not (math.isfinite(stats["loss"]) and math.isfinite(stats["grad_norm"])):
                     self.adam.zero_grad(set_to_none=True)
                     return self._skip(stats, "non-finite loss or gradient; no update")
-                saved_params = [q.detach().clone() for q in self._params]
-                saved_adam = self._adam_backup()
                 lr = self.schedule.lr
-                for group in self.adam.param_groups:
-                    group["lr"] = lr
-                self.adam.step()
-                if not all(bool(torch.isfinite(q).all()) for q in self._params):
-                    with torch.no_grad():
-                        for q, old in zip(self._params, saved_params):
-                            q.copy_(old)
-                    self._adam_restore(saved_adam)
+                if not guarded_adam_step(self.adam, self._params, lr):
                     self.adam.zero_grad(set_to_none=True)
                     return self._skip(stats, "non-finite parameters after the Adam step; rolled back")
                 stats["lr"] = lr
@@ -326,18 +318,6 @@ class DeepVESOptimizer:
         stats["lr_next"] = self.schedule.lr
         stats["phase"] = self.phase
         return stats
-
-    def _adam_backup(self) -> list:
-        """Cheap copy of the per-parameter Adam state (moments, step), for a rollback."""
-        return [{k: (v.clone() if torch.is_tensor(v) else v) for k, v in self.adam.state[q].items()}
-                for q in self._params]
-
-    def _adam_restore(self, backup: list) -> None:
-        for q, st in zip(self._params, backup):
-            if st:
-                self.adam.state[q] = st
-            else:
-                self.adam.state.pop(q, None)
 
     def _skip(self, stats: dict[str, Any], reason: str) -> dict[str, Any]:
         stats["skipped"] = True

@@ -1,0 +1,39 @@
+"""An Adam step that cannot leave non-finite weights behind."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+__all__ = ["guarded_adam_step"]
+
+
+def guarded_adam_step(adam: torch.optim.Adam, params: Sequence[torch.Tensor], lr: float) -> bool:
+    """Take one Adam step at learning rate ``lr``; if any parameter becomes non-finite, restore the
+    parameters and Adam's moments to their state before the step and return False.
+
+    Examples
+    --------
+    >>> w = torch.nn.Parameter(torch.tensor([1.0]))
+    >>> opt = torch.optim.Adam([w])
+    >>> w.grad = torch.tensor([float("inf")])
+    >>> guarded_adam_step(opt, [w], 0.1), w.item(), opt.state[w] == {}
+    (False, 1.0, True)
+    """
+    saved = [q.detach().clone() for q in params]
+    moments = [{k: (v.clone() if torch.is_tensor(v) else v) for k, v in adam.state[q].items()} for q in params]
+    for group in adam.param_groups:
+        group["lr"] = lr
+    adam.step()
+    if all(bool(torch.isfinite(q).all()) for q in params):
+        return True
+    with torch.no_grad():
+        for q, old in zip(params, saved):
+            q.copy_(old)
+    for q, st in zip(params, moments):
+        if st:
+            adam.state[q] = st
+        else:
+            adam.state.pop(q, None)
+    return False
