@@ -66,7 +66,7 @@ def main(argv=None):
     exact = exact_free_energy_x_wolfe_quapp(x)
     rmse_bias, n = fes_rmse(updater.getFreeEnergyFromBias(), exact, 5.0)
     print(f"phase {updater.optimizer.phase}; FES from bias: RMSE {rmse_bias:.3f} kT over {n} points")
-    avg = updater.getAveragedFreeEnergyFromBias()  # lr-weighted average over the decay phase
+    avg = updater.getAveragedFreeEnergyFromBias()  # average over the decay phase
     if avg is not None:
         print(f"decay-averaged FES from bias: RMSE {fes_rmse(avg, exact, 5.0)[0]:.3f} kT")
     rw = updater.getReweightedFreeEnergy()

@@ -270,7 +270,7 @@ def test_cuda_step_and_checkpoint():
     assert opt.step(batch) == fresh.step(batch)
 
 
-def test_decay_averaged_fes_is_lr_weighted_mean_of_eq4_and_survives_state_dict():
+def test_decay_averaged_fes_is_the_mean_of_eq4_over_decay_iterations_and_survives_state_dict():
     opt = make_opt(kl_threshold=1e-12)  # never below the threshold: learning only
     rng = np.random.default_rng(3)
     samples = lambda: torch.from_numpy(rng.uniform(-1.5, 1.5, (100, 1)))  # noqa: E731
@@ -284,8 +284,8 @@ def test_decay_averaged_fes_is_lr_weighted_mean_of_eq4_and_survives_state_dict()
     for _ in range(6):
         stats = opt.step(samples())
         f = opt.fes_from_bias().cpu()  # Eq. 4 for the weights after this step, min 0
-        total += stats["lr"] * f
-        weight += stats["lr"]
+        total += f
+        weight += 1.0
     expected = total / weight
     torch.testing.assert_close(opt.averaged_fes_from_bias(), expected - expected.min())
     assert opt.fes_average.count == 6

@@ -13,7 +13,7 @@
 * :func:`reweighted_fes` — free energy by reweighting (Eq. 11).
 * :class:`DeepVESUpdater` — the OpenMM reporter that runs all of it during ``simulation.step``;
   :class:`ProcessLearner` — its optimizer in a child process (``asynchronous="process"``);
-  :class:`AveragedFES` — the learning-rate-weighted FES over the decay phase.
+  :class:`AveragedFES` — the FES from the bias averaged over the decay phase.
 * :class:`WalkerGroup`, :class:`WalkerDeepVESUpdater`, :func:`spawn_walkers` — multiple walkers
   sharing one bias through ``torch.distributed``.
 

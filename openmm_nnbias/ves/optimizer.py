@@ -184,7 +184,7 @@ class DeepVESOptimizer:
         return v.detach().to(self.grid.device, torch.float64)
 
     def averaged_fes_from_bias(self) -> torch.Tensor | None:
-        """Eq. 4 averaged over the decay phase with the learning rates as weights
+        """Eq. 4 averaged uniformly over the updating iterations of the decay phase
         (:class:`~openmm_nnbias.ves.averaging.AveragedFES`), min 0, kJ/mol, on the CPU; None before."""
         return None if self.fes_average is None else self.fes_average.fes()
 
@@ -311,8 +311,8 @@ class DeepVESOptimizer:
             if self.recrossing is not None and self.recrossing.satisfied:
                 self.schedule.start_decay(it)
             self.schedule.step(kl if self.recrossing is None else None, iteration=it)
-            if self.fes_average is not None and self.phase != "learning":  # decay phase: lr-weighted F
-                self.fes_average.update(-v_grid - self.kT * torch.log(self.target.probabilities), stats["lr"])
+            if self.fes_average is not None and self.phase != "learning":  # decay phase: uniform average of F
+                self.fes_average.update(-v_grid - self.kT * torch.log(self.target.probabilities), 1.0)
         if torch.isfinite(v_grid).all():
             stats["c"] = bias_normalization(v_grid, self.target.probabilities, self.kT)
         stats["lr_next"] = self.schedule.lr

@@ -307,7 +307,7 @@ class DeepVESUpdater(UpdaterFiles):
         return self.optimizer.fes_from_bias().reshape(self.grid.shape).cpu().numpy()
 
     def getAveragedFreeEnergyFromBias(self):
-        """Eq. 4 averaged over the decay phase, weights = learning rates (kJ/mol, min 0); None before.
+        """Eq. 4 averaged uniformly over the decay phase (kJ/mol, min 0); None before the decay.
 
         Less noisy than :meth:`getFreeEnergyFromBias` at the freeze, see :mod:`~openmm_nnbias.ves.averaging`.
         """
