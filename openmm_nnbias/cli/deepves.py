@@ -149,6 +149,8 @@ def run_deepves_walkers(walkers: int, system_name: str, out: str, steps: int, re
         raise ValueError(f"--walkers must be >= 1, got {walkers}")
     if world and walkers not in (1, world):
         raise ValueError(f"--walkers {walkers} but torchrun started {world} processes")
+    if (world or walkers > 1) and kwargs.get("asynchronous") == "process":
+        raise ValueError("--async process cannot be combined with multiple walkers; use --async (a thread)")
     if world:
         group = WalkerGroup()
         try:
