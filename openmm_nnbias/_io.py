@@ -39,6 +39,16 @@ def truncate_rows(path, keep) -> int:
     """Atomically rewrite a text table keeping comment lines and rows whose first field passes ``keep``.
 
     Streams line by line (colvar files of long runs are large); returns the number of rows dropped.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> p = os.path.join(tempfile.mkdtemp(), "colvar")
+    >>> _ = open(p, "w").write("#! FIELDS time x\n0.5 1.0\n1.0 2.0\n1.5 3.0\n")
+    >>> truncate_rows(p, lambda t: float(t) <= 1.0)
+    1
+    >>> open(p).read().splitlines()[-1]
+    '1.0 2.0'
     """
     dropped = 0
 

@@ -102,15 +102,18 @@ def learn_step(optimizer, backend, samples, force_push: bool, push_interval: int
     return stats, payload
 
 
-def light_state(optimizer) -> dict[str, Any]:
-    """What the MD process needs after every step: weights, schedule, counters."""
-    return {"bias": {k: v.detach().cpu().clone() for k, v in optimizer.bias.state_dict().items()},
-            "schedule": optimizer.schedule.state_dict(), "iteration": optimizer.iteration,
-            "n_updates": optimizer.n_updates}
+def light_state(optimizer, updated: bool = True) -> dict[str, Any]:
+    """What the MD process needs after every step: schedule, counters and, if they changed, the weights."""
+    state = {"schedule": optimizer.schedule.state_dict(), "iteration": optimizer.iteration,
+             "n_updates": optimizer.n_updates}
+    if updated:
+        state["bias"] = {k: v.detach().cpu().clone() for k, v in optimizer.bias.state_dict().items()}
+    return state
 
 
 def load_light_state(optimizer, state: dict[str, Any]) -> None:
-    optimizer.bias.load_state_dict(state["bias"])
+    if "bias" in state:
+        optimizer.bias.load_state_dict(state["bias"])
     optimizer.schedule.load_state_dict(state["schedule"])
     optimizer.iteration = int(state["iteration"])
     optimizer.n_updates = int(state["n_updates"])
@@ -233,7 +236,7 @@ def _serve() -> None:  # pragma: no cover - runs in the child (exercised by the 
                 _send(out, ("ok",))
             elif msg[0] == "step":
                 stats, payload = learn_step(optimizer, backend, *_unpack(msg[1:]))
-                _send(out, ("ok",) + _pack((stats, payload, light_state(optimizer))))
+                _send(out, ("ok",) + _pack((stats, payload, light_state(optimizer, stats["updated"]))))
             elif msg[0] == "state":
                 _send(out, ("ok", optimizer.state_dict()))
             elif msg[0] == "stop":
