@@ -36,7 +36,7 @@ def atomic_write(path: str, writer: Callable[[str], None], suffix: str = "") -> 
 
 
 def truncate_rows(path, keep) -> int:
-    """Atomically rewrite a text table keeping comment lines and rows whose first field passes ``keep``.
+    r"""Atomically rewrite a text table keeping comment lines and rows whose first field passes ``keep``.
 
     Streams line by line (colvar files of long runs are large); returns the number of rows dropped.
 
