@@ -46,6 +46,11 @@ def test_build_tetrapeptide_options_and_errors(tmp_path, capsys):
     assert isinstance(sim.integrator, mm.MTSLangevinIntegrator) and math.isclose(dt, 0.008)
     assert up.stride * dt == pytest.approx(1.0, rel=0.01) and up.grid is None  # 124 outer steps = 0.992 ps
     assert isinstance(up.optimizer.recrossing, RecrossingMonitor) and up.optimizer.recrossing.cv_indices == [0, 2, 4]
+    assert up.optimizer.recrossing.min_iterations == round(10000 / (up.stride * dt))  # paper: 10 ns constant lr
+    _, up2, _ = build_deepves("alanine-tetrapeptide", backend="torch", overrides=dict(mcPoints=200, decayAfter=500.0))
+    assert up2.optimizer.recrossing.min_iterations == 500  # 500 steps x 2 fs = 1 ps per iteration
+    with pytest.raises(ValueError, match="decay-after needs --recrossings"):
+        build_deepves("alanine-tetrapeptide", backend="torch", overrides=dict(recrossings=0, decayAfter=5.0))
     assert up.cvs.names == ["phi1", "psi1", "phi2", "psi2", "phi3", "psi3"]
     assert up.optimizer.target.sampler.n_chains * up.optimizer.target.n_steps == 200
     _, up, _ = build_deepves("alanine-tetrapeptide", backend="torch", overrides=dict(recrossings=0, mcPoints=200))

@@ -207,6 +207,22 @@ def test_recrossing_rule_starts_the_decay():
         RecrossingMonitor([0], [(0.0, 1.0)], 1)
 
 
+def test_recrossing_min_iterations_delays_the_decay_and_restarts():
+    states = [(-3.0, -0.3), (0.3, 3.0)]
+    rec = RecrossingMonitor([0], states, n_transitions=1, min_iterations=3)
+    flip = [torch.tensor([[-1.0], [1.0]]), torch.tensor([[-1.0], [1.0]]), torch.tensor([[-1.0]])]
+    seen = []
+    for x in flip:
+        rec.update(x)
+        seen.append(rec.satisfied)
+    assert rec.counts == [4] and seen == [False, False, True]  # counts met at once, time only at 3
+    copy = RecrossingMonitor([0], states, 1)
+    copy.load_state_dict(rec.state_dict())
+    assert copy.min_iterations == 3 and copy.n_updates == 3 and copy.satisfied
+    with pytest.raises(ValueError, match="min_iterations"):
+        RecrossingMonitor([0], states, 1, min_iterations=-1)
+
+
 def test_automatic_gridless_mode_and_errors():
     bias = NeuralBias([True] * 4, [-PI] * 4, [PI] * 4, hidden=(8,), seed=0)
     opt = DeepVESOptimizer(bias, None, kT=KT, target="uniform")

@@ -53,6 +53,9 @@ def _parser():
     d.add_argument("--recrossings", type=int, default=None,
                    help="alanine-tetrapeptide: decay after this many transitions of each phi (default 4; "
                         "0: marginal-KL threshold)")
+    d.add_argument("--decay-after", default=None,
+                   help="alanine-tetrapeptide: keep the learning rate constant for at least this simulated "
+                        "time, e.g. 10ns (default 10ns, the paper's Ala4 schedule; 0 = recrossings only)")
     d.add_argument("--no-progress", action="store_true")
     r = sub.add_parser("reference", help="reference FES with OpenMM WT-metadynamics (Ala2: phi/psi; "
                                          "Ala4: phi1, phi2, phi3)")
@@ -105,7 +108,8 @@ def main(argv=None) -> int:
             steps = args.steps if args.steps is not None else int(round(parse_time(args.time) / dt))
             overrides = dict(stride=args.stride, tauKL=args.tau_kl, tauDecay=args.tau_decay,
                              klThreshold=args.kl_threshold, pushInterval=args.push_interval,
-                             mcPoints=args.mc_points, recrossings=args.recrossings)
+                             mcPoints=args.mc_points, recrossings=args.recrossings,
+                             decayAfter=None if args.decay_after is None else parse_time(args.decay_after))
             backend = args.backend or ("torch" if args.system == "alanine-tetrapeptide" else "table")
             run_deepves_walkers(args.walkers, args.system, args.out, steps, restart=args.restart,
                                 progress=not args.no_progress, backend=backend, platform=args.platform,

@@ -12,9 +12,10 @@ SYSTEM_DEFAULTS = {
     # tauKL 5 000 rather than the paper's 5·10⁴: see benchmarks/RESULTS.md (Wolfe–Quapp); 100 bins as in the paper
     "wolfe-quapp": dict(stride=500, tauKL=5000, tauDecay=5000, gridBins=100, hidden=(48, 24, 12)),
     # 6 torsions: Monte Carlo target (paper 25 000 points; 10 000 here for the CPU), decay
-    # (tauDecay 2 000 as in the paper) started after recrossings of the three φ (0: marginal KL)
+    # (tauDecay 2 000 as in the paper) started after 10 ns of constant learning rate (paper) and
+    # recrossings of the three φ (recrossings 0 and decayAfter 0: marginal KL); decayAfter in ps
     "alanine-tetrapeptide": dict(stride=500, tauKL=10000, tauDecay=2000, gridBins=50, hidden=(96, 48, 24),
-                                 klThreshold=0.1, mcPoints=10000, recrossings=4),
+                                 klThreshold=0.1, mcPoints=10000, recrossings=4, decayAfter=10000.0),
 }
 
 
@@ -50,8 +51,11 @@ def build_deepves(system_name: str, out: str = None, backend: str = "table", pla
         opts["stride"] = max(1, round(opts["stride"] / mts / sample_stride)) * sample_stride
         sampleStride = sample_stride
     n_tetra = (opts.pop("mcPoints", None), opts.pop("recrossings", None))
-    if system_name != "alanine-tetrapeptide" and any(v is not None for v in n_tetra):
-        raise ValueError("--mc-points and --recrossings apply to alanine-tetrapeptide only")
+    decay_after = opts.pop("decayAfter", None)
+    if n_tetra[1] == 0 and (overrides or {}).get("decayAfter") is None:
+        decay_after = None  # --recrossings 0 alone: the marginal-KL threshold, no minimum time
+    if system_name != "alanine-tetrapeptide" and (any(v is not None for v in n_tetra) or decay_after is not None):
+        raise ValueError("--mc-points, --recrossings and --decay-after apply to alanine-tetrapeptide only")
     if platform is None:  # one particle: the Reference platform is ~100x faster than CPU
         platform = "Reference" if system_name == "wolfe-quapp" else "CPU"
     plat = get_platform(platform)
@@ -66,7 +70,8 @@ def build_deepves(system_name: str, out: str = None, backend: str = "table", pla
         names = ["phi1", "psi1", "phi2", "psi2", "phi3", "psi3"]
         cvs = CVSet([Torsion(built.torsions[n], n) for n in names])
         temperature, dt, friction = 300 * unit.kelvin, 0.002 * unit.picosecond, 1 / unit.picosecond
-        opts.update(tetrapeptide_options(*n_tetra, seed=seed))
+        iteration_ps = opts["stride"] * mts * dt.value_in_unit(unit.picosecond)
+        opts.update(tetrapeptide_options(*n_tetra, seed=seed, decayAfter=decay_after, iteration_ps=iteration_ps))
     else:
         cvs = CVSet([Torsion(built.torsions["phi"], "phi"), Torsion(built.torsions["psi"], "psi")])
         temperature, dt, friction = 300 * unit.kelvin, 0.002 * unit.picosecond, 1 / unit.picosecond

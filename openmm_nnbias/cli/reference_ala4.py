@@ -30,7 +30,8 @@ PHI_STATES = [(2.6, -0.3), (0.3, 2.0)]
 MARGINALS = [(0, 1), (1, 2), (0,), (1,), (2,)]
 
 
-def tetrapeptide_options(mcPoints=None, recrossings=None, seed: int = 1) -> dict:
+def tetrapeptide_options(mcPoints=None, recrossings=None, seed: int = 1, decayAfter=None,
+                         iteration_ps: float = 1.0) -> dict:
     """DeepVESUpdater keywords for the 6-torsion bias (CV order φ1, ψ1, φ2, ψ2, φ3, ψ3).
 
     Parameters
@@ -40,12 +41,17 @@ def tetrapeptide_options(mcPoints=None, recrossings=None, seed: int = 1) -> dict
     recrossings : int
         Decay starts once each φ made this many transitions between :data:`PHI_STATES`
         (the paper's rule); 0 uses the marginal-KL threshold instead.
+    decayAfter : float
+        Simulated time (ps) of constant learning rate before the decay may start (the paper's
+        Ala4 schedule: 10 ns); needs ``recrossings`` > 0 unless 0.
+    iteration_ps : float
+        Simulated time of one iteration (ps), to convert ``decayAfter`` into iterations.
 
     Examples
     --------
-    >>> opts = tetrapeptide_options(2000, 4)
-    >>> opts["monteCarlo"]["n_chains"], opts["recrossing"].cv_indices
-    (200, [0, 2, 4])
+    >>> opts = tetrapeptide_options(2000, 4, decayAfter=10000.0, iteration_ps=1.0)
+    >>> opts["monteCarlo"]["n_chains"], opts["recrossing"].cv_indices, opts["recrossing"].min_iterations
+    (200, [0, 2, 4], 10000)
     """
     from ..ves import RecrossingMonitor
 
@@ -55,7 +61,13 @@ def tetrapeptide_options(mcPoints=None, recrossings=None, seed: int = 1) -> dict
         raise ValueError(f"--mc-points must be >= 10, got {mcPoints}")
     if recrossings < 0:
         raise ValueError(f"--recrossings must be >= 0 (0: marginal-KL threshold), got {recrossings}")
-    monitor = RecrossingMonitor([0, 2, 4], PHI_STATES, recrossings) if recrossings else None
+    decayAfter = 0.0 if decayAfter is None else float(decayAfter)
+    if not (decayAfter >= 0 and math.isfinite(decayAfter)):
+        raise ValueError(f"--decay-after must be a finite time >= 0, got {decayAfter} ps")
+    if decayAfter > 0 and not recrossings:
+        raise ValueError("--decay-after needs --recrossings > 0 (with 0 the marginal-KL threshold starts the decay)")
+    min_iterations = int(math.ceil(decayAfter / float(iteration_ps) - 1e-9))
+    monitor = RecrossingMonitor([0, 2, 4], PHI_STATES, recrossings, min_iterations) if recrossings else None
     return dict(targetSampling="mc", monteCarlo=dict(n_chains=mcPoints // 10, n_steps=10, seed=seed),
                 recrossing=monitor)
 

@@ -177,6 +177,10 @@ class RecrossingMonitor:
         At least two disjoint intervals, used for every monitored CV, in CV units.
     n_transitions : int
         Transitions required per CV (>= 1).
+    min_iterations : int, optional
+        :attr:`satisfied` stays False before this many :meth:`update` calls (iterations),
+        whatever the counts: the paper's Ala4 schedule keeps the learning rate constant for
+        the first 10 ns (10 000 iterations of 1 ps). Default 0.
 
     Examples
     --------
@@ -189,7 +193,7 @@ class RecrossingMonitor:
     """
 
     def __init__(self, cv_indices: Sequence[int], states: Sequence[Sequence[float]],
-                 n_transitions: int) -> None:
+                 n_transitions: int, min_iterations: int = 0) -> None:
         self.cv_indices = [int(i) for i in cv_indices]
         if not self.cv_indices or any(i < 0 for i in self.cv_indices):
             raise ValueError(f"cv_indices must be non-empty non-negative integers, got {cv_indices}")
@@ -201,13 +205,18 @@ class RecrossingMonitor:
         self.n_transitions = int(n_transitions)
         if self.n_transitions < 1:
             raise ValueError(f"n_transitions must be >= 1, got {n_transitions}")
+        self.min_iterations = int(min_iterations)
+        if self.min_iterations < 0:
+            raise ValueError(f"min_iterations must be >= 0, got {min_iterations}")
         self.counts = [0] * len(self.cv_indices)
         self.last_state = [-1] * len(self.cv_indices)
+        self.n_updates = 0
 
     @property
     def satisfied(self) -> bool:
-        """True once every monitored CV has made ``n_transitions`` transitions."""
-        return min(self.counts) >= self.n_transitions
+        """True once every monitored CV has made ``n_transitions`` transitions (and
+        ``min_iterations`` updates were made)."""
+        return self.n_updates >= self.min_iterations and min(self.counts) >= self.n_transitions
 
     def _state_of(self, values: torch.Tensor) -> torch.Tensor:
         out = torch.full(values.shape, -1, dtype=torch.long)
@@ -237,12 +246,14 @@ class RecrossingMonitor:
         if pool is not None:
             new = pool(new)
         self.counts = [c + int(round(float(x))) for c, x in zip(self.counts, new)]
+        self.n_updates += 1
 
     def state_dict(self) -> dict[str, Any]:
         """Plain-Python copy of the state."""
         return {"cv_indices": list(self.cv_indices), "states": [list(s) for s in self.states],
                 "n_transitions": self.n_transitions, "counts": list(self.counts),
-                "last_state": list(self.last_state)}
+                "last_state": list(self.last_state), "min_iterations": self.min_iterations,
+                "n_updates": self.n_updates}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict` (ValueError if it is missing or the CVs or states differ)."""
@@ -253,6 +264,8 @@ class RecrossingMonitor:
         self.n_transitions = int(state["n_transitions"])
         self.counts = [int(c) for c in state["counts"]]
         self.last_state = [int(c) for c in state["last_state"]]
+        self.min_iterations = int(state.get("min_iterations", self.min_iterations))
+        self.n_updates = int(state.get("n_updates", 0))
 
 
 def build_target(bias: torch.nn.Module, grid: CVGrid | None, kT: float, target: str, bias_factor: float,
