@@ -1,7 +1,15 @@
 """Ala4 status/accuracy: φ transitions, simulated time of the Deep-VES and WT-metaD runs, and the
 RMSE of the Deep-VES reweighted marginals F(φ1,φ2), F(φ2,φ3), F(φi) against the reference.
 
-    python benchmarks/ala4_accuracy.py benchmarks/out/ala4_deepves benchmarks/out/ala4_ref --from 1ns
+    python benchmarks/ala4_accuracy.py benchmarks/out/ala4_deepves benchmarks/out/ala4_ref --from 1ns \
+        [--blocks 4] [--ref-snapshots benchmarks/out/ala4_ref/snapshots]
+
+Error bars: ``--blocks B`` splits the reweighting window into B consecutive blocks and prints the
+standard error of the Deep-VES marginals (RMS over F_ref < cutoff of std/√B across blocks, each
+block aligned by its best offset) and each block's RMSE against the reference (a trend in time
+means the bias was still changing). ``--ref-snapshots DIR`` (sub-folders named by simulated time
+in ps, each holding the reference marginals written at that time) prints how much the reference
+itself still moved over the last half of its run (RMS deviation from the final marginals).
 """
 
 import argparse
@@ -49,6 +57,57 @@ def plot(deepves, reference, t_min, cutoff, path):
     fig.savefig(path, dpi=100)
 
 
+def _reference(reference, n=None):
+    from openmm_nnbias.analysis.fes_io import read_grid_file
+    from openmm_nnbias.cli.reference_ala4 import MARGINALS
+
+    names = ["phi1", "phi2", "phi3"]
+    if n is None:
+        n = len(read_grid_file(os.path.join(reference, "fes_reference_phi1.dat"))[1])
+    return {m: read_grid_file(os.path.join(reference, "fes_reference_" + "_".join(names[k] for k in m) + ".dat"))[1]
+            .reshape([n] * len(m)) for m in MARGINALS}
+
+
+def _aligned_rms(f, ref, cutoff):
+    """RMS of f − ref over ref < cutoff after the best constant offset (nan-safe)."""
+    ok = np.isfinite(f) & (ref < cutoff)
+    d = f[ok] - ref[ok]
+    return float(np.sqrt(np.mean((d - d.mean()) ** 2))) if d.size else float("nan")
+
+
+def block_errors(colvar, reference, t_min, blocks, cutoff, kT):
+    """(standard error per marginal, RMSE per block per marginal) of the reweighted marginals."""
+    from openmm_nnbias.analysis.fes_io import read_colvar
+    from openmm_nnbias.cli.reference_ala4 import reweighted_marginals
+
+    ref = _reference(reference)
+    n = len(ref[(0,)])
+    data = read_colvar(colvar)
+    edges = np.linspace(t_min, data["time"][-1] + 1e-9, blocks + 1)
+    parts = [reweighted_marginals(data, kT, n=n, t_min=a, t_max=b) for a, b in zip(edges[:-1], edges[1:])]
+    stderr, per_block = {}, {}
+    for m, r in ref.items():
+        stack = np.array([p[m] for p in parts])
+        ok = np.isfinite(stack).all(axis=0) & (r < cutoff)
+        aligned = np.array([f[ok] - np.mean(f[ok] - r[ok]) for f in stack])
+        stderr[m] = float(np.sqrt(np.mean(aligned.std(axis=0, ddof=1) ** 2) / blocks))
+        per_block[m] = [_aligned_rms(f, r, cutoff) for f in stack]
+    return stderr, per_block, edges
+
+
+def reference_drift(reference, snapshots, cutoff):
+    """RMS deviation of the reference marginals written in the last half of the run from the final ones."""
+    final = _reference(reference)
+    times = sorted(int(d) for d in os.listdir(snapshots) if d.isdigit())
+    t_end = max(times)
+    late = [t for t in times if t >= t_end / 2 and t < t_end]
+    out = {}
+    for m, r in final.items():
+        rms = [_aligned_rms(_reference(os.path.join(snapshots, str(t)), len(final[(0,)]))[m], r, cutoff) for t in late]
+        out[m] = (float(np.mean(rms)) if rms else float("nan"), len(rms))
+    return out, t_end
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("deepves")
@@ -56,6 +115,8 @@ def main():
     p.add_argument("--from", dest="t_min", default="0ps", help="first Deep-VES frame used for reweighting")
     p.add_argument("--cutoff", type=float, default=20.0)
     p.add_argument("--plot", default=None, help="PNG: F(phi_i) and F(phi1,phi2), F(phi2,phi3), Deep-VES vs reference")
+    p.add_argument("--blocks", type=int, default=0, help="block-average the Deep-VES marginals (B >= 2 blocks)")
+    p.add_argument("--ref-snapshots", default=None, help="folder of reference marginals by time (ps)")
     a = p.parse_args()
     for label, run, cols in (("deepves", a.deepves, (1, 3, 5)), ("wt-metad", a.reference, (1, 2, 3))):
         data = np.loadtxt(os.path.join(run, "colvar"), comments="#", ndmin=2)
@@ -72,6 +133,21 @@ def main():
         print(f"wrote {a.plot}")
     print(f"RESULT ala4 RMSE (kJ/mol, F_ref < {a.cutoff}, Deep-VES frames t >= {t_min:.0f} ps) "
           + " ".join(f"{k}={v[0]:.2f}(n={v[1]})" for k, v in res.items()))
+    names = ["phi1", "phi2", "phi3"]
+    tag = {m: "_".join(names[k] for k in m) for m in ((0, 1), (1, 2), (0,), (1,), (2,))}
+    if a.blocks >= 2:
+        from openmm_nnbias.cli.reference_ala4 import KB
+
+        stderr, per_block, edges = block_errors(os.path.join(a.deepves, "colvar"), a.reference, t_min, a.blocks,
+                                                a.cutoff, KB * 300.0)
+        print(f"RESULT ala4 Deep-VES block standard error ({a.blocks} blocks of {np.diff(edges)[0] / 1000:.2f} ns) "
+              + " ".join(f"{tag[m]}={v:.2f}" for m, v in stderr.items()))
+        for m, v in per_block.items():
+            print(f"  RMSE per block {tag[m]}: " + " ".join(f"{x:.2f}" for x in v))
+    if a.ref_snapshots:
+        drift, t_end = reference_drift(a.reference, a.ref_snapshots, a.cutoff)
+        print(f"RESULT ala4 reference drift (RMS vs final, snapshots {t_end / 2000:.1f}-{t_end / 1000:.1f} ns) "
+              + " ".join(f"{tag[m]}={v[0]:.2f}(k={v[1]})" for m, v in drift.items()))
 
 
 if __name__ == "__main__":

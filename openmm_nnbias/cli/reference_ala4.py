@@ -220,17 +220,21 @@ def _write(meta, out, grid_width):
     _write_marginals(out, marginals_from_fes3d(fes, KB * meta.temperature.value_in_unit(unit.kelvin)), n)
 
 
-def reweighted_marginals(colvar: str, kT: float, n: int = 36, t_min: float = 0.0, column: str = "rbias") -> dict:
-    """Marginals of φ1, φ2, φ3 from a Deep-VES ``colvar`` (weights exp(rbias/kT), t ≥ ``t_min`` ps).
+def reweighted_marginals(colvar, kT: float, n: int = 36, t_min: float = 0.0, column: str = "rbias",
+                         t_max: float = math.inf) -> dict:
+    """Marginals of φ1, φ2, φ3 from a Deep-VES ``colvar`` (weights exp(rbias/kT), ``t_min`` ≤ t < ``t_max`` ps).
+
+    ``colvar`` is a path or the dict of columns that ``read_colvar`` returns.
 
     Histogram bins are centred on the reference grid points −π + i·2π/n (periodic).
     """
     from ..analysis.fes_io import read_colvar
 
-    data = read_colvar(colvar)
-    keep = data["time"] >= t_min
+    data = read_colvar(colvar) if isinstance(colvar, (str, os.PathLike)) else colvar
+    keep = (data["time"] >= t_min) & (data["time"] < t_max)
     if not keep.any():
-        raise ValueError(f"no colvar frame at t >= {t_min} ps in {colvar!r}")
+        where = repr(colvar) if isinstance(colvar, (str, os.PathLike)) else "the colvar data"
+        raise ValueError(f"no colvar frame with {t_min} <= t < {t_max} ps in {where}")
     phi = np.column_stack([data[k][keep] for k in ("phi1", "phi2", "phi3")])
     logw = data[column][keep] / kT
     w = np.exp(logw - logw.max())
