@@ -203,6 +203,25 @@ def test_process_learner_matches_thread_learner_and_restarts(tmp_path):
         make_run(None, asynchronous="processes")
 
 
+def test_process_learner_raises_the_child_exception_type():
+    from openmm_nnbias.ves import ProcessLearner
+
+    _, up, _ = make_run(None)
+    learner = ProcessLearner(up.optimizer, up.force.backend, threads=1)
+    try:
+        n_cv = up.cvs.n_cvs
+        learner.submit(torch.zeros(5, n_cv + 1, dtype=torch.float64), force_push=False, push_interval=1)
+        with pytest.raises(ValueError) as info:
+            learner.result()
+        assert isinstance(info.value.__cause__, RuntimeError)
+        assert "learner process traceback" in str(info.value.__cause__)
+        learner.submit(torch.zeros(5, n_cv, dtype=torch.float64), force_push=False, push_interval=1)
+        stats, _ = learner.result()  # the child survives a failed step
+        assert stats["iteration"] == 0
+    finally:
+        learner.close()
+
+
 def test_restart_in_the_same_folder_gives_the_files_of_an_uninterrupted_run(tmp_path):
     """Rows written after the last checkpoint are dropped on restart and written again."""
     sim, up, _ = make_run(str(tmp_path / "ref"), checkpointInterval=10)

@@ -164,8 +164,15 @@ class ProcessLearner:
 
     def _expect_ok(self):
         reply = _recv(self._proc.stdout)
-        if reply[0] == "error":
-            raise RuntimeError(f"Deep-VES learner process failed:\n{reply[1]}")
+        if reply[0] == "error":  # the child's exception, same type as in-process, the child's traceback as cause
+            cause = RuntimeError(f"Deep-VES learner process traceback:\n{reply[1]}")
+            try:
+                exc = pickle.loads(reply[2]) if len(reply) > 2 and reply[2] is not None else None
+            except Exception:  # pragma: no cover - exception type not importable here
+                exc = None
+            if isinstance(exc, Exception):
+                raise exc from cause
+            raise cause
         return reply[1:]
 
     def submit(self, samples, force_push: bool, push_interval: int) -> None:
@@ -241,5 +248,10 @@ def _serve() -> None:  # pragma: no cover - runs in the child (exercised by the 
                 _send(out, ("ok", optimizer.state_dict()))
             elif msg[0] == "stop":
                 return
-        except Exception:
-            _send(out, ("error", traceback.format_exc()))
+        except Exception as exc:
+            try:
+                blob = pickle.dumps(exc, protocol=pickle.HIGHEST_PROTOCOL)
+                pickle.loads(blob)
+            except Exception:
+                blob = None
+            _send(out, ("error", traceback.format_exc(), blob))
