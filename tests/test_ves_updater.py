@@ -235,3 +235,34 @@ def test_restart_in_the_same_folder_gives_the_files_of_an_uninterrupted_run(tmp_
     sim2.step(200 * 6)
     for name in ("colvar", "ves.log"):
         assert open(tmp_path / "cut" / name).read() == open(tmp_path / "ref" / name).read(), name
+
+
+def test_fresh_run_in_a_used_folder_backs_up_the_previous_files(tmp_path):
+    """A new run never appends to (or overwrites) a previous run's files: they move to bck.<n>.*"""
+    out = str(tmp_path / "run")
+    sim, up, _ = make_run(out, checkpointInterval=5)
+    sim.step(200 * 6)
+    up.flush()
+    first = {n: open(os.path.join(out, n), "rb").read() for n in ("colvar", "ves.log", "checkpoint.pt")}
+    sim2, up2, _ = make_run(out, checkpointInterval=1000, seed=5)
+    assert open(os.path.join(out, "colvar"), "rb").read() == first["colvar"]  # nothing moves before a step
+    with pytest.warns(UserWarning, match=r"moved to bck\.0\."):
+        sim2.step(200 * 2)
+    up2.flush()
+    for name, data in first.items():
+        assert open(os.path.join(out, f"bck.0.{name}"), "rb").read() == data
+    assert not os.path.exists(os.path.join(out, "checkpoint.pt"))
+    log = open(os.path.join(out, "ves.log")).read().splitlines()
+    assert log[0].startswith("#! FIELDS") and [int(r.split()[0]) for r in log[1:]] == [0, 1]
+    colvar = np.loadtxt(os.path.join(out, "colvar"), comments="#")
+    assert np.all(np.diff(colvar[:, 0]) > 0)  # one run, time increasing
+    # a third run backs up into bck.1; a restart from a checkpoint keeps the files
+    sim3, up3, _ = make_run(out, checkpointInterval=1000)
+    with pytest.warns(UserWarning, match=r"bck\.1\."):
+        sim3.step(200)
+    sim4, up4, _ = make_run(out)
+    up4.loadCheckpoint(os.path.join(out, "bck.0.checkpoint.pt"), sim4)
+    sim4.step(200)
+    up4.flush()
+    assert not any(n.startswith("bck.2.") for n in os.listdir(out))
+    assert [int(r.split()[0]) for r in open(os.path.join(out, "ves.log")).read().splitlines()[1:]] == [0, 5]

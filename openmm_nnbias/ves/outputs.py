@@ -2,12 +2,16 @@
 
 Both are PLUMED-style tables (``#! FIELDS`` header, one row per sample / iteration), appended
 during the run and truncated back to the checkpoint on restart, so that a restarted run's files
-equal those of an uninterrupted run.
+equal those of an uninterrupted run. A fresh run (no checkpoint loaded before its first step) in
+a folder that holds a previous run's files first moves them aside, PLUMED-style, to
+``bck.<n>.<name>``: nothing is overwritten or appended to.
 """
 
+import glob
 import io
 import os
 import tempfile
+import warnings
 
 import numpy as np
 
@@ -27,14 +31,39 @@ class UpdaterFiles:
             probe.close()
         except OSError as exc:
             raise ValueError(f"output folder {out!r} is not writable: {exc}") from exc
-        colvar = os.path.join(out, "colvar")
-        if not os.path.exists(colvar):
-            with open(colvar, "w") as fh:
-                fh.write("#! FIELDS time " + " ".join(self.cvs.names) + " bias rbias\n")
-        log = os.path.join(out, "ves.log")
-        if not os.path.exists(log):
-            with open(log, "w") as fh:
-                fh.write("#! FIELDS iteration time grad_norm kl lr c phase n_out_of_range skipped\n")
+        self._outputs_ready = False  # files are set up at the first report (fresh) or by loadCheckpoint
+
+    def _table_headers(self):
+        """{file name: ``#! FIELDS`` header} of the row tables of this updater."""
+        return {"colvar": "#! FIELDS time " + " ".join(self.cvs.names) + " bias rbias\n",
+                "ves.log": "#! FIELDS iteration time grad_norm kl lr c phase n_out_of_range skipped\n"}
+
+    def _run_files(self):
+        """Names (in ``out``) of the files this updater writes; a fresh run backs them up."""
+        names = list(self._table_headers()) + ["checkpoint.pt", "bias.pt", "fes_bias.dat", "fes_bias_avg.dat",
+                                               "fes_reweighted.dat"]
+        return names + sorted(os.path.basename(p) for p in glob.glob(os.path.join(self.out, "bias_*.pt")))
+
+    def _ensure_outputs(self, restarted: bool = False) -> None:
+        """Set up the output files once: back up a previous run's files unless ``restarted``, write headers."""
+        if self.out is None or getattr(self, "_outputs_ready", True):
+            return
+        if not restarted:
+            old = [n for n in self._run_files() if os.path.exists(os.path.join(self.out, n))]
+            if old:
+                k = 0
+                while any(os.path.exists(os.path.join(self.out, f"bck.{k}.{n}")) for n in old):
+                    k += 1
+                for n in old:
+                    os.replace(os.path.join(self.out, n), os.path.join(self.out, f"bck.{k}.{n}"))
+                warnings.warn(f"{self.out}: the files of a previous run were moved to bck.{k}.* "
+                              "(load its checkpoint before the first step to continue it instead)", stacklevel=3)
+        for name, header in self._table_headers().items():
+            path = os.path.join(self.out, name)
+            if not os.path.exists(path):
+                with open(path, "w") as fh:
+                    fh.write(header)
+        self._outputs_ready = True
 
     def _write_colvar(self, s, v, c, times):
         keep = slice(None, None, self.colvarStride // self.sampleStride)
@@ -63,3 +92,5 @@ class UpdaterFiles:
             path = os.path.join(self.out, name)
             if os.path.exists(path):
                 truncate_rows(path, (lambda f: float(f) <= time_ps + 1e-6) if by_time else (lambda f: int(f) < iteration))
+        self._outputs_ready = False
+        self._ensure_outputs(restarted=True)

@@ -110,6 +110,7 @@ class DeepVESUpdater(UpdaterFiles):
         self.fesInterval, self.checkpointInterval = int(fesInterval), int(checkpointInterval)
         self.snapshotInterval = int(snapshotInterval)
         self.out = out
+        self._outputs_ready = True  # no files (out=None); _prepare_out defers their set-up to the first report
         if out is not None:
             self._prepare_out(out)
         n = self.cvs.n_cvs
@@ -174,6 +175,8 @@ class DeepVESUpdater(UpdaterFiles):
         return {"steps": steps, "periodic": False, "include": ["positions"]}
 
     def report(self, simulation, state):
+        if not self._outputs_ready:  # first report of a fresh run: back up a previous run's files
+            self._ensure_outputs()
         # positions and time of a State are stored in nm and ps: read them without unit conversion
         self._positions.append(state.getPositions(asNumpy=True)._value[self._atoms])
         self._times.append(state.getTime()._value)
@@ -326,6 +329,7 @@ class DeepVESUpdater(UpdaterFiles):
         return [torch.unique(self.grid.points[:, j].cpu()).numpy() for j in range(self.grid.n_cv)]
 
     def writeFes(self):
+        self._ensure_outputs()
         if self.grid is None:  # Monte Carlo target: no grid, only the bias
             return self.force.exportBias(os.path.join(self.out, "bias.pt"))
         axes = self.gridAxes()

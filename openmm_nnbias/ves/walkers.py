@@ -273,18 +273,15 @@ class WalkerDeepVESUpdater(DeepVESUpdater):
         super().report(simulation, state)
 
     # ----------------------------------------------------------------- files of walkers > 0
-    def _prepare_out(self, out):
+    def _table_headers(self):
         if self.group.rank == 0:
-            return super()._prepare_out(out)
-        try:
-            os.makedirs(out, exist_ok=True)
-            tempfile.NamedTemporaryFile(dir=out, prefix=".probe_", delete=True).close()
-        except OSError as exc:
-            raise ValueError(f"output folder {out!r} is not writable: {exc}") from exc
-        colvar = os.path.join(out, f"colvar.{self.group.rank}")
-        if not os.path.exists(colvar):
-            with open(colvar, "w") as fh:
-                fh.write("#! FIELDS time " + " ".join(self.cvs.names) + " bias rbias\n")
+            return super()._table_headers()
+        return {f"colvar.{self.group.rank}": "#! FIELDS time " + " ".join(self.cvs.names) + " bias rbias\n"}
+
+    def _run_files(self):
+        if self.group.rank == 0:
+            return super()._run_files()
+        return list(self._table_headers()) + [f"checkpoint.{self.group.rank}.pt"]
 
     def _write_colvar(self, s, v, c, times):  # same format as DeepVESUpdater's colvar
         if self.group.rank == 0:
