@@ -74,6 +74,13 @@ def test_torch_backend_matches_network_and_finite_differences(dipeptide, dipepti
             xm[atom, k] -= h
             fd = -(_energy_forces(ctx, xp, nnforce.forceGroup)[0] - _energy_forces(ctx, xm, nnforce.forceGroup)[0]) / (2 * h)
             assert abs(fd - f[atom, k]) < 1e-4 * max(1.0, abs(fd))
+    # openmm-torch passes positions with requires_grad=True: the module must not build a graph
+    # (TorchScript plans for autograd otherwise, ~1.7x slower in OpenMM; benchmarks/RESULTS.md)
+    x = torch.tensor(frame, dtype=torch.float64, requires_grad=True)
+    energy, forces = nnforce.backend.module(x)
+    assert not energy.requires_grad and not forces.requires_grad
+    assert "no_grad" in nnforce.backend.module.code  # the guard is compiled into forward
+    np.testing.assert_allclose(forces.numpy(), f, rtol=1e-10, atol=1e-10)
 
 
 @pytest.mark.parametrize("platform", PLATFORMS)
