@@ -165,7 +165,7 @@ def test_process_learner_matches_thread_learner_and_restarts(tmp_path):
     runs = {}
     for mode in ("thread", "process"):
         sim, up, bias = make_run(str(tmp_path / mode), asynchronous=mode, checkpointInterval=10, fesInterval=5,
-                                 klThreshold=100.0, tauDecay=5, freezeRatio=0.01)
+                                 klThreshold=100.0, tauDecay=5, freezeRatio=0.01, pushInterval=3)
         sim.step(200 * 23)  # learning, decay, frozen; checkpoints at 10 and 20
         sim.step(200 * 2)  # frozen: reweighting
         up.writeFes()
@@ -191,7 +191,7 @@ def test_process_learner_matches_thread_learner_and_restarts(tmp_path):
     assert up_p._learner is None
 
     sim2, up2, bias2 = make_run(str(tmp_path / "restart"), asynchronous="process", checkpointInterval=1000,
-                                fesInterval=5, klThreshold=100.0, tauDecay=5, freezeRatio=0.01, seed=7)
+                                fesInterval=5, klThreshold=100.0, tauDecay=5, freezeRatio=0.01, seed=7, pushInterval=3)
     up2.loadCheckpoint(str(tmp_path / "process" / "checkpoint.pt"), sim2)
     assert not up2.optimizer.frozen  # still learning at the checkpoint: the restart is a real test
     sim2.step(200 * 3)

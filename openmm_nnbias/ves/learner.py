@@ -103,7 +103,7 @@ def learn_step(optimizer, backend, samples, force_push: bool, push_interval: int
 
 
 def light_state(optimizer, updated: bool = True) -> dict[str, Any]:
-    """What the MD process needs after every step: schedule, counters and, if they changed, the weights."""
+    """What the MD process needs after every step: schedule, counters and, with ``updated``, the weights."""
     state = {"schedule": optimizer.schedule.state_dict(), "iteration": optimizer.iteration,
              "n_updates": optimizer.n_updates}
     if updated:
@@ -243,7 +243,9 @@ def _serve() -> None:  # pragma: no cover - runs in the child (exercised by the 
                 _send(out, ("ok",))
             elif msg[0] == "step":
                 stats, payload = learn_step(optimizer, backend, *_unpack(msg[1:]))
-                _send(out, ("ok",) + _pack((stats, payload, light_state(optimizer, stats["updated"]))))
+                # weights travel only with a push (the MD side needs them for the force's network);
+                # between pushes the parent's copy is refreshed by sync() (flush, FES, checkpoints)
+                _send(out, ("ok",) + _pack((stats, payload, light_state(optimizer, payload is not None))))
             elif msg[0] == "state":
                 _send(out, ("ok", optimizer.state_dict()))
             elif msg[0] == "stop":
