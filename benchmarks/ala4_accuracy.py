@@ -108,6 +108,45 @@ def reference_drift(reference, snapshots, cutoff):
     return out, t_end
 
 
+def marginals_from_bias(bias_pt, kT, bias_factor=10.0, n=36, chains=4000, steps=2000, burn=500, seed=0):
+    """Marginals of F = −γ/(γ−1)·V (Eq. 4 at the well-tempered fixed point) of a saved 6-D bias.
+
+    Metropolis chains sample the well-tempered target p ∝ exp(βV/(γ−1)) (barriers lowered γ-fold,
+    so the chains mix), then each sample is weighted by exp(βV) ∝ exp(−βF)/p. Returns
+    ({marginal: F}, acceptance rate, effective sample fraction).
+    """
+    import math
+
+    import torch
+
+    from openmm_nnbias.ves import MetropolisSampler
+
+    from openmm_nnbias.cli.reference_ala4 import MARGINALS
+
+    model = torch.jit.load(bias_pt)
+    names = list(model.cv_names)
+    cols = [names.index(k) for k in ("phi1", "phi2", "phi3")]
+    beta = 1.0 / kT
+    sampler = MetropolisSampler([-math.pi] * len(names), [math.pi] * len(names), [True] * len(names),
+                                n_chains=chains, seed=seed)
+    logp = lambda s: beta * model.bias_from_cvs(s).reshape(-1) / (bias_factor - 1)  # noqa: E731
+    sampler.run(logp, burn, record=False)
+    x = sampler.run(logp, steps)
+    with torch.no_grad():
+        logw = (beta * model.bias_from_cvs(x).reshape(-1)).double().numpy()
+    w = np.exp(logw - logw.max())
+    phi = x[:, cols].numpy()
+    idx = np.floor((phi + math.pi) / (2 * math.pi) * n + 0.5).astype(int) % n
+    out = {}
+    for m in MARGINALS:
+        flat = idx[:, m[0]] if len(m) == 1 else idx[:, m[0]] * n + idx[:, m[1]]
+        h = np.bincount(flat, weights=w, minlength=n ** len(m)).reshape([n] * len(m))
+        with np.errstate(divide="ignore"):
+            f = -kT * np.log(h)
+        out[m] = f - f[np.isfinite(f)].min()
+    return out, sampler.acceptance_rate, float(w.sum() ** 2 / (w ** 2).sum() / len(w))
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("deepves")
@@ -117,6 +156,8 @@ def main():
     p.add_argument("--plot", default=None, help="PNG: F(phi_i) and F(phi1,phi2), F(phi2,phi3), Deep-VES vs reference")
     p.add_argument("--blocks", type=int, default=0, help="block-average the Deep-VES marginals (B >= 2 blocks)")
     p.add_argument("--ref-snapshots", default=None, help="folder of reference marginals by time (ps)")
+    p.add_argument("--from-bias", action="store_true",
+                   help="also compare the FES implied by DEEPVES/bias.pt (F = -g/(g-1) V, Metropolis in 6-D)")
     a = p.parse_args()
     for label, run, cols in (("deepves", a.deepves, (1, 3, 5)), ("wt-metad", a.reference, (1, 2, 3))):
         data = np.loadtxt(os.path.join(run, "colvar"), comments="#", ndmin=2)
@@ -144,6 +185,14 @@ def main():
               + " ".join(f"{tag[m]}={v:.2f}" for m, v in stderr.items()))
         for m, v in per_block.items():
             print(f"  RMSE per block {tag[m]}: " + " ".join(f"{x:.2f}" for x in v))
+    if a.from_bias:
+        from openmm_nnbias.analysis.compare import fes_rmse
+        from openmm_nnbias.cli.reference_ala4 import KB
+
+        ref = _reference(a.reference)
+        fb, acc, ess = marginals_from_bias(os.path.join(a.deepves, "bias.pt"), KB * 300.0, n=len(ref[(0,)]))
+        print(f"RESULT ala4 RMSE of the FES from the bias (bias.pt; MC acceptance {acc:.2f}, ESS fraction {ess:.3f}) "
+              + " ".join(f"{tag[m]}={fes_rmse(fb[m], ref[m], a.cutoff)[0]:.2f}" for m in ref))
     if a.ref_snapshots:
         drift, t_end = reference_drift(a.reference, a.ref_snapshots, a.cutoff)
         print(f"RESULT ala4 reference drift (RMS vs final, snapshots {t_end / 2000:.1f}-{t_end / 1000:.1f} ns) "
