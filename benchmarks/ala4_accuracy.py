@@ -121,7 +121,7 @@ def marginals_from_bias(bias_pt, kT, bias_factor=10.0, n=36, chains=4000, steps=
 
     from openmm_nnbias.ves import MetropolisSampler
 
-    from openmm_nnbias.cli.reference_ala4 import MARGINALS
+    from openmm_nnbias.cli.reference_ala4 import weighted_marginals
 
     model = torch.jit.load(bias_pt)
     names = list(model.cv_names)
@@ -135,15 +135,7 @@ def marginals_from_bias(bias_pt, kT, bias_factor=10.0, n=36, chains=4000, steps=
     with torch.no_grad():
         logw = (beta * model.bias_from_cvs(x).reshape(-1)).double().numpy()
     w = np.exp(logw - logw.max())
-    phi = x[:, cols].numpy()
-    idx = np.floor((phi + math.pi) / (2 * math.pi) * n + 0.5).astype(int) % n
-    out = {}
-    for m in MARGINALS:
-        flat = idx[:, m[0]] if len(m) == 1 else idx[:, m[0]] * n + idx[:, m[1]]
-        h = np.bincount(flat, weights=w, minlength=n ** len(m)).reshape([n] * len(m))
-        with np.errstate(divide="ignore"):
-            f = -kT * np.log(h)
-        out[m] = f - f[np.isfinite(f)].min()
+    out = weighted_marginals(x[:, cols].numpy(), logw, kT, n)
     return out, sampler.acceptance_rate, float(w.sum() ** 2 / (w ** 2).sum() / len(w))
 
 

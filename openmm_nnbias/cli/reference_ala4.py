@@ -21,7 +21,7 @@ import numpy as np
 from ..analysis.fes_io import write_grid_file
 
 __all__ = ["PHI_STATES", "MARGINALS", "tetrapeptide_options", "run_reference_ala4", "marginals_from_fes3d",
-           "reweighted_marginals", "compare_ala4", "count_transitions"]
+           "reweighted_marginals", "weighted_marginals", "compare_ala4", "count_transitions"]
 
 KB = 0.008314462618  # kJ/mol/K
 #: φ states with hysteresis (rad): β/C7eq side (φ < −0.3 or φ ≥ 2.6, wrapping through ±π) and αL.
@@ -236,9 +236,14 @@ def reweighted_marginals(colvar, kT: float, n: int = 36, t_min: float = 0.0, col
         where = repr(colvar) if isinstance(colvar, (str, os.PathLike)) else "the colvar data"
         raise ValueError(f"no colvar frame with {t_min} <= t < {t_max} ps in {where}")
     phi = np.column_stack([data[k][keep] for k in ("phi1", "phi2", "phi3")])
-    logw = data[column][keep] / kT
-    w = np.exp(logw - logw.max())
-    idx = np.floor((phi + math.pi) / (2 * math.pi) * n + 0.5).astype(int) % n
+    return weighted_marginals(phi, data[column][keep] / kT, kT, n)
+
+
+def weighted_marginals(phi: np.ndarray, logw: np.ndarray, kT: float, n: int = 36) -> dict:
+    """Free-energy marginals :data:`MARGINALS` (kJ/mol, min 0) of samples ``phi`` (N, 3; rad) with
+    log-weights ``logw`` (N,); bins centred on −π + i·2π/n (periodic); empty bins are ``inf``."""
+    w = np.exp(logw - np.max(logw))
+    idx = np.floor((np.asarray(phi) + math.pi) / (2 * math.pi) * n + 0.5).astype(int) % n
     out = {}
     for m in MARGINALS:
         flat = idx[:, m[0]] if len(m) == 1 else idx[:, m[0]] * n + idx[:, m[1]]

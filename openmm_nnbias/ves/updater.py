@@ -394,9 +394,3 @@ class DeepVESUpdater(UpdaterFiles):
             self._force_bias.load_state_dict(self.bias.state_dict())
         self._in_force_frozen = self.optimizer.frozen
         self._last_phase = self.optimizer.phase
-
-
-def _md_unit_system():
-    from openmm import unit
-
-    return unit.md_unit_system
