@@ -308,7 +308,10 @@ def alanine_peptide(
     forcefield = app.ForceField("amber99sb.xml")
     top, xyz = _heavy_atom_chain(phi_psi)
     modeller = app.Modeller(top, xyz * unit.nanometer)
-    modeller.addHydrogens(forcefield)
+    # addHydrogens minimizes the new hydrogens on the fastest platform unless told otherwise; the
+    # multi-threaded CPU platform sums forces in a varying order, so the structure would differ
+    # in the 4th decimal from call to call: the Reference platform makes the build reproducible
+    modeller.addHydrogens(forcefield, platform=openmm.Platform.getPlatformByName("Reference"))
     pos = np.asarray(modeller.getPositions().value_in_unit(unit.nanometer))
     top, pos = _reorder(modeller.getTopology(), pos)
     _check_l_chirality(top, pos)
