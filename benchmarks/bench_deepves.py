@@ -7,7 +7,8 @@ Deep-VES with the table, cmap and torch backends, synchronous (the paper's schem
 asynchronous (``DeepVESUpdater(asynchronous=True)``: the optimizer step and the tabulation run
 in a worker thread overlapping the next 500 MD steps; only the push into the Context stays on
 the MD thread; ``_process``: ``asynchronous="process"``, the same in a learner process). Paper settings: one optimizer step per 500 steps, 50x50 grid, samples every
-10 steps (``_s50``: every 50); ``_p4``: weights pushed into the Context every 4th iteration.
+10 steps (``_s50``/``_s100``: every 50/100); ``_p4``: weights pushed into the Context every 4th iteration;
+``_double``: the optimizer's network passes in float64 (default: ``precision="mixed"``, float32 passes).
 Also the cost breakdown per iteration.
 Last line: ``RESULT speed_ratio_<config>=<r> ...``.
 """
@@ -27,7 +28,7 @@ from openmm_nnbias.systems import alanine_dipeptide
 from openmm_nnbias.ves import DeepVESUpdater
 
 
-def make(pep, backend=None, sample_stride=10, asynchronous=False, push_interval=1):
+def make(pep, backend=None, sample_stride=10, asynchronous=False, push_interval=1, precision="mixed"):
     system = copy.deepcopy(pep.system)
     updater = None
     force = None
@@ -43,7 +44,7 @@ def make(pep, backend=None, sample_stride=10, asynchronous=False, push_interval=
     if force is not None:
         updater = DeepVESUpdater(force, 300 * unit.kelvin, biasFactor=10, stride=500,
                                  sampleStride=sample_stride, out=None, asynchronous=asynchronous,
-                                 pushInterval=push_interval)
+                                 pushInterval=push_interval, precision=precision)
         sim.reporters.append(updater)
     sim.step(1000)
     return sim, updater
@@ -70,6 +71,15 @@ def main():
                                              push_interval=4),
         "deepves_table_process_s50_p8": dict(backend="table", sample_stride=50, asynchronous="process",
                                              push_interval=8),
+        "deepves_table_process_s50_p8_double": dict(backend="table", sample_stride=50, asynchronous="process",
+                                                    push_interval=8, precision="double"),
+        "deepves_table_process_s50_p16": dict(backend="table", sample_stride=50, asynchronous="process",
+                                              push_interval=16),
+        "deepves_table_process_s100_p8": dict(backend="table", sample_stride=100, asynchronous="process",
+                                              push_interval=8),
+        "deepves_table_process_s100_p16": dict(backend="table", sample_stride=100, asynchronous="process",
+                                               push_interval=16),
+        "deepves_table_s50_p8": dict(backend="table", sample_stride=50, push_interval=8),
         "deepves_cmap_async": dict(backend="cmap", asynchronous=True),
         "deepves_torch": dict(backend="torch"), "deepves_torch_async": dict(backend="torch", asynchronous=True)}
     if args.only:

@@ -43,6 +43,8 @@ def _parser():
                         "in a worker thread (--async) or a learner process (--async process, no GIL contention)")
     d.add_argument("--push-interval", type=int, default=None,
                    help="iterations between pushes of the network into the Context (default 1)")
+    d.add_argument("--precision", choices=["mixed", "double"], default=None,
+                   help="optimizer network passes in float32 with float64 weights (mixed, default) or float64")
     d.add_argument("--walkers", type=int, default=1,
                    help="N walkers sharing one bias, one process each (torch.distributed, gloo); "
                         "under torchrun: one walker per process")
@@ -107,7 +109,7 @@ def main(argv=None) -> int:
             dt = (0.005 if args.system == "wolfe-quapp" else 0.002) * args.mts
             steps = args.steps if args.steps is not None else int(round(parse_time(args.time) / dt))
             overrides = dict(stride=args.stride, tauKL=args.tau_kl, tauDecay=args.tau_decay,
-                             klThreshold=args.kl_threshold, pushInterval=args.push_interval,
+                             klThreshold=args.kl_threshold, pushInterval=args.push_interval, precision=args.precision,
                              mcPoints=args.mc_points, recrossings=args.recrossings,
                              decayAfter=None if args.decay_after is None else parse_time(args.decay_after))
             backend = args.backend or ("torch" if args.system == "alanine-tetrapeptide" else "table")

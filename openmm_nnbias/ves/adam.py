@@ -26,7 +26,7 @@ def guarded_adam_step(adam: torch.optim.Adam, params: Sequence[torch.Tensor], lr
     for group in adam.param_groups:
         group["lr"] = lr
     adam.step()
-    if all(bool(torch.isfinite(q).all()) for q in params):
+    if bool(torch.isfinite(torch.cat([q.detach().reshape(-1) for q in params])).all()):
         return True
     with torch.no_grad():
         for q, old in zip(params, saved):

@@ -10,7 +10,7 @@ import math
 
 import torch
 
-__all__ = ["evaluate_bias", "omega_loss", "omega_functional", "bias_normalization"]
+__all__ = ["evaluate_bias", "omega_loss", "omega_loss_from_values", "omega_functional", "bias_normalization"]
 
 
 def evaluate_bias(bias: torch.nn.Module, cv_values: torch.Tensor) -> torch.Tensor:
@@ -111,8 +111,14 @@ def omega_loss(
         raise ValueError(
             f"target_points must have shape (M, {samples.shape[1]}), got {tuple(target_points.shape)}"
         )
-    v_samples = evaluate_bias(bias, samples)
-    v_target = evaluate_bias(bias, target_points)
+    return omega_loss_from_values(evaluate_bias(bias, samples), evaluate_bias(bias, target_points),
+                                  target_probabilities, sample_weights)
+
+
+def omega_loss_from_values(v_samples: torch.Tensor, v_target: torch.Tensor, target_probabilities: torch.Tensor,
+                           sample_weights: torch.Tensor | None = None) -> torch.Tensor:
+    """:func:`omega_loss` from bias values already evaluated: ``V(samples)`` ``(N,)`` and ``V(target points)``
+    ``(M,)`` (kJ/mol, attached to a graph for the gradient); weights as in :func:`omega_loss`."""
     p = _normalised(target_probabilities, v_target.numel(), "target_probabilities", v_target)
     if sample_weights is None:
         biased_average = v_samples.mean()

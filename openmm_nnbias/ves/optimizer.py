@@ -10,15 +10,24 @@ import torch
 
 from .adam import guarded_adam_step
 from .averaging import AveragedFES
+from .evaluation import BiasEvaluator
 from .grid import CVGrid
 from .monitors import RecrossingMonitor, build_target
 from .montecarlo import MonteCarloTarget
-from .omega import bias_normalization, evaluate_bias, omega_loss
+from .omega import bias_normalization, omega_loss_from_values
 from .schedule import LearningRateSchedule
 
 __all__ = ["DeepVESOptimizer"]
 
 _FORMAT = "openmm_nnbias.ves.DeepVESOptimizer"
+
+
+def _adam(params, lr: float, betas) -> torch.optim.Adam:
+    """Adam, with the fused multi-tensor kernel where torch has it (CPU since 2.4: ~3x faster for small nets)."""
+    try:
+        return torch.optim.Adam(params, lr=lr, betas=betas, fused=True)
+    except (RuntimeError, TypeError, ValueError):  # pragma: no cover - older torch or unsupported device
+        return torch.optim.Adam(params, lr=lr, betas=betas)
 
 
 class DeepVESOptimizer:
@@ -80,6 +89,9 @@ class DeepVESOptimizer:
         Explicit Monte Carlo target (implies "-mc", its kind wins); bins per CV of the monitor.
     recrossing : RecrossingMonitor, optional
         Paper's rule: decay phase once it is satisfied (then every iteration decays, KL only reported).
+    compute_dtype : torch.dtype or {"mixed", "double"}, optional
+        dtype of the network passes (default: the parameters'); ``torch.float32``/``"mixed"`` for float64
+        parameters is mixed precision, see :class:`~openmm_nnbias.ves.evaluation.BiasEvaluator`.
     reducer : openmm_nnbias.ves.walkers.WalkerGroup, optional
         Multiple walkers: initial weights from walker 0, then every iteration the pooled
         histogram counts, Eq. 10 gradient and skip decision of all walkers (identical weights).
@@ -121,6 +133,7 @@ class DeepVESOptimizer:
         target_sampler: MonteCarloTarget | None = None,
         marginal_bins: int = 50,
         recrossing: RecrossingMonitor | None = None,
+        compute_dtype: torch.dtype | str | None = None,
     ) -> None:
         if not isinstance(bias, torch.nn.Module):
             raise ValueError(f"bias must be a torch.nn.Module, got {type(bias).__name__}")
@@ -140,6 +153,7 @@ class DeepVESOptimizer:
         if not ref.dtype.is_floating_point:
             raise ValueError(f"bias parameters must be floating point, got {ref.dtype}")
         self.bias = bias
+        self.evaluator = BiasEvaluator(bias, self._params, compute_dtype)
         self.device = ref.device
         self.dtype = ref.dtype
         self.kT = kT
@@ -150,7 +164,7 @@ class DeepVESOptimizer:
         self.recrossing = recrossing
         self.schedule = LearningRateSchedule(lr, kl_threshold, tau_decay, freeze_ratio)
         betas = (float(betas[0]), float(betas[1]))
-        self.adam = torch.optim.Adam(self._params, lr=self.schedule.lr, betas=betas)
+        self.adam = _adam(self._params, self.schedule.lr, betas)
         self.betas = betas
         self.iteration = 0
         self.n_updates = 0
@@ -179,8 +193,7 @@ class DeepVESOptimizer:
         """V at the grid points, ``(n_points,)`` float64 on the grid's device, kJ/mol."""
         if self.grid is None:
             raise ValueError("this optimizer has no grid (Monte Carlo target)")
-        with torch.no_grad():
-            v = evaluate_bias(self.bias, self.grid.points)
+        v = self.evaluator.grid(self.grid.points, graph=False)
         return v.detach().to(self.grid.device, torch.float64)
 
     def averaged_fes_from_bias(self) -> torch.Tensor | None:
@@ -202,11 +215,8 @@ class DeepVESOptimizer:
 
     # ------------------------------------------------------------------ iteration
     def _grad_norm(self) -> float:
-        total = 0.0
-        for p in self._params:
-            if p.grad is not None:
-                total += float(torch.sum(p.grad.detach().to(torch.float64) ** 2))
-        return math.sqrt(total)
+        grads = [p.grad.detach().reshape(-1).to(torch.float64) for p in self._params if p.grad is not None]
+        return float(torch.linalg.vector_norm(torch.cat(grads))) if grads else 0.0
 
     def step(self, samples: torch.Tensor) -> dict[str, Any]:
         """Run one Deep-VES iteration on the CVs ``samples`` ``(N, n_cv)`` of that iteration.
@@ -272,15 +282,17 @@ class DeepVESOptimizer:
         if self.recrossing is not None:
             self.recrossing.update(samples, None if self.reducer is None else self.reducer.pool_counts)
 
-        # 3. Eq. 10 gradient and Adam step
-        grid_points = points.to(self.dtype)
+        # 3. Eq. 10 gradient and Adam step (the grid pass comes from the end of the previous iteration)
         p = self.target.probabilities
+        on_grid = self.grid is not None
         if self.frozen:
             with torch.no_grad():
-                stats["loss"] = float(omega_loss(self.bias, samples, grid_points, p))
+                v_target = self.evaluator.grid(points, graph=False) if on_grid else self.evaluator(points)
+                stats["loss"] = float(omega_loss_from_values(self.evaluator(samples), v_target.detach(), p))
         else:
             self.adam.zero_grad(set_to_none=True)
-            loss = omega_loss(self.bias, samples, grid_points, p)
+            v_target = self.evaluator.grid(points, graph=True) if on_grid else self.evaluator(points)
+            loss = omega_loss_from_values(self.evaluator(samples), v_target, p)
             loss.backward()
             stats["loss"] = float(loss.detach())
             if self.reducer is not None:  # gradient and loss of the pooled samples of all walkers
@@ -302,7 +314,12 @@ class DeepVESOptimizer:
 
         # 4.-5. target update with the new bias, then the schedule
         with torch.no_grad():  # gridless: c(t) of the new bias over this iteration's target samples
-            v_grid = self.bias_on_grid() if self.grid is not None else evaluate_bias(self.bias, grid_points).double()
+            if not on_grid:
+                v_grid = self.evaluator(points).double()
+            elif stats["updated"]:  # new weights: the grid pass of the next iteration's loss, graph kept
+                v_grid = self.evaluator.prepare_grid(points).detach().to(self.grid.device, torch.float64)
+            else:
+                v_grid = self.bias_on_grid()
         if stats["updated"]:
             if not torch.isfinite(v_grid).all():  # pragma: no cover - params are finite
                 return self._skip(stats, "non-finite bias on the grid; target not updated")
@@ -379,6 +396,7 @@ class DeepVESOptimizer:
                     f"state has {key}={state['config'].get(key)!r}, this optimizer has {value!r}"
                 )
         self.bias.load_state_dict(copy.deepcopy(state["bias"]))
+        self.evaluator.invalidate()
         self.adam.load_state_dict(copy.deepcopy(state["adam"]))
         self.target.load_state_dict(state["target"])
         self.kl_monitor.load_state_dict(state["kl_monitor"])

@@ -20,6 +20,19 @@ from .._io import truncate_rows
 __all__ = ["UpdaterFiles"]
 
 
+def positions_nm(state) -> np.ndarray:
+    """Positions of an OpenMM ``State`` in nm, ``(n_atoms, 3)``, without building a unit-wrapped copy
+    (``State._getVectorAsNumpy``: ~5 µs instead of ~17 µs; falls back to the public getter)."""
+    try:
+        import openmm
+
+        out = np.empty((state._getNumParticles(), 3))
+        state._getVectorAsNumpy(openmm.State.Positions, out)
+        return out
+    except AttributeError:  # pragma: no cover - other OpenMM versions
+        return state.getPositions(asNumpy=True)._value  # stored in nm
+
+
 class UpdaterFiles:
     """Mixin of :class:`~openmm_nnbias.ves.DeepVESUpdater`: needs ``cvs``, ``out``, ``sampleStride``
     and ``colvarStride``."""

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from .grid import CVGrid
 
-__all__ = ["reweighted_fes"]
+__all__ = ["reweighted_fes", "accumulate_log_weights"]
 
 
 def reweighted_fes(
@@ -78,3 +80,19 @@ def reweighted_fes(
         raise ValueError("no sample falls inside the grid")
     fes[filled] = -kT * torch.log(hist[filled])
     return fes - fes[filled].min()
+
+
+def accumulate_log_weights(logsum: torch.Tensor | None, index: torch.Tensor, log_weights: torch.Tensor,
+                           n_points: int) -> torch.Tensor:
+    """Running per-bin ``log Σ exp(βV)`` of Eq. 11, updated with a batch of frames (log-sum-exp safe).
+
+    ``logsum``: the previous ``(n_points,)`` float64 sums (None: start from −inf); ``index``: flat
+    grid bin of each frame; ``log_weights``: βV of each frame. ``−kT · logsum`` is the reweighted FES.
+    """
+    if logsum is None:
+        logsum = torch.full((n_points,), -math.inf, dtype=torch.float64)
+    logw = log_weights.to(torch.float64)
+    per_bin = torch.full_like(logsum, -math.inf).scatter_reduce(0, index, logw, reduce="amax")
+    shift = torch.where(torch.isfinite(per_bin), per_bin, torch.zeros_like(per_bin))
+    summed = torch.zeros_like(per_bin).index_add_(0, index, torch.exp(logw - shift[index]))
+    return torch.logaddexp(logsum, torch.log(summed) + shift)
