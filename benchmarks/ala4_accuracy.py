@@ -1,7 +1,7 @@
 """Ala4 status/accuracy: φ transitions, simulated time of the Deep-VES and WT-metaD runs, and the
 RMSE of the Deep-VES reweighted marginals F(φ1,φ2), F(φ2,φ3), F(φi) against the reference.
 
-    python benchmarks/ala4_accuracy.py benchmarks/out/ala4_deepves benchmarks/out/ala4_ref --from 1ns \
+    python benchmarks/ala4_accuracy.py benchmarks/out/ala4_deepves benchmarks/out/ala4_ref [--from decay] \
         [--blocks 4] [--ref-snapshots benchmarks/out/ala4_ref/snapshots]
 
 Error bars: ``--blocks B`` splits the reweighting window into B consecutive blocks and prints the
@@ -10,6 +10,10 @@ block aligned by its best offset) and each block's RMSE against the reference (a
 means the bias was still changing). ``--ref-snapshots DIR`` (sub-folders named by simulated time
 in ps, each holding the reference marginals written at that time) prints how much the reference
 itself still moved over the last half of its run (RMS deviation from the final marginals).
+
+``--from`` (default ``decay``): the first Deep-VES frame reweighted — the start of the learning-rate
+decay read from ``ves.log`` (frames of the constant-rate phase bias the marginals by several kJ/mol,
+see RESULTS.md), or a time such as ``10ns``.
 """
 
 import argparse
@@ -139,11 +143,25 @@ def marginals_from_bias(bias_pt, kT, bias_factor=10.0, n=36, chains=4000, steps=
     return out, sampler.acceptance_rate, float(w.sum() ** 2 / (w ** 2).sum() / len(w))
 
 
+def decay_start(run: str) -> float:
+    """Simulated time (ps) of the first ``ves.log`` row whose phase is no longer "learning"."""
+    with open(os.path.join(run, "ves.log")) as fh:
+        fields = fh.readline().split()[2:]
+        i_time, i_phase = fields.index("time"), fields.index("phase")
+        for line in fh:
+            cols = line.split()
+            if cols and not line.startswith("#") and cols[i_phase] != "learning":
+                return float(cols[i_time])
+    raise SystemExit(f"{run}/ves.log: the learning rate has not started to decay yet; give --from TIME")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("deepves")
     p.add_argument("reference")
-    p.add_argument("--from", dest="t_min", default="0ps", help="first Deep-VES frame used for reweighting")
+    p.add_argument("--from", dest="t_min", default="decay",
+                   help="first Deep-VES frame used for reweighting: a time (e.g. 10ns) or 'decay' (default: "
+                        "the start of the learning-rate decay in ves.log)")
     p.add_argument("--cutoff", type=float, default=20.0)
     p.add_argument("--plot", default=None, help="PNG: F(phi_i) and F(phi1,phi2), F(phi2,phi3), Deep-VES vs reference")
     p.add_argument("--blocks", type=int, default=0, help="block-average the Deep-VES marginals (B >= 2 blocks)")
@@ -155,7 +173,7 @@ def main():
         data = np.loadtxt(os.path.join(run, "colvar"), comments="#", ndmin=2)
         counts = count_transitions(data[:, list(cols)])
         print(f"{label}: {data[-1, 0] / 1000:.3f} ns simulated, phi1/phi2/phi3 transitions {counts}")
-    t_min = parse_time(a.t_min)
+    t_min = decay_start(a.deepves) if a.t_min == "decay" else parse_time(a.t_min)
     try:
         res = compare_ala4(os.path.join(a.deepves, "colvar"), a.reference, t_min=t_min, cutoff=a.cutoff)
     except ValueError as exc:

@@ -266,3 +266,13 @@ def test_fresh_run_in_a_used_folder_backs_up_the_previous_files(tmp_path):
     up4.flush()
     assert not any(n.startswith("bck.2.") for n in os.listdir(out))
     assert [int(r.split()[0]) for r in open(os.path.join(out, "ves.log")).read().splitlines()[1:]] == [0, 5]
+
+
+def test_precision_option_sets_the_optimizer_passes():
+    _, up, _ = make_run(None)
+    assert up.optimizer.evaluator.compute_dtype == torch.float32  # default "mixed": float32 passes
+    assert up.optimizer.dtype == torch.float64  # float64 weights, Adam and target
+    _, up, _ = make_run(None, precision="double")
+    assert up.optimizer.evaluator.compute_dtype == torch.float64
+    with pytest.raises(ValueError, match="precision must be one of"):
+        make_run(None, precision="single")

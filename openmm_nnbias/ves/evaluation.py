@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Sequence
 
 import torch
@@ -25,17 +26,19 @@ class BiasEvaluator:
     """V(s) for :class:`~openmm_nnbias.ves.DeepVESOptimizer`, in a compute dtype, grid pass reused.
 
     *Mixed precision.* The parameters keep their dtype (float64 by default) and Adam updates them
-    there; the forward and backward passes run in ``compute_dtype`` through
-    ``torch.func.functional_call`` with the parameters and floating buffers cast (the cast is
-    differentiable, so the gradient lands in the float64 ``.grad``). On a CPU a float32 pass over a
-    50×50 grid is ~4× faster than a float64 one; the Eq. 10 gradient is a 10–500-sample estimate,
-    so float32 rounding (~1e-7 relative) is far below its noise.
+    there; the forward and backward passes run in ``compute_dtype`` on a shadow copy of the network
+    whose weights are refreshed from the parameters whenever these change, and :meth:`backward`
+    hands the shadow's gradient to the parameters' ``.grad`` (in their dtype). On a CPU a float32
+    pass over a 50×50 grid is ~4× faster than a float64 one; the Eq. 10 gradient is a
+    10–500-sample estimate, so float32 rounding (~1e-7 relative) is far below its noise.
 
     *One grid pass per iteration.* The target update of iteration n evaluates the grid with the
     weights after its Adam step — the weights of the Eq. 10 loss of iteration n+1. The values are
     cached together with their autograd graph, and the next backward reuses that graph. The cache
     is keyed on the parameters' version counters, so any in-place change of the weights (Adam,
-    ``load_state_dict``, a rolled-back step) invalidates it. It is never pickled.
+    ``load_state_dict``, a rolled-back step) invalidates it; so does :meth:`weights_changed`, which
+    the optimizer calls after every Adam step (the fused Adam kernel does not bump version counters).
+    It is never pickled.
 
     Parameters
     ----------
@@ -56,7 +59,7 @@ class BiasEvaluator:
     >>> v = ev.grid(points, graph=True)   # float32 values with a graph into the float64 weights
     >>> v.dtype, ev.grid(points, graph=False) is v
     (torch.float32, True)
-    >>> v.sum().backward(); net[0].weight.grad.dtype
+    >>> ev.backward(v.sum()); net[0].weight.grad.dtype
     torch.float64
     """
 
@@ -68,6 +71,8 @@ class BiasEvaluator:
         if not self.compute_dtype.is_floating_point:
             raise ValueError(f"compute dtype must be floating point, got {self.compute_dtype}")
         self._cache = None  # (versions, points id, values, graph still usable)
+        self._shadow = self._pairs = self._shadow_key = None
+        self._generation = 0
 
     @property
     def casting(self) -> bool:
@@ -79,16 +84,52 @@ class BiasEvaluator:
 
         if not self.casting:
             return evaluate_bias(self.bias, points)
-        cast = {name: t.to(self.compute_dtype) if t.is_floating_point() else t
-                for name, t in list(self.bias.named_parameters()) + list(self.bias.named_buffers())}
+        shadow = self._shadow_module()
         points = torch.as_tensor(points).to(device=self.params[0].device, dtype=self.compute_dtype)
-        out = torch.func.functional_call(self.bias, cast, (points,))
+        out = shadow(points)
         if out.numel() != points.shape[0]:
             raise ValueError(f"bias must map (B, n_cv) to (B,) energies; got output shape {tuple(out.shape)}")
         return out.reshape(-1)
 
+    def _shadow_module(self) -> torch.nn.Module:
+        """The network in the compute dtype, its weights equal (rounded) to the current parameters."""
+        if self._shadow is None:
+            shadow = copy.deepcopy(self.bias).to(self.compute_dtype)
+            by_id = {id(p): name for name, p in self.bias.named_parameters()}
+            named = dict(shadow.named_parameters())
+            self._pairs = [(p, named[by_id[id(p)]]) for p in self.params]
+            for _, q in self._pairs:
+                q.grad = None
+            self._shadow, self._shadow_key = shadow, None
+        key = self._versions()
+        if key != self._shadow_key:
+            with torch.no_grad():
+                for p, q in self._pairs:
+                    q.copy_(p)
+            self._shadow_key = key
+        return self._shadow
+
+    def backward(self, loss: torch.Tensor) -> None:
+        """``loss.backward()`` and, when casting, the shadow's gradient added to the parameters' ``.grad``."""
+        if not self.casting or self._pairs is None:
+            loss.backward()
+            return
+        for _, q in self._pairs:
+            q.grad = None
+        loss.backward()
+        for p, q in self._pairs:
+            if q.grad is not None:
+                g = q.grad.to(p.dtype)
+                p.grad = g if p.grad is None else p.grad + g
+                q.grad = None
+
     def _versions(self) -> tuple:
-        return tuple(p._version for p in self.params)
+        return (self._generation,) + tuple(p._version for p in self.params)
+
+    def weights_changed(self) -> None:
+        """Declare the parameters changed (call after an optimizer step): cached passes are stale."""
+        self._generation += 1
+        self._cache = None
 
     def grid(self, points: torch.Tensor, graph: bool) -> torch.Tensor:
         """V on the fixed ``points`` (the target grid); cached while the weights do not change.
@@ -120,9 +161,9 @@ class BiasEvaluator:
         return values
 
     def invalidate(self) -> None:
-        self._cache = None
+        self.weights_changed()
 
     def __getstate__(self):
         state = dict(self.__dict__)
-        state["_cache"] = None
+        state["_cache"] = state["_shadow"] = state["_pairs"] = state["_shadow_key"] = None
         return state

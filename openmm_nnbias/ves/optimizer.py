@@ -293,7 +293,7 @@ class DeepVESOptimizer:
             self.adam.zero_grad(set_to_none=True)
             v_target = self.evaluator.grid(points, graph=True) if on_grid else self.evaluator(points)
             loss = omega_loss_from_values(self.evaluator(samples), v_target, p)
-            loss.backward()
+            self.evaluator.backward(loss)
             stats["loss"] = float(loss.detach())
             if self.reducer is not None:  # gradient and loss of the pooled samples of all walkers
                 stats["loss"] = self.reducer.average_gradients(self._params, stats["loss"],
@@ -304,7 +304,9 @@ class DeepVESOptimizer:
                     self.adam.zero_grad(set_to_none=True)
                     return self._skip(stats, "non-finite loss or gradient; no update")
                 lr = self.schedule.lr
-                if not guarded_adam_step(self.adam, self._params, lr):
+                stepped = guarded_adam_step(self.adam, self._params, lr)
+                self.evaluator.weights_changed()
+                if not stepped:
                     self.adam.zero_grad(set_to_none=True)
                     return self._skip(stats, "non-finite parameters after the Adam step; rolled back")
                 stats["lr"] = lr
