@@ -276,3 +276,19 @@ def test_precision_option_sets_the_optimizer_passes():
     assert up.optimizer.evaluator.compute_dtype == torch.float64
     with pytest.raises(ValueError, match="precision must be one of"):
         make_run(None, precision="single")
+
+
+def test_learner_cpus_pin_the_learner_process():
+    import os
+
+    if not hasattr(os, "sched_getaffinity"):
+        pytest.skip("no CPU affinity on this OS")
+    cpu = max(os.sched_getaffinity(0))
+    sim, up, _ = make_run(None, asynchronous="process", learnerCPUs=[cpu])
+    sim.step(200 * 2)
+    assert os.sched_getaffinity(up._learner._proc.pid) == {cpu}
+    up.close()
+    with pytest.raises(ValueError, match="learner CPUs must be a non-empty subset"):
+        make_run(None, asynchronous="process", learnerCPUs=[10_000])
+    with pytest.raises(ValueError, match="learnerCPUs applies to asynchronous='process' only"):
+        make_run(None, learnerCPUs=[cpu])

@@ -43,6 +43,9 @@ def _parser():
                         "in a worker thread (--async) or a learner process (--async process, no GIL contention)")
     d.add_argument("--push-interval", type=int, default=None,
                    help="iterations between pushes of the network into the Context (default 1)")
+    d.add_argument("--learner-cpus", default=None,
+                   help="--async process: pin the learner to these CPUs, e.g. 1 or 2,3 (start the run itself "
+                        "under taskset -c 0 so that MD and learner never share a CPU)")
     d.add_argument("--precision", choices=["mixed", "double"], default=None,
                    help="optimizer network passes in float32 with float64 weights (mixed, default) or float64")
     d.add_argument("--walkers", type=int, default=1,
@@ -97,6 +100,16 @@ def _parser():
     return p
 
 
+def _cpu_list(text):
+    """"1,3" -> [1, 3]; None -> None."""
+    if text is None:
+        return None
+    try:
+        return [int(c) for c in str(text).split(",") if c.strip()]
+    except ValueError:
+        raise ValueError(f"--learner-cpus takes comma-separated CPU ids, e.g. 1 or 2,3; got {text!r}") from None
+
+
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -110,6 +123,7 @@ def main(argv=None) -> int:
             steps = args.steps if args.steps is not None else int(round(parse_time(args.time) / dt))
             overrides = dict(stride=args.stride, tauKL=args.tau_kl, tauDecay=args.tau_decay,
                              klThreshold=args.kl_threshold, pushInterval=args.push_interval, precision=args.precision,
+                             learnerCPUs=_cpu_list(args.learner_cpus),
                              mcPoints=args.mc_points, recrossings=args.recrossings,
                              decayAfter=None if args.decay_after is None else parse_time(args.decay_after))
             backend = args.backend or ("torch" if args.system == "alanine-tetrapeptide" else "table")

@@ -83,6 +83,20 @@ def _recv(stream):
     return pickle.loads(data)
 
 
+def validate_cpus(cpus) -> list[int] | None:
+    """Sorted CPU ids for a learner's affinity, or None; ValueError unless a non-empty subset of this machine's CPUs."""
+    if cpus is None:
+        return None
+    try:
+        ids = sorted({int(c) for c in cpus})
+    except (TypeError, ValueError):
+        raise ValueError(f"learner CPUs must be a sequence of CPU ids, got {cpus!r}") from None
+    known = list(range(os.cpu_count() or 1))
+    if not ids or any(c not in known for c in ids):
+        raise ValueError(f"learner CPUs must be a non-empty subset of this machine's CPUs {known}, got {ids}")
+    return ids
+
+
 def learn_step(optimizer, backend, samples, force_push: bool, push_interval: int):
     """One optimizer step and, when the new weights are to be pushed, the force payload.
 
@@ -131,6 +145,9 @@ class ProcessLearner:
         itself stays in the parent).
     threads : int
         torch threads of the child (default: the parent's ``torch.get_num_threads()``).
+    cpus : sequence of int, optional
+        Pin the child to these CPUs (Linux ``sched_setaffinity``); default: inherit the parent's
+        affinity. Pin the MD process elsewhere (``taskset -c 0``) so that the two never share a CPU.
 
     Examples
     --------
@@ -139,8 +156,10 @@ class ProcessLearner:
     >>> stats, payload = learner.result()                             # doctest: +SKIP
     """
 
-    def __init__(self, optimizer, backend, threads: int | None = None) -> None:
+    def __init__(self, optimizer, backend, threads: int | None = None, cpus=None) -> None:
         import torch
+
+        cpus = validate_cpus(cpus)
 
         if optimizer.reducer is not None:
             raise ValueError("a process learner cannot share gradients between walkers; "
@@ -158,7 +177,7 @@ class ProcessLearner:
         self._proc = subprocess.Popen([sys.executable, "-m", "openmm_nnbias.ves._learner_main"],
                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
         nthreads = torch.get_num_threads() if threads is None else int(threads)
-        _send(self._proc.stdin, ("init", buf.getvalue(), nthreads))
+        _send(self._proc.stdin, ("init", buf.getvalue(), nthreads, cpus))
         self._expect_ok()
         self._busy = False
 
@@ -239,6 +258,8 @@ def _serve() -> None:  # pragma: no cover - runs in the child (exercised by the 
                 import torch
 
                 torch.set_num_threads(msg[2])
+                if len(msg) > 3 and msg[3] is not None and hasattr(os, "sched_setaffinity"):
+                    os.sched_setaffinity(0, msg[3])
                 optimizer, backend = pickle.loads(msg[1])
                 _send(out, ("ok",))
             elif msg[0] == "step":

@@ -11,7 +11,7 @@ from .._io import atomic_write
 from .._units import strip_unit
 from ..analysis.fes_io import write_grid_file
 from .grid import CVGrid
-from .learner import ProcessLearner, learn_step
+from .learner import ProcessLearner, learn_step, validate_cpus
 from .montecarlo import MonteCarloTarget
 from .outputs import UpdaterFiles, positions_nm
 from .optimizer import DeepVESOptimizer
@@ -80,6 +80,9 @@ class DeepVESUpdater(UpdaterFiles):
         Keyword arguments of :class:`MonteCarloTarget` (``n_chains``, ``n_steps``, ``step_size``, ``seed``).
     recrossing : RecrossingMonitor, optional
         Decay phase after repeated transitions instead of the KL threshold (see DeepVESOptimizer).
+    learnerCPUs : sequence of int, optional
+        ``asynchronous="process"``: pin the learner process to these CPUs (e.g. ``[1]`` with the MD
+        process started under ``taskset -c 0``); default: inherit the MD process's affinity.
     precision : {"mixed", "double"}
         Network passes of the optimizer in float32 with float64 weights, Adam and target ("mixed",
         default: ~2x cheaper learning on a CPU, far below the gradient's noise), or all float64.
@@ -95,7 +98,7 @@ class DeepVESUpdater(UpdaterFiles):
                  tauDecay: float = 1000, freezeRatio: float = 5e-5, out: str = None, fesInterval: int = 100,
                  checkpointInterval: int = 100, snapshotInterval: int = 0, colvarStride: int = None,
                  device: str = None, asynchronous: bool = False, pushInterval: int = 1, reducer=None, targetSampling: str = "auto",
-                 monteCarlo: dict = None, recrossing=None, precision: str = "mixed"):
+                 monteCarlo: dict = None, recrossing=None, precision: str = "mixed", learnerCPUs=None):
         self.temperature = strip_unit(temperature, "kelvin")
         if not self.temperature > 0:
             raise ValueError(f"temperature must be > 0 K, got {self.temperature}")
@@ -166,6 +169,9 @@ class DeepVESUpdater(UpdaterFiles):
         self.asynchronous = self._async_mode is not None
         self._learner, self._synced = None, True
         self.pushInterval = int(pushInterval)
+        self.learnerCPUs = validate_cpus(learnerCPUs)
+        if self.learnerCPUs is not None and self._async_mode != "process":
+            raise ValueError("learnerCPUs applies to asynchronous='process' only")
         if self.pushInterval < 1:
             raise ValueError(f"pushInterval must be >= 1 (iterations), got {pushInterval}")
         self._executor, self._pending, self._simulation = None, None, None
@@ -215,7 +221,7 @@ class DeepVESUpdater(UpdaterFiles):
         sync_point = (it + 1) % self.checkpointInterval == 0 and self.out is not None
         if self._async_mode == "process":  # the step runs in the learner process, also once frozen
             if self._learner is None:
-                self._learner = ProcessLearner(self.optimizer, self.force.backend)
+                self._learner = ProcessLearner(self.optimizer, self.force.backend, cpus=self.learnerCPUs)
             self._learner.submit(s, sync_point, self.pushInterval)
             self._pending, self._synced = (self._learner, float(times[-1])), False
             if sync_point:
