@@ -10,7 +10,10 @@ Alanine dipeptide, CPU platform 1 thread, 2 fs. Configurations, stepped in inter
 * static: the table bias force, no reporter;
 * static_rep50: plus a reporter reading positions every 50 steps (what sampling costs);
 * sync_s50_p8: Deep-VES, optimizer on the MD thread, samples every 50 steps, push every 8 iterations;
-* proc_s50_p8: the same with the optimizer in a learner process (``asynchronous="process"``).
+* proc_s50_p8: the same with the optimizer in a learner process (``asynchronous="process"``);
+* proc_s100_p8: samples every 100 steps.
+
+``--pin``: MD (this process) on CPU 0, learner processes on CPU 1.
 
 The integrator's ``step`` is timed separately, so "python" is everything else on the MD thread
 (reporters, optimizer or messages, pushes).
@@ -56,17 +59,32 @@ class PositionSampler:
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=60, help="interleaved blocks of 1000 steps per configuration")
+    parser.add_argument("--pin", action="store_true", help="MD on CPU 0, the learner process on CPU 1")
+    parser.add_argument("--only", nargs="*", default=None, help="configurations besides unbiased")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if args.pin:
+        for task in os.listdir("/proc/self/task"):  # threads created later (OpenMM's) inherit it
+            os.sched_setaffinity(int(task), {0})
     from openmm_nnbias.systems import alanine_dipeptide
 
     pep = alanine_dipeptide()
-    runs = {"unbiased": make(pep), "static": make(pep, "table"), "static_rep50": make(pep, "table"),
-            "sync_s50_p8": make(pep, "table", sample_stride=50, push_interval=8),
-            "proc_s50_p8": make(pep, "table", sample_stride=50, asynchronous="process", push_interval=8)}
-    runs["static"][0].reporters.clear()
-    runs["static_rep50"][0].reporters.clear()
-    runs["static_rep50"][0].reporters.append(PositionSampler())
+    cpus = [1] if args.pin else None
+    configs = {"static": dict(backend="table"), "static_rep50": dict(backend="table"),
+               "sync_s50_p8": dict(backend="table", sample_stride=50, push_interval=8),
+               "proc_s50_p8": dict(backend="table", sample_stride=50, asynchronous="process", push_interval=8,
+                                   learner_cpus=cpus),
+               "proc_s100_p8": dict(backend="table", sample_stride=100, asynchronous="process", push_interval=8,
+                                    learner_cpus=cpus)}
+    if args.only:
+        configs = {k: v for k, v in configs.items() if k in args.only}
+    runs = {"unbiased": make(pep)}
+    runs.update({k: make(pep, **v) for k, v in configs.items()})
+    for name in ("static", "static_rep50"):
+        if name in runs:
+            runs[name][0].reporters.clear()
+    if "static_rep50" in runs:
+        runs["static_rep50"][0].reporters.append(PositionSampler())
     for sim, _ in runs.values():
         sim.integrator = TimedIntegrator(sim.integrator)
     wall = dict.fromkeys(runs, 0.0)

@@ -61,6 +61,12 @@ def test_cli_errors(tmp_path, capsys):
     with pytest.raises(ValueError, match="cannot read time"):
         parse_time("20 parsecs")
     assert parse_time("20ns") == 20000.0
+    assert main(["deepves", "--system", "wolfe-quapp", "--steps", "100", "--out", str(tmp_path / "r3"),
+                 "--async", "process", "--learner-cpus", "one", "--no-progress"]) == 2
+    assert "--learner-cpus takes comma-separated CPU ids" in capsys.readouterr().err
+    assert main(["deepves", "--system", "wolfe-quapp", "--steps", "100", "--out", str(tmp_path / "r4"),
+                 "--learner-cpus", "0", "--no-progress"]) == 2
+    assert "learnerCPUs applies to asynchronous='process' only" in capsys.readouterr().err
 
 
 def test_compare_interpolates_between_grids(tmp_path):
