@@ -67,8 +67,11 @@ def main():
     if args.pin:
         import os
 
-        for task in os.listdir("/proc/self/task"):  # OpenMM's CPU worker threads are created later: inherit
-            os.sched_setaffinity(int(task), {0})
+        for task in os.listdir("/proc/self/task"):  # threads created later (OpenMM's worker) inherit it
+            try:
+                os.sched_setaffinity(int(task), {0})
+            except OSError:  # a short-lived thread that has already ended
+                pass
     pep = alanine_dipeptide()
     configs = {
         "unbiased": dict(), "deepves_table": dict(backend="table"),

@@ -64,8 +64,11 @@ def main():
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.pin:
-        for task in os.listdir("/proc/self/task"):  # threads created later (OpenMM's) inherit it
-            os.sched_setaffinity(int(task), {0})
+        for task in os.listdir("/proc/self/task"):  # threads created later (OpenMM's worker) inherit it
+            try:
+                os.sched_setaffinity(int(task), {0})
+            except OSError:  # a short-lived thread that has already ended
+                pass
     from openmm_nnbias.systems import alanine_dipeptide
 
     pep = alanine_dipeptide()
