@@ -30,6 +30,17 @@ from openmm_nnbias.systems import alanine_dipeptide
 from openmm_nnbias.ves import DeepVESUpdater
 
 
+def pin_to_cpu0():
+    """Pin every thread of this process to CPU 0; threads created later (OpenMM's worker) inherit it."""
+    import os
+
+    for task in os.listdir("/proc/self/task"):
+        try:
+            os.sched_setaffinity(int(task), {0})
+        except OSError:  # a short-lived thread that has already ended
+            pass
+
+
 def make(pep, backend=None, sample_stride=10, asynchronous=False, push_interval=1, precision="mixed",
          learner_cpus=None):
     system = copy.deepcopy(pep.system)
@@ -65,13 +76,7 @@ def main():
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.pin:
-        import os
-
-        for task in os.listdir("/proc/self/task"):  # threads created later (OpenMM's worker) inherit it
-            try:
-                os.sched_setaffinity(int(task), {0})
-            except OSError:  # a short-lived thread that has already ended
-                pass
+        pin_to_cpu0()
     pep = alanine_dipeptide()
     configs = {
         "unbiased": dict(), "deepves_table": dict(backend="table"),

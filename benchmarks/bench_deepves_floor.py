@@ -27,7 +27,7 @@ import time
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_deepves import make  # noqa: E402
+from bench_deepves import make, pin_to_cpu0  # noqa: E402
 
 
 class TimedIntegrator:
@@ -64,11 +64,7 @@ def main():
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.pin:
-        for task in os.listdir("/proc/self/task"):  # threads created later (OpenMM's worker) inherit it
-            try:
-                os.sched_setaffinity(int(task), {0})
-            except OSError:  # a short-lived thread that has already ended
-                pass
+        pin_to_cpu0()
     from openmm_nnbias.systems import alanine_dipeptide
 
     pep = alanine_dipeptide()
