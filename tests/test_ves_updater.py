@@ -292,3 +292,19 @@ def test_learner_cpus_pin_the_learner_process():
         make_run(None, asynchronous="process", learnerCPUs=[10_000])
     with pytest.raises(ValueError, match="learnerCPUs applies to asynchronous='process' only"):
         make_run(None, learnerCPUs=[cpu])
+
+
+def test_learner_warns_when_it_would_share_the_pinned_cpu():
+    import os
+
+    if not hasattr(os, "sched_getaffinity") or (os.cpu_count() or 1) < 2:
+        pytest.skip("needs CPU affinity and two CPUs")
+    saved = os.sched_getaffinity(0)
+    try:
+        os.sched_setaffinity(0, {min(saved)})
+        sim, up, _ = make_run(None, asynchronous="process")
+        with pytest.warns(RuntimeWarning, match="learner process inherits the pin"):
+            sim.step(200)
+        up.close()
+    finally:
+        os.sched_setaffinity(0, saved)

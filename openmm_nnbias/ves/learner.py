@@ -160,6 +160,14 @@ class ProcessLearner:
         import torch
 
         cpus = validate_cpus(cpus)
+        if cpus is None and hasattr(os, "sched_getaffinity"):
+            mine = os.sched_getaffinity(0)
+            if len(mine) == 1 and (os.cpu_count() or 1) > 1:
+                import warnings
+
+                warnings.warn(f"this process is pinned to CPU {min(mine)} and the learner process inherits the pin, "
+                              "so MD and learning share one CPU; give the learner another one with learnerCPUs "
+                              "(--learner-cpus)", RuntimeWarning, stacklevel=3)
 
         if optimizer.reducer is not None:
             raise ValueError("a process learner cannot share gradients between walkers; "
