@@ -6,7 +6,7 @@ from typing import Sequence
 
 import torch
 
-__all__ = ["guarded_adam_step"]
+__all__ = ["guarded_adam_step", "make_adam", "gradient_norm"]
 
 
 def guarded_adam_step(adam: torch.optim.Adam, params: Sequence[torch.Tensor], lr: float) -> bool:
@@ -37,3 +37,21 @@ def guarded_adam_step(adam: torch.optim.Adam, params: Sequence[torch.Tensor], lr
         else:
             adam.state.pop(q, None)
     return False
+
+
+def make_adam(params: Sequence[torch.Tensor], lr: float, betas) -> torch.optim.Adam:
+    """Adam, with the fused multi-tensor kernel where torch has it (CPU since 2.4: ~3x faster for small nets).
+
+    The fused kernel does not bump the parameters' version counters: caches keyed on them must be
+    invalidated explicitly after a step (see :class:`~openmm_nnbias.ves.evaluation.BiasEvaluator`).
+    """
+    try:
+        return torch.optim.Adam(params, lr=lr, betas=betas, fused=True)
+    except (RuntimeError, TypeError, ValueError):  # pragma: no cover - older torch or unsupported device
+        return torch.optim.Adam(params, lr=lr, betas=betas)
+
+
+def gradient_norm(params: Sequence[torch.Tensor]) -> float:
+    """Euclidean norm of all ``.grad`` of ``params`` together, in float64 (0.0 without gradients)."""
+    grads = [p.grad.detach().reshape(-1).to(torch.float64) for p in params if p.grad is not None]
+    return float(torch.linalg.vector_norm(torch.cat(grads))) if grads else 0.0
