@@ -148,3 +148,15 @@ def test_analytic_jacobian_matches_autograd(cv, dipeptide_frames):
         (g,) = torch.autograd.grad(cv(x)[i], x)
         rows = cv.atoms[i].tolist()
         torch.testing.assert_close(jac[i], g[rows], rtol=1e-10, atol=1e-12)
+
+
+def test_check_range_names_the_first_value_outside_a_declared_range():
+    from openmm_nnbias.cvs import CVSet, Distance, Torsion
+
+    cvs = CVSet([Torsion([0, 1, 2, 3], "phi"), Distance([[0, 1]], names=["d"], lower=0.0, upper=0.5)])
+    ok = torch.tensor([[3.0, 0.2], [-3.0, 0.5]], dtype=torch.float64)
+    cvs.check_range(ok)  # periodic CVs are never out of range
+    with pytest.raises(ValueError, match=r"CV 'd' = 0.7000 \(sample 1\) is outside its declared range \[0.0, 0.5\]"):
+        cvs.check_range(torch.tensor([[0.0, 0.1], [0.0, 0.7]], dtype=torch.float64))
+    with pytest.raises(ValueError, match=r"at t = 2.000 ps"):
+        cvs.check_range(torch.tensor([[0.0, -0.1]], dtype=torch.float64), times=[2.0])

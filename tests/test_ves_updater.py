@@ -103,8 +103,7 @@ def test_nan_cvs_skip_the_update_and_keep_weights(tmp_path):
     sim, up, bias = make_run(str(tmp_path / "run"))
     sim.step(400)
     before = [p.detach().clone() for p in bias.parameters()]
-    up._positions = [np.full((1, 3), np.nan)] * 20
-    up._times = list(np.arange(20.0))
+    up._positions = [(np.full((1, 3), np.nan), float(t)) for t in range(20)]  # (positions of the CV atoms, time)
     with pytest.warns(UserWarning, match="skipped: non-finite CV values"):
         up._iterate(sim)
     assert up.history[-1]["skipped"]

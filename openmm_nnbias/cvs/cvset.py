@@ -99,6 +99,18 @@ class CVSet(torch.nn.Module):
                     f"CV {cv.names} uses atom index {max(bad[0])} but the system has only "
                     f"{num_particles} particles (valid indices 0..{num_particles - 1})")
 
+    def check_range(self, values: torch.Tensor, times=None) -> None:
+        """Raise ValueError naming the first value ``(N, n_cvs)`` of a non-periodic CV outside its declared
+        range (with its time in ps when ``times`` is given)."""
+        for j, name in enumerate(self.names):
+            col = values[:, j]
+            out = (col < self.lower[j]) | (col > self.upper[j])
+            if not self.periodic[j] and bool(out.any()):
+                i = int(torch.nonzero(out)[0])
+                when = f" at t = {float(times[i]):.3f} ps" if times is not None else f" (sample {i})"
+                raise ValueError(f"CV {name!r} = {float(col[i]):.4f}{when} is outside its declared range "
+                                 f"[{self.lower[j]}, {self.upper[j]}]; widen the range of the CV (and of the bias grid)")
+
     def period(self) -> List[float]:
         """Period of each CV (``math.inf`` for non-periodic ones)."""
         return [u - lo if p else math.inf for p, lo, u in zip(self.periodic, self.lower, self.upper)]

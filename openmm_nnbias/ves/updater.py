@@ -66,10 +66,9 @@ class DeepVESUpdater(UpdaterFiles):
         the thread; call :meth:`close` at the end). Both use a second CPU core (or the GPU).
         Default False: the paper's synchronous scheme.
     pushInterval : int
-        Iterations between pushes of the network into the Context (default 1, the paper's
-        scheme). The optimizer still steps every iteration; a push costs ~10 ms with the table
-        backend (OpenMM recompiles the force), so 2-5 trades a bias lag of that many iterations
-        for speed. Checkpoint iterations and the freezing iteration always push.
+        Iterations between pushes of the network into the Context (default 1, the paper's scheme;
+        the optimizer still steps every iteration). A table push costs ~15 ms (OpenMM recompiles the
+        force): k trades a bias lag of k iterations for speed. Checkpoints and the freeze always push.
     reducer : WalkerGroup, optional
         Passed to :class:`DeepVESOptimizer` (multiple walkers; use :class:`WalkerDeepVESUpdater`).
     targetSampling : {"auto", "grid", "mc"}
@@ -156,7 +155,7 @@ class DeepVESUpdater(UpdaterFiles):
         self._sub_cvs = copy.deepcopy(self.cvs)
         for g in self._sub_cvs.groups:
             g.atoms = lookup[g.atoms]
-        self._positions, self._times = [], []
+        self._positions, self._keep_states = [], None  # per sample: a State, or (positions, time)
         self.c = 0.0
         self.history = []
         self._rw_logsum = None  # per-bin log Σ exp(βV) after freezing
@@ -187,22 +186,29 @@ class DeepVESUpdater(UpdaterFiles):
     def report(self, simulation, state):
         if not self._outputs_ready:  # first report of a fresh run: back up a previous run's files
             self._ensure_outputs()
-        self._positions.append(positions_nm(state)[self._atoms])
-        self._times.append(state.getTime()._value)
+        if self._keep_states is None:  # small systems (≤ ~2.4 MB per iteration): read the States at the
+            # iteration's end, all at once — right after integrator.step every read is slow (RESULTS.md)
+            self._keep_states = simulation.system.getNumParticles() * (self.stride // self.sampleStride) <= 100_000
+        self._positions.append(state if self._keep_states else self._sample(state))
         if simulation.currentStep % self.stride == 0:
             self._iterate(simulation)
+
+    def _sample(self, r):
+        """(positions of the CV atoms, nm; time, ps) of a State, or an already read sample as it is."""
+        return r if isinstance(r, tuple) else (positions_nm(r)[self._atoms], r.getTime()._value)
 
     # ----------------------------------------------------------------- one iteration
     def _iterate(self, simulation):
         self._simulation = simulation
-        x = torch.tensor(np.array(self._positions), dtype=torch.float64)
-        times = np.array(self._times)
-        self._positions, self._times = [], []
+        read = [self._sample(r) for r in self._positions]
+        x = torch.tensor(np.array([r[0] for r in read]), dtype=torch.float64)
+        times = np.array([r[1] for r in read])
+        self._positions = []
         with torch.no_grad():
             s = self._sub_cvs(x)
         finite = bool(torch.isfinite(s).all())
         if finite:
-            self._check_range(s, times)
+            self.cvs.check_range(s, times)
         # bias and c(t) in force while these samples were drawn (before any pending update lands)
         net = self._force_bias if self.asynchronous else self.bias
         dev = self.optimizer.device
@@ -293,18 +299,6 @@ class DeepVESUpdater(UpdaterFiles):
                 self.saveCheckpoint(os.path.join(self.out, "checkpoint.pt"), simulation)
         self._last_phase = stats["phase"]
 
-    def _check_range(self, s, times):
-        for j, name in enumerate(self.cvs.names):
-            if self.cvs.periodic[j]:
-                continue
-            col = s[:, j]
-            out = (col < self.cvs.lower[j]) | (col > self.cvs.upper[j])
-            if out.any():
-                i = int(torch.nonzero(out)[0])
-                raise ValueError(f"CV {name!r} = {float(col[i]):.4f} at t = {times[i]:.3f} ps is outside "
-                                 f"its declared range [{self.cvs.lower[j]}, {self.cvs.upper[j]}]; "
-                                 "widen the range of the CV (and of the bias grid)")
-
     # ----------------------------------------------------------------- results
     def getFreeEnergyFromBias(self) -> np.ndarray:
         """F(s) = −V − kT ln p on the grid (Eq. 4), kJ/mol, min 0, shape ``grid.shape``."""
@@ -388,7 +382,7 @@ class DeepVESUpdater(UpdaterFiles):
         self.history = state["history"]
         torch.set_rng_state(state["torch_rng"])
         simulation.context.loadCheckpoint(state["context"])
-        self._positions, self._times = [], []
+        self._positions = []
         if self.out is not None:  # drop rows written after this checkpoint: they will be written again
             self._truncate_outputs(simulation.context.getState().getTime()._value, self.optimizer.iteration)
         self.force.updateWeights(simulation)
