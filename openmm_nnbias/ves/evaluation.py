@@ -160,8 +160,7 @@ class BiasEvaluator:
         self._cache = ((self._versions(), id(points)), values, True)
         return values
 
-    def invalidate(self) -> None:
-        self.weights_changed()
+    invalidate = weights_changed  # alias: drop every cached pass
 
     def __getstate__(self):
         state = dict(self.__dict__)

@@ -278,7 +278,8 @@ class DeepVESUpdater(UpdaterFiles):
             self.force.applyWeights(payload, simulation)
             if self.asynchronous:  # the weights now in force (parameters only: buffers never change)
                 with torch.no_grad():
-                    torch._foreach_copy_(list(self._force_bias.parameters()), list(self.bias.parameters()))
+                    for dst, src in zip(self._force_bias.parameters(), self.bias.parameters()):
+                        dst.copy_(src)
         stats["t_push_ms"] = (time.perf_counter() - t0) * 1e3
         self.c = stats["c"]
         self._in_force_frozen = self.optimizer.frozen
