@@ -215,7 +215,7 @@ def test_process_learner_raises_the_child_exception_type():
         assert isinstance(info.value.__cause__, RuntimeError)
         assert "learner process traceback" in str(info.value.__cause__)
         learner.submit(torch.zeros(5, n_cv, dtype=torch.float64), force_push=False, push_interval=1)
-        stats, _ = learner.result()  # the child survives a failed step
+        stats, _, _ = learner.result()  # the child survives a failed step
         assert stats["iteration"] == 0
     finally:
         learner.close()

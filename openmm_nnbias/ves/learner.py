@@ -5,8 +5,11 @@ loop for the GIL (each small torch op of the step is Python code), so the MD thr
 every reporter call. :class:`ProcessLearner` runs the optimizer and the tabulation of the new bias
 (``ForceBackend.prepare``) in a child Python process started with ``subprocess`` (not
 ``multiprocessing``, so a user's script without a ``__main__`` guard is never re-imported). The
-MD process sends the CV samples of an iteration and receives, one iteration later, the step's
-statistics, the force payload and the new weights. Messages are length-prefixed pickles over the
+MD process sends the raw positions of the CV atoms recorded during an iteration (the child computes
+and checks the CVs and V of the bias in force, :class:`~openmm_nnbias.ves.samples.SampleEvaluator`:
+on this VM every millisecond of Python on the MD thread costs the MD ~3 ms) and receives, one
+iteration later, the step's statistics, the samples' record (colvar, reweighting), the force
+payload and the new weights. Messages are length-prefixed pickles over the
 child's stdin/stdout; the child writes nothing else to that stdout.
 
 The child holds the authoritative optimizer; the parent's copy is kept in step cheaply (weights,
@@ -148,6 +151,9 @@ class ProcessLearner:
     cpus : sequence of int, optional
         Pin the child to these CPUs (Linux ``sched_setaffinity``); default: inherit the parent's
         affinity. Pin the MD process elsewhere (``taskset -c 0``) so that the two never share a CPU.
+    evaluator : SampleEvaluator, optional
+        Copied into the child for :meth:`submit_positions` (CVs, checks and V of the bias in force
+        computed there instead of on the MD thread).
 
     Examples
     --------
@@ -156,7 +162,7 @@ class ProcessLearner:
     >>> stats, payload = learner.result()                             # doctest: +SKIP
     """
 
-    def __init__(self, optimizer, backend, threads: int | None = None, cpus=None) -> None:
+    def __init__(self, optimizer, backend, threads: int | None = None, cpus=None, evaluator=None) -> None:
         import torch
 
         cpus = validate_cpus(cpus)
@@ -176,7 +182,7 @@ class ProcessLearner:
         child_backend = backend.preparer()  # without OpenMM/TorchScript objects; bias -> the child's network
         buf = io.BytesIO()
         try:
-            pickle.dump((optimizer, child_backend), buf, protocol=pickle.HIGHEST_PROTOCOL)
+            pickle.dump((optimizer, child_backend, evaluator), buf, protocol=pickle.HIGHEST_PROTOCOL)
         except Exception as exc:  # pragma: no cover - depends on user modules
             raise ValueError(f"the optimizer or force backend cannot be sent to a learner process: {exc}") from exc
         env = dict(os.environ)
@@ -209,12 +215,27 @@ class ProcessLearner:
         _send(self._proc.stdin, ("step", _Array(samples), bool(force_push), int(push_interval)))
         self._busy = True
 
+    def submit_positions(self, positions, times, finished: int, force_push: bool, push_interval: int) -> None:
+        """Start a step on raw positions ``(n, n_atoms_sub, 3)`` (nm, numpy) recorded at ``times`` (ps).
+
+        The child's evaluator first takes the steps up to iteration ``finished`` (those the MD side has
+        finished, i.e. pushed) as the bias in force, then computes the CVs and their record.
+        """
+        if self._busy:
+            raise RuntimeError("the learner is still busy with the previous step; call result() first")
+        _send(self._proc.stdin, ("positions", positions, times, int(finished), bool(force_push), int(push_interval)))
+        self._busy = True
+
     def result(self):
-        """Wait for the submitted step; returns ``(stats, payload)`` and updates the parent's mirror."""
+        """Wait for the submitted step; returns ``(stats, payload, record)`` and updates the parent's mirror.
+
+        ``record`` is the :class:`~openmm_nnbias.ves.samples.SampleEvaluator` output of a
+        :meth:`submit_positions` step (None after :meth:`submit`).
+        """
         self._busy = False
-        stats, payload, light = _unpack(self._expect_ok())
+        stats, payload, light, record = _unpack(self._expect_ok())
         load_light_state(self.optimizer, light)
-        return stats, payload
+        return stats, payload, record
 
     def sync(self) -> None:
         """Copy the child's complete optimizer state into the parent's optimizer (learner idle)."""
@@ -255,7 +276,7 @@ def _serve() -> None:  # pragma: no cover - runs in the child (exercised by the 
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # anything printed, by Python or C, goes to stderr, never into the message stream
     sys.stdout = sys.stderr
-    optimizer = backend = None
+    optimizer = backend = evaluator = None
     while True:
         try:
             msg = _recv(inp)
@@ -268,13 +289,22 @@ def _serve() -> None:  # pragma: no cover - runs in the child (exercised by the 
                 torch.set_num_threads(msg[2])
                 if len(msg) > 3 and msg[3] is not None and hasattr(os, "sched_setaffinity"):
                     os.sched_setaffinity(0, msg[3])
-                optimizer, backend = pickle.loads(msg[1])
+                optimizer, backend, evaluator = pickle.loads(msg[1])
                 _send(out, ("ok",))
-            elif msg[0] == "step":
-                stats, payload = learn_step(optimizer, backend, *_unpack(msg[1:]))
+            elif msg[0] in ("step", "positions"):
+                record = None
+                if msg[0] == "step":
+                    stats, payload = learn_step(optimizer, backend, *_unpack(msg[1:]))
+                else:
+                    positions, times, finished, force_push, push_interval = msg[1:]
+                    evaluator.advance(finished)
+                    record = evaluator(positions, times)
+                    stats, payload = learn_step(optimizer, backend, record["s"], force_push, push_interval)
+                    evaluator.stage(stats["iteration"], optimizer.bias.parameters() if payload is not None else None,
+                                    optimizer.frozen, stats["c"])
                 # weights travel only with a push (the MD side needs them for the force's network);
                 # between pushes the parent's copy is refreshed by sync() (flush, FES, checkpoints)
-                _send(out, ("ok",) + _pack((stats, payload, light_state(optimizer, payload is not None))))
+                _send(out, ("ok",) + _pack((stats, payload, light_state(optimizer, payload is not None), record)))
             elif msg[0] == "state":
                 _send(out, ("ok", optimizer.state_dict()))
             elif msg[0] == "stop":

@@ -16,6 +16,7 @@ from .montecarlo import MonteCarloTarget
 from .outputs import UpdaterFiles, positions_nm
 from .optimizer import DeepVESOptimizer
 from .reweight import accumulate_log_weights
+from .samples import SampleEvaluator
 
 __all__ = ["DeepVESUpdater"]
 
@@ -176,6 +177,7 @@ class DeepVESUpdater(UpdaterFiles):
         self._executor, self._pending, self._simulation = None, None, None
         self._force_bias = copy.deepcopy(self.bias) if self.asynchronous else None  # weights in force
         self._in_force_frozen = self.optimizer.frozen
+        self._finished_it = self.optimizer.iteration - 1  # last optimizer step whose weights were pushed
         self._last_phase = self.optimizer.phase
 
     # ----------------------------------------------------------------- reporter protocol
@@ -201,45 +203,53 @@ class DeepVESUpdater(UpdaterFiles):
     def _iterate(self, simulation):
         self._simulation = simulation
         read = [self._sample(r) for r in self._positions]
-        x = torch.tensor(np.array([r[0] for r in read]), dtype=torch.float64)
+        x = np.stack([r[0] for r in read])
         times = np.array([r[1] for r in read])
         self._positions = []
-        with torch.no_grad():
-            s = self._sub_cvs(x)
-        finite = bool(torch.isfinite(s).all())
-        if finite:
-            self.cvs.check_range(s, times)
-        # bias and c(t) in force while these samples were drawn (before any pending update lands)
-        net = self._force_bias if self.asynchronous else self.bias
-        dev = self.optimizer.device
-        reweight = self._in_force_frozen and finite and self.grid is not None
-        if reweight or self.out is not None:  # V of the samples: colvar and reweighting only
-            with torch.no_grad():
-                v = net(s.to(device=dev, dtype=self.optimizer.dtype)).double().cpu()
-            if reweight:
-                self._rw_logsum = accumulate_log_weights(self._rw_logsum, self.grid.index(s.to(self.grid.device)).cpu(),
-                                                         v / self.kT, self.grid.n_points)
-                self._rw_count += len(v)
-            if self.out is not None:
-                self._write_colvar(s, v, self.c, times)
-        self._wait_pending()  # async: finish the previous iteration's step and push its weights
-        it = self.optimizer.iteration
-        sync_point = (it + 1) % self.checkpointInterval == 0 and self.out is not None
-        if self._async_mode == "process":  # the step runs in the learner process, also once frozen
+        if self._async_mode == "process":  # CVs, checks and the step run in the learner process, also once frozen
+            finished = self._finished_it  # the bias these samples were drawn with: steps finished before now
+            self._wait_pending()  # the previous iteration's step: push its weights, record its samples
+            sync_point = self._sync_point()
             if self._learner is None:
-                self._learner = ProcessLearner(self.optimizer, self.force.backend, cpus=self.learnerCPUs)
-            self._learner.submit(s, sync_point, self.pushInterval)
-            self._pending, self._synced = (self._learner, float(times[-1])), False
+                self._learner = ProcessLearner(self.optimizer, self.force.backend, cpus=self.learnerCPUs,
+                                               evaluator=self._evaluator().for_learner(self._force_bias))
+            self._learner.submit_positions(x, times, finished, sync_point, self.pushInterval)
+            self._pending, self._synced = (self._learner, times, None), False
             if sync_point:
                 self._wait_pending()
-        elif self.asynchronous and not sync_point and not self.optimizer.frozen:
+            return
+        ev = self._evaluator()  # V with the bias in force while these samples were drawn
+        record = ev(x, times)
+        self._wait_pending()  # async: finish the previous iteration's step and push its weights
+        s, sync_point = record["s"], self._sync_point()
+        if self.asynchronous and not sync_point and not self.optimizer.frozen:
             if self._executor is None:
                 from concurrent.futures import ThreadPoolExecutor
 
                 self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="deepves")
-            self._pending = (self._executor.submit(self._learn, s, False), float(times[-1]))
+            self._pending = (self._executor.submit(self._learn, s, False), times, record)
         else:
-            self._finish(*self._learn(s, sync_point), float(times[-1]))
+            self._finish(*self._learn(s, sync_point), times, record)
+
+    def _sync_point(self) -> bool:
+        """The coming step writes a checkpoint: it runs synchronously and always pushes."""
+        return (self.optimizer.iteration + 1) % self.checkpointInterval == 0 and self.out is not None
+
+    def _evaluator(self) -> SampleEvaluator:
+        """Evaluator of this iteration's samples with the state of the bias now in force."""
+        net = self._force_bias if self.asynchronous else self.bias
+        return SampleEvaluator(self.cvs, self._sub_cvs, net, need_v=self.out is not None,
+                               grid=self.grid is not None, frozen=self._in_force_frozen, c=self.c)
+
+    def _record(self, record, times):
+        """Colvar rows and reweighting of one iteration's samples (written when its step finishes)."""
+        s, v = record["s"], record["v"]
+        if record["reweight"]:
+            self._rw_logsum = accumulate_log_weights(self._rw_logsum, self.grid.index(s.to(self.grid.device)).cpu(),
+                                                     v / self.kT, self.grid.n_points)
+            self._rw_count += len(v)
+        if self.out is not None:
+            self._write_colvar(s, v, record["c"], times)
 
     def _learn(self, s, force_push):
         """Optimizer step and force data for the new weights (may run in the worker thread)."""
@@ -248,9 +258,10 @@ class DeepVESUpdater(UpdaterFiles):
     def _wait_pending(self):
         if self._pending is None:
             return
-        future, time_ps = self._pending
+        future, times, record = self._pending
         self._pending = None
-        self._finish(*future.result(), time_ps)
+        result = future.result()  # (stats, payload) of a thread, (stats, payload, record) of the learner process
+        self._finish(result[0], result[1], times, result[2] if len(result) > 2 else record)
 
     def flush(self):
         """Wait for a pending asynchronous optimizer step and push its weights (no-op otherwise).
@@ -271,8 +282,9 @@ class DeepVESUpdater(UpdaterFiles):
             self._learner.close()
             self._learner = None
 
-    def _finish(self, stats, payload, time_ps):
+    def _finish(self, stats, payload, times, record):
         simulation = self._simulation
+        self._record(record, times)
         t0 = time.perf_counter()
         if payload is not None:
             self.force.applyWeights(payload, simulation)
@@ -283,7 +295,8 @@ class DeepVESUpdater(UpdaterFiles):
         stats["t_push_ms"] = (time.perf_counter() - t0) * 1e3
         self.c = stats["c"]
         self._in_force_frozen = self.optimizer.frozen
-        stats["time_ps"] = time_ps
+        stats["time_ps"] = float(times[-1])
+        self._finished_it = stats["iteration"]
         self.history.append(stats)
         if self.out is not None:
             self._write_log(stats)
@@ -390,4 +403,5 @@ class DeepVESUpdater(UpdaterFiles):
         if self._force_bias is not None:
             self._force_bias.load_state_dict(self.bias.state_dict())
         self._in_force_frozen = self.optimizer.frozen
+        self._finished_it = self.optimizer.iteration - 1
         self._last_phase = self.optimizer.phase
