@@ -13,6 +13,7 @@
 * :func:`reweighted_fes` — free energy by reweighting (Eq. 11).
 * :class:`DeepVESUpdater` — the OpenMM reporter that runs all of it during ``simulation.step``;
   :class:`ProcessLearner` — its optimizer in a child process (``asynchronous="process"``);
+  :class:`SampleEvaluator` — positions of an iteration → checked CVs and V of the bias in force;
   :class:`AveragedFES` — the FES from the bias averaged over the decay phase.
 * :class:`WalkerGroup`, :class:`WalkerDeepVESUpdater`, :func:`spawn_walkers` — multiple walkers
   sharing one bias through ``torch.distributed``.
@@ -31,6 +32,7 @@ from .targets import UniformTarget, WellTemperedTarget
 from .updater import DeepVESUpdater
 from .walkers import WalkerDeepVESUpdater, WalkerGroup, spawn_walkers
 from .learner import ProcessLearner
+from .samples import SampleEvaluator
 from .averaging import AveragedFES
 
 __all__ = [
@@ -54,5 +56,6 @@ __all__ = [
     "WalkerDeepVESUpdater",
     "spawn_walkers",
     "ProcessLearner",
+    "SampleEvaluator",
     "AveragedFES",
 ]

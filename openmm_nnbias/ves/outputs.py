@@ -34,8 +34,8 @@ def positions_nm(state) -> np.ndarray:
 
 
 class UpdaterFiles:
-    """Mixin of :class:`~openmm_nnbias.ves.DeepVESUpdater`: needs ``cvs``, ``out``, ``sampleStride``
-    and ``colvarStride``."""
+    """Mixin of :class:`~openmm_nnbias.ves.DeepVESUpdater`: needs ``cvs``, ``out``, ``sampleStride``,
+    ``colvarStride``, ``grid``, ``force`` and the updater's FES getters."""
 
     def _prepare_out(self, out):
         try:
@@ -77,6 +77,27 @@ class UpdaterFiles:
                 with open(path, "w") as fh:
                     fh.write(header)
         self._outputs_ready = True
+
+    def writeFes(self):
+        """Write ``fes_bias.dat``, ``fes_bias_avg.dat`` (decay on), ``fes_reweighted.dat`` (frozen on) and ``bias.pt``."""
+        from ..analysis.fes_io import write_grid_file
+
+        self._ensure_outputs()
+        if self.grid is None:  # Monte Carlo target: no grid, only the bias
+            return self.force.exportBias(os.path.join(self.out, "bias.pt"))
+        axes = self.gridAxes()
+        dom = dict(lower=self.cvs.lower, upper=self.cvs.upper)
+        write_grid_file(os.path.join(self.out, "fes_bias.dat"), self.cvs.names, axes,
+                        self.getFreeEnergyFromBias(), self.cvs.periodic, **dom)
+        avg = self.getAveragedFreeEnergyFromBias()
+        if avg is not None:
+            write_grid_file(os.path.join(self.out, "fes_bias_avg.dat"), self.cvs.names, axes, avg,
+                            self.cvs.periodic, **dom)
+        rw = self.getReweightedFreeEnergy()
+        if rw is not None:
+            write_grid_file(os.path.join(self.out, "fes_reweighted.dat"), self.cvs.names, axes, rw,
+                            self.cvs.periodic, **dom)
+        self.force.exportBias(os.path.join(self.out, "bias.pt"))
 
     def _write_colvar(self, s, v, c, times):
         keep = slice(None, None, self.colvarStride // self.sampleStride)

@@ -9,7 +9,6 @@ import torch
 
 from .._io import atomic_write
 from .._units import strip_unit
-from ..analysis.fes_io import write_grid_file
 from .grid import CVGrid
 from .learner import ProcessLearner, learn_step, validate_cpus
 from .montecarlo import MonteCarloTarget
@@ -337,24 +336,6 @@ class DeepVESUpdater(UpdaterFiles):
 
     def gridAxes(self):
         return [torch.unique(self.grid.points[:, j].cpu()).numpy() for j in range(self.grid.n_cv)]
-
-    def writeFes(self):
-        self._ensure_outputs()
-        if self.grid is None:  # Monte Carlo target: no grid, only the bias
-            return self.force.exportBias(os.path.join(self.out, "bias.pt"))
-        axes = self.gridAxes()
-        dom = dict(lower=self.cvs.lower, upper=self.cvs.upper)
-        write_grid_file(os.path.join(self.out, "fes_bias.dat"), self.cvs.names, axes,
-                        self.getFreeEnergyFromBias(), self.cvs.periodic, **dom)
-        avg = self.getAveragedFreeEnergyFromBias()
-        if avg is not None:
-            write_grid_file(os.path.join(self.out, "fes_bias_avg.dat"), self.cvs.names, axes, avg,
-                            self.cvs.periodic, **dom)
-        rw = self.getReweightedFreeEnergy()
-        if rw is not None:
-            write_grid_file(os.path.join(self.out, "fes_reweighted.dat"), self.cvs.names, axes, rw,
-                            self.cvs.periodic, **dom)
-        self.force.exportBias(os.path.join(self.out, "bias.pt"))
 
     # ----------------------------------------------------------------- checkpoints
     def saveCheckpoint(self, path, simulation):
