@@ -63,11 +63,12 @@ class DeepVESUpdater(UpdaterFiles):
         restarts exact (checkpoint iterations are synchronous). ``True``/``"thread"``: in a worker
         thread (shares the GIL with the MD loop); ``"process"``: in a child process
         (:class:`~openmm_nnbias.ves.learner.ProcessLearner`, no GIL contention, same numbers as
-        the thread; call :meth:`close` at the end). Both use a second CPU core (or the GPU).
+        the thread; the MD thread ships raw positions and the learner computes and checks the CVs,
+        so a CV outside its range raises one iteration later; call :meth:`close` at the end). Both use a second CPU core (or the GPU).
         Default False: the paper's synchronous scheme.
     pushInterval : int
         Iterations between pushes of the network into the Context (default 1, the paper's scheme;
-        the optimizer still steps every iteration). A table push costs ~15 ms (OpenMM recompiles the
+        the optimizer still steps every iteration). A table push costs ~10 ms (OpenMM recompiles the
         force): k trades a bias lag of k iterations for speed. Checkpoints and the freeze always push.
     reducer : WalkerGroup, optional
         Passed to :class:`DeepVESOptimizer` (multiple walkers; use :class:`WalkerDeepVESUpdater`).
