@@ -41,6 +41,9 @@ def test_cli_deepves_restart_plot_compare(tmp_path, capsys):
                  "--restart"]) == 0
     log = [ln for ln in open(os.path.join(out, "ves.log")) if not ln.startswith("#")]
     assert len(log) == 6  # 4 iterations, then 2 more after the restart
+    assert main(["deepves", "--system", "wolfe-quapp", "--steps", "4000", "--out", out, "--no-progress",
+                 "--restart", "--activation", "elu"]) == 2  # another network than the checkpoint's
+    assert "'network'" in capsys.readouterr().err
     assert main(["reweight", out, "--temperature", "120.27", "--output", os.path.join(out, "rw.dat")]) == 0
     _, rw, names = read_grid_file(os.path.join(out, "rw.dat"))
     assert names == ["x"] and np.nanmin(rw) == 0.0
@@ -67,6 +70,10 @@ def test_cli_errors(tmp_path, capsys):
     assert main(["deepves", "--system", "wolfe-quapp", "--steps", "100", "--out", str(tmp_path / "r4"),
                  "--learner-cpus", "0", "--no-progress"]) == 2
     assert "learnerCPUs applies to asynchronous='process' only" in capsys.readouterr().err
+    from openmm_nnbias.cli.deepves import build_deepves
+
+    _, updater, _ = build_deepves("wolfe-quapp", overrides={"activation": "elu"})  # --activation elu
+    assert updater.bias.activation == "elu" and updater.config["network"]["activation"] == "elu"
 
 
 def test_compare_interpolates_between_grids(tmp_path):

@@ -15,10 +15,10 @@ from openmm_nnbias.systems import wolfe_quapp
 from openmm_nnbias.ves import DeepVESUpdater
 
 
-def make_run(out=None, backend="table", seed=1, lower=-3.0, **kwargs):
+def make_run(out=None, backend="table", seed=1, lower=-3.0, activation="relu", **kwargs):
     ms = wolfe_quapp()
     cvs = CVSet([Position(0, "x", lower, 3.0)])
-    bias = NeuralBias.from_cvs(cvs, seed=0, hidden=(16, 8))
+    bias = NeuralBias.from_cvs(cvs, seed=0, hidden=(16, 8), activation=activation)
     force = NeuralBiasForce(cvs, bias, backend=backend)
     force.addToSystem(ms.system)
     integ = mm.LangevinMiddleIntegrator(ms.temperature, ms.friction, ms.timestep)
@@ -97,6 +97,9 @@ def test_bad_input(tmp_path):
     sim2, up2, _ = make_run(None, gridBins=40)
     with pytest.raises(ValueError, match="does not match this run"):
         up2.loadCheckpoint(str(tmp_path / "a" / "checkpoint.pt"), sim2)
+    sim3, up3, _ = make_run(None, activation="elu")  # same shapes, another network: no silent restart
+    with pytest.raises(ValueError, match="does not match this run.*'network'"):
+        up3.loadCheckpoint(str(tmp_path / "a" / "checkpoint.pt"), sim3)
 
 
 def test_nan_cvs_skip_the_update_and_keep_weights(tmp_path):

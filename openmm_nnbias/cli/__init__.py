@@ -46,6 +46,8 @@ def _parser():
     d.add_argument("--learner-cpus", default=None,
                    help="--async process: pin the learner to these CPUs, e.g. 1 or 2,3 (start the run itself "
                         "under taskset -c 0 so that MD and learner never share a CPU)")
+    d.add_argument("--activation", choices=["relu", "elu", "tanh", "softplus", "silu"], default=None,
+                   help="hidden-layer activation of the bias network (default relu, as in the paper)")
     d.add_argument("--precision", choices=["mixed", "double"], default=None,
                    help="optimizer network passes in float32 with float64 weights (mixed, default) or float64")
     d.add_argument("--walkers", type=int, default=1,
@@ -123,6 +125,7 @@ def main(argv=None) -> int:
             steps = args.steps if args.steps is not None else int(round(parse_time(args.time) / dt))
             overrides = dict(stride=args.stride, tauKL=args.tau_kl, tauDecay=args.tau_decay,
                              klThreshold=args.kl_threshold, pushInterval=args.push_interval, precision=args.precision,
+                             activation=args.activation,
                              learnerCPUs=_cpu_list(args.learner_cpus),
                              mcPoints=args.mc_points, recrossings=args.recrossings,
                              decayAfter=None if args.decay_after is None else parse_time(args.decay_after))

@@ -75,7 +75,7 @@ def build_deepves(system_name: str, out: str = None, backend: str = "table", pla
     else:
         cvs = CVSet([Torsion(built.torsions["phi"], "phi"), Torsion(built.torsions["psi"], "psi")])
         temperature, dt, friction = 300 * unit.kelvin, 0.002 * unit.picosecond, 1 / unit.picosecond
-    bias = NeuralBias.from_cvs(cvs, hidden=opts.pop("hidden"), seed=seed)
+    bias = NeuralBias.from_cvs(cvs, hidden=opts.pop("hidden"), activation=opts.pop("activation", "relu"), seed=seed)
     if group is not None:  # identical initial network before the force is built; own MD seed
         group.broadcast_parameters(bias.parameters())
         seed = seed + group.rank

@@ -139,7 +139,8 @@ class DeepVESUpdater(UpdaterFiles):
         if device is None:
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.config = dict(cvs=list(self.cvs.names), bins=bins, temperature=self.temperature,
-                           biasFactor=biasFactor, stride=stride, sampleStride=sampleStride)
+                           biasFactor=biasFactor, stride=stride, sampleStride=sampleStride,
+                           network=dict(hidden=list(self.bias.hidden), activation=self.bias.activation))
         if gridless:
             self.config["targetSampling"] = "mc"
         self.optimizer = DeepVESOptimizer(
