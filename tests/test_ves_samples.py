@@ -103,3 +103,17 @@ def test_process_learner_reports_a_range_error_at_the_next_iteration():
     finally:
         up.close()
     assert math.isfinite(up.kT)
+
+
+def test_getters_record_the_samples_of_a_pending_step():
+    """The learner process records an iteration's samples when its step finishes; getters finish it first."""
+    sim, up, _ = make_run(None, asynchronous="process", klThreshold=100.0, tauDecay=5, freezeRatio=0.01)
+    try:
+        sim.step(200 * 30)  # frozen after ~20 iterations: reweighting accumulates (steps still in the learner)
+        assert up._pending is not None and up.optimizer.frozen
+        n = up._rw_count
+        rw = up.getReweightedFreeEnergy()
+        assert up._pending is None and up._rw_count == n + 20  # the last iteration's 20 samples
+        assert rw is not None and np.nanmin(rw) == 0.0
+    finally:
+        up.close()

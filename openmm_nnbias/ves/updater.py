@@ -331,6 +331,7 @@ class DeepVESUpdater(UpdaterFiles):
 
     def getReweightedFreeEnergy(self):
         """Reweighted F(s) from frames sampled with the frozen bias (Eq. 11); None before."""
+        self._wait_pending()  # the samples of a pending asynchronous step are recorded when it finishes
         if self._rw_logsum is None:
             return None
         f = -self.kT * self._rw_logsum
