@@ -29,6 +29,8 @@ def main(argv=None):
     p.add_argument("--kl-threshold", type=float, default=0.5)
     p.add_argument("--after-freeze", type=int, default=None,
                    help="stop this many steps after the bias freezes (default: run all --steps)")
+    p.add_argument("--precision", choices=["mixed", "double"], default="mixed",
+                   help="optimizer network passes in float32 (mixed) or float64")
     p.add_argument("--platform", default="Reference",
                    help="Reference is ~100x faster than CPU for this one-particle system")
     args = p.parse_args(argv)
@@ -49,7 +51,7 @@ def main(argv=None):
 
     updater = DeepVESUpdater(force, ms.temperature, biasFactor=10, stride=500, sampleStride=10,
                              gridBins=args.grid_bins, tauKL=args.tau_kl, tauDecay=args.tau_decay,
-                             klThreshold=args.kl_threshold, out=args.out)
+                             klThreshold=args.kl_threshold, out=args.out, precision=args.precision)
     sim.reporters.append(updater)
     if args.after_freeze is None:
         sim.step(args.steps)
