@@ -64,7 +64,9 @@ class DeepVESUpdater(UpdaterFiles):
         thread (shares the GIL with the MD loop); ``"process"``: in a child process
         (:class:`~openmm_nnbias.ves.learner.ProcessLearner`, no GIL contention, same numbers as
         the thread; the MD thread ships raw positions and the learner computes and checks the CVs,
-        so a CV outside its range raises one iteration later; call :meth:`close` at the end). Both use a second CPU core (or the GPU).
+        so a CV outside its range raises one iteration later; call :meth:`close` at the end).
+        An iteration's colvar rows and reweighting samples are recorded when its step finishes
+        (:meth:`flush`, :meth:`close` and the getters finish a pending step). Both use a second CPU core (or the GPU).
         Default False: the paper's synchronous scheme.
     pushInterval : int
         Iterations between pushes of the network into the Context (default 1, the paper's scheme;
