@@ -12,7 +12,7 @@ Alanine dipeptide, CPU platform 1 thread, 2 fs. Configurations, stepped in inter
 * sync_s50_p8: Deep-VES, optimizer on the MD thread, samples every 50 steps, push every 8 iterations;
 * proc_s50_p8: the same with the optimizer in a learner process (``asynchronous="process"``);
 * proc_s100_p8: samples every 100 steps;
-* proc_s50_p16, proc_s100_p16: a push every 16 iterations.
+* proc_s50_p16, proc_s100_p16, proc_s100_p32: a push every 16 (32) iterations.
 
 ``--pin``: MD (this process) on CPU 0, learner processes on CPU 1.
 
@@ -79,6 +79,8 @@ def main():
                "proc_s50_p16": dict(backend="table", sample_stride=50, asynchronous="process", push_interval=16,
                                     learner_cpus=cpus),
                "proc_s100_p16": dict(backend="table", sample_stride=100, asynchronous="process", push_interval=16,
+                                     learner_cpus=cpus),
+               "proc_s100_p32": dict(backend="table", sample_stride=100, asynchronous="process", push_interval=32,
                                      learner_cpus=cpus)}
     if args.only:
         configs = {k: v for k, v in configs.items() if k in args.only}
