@@ -220,6 +220,8 @@ def test_process_learner_raises_the_child_exception_type():
         learner.submit(torch.zeros(5, n_cv, dtype=torch.float64), force_push=False, push_interval=1)
         stats, _, _ = learner.result()  # the child survives a failed step
         assert stats["iteration"] == 0
+        with pytest.raises(ValueError, match="needs a ProcessLearner created with an evaluator"):
+            learner.submit_positions(np.zeros((5, 1, 3)), np.arange(5.0), -1, False, 1)
     finally:
         learner.close()
 

@@ -159,7 +159,7 @@ class ProcessLearner:
     --------
     >>> learner = ProcessLearner(updater.optimizer, force.backend)    # doctest: +SKIP
     >>> learner.submit(samples, force_push=False, push_interval=1)    # doctest: +SKIP
-    >>> stats, payload = learner.result()                             # doctest: +SKIP
+    >>> stats, payload, _ = learner.result()                          # doctest: +SKIP
     """
 
     def __init__(self, optimizer, backend, threads: int | None = None, cpus=None, evaluator=None) -> None:
@@ -179,6 +179,7 @@ class ProcessLearner:
             raise ValueError("a process learner cannot share gradients between walkers; "
                              "use asynchronous='thread' (or False) with multiple walkers")
         self.optimizer = optimizer
+        self._has_evaluator = evaluator is not None
         child_backend = backend.preparer()  # without OpenMM/TorchScript objects; bias -> the child's network
         buf = io.BytesIO()
         try:
@@ -223,6 +224,8 @@ class ProcessLearner:
         """
         if self._busy:
             raise RuntimeError("the learner is still busy with the previous step; call result() first")
+        if not self._has_evaluator:
+            raise ValueError("submit_positions needs a ProcessLearner created with an evaluator (SampleEvaluator)")
         _send(self._proc.stdin, ("positions", positions, times, int(finished), bool(force_push), int(push_interval)))
         self._busy = True
 
