@@ -62,6 +62,8 @@ def test_range_error_names_cv_value_and_time_and_nan_passes_through():
     ev = SampleEvaluator(cvs, sub, net, need_v=True, grid=True, frozen=True)
     with pytest.raises(ValueError, match=r"CV 'd' = 0\.9000 at t = 0\.400 ps is outside its declared range \[0\.0, 0\.8\]"):
         ev(x, times=np.arange(6) * 0.1)
+    with pytest.raises(ValueError, match=r"positions must have shape \(samples, >= 4 atoms, 3\) in nm, got \(6, 3, 3\)"):
+        ev(x[:, :3], times=None)
     x[4] = np.nan
     rec = ev(x, times=np.arange(6) * 0.1)  # non-finite: returned as is (the optimizer skips the iteration)
     assert not torch.isfinite(rec["s"]).all() and rec["reweight"] is False

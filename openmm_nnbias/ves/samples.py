@@ -55,6 +55,7 @@ class SampleEvaluator:
         self.need_v, self.grid = bool(need_v), bool(grid)
         self.frozen, self.c = bool(frozen), float(c)
         self._staged = []  # learner process: (iteration, weights, frozen, c) of steps not yet finished by MD
+        self.n_atoms = 1 + max(int(g.atoms.max()) for g in sub_cvs.groups)  # atoms the positions must hold
 
     def __call__(self, x, times) -> dict[str, Any]:
         """Checked CVs of positions ``x`` recorded at ``times`` (ps) and, when needed, V of the bias in force.
@@ -63,6 +64,8 @@ class SampleEvaluator:
         CVs are returned as they are (the optimizer skips such an iteration and reports it).
         """
         x = torch.as_tensor(np.asarray(x), dtype=torch.float64)
+        if x.dim() != 3 or x.shape[1] < self.n_atoms or x.shape[2] != 3:
+            raise ValueError(f"positions must have shape (samples, >= {self.n_atoms} atoms, 3) in nm, got {tuple(x.shape)}")
         with torch.no_grad():
             s = self.sub_cvs(x)
         finite = bool(torch.isfinite(s).all())
