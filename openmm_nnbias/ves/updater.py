@@ -239,10 +239,14 @@ class DeepVESUpdater(UpdaterFiles):
         return (self.optimizer.iteration + 1) % self.checkpointInterval == 0 and self.out is not None
 
     def _evaluator(self) -> SampleEvaluator:
-        """Evaluator of this iteration's samples with the state of the bias now in force."""
-        net = self._force_bias if self.asynchronous else self.bias
-        return SampleEvaluator(self.cvs, self._sub_cvs, net, need_v=self.out is not None,
-                               grid=self.grid is not None, frozen=self._in_force_frozen, c=self.c)
+        """Evaluator of this iteration's samples with the state of the bias now in force (made once)."""
+        if getattr(self, "_sample_evaluator", None) is None:
+            net = self._force_bias if self.asynchronous else self.bias
+            self._sample_evaluator = SampleEvaluator(self.cvs, self._sub_cvs, net, need_v=self.out is not None,
+                                                     grid=self.grid is not None)
+        ev = self._sample_evaluator
+        ev.frozen, ev.c = self._in_force_frozen, self.c
+        return ev
 
     def _record(self, record, times):
         """Colvar rows and reweighting of one iteration's samples (written when its step finishes)."""
