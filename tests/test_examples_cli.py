@@ -72,6 +72,12 @@ def test_cli_errors(tmp_path, capsys):
     assert "learnerCPUs applies to asynchronous='process' only" in capsys.readouterr().err
     from openmm_nnbias.cli.deepves import build_deepves
 
+    from openmm_nnbias.bias.network import ACTIVATIONS
+    from openmm_nnbias.cli import _parser
+
+    action = next(a for a in _parser()._subparsers._group_actions[0].choices["deepves"]._actions
+                  if a.dest == "activation")
+    assert sorted(action.choices) == sorted(ACTIVATIONS)  # the CLI offers exactly the network's activations
     _, updater, _ = build_deepves("wolfe-quapp", overrides={"activation": "elu"})  # --activation elu
     assert updater.bias.activation == "elu" and updater.config["network"]["activation"] == "elu"
 

@@ -47,7 +47,7 @@ def _parser():
                    help="--async process: pin the learner to these CPUs, e.g. 1 or 2,3 (start the run itself "
                         "under taskset -c 0 so that MD and learner never share a CPU)")
     d.add_argument("--activation", choices=["relu", "elu", "tanh", "softplus", "silu"], default=None,
-                   help="hidden-layer activation of the bias network (default relu, as in the paper)")
+                   help="hidden-layer activation of the bias network (default relu, as in the paper)")  # = bias.network.ACTIVATIONS
     d.add_argument("--precision", choices=["mixed", "double"], default=None,
                    help="optimizer network passes in float32 with float64 weights (mixed, default) or float64")
     d.add_argument("--walkers", type=int, default=1,

@@ -99,12 +99,15 @@ class UpdaterFiles:
                             self.cvs.periodic, **dom)
         self.force.exportBias(os.path.join(self.out, "bias.pt"))
 
+    def _colvar_name(self) -> str:
+        return "colvar"
+
     def _write_colvar(self, s, v, c, times):
         keep = slice(None, None, self.colvarStride // self.sampleStride)
         data = np.column_stack([times[keep], s.numpy()[keep], v.numpy()[keep], v.numpy()[keep] - c])
         buf = io.StringIO()
         np.savetxt(buf, data, fmt="%.6f")
-        with open(os.path.join(self.out, "colvar"), "a") as fh:
+        with open(os.path.join(self.out, self._colvar_name()), "a") as fh:
             fh.write(buf.getvalue())
 
     def _write_log(self, st):

@@ -31,7 +31,6 @@ import tempfile
 import time
 from typing import Any, Callable, Iterable, Sequence
 
-import numpy as np
 import torch
 import torch.distributed as dist
 
@@ -283,13 +282,8 @@ class WalkerDeepVESUpdater(DeepVESUpdater):
             return super()._run_files()
         return list(self._table_headers()) + [f"checkpoint.{self.group.rank}.pt"]
 
-    def _write_colvar(self, s, v, c, times):  # same format as DeepVESUpdater's colvar
-        if self.group.rank == 0:
-            return super()._write_colvar(s, v, c, times)
-        keep = slice(None, None, self.colvarStride // self.sampleStride)
-        data = np.column_stack([times[keep], s.numpy()[keep], v.numpy()[keep], v.numpy()[keep] - c])
-        with open(os.path.join(self.out, f"colvar.{self.group.rank}"), "a") as fh:
-            np.savetxt(fh, data, fmt="%.6f")
+    def _colvar_name(self) -> str:  # same format as DeepVESUpdater's colvar
+        return "colvar" if self.group.rank == 0 else f"colvar.{self.group.rank}"
 
     def _write_log(self, st):
         if self.group.rank == 0:
