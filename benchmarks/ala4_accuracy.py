@@ -31,7 +31,7 @@ def plot(deepves, reference, t_min, cutoff, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from openmm_nnbias.analysis.fes_io import read_grid_file
+    from openmm_nnbias.io import read_grid_file
     from openmm_nnbias.cli.reference_ala4 import KB, MARGINALS, reweighted_marginals
 
     names = ["phi1", "phi2", "phi3"]
@@ -62,7 +62,7 @@ def plot(deepves, reference, t_min, cutoff, path):
 
 
 def _reference(reference, n=None):
-    from openmm_nnbias.analysis.fes_io import read_grid_file
+    from openmm_nnbias.io import read_grid_file
     from openmm_nnbias.cli.reference_ala4 import MARGINALS
 
     names = ["phi1", "phi2", "phi3"]
@@ -81,7 +81,7 @@ def _aligned_rms(f, ref, cutoff):
 
 def block_errors(colvar, reference, t_min, blocks, cutoff, kT):
     """(standard error per marginal, RMSE per block per marginal) of the reweighted marginals."""
-    from openmm_nnbias.analysis.fes_io import read_colvar
+    from openmm_nnbias.io import read_colvar
     from openmm_nnbias.cli.reference_ala4 import reweighted_marginals
 
     ref = _reference(reference)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
-__all__ = ["strip_unit", "MD_UNITS"]
+__all__ = ["strip_unit", "parse_time", "KB", "MD_UNITS"]
+
+#: Boltzmann constant in kJ/mol/K (``openmm.unit.MOLAR_GAS_CONSTANT_R``); the one value the package uses.
+KB = 0.00831446261815324
 
 MD_UNITS = {
     "length": "nanometer",
@@ -46,3 +50,49 @@ def strip_unit(value: Any, unit_name: str) -> float:
     except (TypeError, ValueError) as exc:
         raise ValueError(f"expected a number in {unit_name} or a Quantity, got {value!r}") from exc
     return out
+
+
+def parse_time(text: str, argument: str = "time") -> float:
+    """Read a simulated time such as ``'20ns'``, ``'500ps'``, ``'1.5 ns'``, ``'2fs'`` → picoseconds.
+
+    Parameters
+    ----------
+    text : str
+        A finite, non-negative number followed by ``ns``, ``ps`` or ``fs``.
+    argument : str, optional
+        Name of the option or argument the text came from, used in error messages (e.g. ``"--time"``).
+
+    Returns
+    -------
+    float
+        The time in ps (>= 0).
+
+    Raises
+    ------
+    TypeError
+        If ``text`` is not a string.
+    ValueError
+        If ``text`` has no unit, is not a number, or is negative, NaN or infinite.
+
+    Examples
+    --------
+    >>> parse_time("20ns"), parse_time("1.5 ps"), parse_time("500fs")
+    (20000.0, 1.5, 0.5)
+    >>> parse_time("-5ns", "--time")
+    Traceback (most recent call last):
+    ...
+    ValueError: --time must be a finite time >= 0, got '-5ns'
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"{argument} must be a string such as '20ns', got {type(text).__name__}")
+    t = text.strip().lower().replace(" ", "")
+    for suffix, factor in (("ns", 1000.0), ("ps", 1.0), ("fs", 1e-3)):
+        if t.endswith(suffix):
+            try:
+                value = float(t[: -len(suffix)])
+            except ValueError:
+                break
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{argument} must be a finite time >= 0, got {text!r}")
+            return value * factor
+    raise ValueError(f"cannot read {argument} {text!r}: use a number and a unit, e.g. 20ns, 500ps")

@@ -66,7 +66,7 @@ def test_build_tetrapeptide_options_and_errors(tmp_path, capsys):
 
 
 def test_reference_tetrapeptide_marginals_and_restart(tmp_path):
-    from openmm_nnbias.analysis.fes_io import read_grid_file
+    from openmm_nnbias.io import read_grid_file
 
     out = str(tmp_path / "ref")
     assert main(["reference", "--system", "alanine-tetrapeptide", "--steps", "1000", "--out", out, "--no-progress"]) == 0

@@ -1,7 +1,7 @@
 """Free-energy analysis: PLUMED-style grid/COLVAR files, FES comparison, plots."""
 
 from .compare import compare_files, fes_rmse, interpolate_grid
-from .fes_io import atomic_write_text, read_colvar, read_grid_file, write_grid_file
+from ..io import atomic_write_text, read_colvar, read_grid_file, write_grid_file
 from .plots import plot_fes, plot_run
 from .reweight import reweight_colvar
 

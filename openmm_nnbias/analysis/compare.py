@@ -4,7 +4,7 @@ import itertools
 
 import numpy as np
 
-from .fes_io import read_grid_file
+from ..io import read_grid_file
 
 __all__ = ["interpolate_grid", "fes_rmse", "compare_files"]
 

@@ -4,7 +4,7 @@ import os
 
 import numpy as np
 
-from .fes_io import read_colvar, read_grid_file
+from ..io import read_colvar, read_grid_file
 
 __all__ = ["plot_fes", "plot_run"]
 

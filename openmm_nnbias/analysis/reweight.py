@@ -3,9 +3,9 @@
 import math
 
 import numpy as np
-import torch
 
-from .fes_io import read_colvar
+from ..io import read_colvar
+from .histogram import histogram_fes
 
 __all__ = ["reweight_colvar"]
 
@@ -20,8 +20,6 @@ def reweight_colvar(path: str, kT: float, bins=50, column: str = "rbias", t_min:
 
     Returns ``(axes, F)`` with F in kJ/mol (min 0, empty bins +inf) on bin centres.
     """
-    from ..ves import CVGrid, reweighted_fes
-
     col = read_colvar(path)
     names = [k for k in col if k not in ("time", "bias", "rbias")]
     if column not in col:
@@ -34,9 +32,7 @@ def reweight_colvar(path: str, kT: float, bins=50, column: str = "rbias", t_min:
     lower = [-math.pi] * n if lower is None else list(lower)
     upper = [math.pi] * n if upper is None else list(upper)
     bins = [int(bins)] * n if np.isscalar(bins) else list(bins)
-    grid = CVGrid(lower, upper, bins, periodic)
-    s = torch.tensor(np.column_stack([col[k][keep] for k in names]), dtype=torch.float64)
-    w = torch.tensor(col[column][keep], dtype=torch.float64)
-    fes = reweighted_fes(s, w, grid, kT, out_of_range="ignore").reshape(bins).numpy()
-    axes = [np.unique(grid.points[:, j].numpy()) for j in range(n)]
+    s = np.column_stack([col[k][keep] for k in names])
+    fes = histogram_fes(s, col[column][keep] / kT, kT, lower, upper, bins, periodic)
+    axes = [lo + (np.arange(b) + 0.5) * (hi - lo) / b for lo, hi, b in zip(lower, upper, bins)]
     return axes, fes

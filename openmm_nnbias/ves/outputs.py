@@ -80,7 +80,7 @@ class UpdaterFiles:
 
     def writeFes(self):
         """Write ``fes_bias.dat``, ``fes_bias_avg.dat`` (decay on), ``fes_reweighted.dat`` (frozen on) and ``bias.pt``."""
-        from ..analysis.fes_io import write_grid_file
+        from ..io import write_grid_file
 
         self._ensure_outputs()
         if self.grid is None:  # Monte Carlo target: no grid, only the bias

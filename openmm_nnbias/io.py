@@ -1,0 +1,98 @@
+"""PLUMED-style text files: grid files (``#! FIELDS cv... file.free``) and COLVAR files.
+
+Below both :mod:`openmm_nnbias.ves` (which writes them) and :mod:`openmm_nnbias.analysis`
+(which reads them). Grid coordinates are in the CVs' units (nm, rad), free energies in kJ/mol.
+"""
+
+import os
+from typing import Sequence
+
+import numpy as np
+
+from ._io import atomic_write
+
+__all__ = ["atomic_write_text", "write_grid_file", "read_grid_file", "read_grid_domain", "read_colvar"]
+
+
+def atomic_write_text(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and an atomic rename."""
+
+    def write(tmp):
+        with open(tmp, "w") as fh:
+            fh.write(text)
+
+    atomic_write(path, write)
+
+
+def _fields(path: str, kind: str) -> list:
+    with open(path) as fh:
+        for line in fh:
+            if line.startswith("#! FIELDS"):
+                return line.split()[2:]
+    raise ValueError(f"{path}: no '#! FIELDS' header; not a PLUMED-style {kind} file")
+
+
+def write_grid_file(path: str, names: Sequence[str], axes: Sequence[np.ndarray], values: np.ndarray,
+                    periodic: Sequence[bool], field: str = "file.free", lower=None, upper=None) -> None:
+    """Write a grid of ``values`` (shape = lengths of ``axes``, first CV slowest) PLUMED style.
+
+    One line per grid point, a blank line after each row of the last CV (as PLUMED does for 2D
+    grids), header ``#! FIELDS <names> <field>`` and ``#! SET`` lines with the ranges.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, os
+    >>> x = np.linspace(-1, 1, 3)
+    >>> p = os.path.join(tempfile.mkdtemp(), "fes.dat")
+    >>> write_grid_file(p, ["x"], [x], x ** 2, [False])
+    >>> read_grid_file(p)[1].tolist()
+    [1.0, 0.0, 1.0]
+    """
+    values = np.asarray(values, dtype=float)
+    shape = tuple(len(a) for a in axes)
+    if values.shape != shape:
+        values = values.reshape(shape)
+    lines = ["#! FIELDS " + " ".join(list(names) + [field])]
+    for i, name in enumerate(names):
+        lo = axes[i][0] if lower is None else lower[i]
+        hi = axes[i][-1] if upper is None else upper[i]
+        lines.append(f"#! SET min_{name} {lo:.10g}")
+        lines.append(f"#! SET max_{name} {hi:.10g}")
+        lines.append(f"#! SET nbins_{name} {len(axes[i])}")
+        lines.append(f"#! SET periodic_{name} {'true' if periodic[i] else 'false'}")
+    mesh = np.meshgrid(*axes, indexing="ij")
+    flat_pts = np.stack([m.reshape(-1) for m in mesh], axis=-1)
+    flat_vals = values.reshape(-1)
+    last = shape[-1]
+    for k, (pt, v) in enumerate(zip(flat_pts, flat_vals)):
+        lines.append(" ".join(f"{c:.8f}" for c in pt) + f" {v:.8f}")
+        if len(shape) > 1 and (k + 1) % last == 0:
+            lines.append("")
+    atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+def read_grid_file(path: str):
+    """Read a grid file → (points (n, d), values (n,), names)."""
+    names = _fields(path, "grid")
+    data = np.loadtxt(path, comments="#", ndmin=2)
+    return data[:, :-1], data[:, -1], names[:-1]
+
+
+def read_grid_domain(path: str) -> dict:
+    """``#! SET`` lines of a grid file → {cv: {"min", "max", "nbins", "periodic"}}."""
+    out: dict = {}
+    with open(path) as fh:
+        for line in fh:
+            if not line.startswith("#! SET "):
+                continue
+            key, val = line.split()[2:4]
+            field, _, cv = key.partition("_")
+            out.setdefault(cv, {})[field] = (val == "true") if field == "periodic" else float(val)
+    return out
+
+
+def read_colvar(path: str):
+    """Read a COLVAR file → (dict of column name → array)."""
+    names = _fields(path, "COLVAR")
+    data = np.loadtxt(path, comments="#", ndmin=2)
+    return {n: data[:, i] for i, n in enumerate(names)}
