@@ -21,8 +21,9 @@ import os
 
 import numpy as np
 
-from openmm_nnbias.cli import parse_time
-from openmm_nnbias.cli.reference_ala4 import compare_ala4, count_transitions
+from openmm_nnbias._units import parse_time
+from openmm_nnbias.analysis.marginals import compare_ala4
+from openmm_nnbias.systems.recipes import count_transitions
 
 
 def plot(deepves, reference, t_min, cutoff, path):
@@ -32,7 +33,8 @@ def plot(deepves, reference, t_min, cutoff, path):
     import matplotlib.pyplot as plt
 
     from openmm_nnbias.io import read_grid_file
-    from openmm_nnbias.cli.reference_ala4 import KB, MARGINALS, reweighted_marginals
+    from openmm_nnbias._units import KB
+    from openmm_nnbias.analysis.marginals import MARGINALS, reweighted_marginals
 
     names = ["phi1", "phi2", "phi3"]
     n = len(read_grid_file(os.path.join(reference, "fes_reference_phi1.dat"))[1])
@@ -63,7 +65,7 @@ def plot(deepves, reference, t_min, cutoff, path):
 
 def _reference(reference, n=None):
     from openmm_nnbias.io import read_grid_file
-    from openmm_nnbias.cli.reference_ala4 import MARGINALS
+    from openmm_nnbias.analysis.marginals import MARGINALS
 
     names = ["phi1", "phi2", "phi3"]
     if n is None:
@@ -82,7 +84,7 @@ def _aligned_rms(f, ref, cutoff):
 def block_errors(colvar, reference, t_min, blocks, cutoff, kT):
     """(standard error per marginal, RMSE per block per marginal) of the reweighted marginals."""
     from openmm_nnbias.io import read_colvar
-    from openmm_nnbias.cli.reference_ala4 import reweighted_marginals
+    from openmm_nnbias.analysis.marginals import reweighted_marginals
 
     ref = _reference(reference)
     n = len(ref[(0,)])
@@ -125,7 +127,7 @@ def marginals_from_bias(bias_pt, kT, bias_factor=10.0, n=36, chains=4000, steps=
 
     from openmm_nnbias.ves import MetropolisSampler
 
-    from openmm_nnbias.cli.reference_ala4 import weighted_marginals
+    from openmm_nnbias.analysis.marginals import weighted_marginals
 
     model = torch.jit.load(bias_pt)
     names = list(model.cv_names)
@@ -187,7 +189,7 @@ def main():
     names = ["phi1", "phi2", "phi3"]
     tag = {m: "_".join(names[k] for k in m) for m in ((0, 1), (1, 2), (0,), (1,), (2,))}
     if a.blocks >= 2:
-        from openmm_nnbias.cli.reference_ala4 import KB
+        from openmm_nnbias._units import KB
 
         stderr, per_block, edges = block_errors(os.path.join(a.deepves, "colvar"), a.reference, t_min, a.blocks,
                                                 a.cutoff, KB * 300.0)
@@ -197,7 +199,7 @@ def main():
             print(f"  RMSE per block {tag[m]}: " + " ".join(f"{x:.2f}" for x in v))
     if a.from_bias:
         from openmm_nnbias.analysis.compare import fes_rmse
-        from openmm_nnbias.cli.reference_ala4 import KB
+        from openmm_nnbias._units import KB
 
         ref = _reference(a.reference)
         fb, acc, ess = marginals_from_bias(os.path.join(a.deepves, "bias.pt"), KB * 300.0, n=len(ref[(0,)]))

@@ -13,8 +13,8 @@ import math
 import os
 
 from openmm_nnbias.analysis import compare_files
-from openmm_nnbias.cli import parse_time
-from openmm_nnbias.cli.reference import run_reference
+from openmm_nnbias._units import parse_time
+from openmm_nnbias.systems import run_reference
 
 
 def main():

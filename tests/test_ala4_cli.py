@@ -8,7 +8,8 @@ import pytest
 import torch  # noqa: F401  (before openmmtorch)
 
 from openmm_nnbias.cli import main
-from openmm_nnbias.cli.reference_ala4 import KB, marginals_from_fes3d, reweighted_marginals
+from openmm_nnbias._units import KB
+from openmm_nnbias.analysis.marginals import marginals_from_fes3d, reweighted_marginals
 
 
 def _rows(path, usecols=None):
@@ -39,7 +40,7 @@ def test_deepves_tetrapeptide_mc_target_mts_and_restart(tmp_path):
 def test_build_tetrapeptide_options_and_errors(tmp_path, capsys):
     import openmm as mm
 
-    from openmm_nnbias.cli.deepves import build_deepves
+    from openmm_nnbias.systems import build_deepves
     from openmm_nnbias.ves import RecrossingMonitor
 
     sim, up, dt = build_deepves("alanine-tetrapeptide", backend="torch", mts=4, overrides=dict(mcPoints=200))

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from openmm_nnbias.analysis import compare_files, interpolate_grid, read_grid_file, write_grid_file
-from openmm_nnbias.cli import main, parse_time
+from openmm_nnbias._units import parse_time
+from openmm_nnbias.cli import main
 
 EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "examples")
 
@@ -70,7 +71,7 @@ def test_cli_errors(tmp_path, capsys):
     assert main(["deepves", "--system", "wolfe-quapp", "--steps", "100", "--out", str(tmp_path / "r4"),
                  "--learner-cpus", "0", "--no-progress"]) == 2
     assert "learnerCPUs applies to asynchronous='process' only" in capsys.readouterr().err
-    from openmm_nnbias.cli.deepves import build_deepves
+    from openmm_nnbias.systems import build_deepves
 
     from openmm_nnbias.bias.network import ACTIVATIONS
     from openmm_nnbias.cli import _parser

@@ -3,16 +3,9 @@
 import argparse
 import sys
 
-__all__ = ["main", "parse_time"]
+from .._units import KB, parse_time
 
-
-def parse_time(text: str) -> float:
-    """'20ns', '500ps', '1.5 ns' → picoseconds."""
-    t = text.strip().lower().replace(" ", "")
-    for suffix, factor in (("ns", 1000.0), ("ps", 1.0), ("fs", 1e-3)):
-        if t.endswith(suffix):
-            return float(t[: -len(suffix)]) * factor
-    raise ValueError(f"cannot read time {text!r}: use e.g. 20ns, 500ps")
+__all__ = ["main"]
 
 
 def _parser():
@@ -112,42 +105,78 @@ def _cpu_list(text):
         raise ValueError(f"--learner-cpus takes comma-separated CPU ids, e.g. 1 or 2,3; got {text!r}") from None
 
 
+def _steps(args, timestep_ps: float) -> int:
+    """MD steps of ``--steps`` or ``--time`` (ValueError naming the option when not >= 1 step)."""
+    if args.steps is not None:
+        if args.steps < 1:
+            raise ValueError(f"--steps must be >= 1, got {args.steps}")
+        return args.steps
+    t = parse_time(args.time, "--time")
+    steps = int(round(t / timestep_ps))
+    if steps < 1:
+        raise ValueError(f"--time {args.time} is shorter than one MD step ({timestep_ps:g} ps)")
+    return steps
+
+
+def _deepves(args) -> None:
+    import os
+
+    import torch
+
+    from ..systems import get_recipe
+    from .deepves import run_deepves_walkers
+
+    if args.mts < 1:
+        raise ValueError(f"--mts must be an integer >= 1 (inner steps per bias evaluation), got {args.mts}")
+    steps = _steps(args, get_recipe(args.system).timestep * args.mts)
+    overrides = dict(stride=args.stride, tauKL=args.tau_kl, tauDecay=args.tau_decay,
+                     klThreshold=args.kl_threshold, pushInterval=args.push_interval, precision=args.precision,
+                     activation=args.activation, learnerCPUs=_cpu_list(args.learner_cpus),
+                     mcPoints=args.mc_points, recrossings=args.recrossings,
+                     decayAfter=None if args.decay_after is None else parse_time(args.decay_after, "--decay-after"))
+    torch.set_num_threads(max(1, args.threads))  # as each walker does; the TorchForce runs in torch's pool
+    run_deepves_walkers(args.walkers, args.system, args.out, steps, restart=args.restart,
+                        progress=not args.no_progress, backend=args.backend, platform=args.platform,
+                        threads=args.threads, seed=args.seed, biasFactor=args.bias_factor,
+                        sampleStride=args.sample_stride, overrides=overrides,
+                        asynchronous=args.asynchronous, mts=args.mts)
+    many = max(args.walkers, int(os.environ.get("WORLD_SIZE", 1))) > 1
+    if os.environ.get("RANK", "0") == "0":  # torchrun: walker 0 only
+        names = [n for n in ("fes_bias.dat", "fes_reweighted.dat", "bias.pt", "colvar", "ves.log")
+                 if os.path.exists(os.path.join(args.out, n))]
+        print(f"wrote {', '.join(names)} in {args.out}/" + (" (colvar.k: walker k)" if many else ""))
+
+
+def _reweight(args) -> str:
+    import os
+
+    from ..analysis import reweight_colvar
+    from ..io import read_colvar, read_grid_domain, write_grid_file
+
+    t_max = parse_time(args.t_max, "--to") if args.t_max else float("inf")
+    names = [k for k in read_colvar(os.path.join(args.run, "colvar")) if k not in ("time", "bias", "rbias")]
+    dom = read_grid_domain(os.path.join(args.run, "fes_bias.dat"))
+    periodic = [dom[n]["periodic"] for n in names]
+    lower, upper = [dom[n]["min"] for n in names], [dom[n]["max"] for n in names]
+    axes, fes = reweight_colvar(os.path.join(args.run, "colvar"), KB * args.temperature, bins=args.bins,
+                                column=args.column, t_min=parse_time(args.t_min, "--from"), t_max=t_max,
+                                periodic=periodic, lower=lower, upper=upper)
+    path = args.output or os.path.join(args.run, "fes_colvar_reweighted.dat")
+    write_grid_file(path, names, axes, fes, periodic, lower=lower, upper=upper)
+    return path
+
+
 def main(argv=None) -> int:
+    """Run the command line with ``argv`` (default ``sys.argv[1:]``); returns the exit status (2: error)."""
     args = _parser().parse_args(argv)
     try:
         if args.command == "deepves":
-            import torch
-
-            from .deepves import run_deepves_walkers
-
-            torch.set_num_threads(max(1, args.threads))  # as each walker does; the TorchForce runs in torch's pool
-            dt = (0.005 if args.system == "wolfe-quapp" else 0.002) * args.mts
-            steps = args.steps if args.steps is not None else int(round(parse_time(args.time) / dt))
-            overrides = dict(stride=args.stride, tauKL=args.tau_kl, tauDecay=args.tau_decay,
-                             klThreshold=args.kl_threshold, pushInterval=args.push_interval, precision=args.precision,
-                             activation=args.activation,
-                             learnerCPUs=_cpu_list(args.learner_cpus),
-                             mcPoints=args.mc_points, recrossings=args.recrossings,
-                             decayAfter=None if args.decay_after is None else parse_time(args.decay_after))
-            backend = args.backend or ("torch" if args.system == "alanine-tetrapeptide" else "table")
-            run_deepves_walkers(args.walkers, args.system, args.out, steps, restart=args.restart,
-                                progress=not args.no_progress, backend=backend, platform=args.platform,
-                                threads=args.threads, seed=args.seed, biasFactor=args.bias_factor,
-                                sampleStride=args.sample_stride, overrides=overrides,
-                                asynchronous=args.asynchronous, mts=args.mts)
-            from os import environ
-
-            many = max(args.walkers, int(environ.get("WORLD_SIZE", 1))) > 1
-            if environ.get("RANK", "0") == "0":  # torchrun: walker 0 only
-                import os
-
-                names = [n for n in ("fes_bias.dat", "fes_reweighted.dat", "bias.pt", "colvar", "ves.log")
-                         if os.path.exists(os.path.join(args.out, n))]
-                print(f"wrote {', '.join(names)} in {args.out}/" + (" (colvar.k: walker k)" if many else ""))
+            _deepves(args)
         elif args.command == "reference":
-            from .reference import run_reference
+            from ..systems import get_recipe, run_reference
 
-            time_ns = args.steps * 0.002e-3 if args.steps else parse_time(args.time) / 1000
+            dt = get_recipe(args.system, "metad").timestep
+            time_ns = _steps(args, dt) * dt / 1000
             path = run_reference(args.out, time_ns, platform=args.platform, threads=args.threads,
                                  system=args.system, restart=args.restart, progress=not args.no_progress)
             print(f"wrote {path}")
@@ -157,26 +186,9 @@ def main(argv=None) -> int:
             rmse, n = compare_files(args.fes, args.reference, args.cutoff)
             print(f"RMSE {rmse:.3f} kJ/mol over {n} grid points with F_ref < {args.cutoff} kJ/mol")
         elif args.command == "reweight":
-            import os
-
-            from ..analysis import reweight_colvar, write_grid_file
-
-            kT = 0.008314462618 * args.temperature
-            t_max = parse_time(args.t_max) if args.t_max else float("inf")
-            from ..analysis.fes_io import read_colvar, read_grid_domain
-
-            names = [k for k in read_colvar(os.path.join(args.run, "colvar")) if k not in ("time", "bias", "rbias")]
-            dom = read_grid_domain(os.path.join(args.run, "fes_bias.dat"))
-            periodic = [dom[n]["periodic"] for n in names]
-            lower, upper = [dom[n]["min"] for n in names], [dom[n]["max"] for n in names]
-            axes, fes = reweight_colvar(os.path.join(args.run, "colvar"), kT, bins=args.bins, column=args.column,
-                                        t_min=parse_time(args.t_min), t_max=t_max, periodic=periodic,
-                                        lower=lower, upper=upper)
-            path = args.output or os.path.join(args.run, "fes_colvar_reweighted.dat")
-            write_grid_file(path, names, axes, fes, periodic, lower=lower, upper=upper)
-            print(f"wrote {path}")
+            print(f"wrote {_reweight(args)}")
         elif args.command == "diffsim":
-            from .diffsim import run_diffsim
+            from ..diffsim.run import run_diffsim
 
             run_diffsim(args.system, args.out, args.epochs, replicas=args.replicas, steps=args.steps,
                         restart=args.restart, seed=args.seed, threads=args.threads,

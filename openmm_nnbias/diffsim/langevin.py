@@ -42,7 +42,10 @@ from typing import Callable, Optional
 
 import torch
 
-from openmm_nnbias.systems.model_potentials import KB_KJ_PER_MOL_K
+from openmm_nnbias._units import KB
+
+#: Boltzmann constant in kJ/mol/K (alias of :data:`openmm_nnbias._units.KB`).
+KB_KJ_PER_MOL_K = KB
 
 __all__ = ["LangevinSimulator", "Trajectory", "make_force_fn", "KB_KJ_PER_MOL_K"]
 
@@ -156,7 +159,7 @@ class LangevinSimulator:
     @property
     def kT(self) -> float:
         """k_B T in kJ/mol."""
-        return KB_KJ_PER_MOL_K * self.temperature
+        return KB * self.temperature
 
     def _generator_for(self, device: torch.device) -> torch.Generator:
         if self.generator is None:

@@ -30,19 +30,16 @@ Units: nm, ps, kJ/mol, amu, K.
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
 import torch
 
-from openmm_nnbias.bias import NeuralBias
+from openmm_nnbias._units import KB
 from openmm_nnbias.cvs import CVSet, Position
 
-from .langevin import KB_KJ_PER_MOL_K, LangevinSimulator
 from .potentials import MuellerBrownEnergy
-from .training import DiffSimTrainer, maxwell_boltzmann_velocities
-from .wells import Well
+from .setup_base import DiffSimSetup, assemble_setup, check_setup_arguments, unbiased_well_run
+from .setups_alanine import ALA2_C5, ALA2_C7AX, alanine_dipeptide_setup, alanine_dipeptide_vacuum
 
 __all__ = ["DiffSimSetup", "mueller_brown_setup", "MB_ENERGY_SCALE", "MB_MASS", "MB_MINIMA",
            "MB_SADDLES", "unbiased_well_run",
@@ -56,109 +53,6 @@ MB_MASS = 1.6 ** 2
 MB_MINIMA = {"A": (-0.5582, 1.4417), "B": (0.6235, 0.0280), "C": (-0.0500, 0.4667)}
 #: Saddle points (x, y) in nm: A/C and C/B.
 MB_SADDLES = {"AC": (-0.8220, 0.6243), "CB": (0.2124, 0.2930)}
-
-
-@dataclass
-class DiffSimSetup:
-    """A ready-to-train DiffSim problem.
-
-    Attributes
-    ----------
-    name : str
-    trainer : DiffSimTrainer
-        Call ``trainer.train_epoch()``; ``trainer.export(path)`` writes ``bias.pt``.
-    potential : torch.nn.Module
-        Physical energy ``(B, N, 3)`` nm → ``(B,)`` kJ/mol.
-    cvs : CVSet
-    bias : NeuralBias
-        The trained network (the same object as ``trainer.bias``).
-    masses : torch.Tensor
-        ``(N,)`` amu.
-    reactant_well, product_well : Well
-    start_positions : torch.Tensor
-        ``(P, N, 3)`` pool of reactant configurations (nm).
-    temperature : float
-        K.
-    info : dict
-        Settings and derived numbers (barrier in k_BT, ...), JSON-serializable.
-    """
-
-    name: str
-    trainer: DiffSimTrainer
-    potential: torch.nn.Module
-    cvs: CVSet
-    bias: NeuralBias
-    masses: torch.Tensor
-    reactant_well: Well
-    product_well: Well
-    start_positions: torch.Tensor
-    temperature: float
-    info: dict = field(default_factory=dict)
-
-    @property
-    def kT(self) -> float:
-        """k_B T in kJ/mol."""
-        return KB_KJ_PER_MOL_K * self.temperature
-
-
-def unbiased_well_run(potential, masses: torch.Tensor, start: torch.Tensor, cvs: CVSet, *,
-                      temperature: float, timestep: float, friction: float, n_replicas: int,
-                      n_steps: int, equilibration: int, record_every: int = 10, seed: int = 0,
-                      period=None, p: float = 0.1):
-    """Short unbiased run from one configuration; returns ``(well, frames)``.
-
-    Parameters
-    ----------
-    potential : callable
-        ``(B, N, 3)`` nm → ``(B,)`` kJ/mol.
-    masses : torch.Tensor
-        ``(N,)`` amu; sets dtype and device.
-    start : torch.Tensor
-        ``(N, 3)`` start configuration (nm), copied to every replica.
-    cvs : CVSet
-        CVs of the well.
-    temperature, timestep, friction : float
-        K, ps, 1/ps.
-    n_replicas, n_steps, equilibration, record_every : int
-        Frames after step ``equilibration`` (every ``record_every`` steps) are kept.
-    seed : int, optional
-    period : sequence of float, optional
-        CV periods for :meth:`Well.from_samples` (default ``cvs.period()``).
-    p : float, optional
-        Well tail probability (0.1 → 90 % ellipsoid).
-
-    Returns
-    -------
-    well : Well
-    frames : torch.Tensor
-        ``(P, N, 3)`` kept configurations (nm).
-
-    Examples
-    --------
-    >>> cvs = CVSet([Position(0, "x", -1.5, 1.2), Position(0, "y", -0.2, 2.0)])
-    >>> m = torch.ones(1, dtype=torch.float64)
-    >>> well, frames = unbiased_well_run(MuellerBrownEnergy(0.36), m, torch.tensor([[-0.558, 1.442, 0.0]],
-    ...     dtype=torch.float64), cvs, temperature=300.0, timestep=0.001, friction=10.0, n_replicas=8,
-    ...     n_steps=300, equilibration=100)
-    >>> frames.shape, bool(well.contains(torch.tensor([-0.558, 1.442], dtype=torch.float64)))
-    (torch.Size([160, 1, 3]), True)
-    """
-    if int(equilibration) < 0 or int(n_steps) <= int(equilibration):
-        raise ValueError(f"need 0 <= equilibration < n_steps, got {equilibration} and {n_steps}")
-    start = torch.as_tensor(start).to(masses.device, masses.dtype)
-    if start.shape != (masses.shape[0], 3):
-        raise ValueError(f"start must have shape ({masses.shape[0]}, 3) nm, got {tuple(start.shape)}")
-    gen = torch.Generator(device=masses.device).manual_seed(int(seed))
-    sim = LangevinSimulator(potential, masses, temperature, timestep, friction, generator=gen)
-    R0 = start[None].repeat(int(n_replicas), 1, 1)
-    V0 = maxwell_boltzmann_velocities(masses, temperature, int(n_replicas), generator=gen)
-    traj = sim.run(R0, V0, int(n_steps), record_every=int(record_every))
-    keep = traj.steps > int(equilibration)
-    frames = traj.positions[keep].reshape(-1, masses.shape[0], 3)
-    with torch.no_grad():
-        s = cvs.to(frames.device)(frames)
-    well = Well.from_samples(s, p=p, period=cvs.period() if period is None else period)
-    return well, frames
 
 
 def mueller_brown_setup(*, n_replicas: int = 64, n_steps: int = 2000, adjoint_steps: int = 190,
@@ -214,37 +108,19 @@ def mueller_brown_setup(*, n_replicas: int = 64, n_steps: int = 2000, adjoint_st
     >>> setup.trainer.train_epoch().success_fraction
     0.0
     """
-    for name, v in (("n_replicas", n_replicas), ("n_steps", n_steps), ("adjoint_steps", adjoint_steps),
-                    ("batch_size", batch_size), ("well_replicas", well_replicas)):
-        if int(v) < 1:
-            raise ValueError(f"{name} must be >= 1, got {v!r}")
-    if int(well_steps) < 30:
-        raise ValueError(f"well_steps must be >= 30 (the first third is equilibration), got {well_steps!r}")
-    for name, v in (("temperature", temperature), ("timestep", timestep), ("mass", mass),
-                    ("energy_scale", energy_scale), ("well_friction", well_friction)):
-        if not (math.isfinite(float(v)) and float(v) > 0):
-            raise ValueError(f"{name} must be positive and finite, got {v!r}")
-    if dtype not in (torch.float32, torch.float64):
-        raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype!r}")
+    check_setup_arguments(dict(n_replicas=n_replicas, n_steps=n_steps, adjoint_steps=adjoint_steps,
+                               batch_size=batch_size, well_replicas=well_replicas),
+                          dict(temperature=temperature, timestep=timestep, mass=mass, energy_scale=energy_scale,
+                               well_friction=well_friction), well_steps, dtype)
     device = torch.device(device)
     potential = MuellerBrownEnergy(energy_scale=float(energy_scale)).to(device)
     cvs = CVSet([Position(0, "x", -1.5, 1.2), Position(0, "y", -0.2, 2.0)]).to(device)
     masses = torch.tensor([float(mass)], dtype=dtype, device=device)
-    common = dict(temperature=float(temperature), timestep=float(timestep), friction=float(well_friction),
-                  n_replicas=int(well_replicas), n_steps=int(well_steps), equilibration=int(well_steps) // 3)
 
     def start(xy):
         return torch.tensor([[xy[0], xy[1], 0.0]], dtype=dtype, device=device)
 
-    reactant, pool = unbiased_well_run(potential, masses, start(MB_MINIMA["A"]), cvs, seed=seed, **common)
-    product, _ = unbiased_well_run(potential, masses, start(MB_MINIMA["B"]), cvs, seed=seed + 1, **common)
-    bias = NeuralBias.from_cvs(cvs, hidden=tuple(hidden), activation=activation, dtype=dtype, seed=seed)
-    trainer = DiffSimTrainer(potential, cvs, bias, masses, product, pool, temperature=float(temperature),
-                             timestep=float(timestep), friction=float(friction), n_steps=int(n_steps),
-                             n_replicas=int(n_replicas), adjoint_steps=int(adjoint_steps),
-                             batch_size=int(batch_size), lr=float(lr), max_grad_norm=max_grad_norm,
-                             seed=int(seed))
-    kT = KB_KJ_PER_MOL_K * float(temperature)
+    kT = KB * float(temperature)
     xy = torch.tensor([MB_MINIMA["A"], MB_MINIMA["B"], MB_SADDLES["AC"]], dtype=torch.float64)
     e = MuellerBrownEnergy(energy_scale=float(energy_scale))(torch.cat([xy, torch.zeros(3, 1, dtype=xy.dtype)],
                                                                        1)[:, None, :]).tolist()
@@ -252,13 +128,12 @@ def mueller_brown_setup(*, n_replicas: int = 64, n_steps: int = 2000, adjoint_st
             "temperature_K": float(temperature), "kT_kj_per_mol": kT, "timestep_ps": float(timestep),
             "friction_per_ps": float(friction), "n_steps": int(n_steps), "n_replicas": int(n_replicas),
             "adjoint_steps": int(adjoint_steps), "barrier_kT": (e[2] - e[0]) / kT,
-            "barrier_reverse_kT": (e[2] - e[1]) / kT, "reactant": "A", "product": "B",
-            "n_start_configurations": int(pool.shape[0]), "seed": int(seed)}
-    trainer.config.update({"system": "mueller-brown", "mass": float(mass), "energy_scale": float(energy_scale)})
-    return DiffSimSetup(name="mueller-brown", trainer=trainer, potential=potential, cvs=cvs, bias=bias,
-                        masses=masses, reactant_well=reactant, product_well=product, start_positions=pool,
-                        temperature=float(temperature), info=info)
-
-
-# Alanine dipeptide C5 -> C7ax lives in its own module (file size); imported last because it uses the above.
-from .setups_alanine import ALA2_C5, ALA2_C7AX, alanine_dipeptide_setup, alanine_dipeptide_vacuum  # noqa: E402
+            "barrier_reverse_kT": (e[2] - e[1]) / kT, "reactant": "A", "product": "B"}
+    setup = assemble_setup("mueller-brown", potential, cvs, masses, start(MB_MINIMA["A"]), start(MB_MINIMA["B"]),
+                           temperature=temperature, timestep=timestep, friction=friction, n_steps=n_steps,
+                           n_replicas=n_replicas, adjoint_steps=adjoint_steps, batch_size=batch_size, lr=lr,
+                           hidden=hidden, activation=activation, well_replicas=well_replicas,
+                           well_steps=well_steps, well_friction=well_friction, max_grad_norm=max_grad_norm,
+                           seed=seed, dtype=dtype, info=info)
+    setup.trainer.config.update({"mass": float(mass), "energy_scale": float(energy_scale)})
+    return setup

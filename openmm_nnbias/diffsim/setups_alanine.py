@@ -1,4 +1,4 @@
-"""DiffSim problem for alanine dipeptide: C5 → C7ax in vacuum at 300 K (re-exported by :mod:`.setups`).
+"""DiffSim problem for alanine dipeptide: C5 → C7ax in vacuum at 300 K (re-exported by :mod:`.setups`; shared parts in :mod:`.setup_base`).
 
 System
 ------
@@ -36,20 +36,16 @@ from __future__ import annotations
 
 import math
 import random
-from typing import TYPE_CHECKING, Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import openmm
 import torch
 
-from openmm_nnbias.bias import NeuralBias
+from openmm_nnbias._units import KB
 from openmm_nnbias.cvs import CVSet, Torsion
 
-from .langevin import KB_KJ_PER_MOL_K
 from .potentials import OpenMMTorchEnergy, masses_from_system
-from .training import DiffSimTrainer
-
-if TYPE_CHECKING:  # setups imports this module at its end
-    from .setups import DiffSimSetup
+from .setup_base import DiffSimSetup, assemble_setup, check_setup_arguments
 
 __all__ = ["ALA2_C5", "ALA2_C7AX", "alanine_dipeptide_vacuum", "alanine_dipeptide_setup"]
 
@@ -154,54 +150,36 @@ def alanine_dipeptide_setup(*, n_replicas: int = 32, n_steps: int = 10000, adjoi
     >>> setup.trainer.train_epoch().success_fraction
     0.0
     """
-    from .setups import DiffSimSetup, unbiased_well_run
-
-    for name, v in (("n_replicas", n_replicas), ("n_steps", n_steps), ("adjoint_steps", adjoint_steps),
-                    ("batch_size", batch_size), ("well_replicas", well_replicas)):
-        if int(v) < 1:
-            raise ValueError(f"{name} must be >= 1, got {v!r}")
-    if int(well_steps) < 30:
-        raise ValueError(f"well_steps must be >= 30 (the first third is equilibration), got {well_steps!r}")
-    for name, v in (("temperature", temperature), ("timestep", timestep), ("friction", friction),
-                    ("well_friction", well_friction), ("lr", lr)):
-        if not (math.isfinite(float(v)) and float(v) > 0):
-            raise ValueError(f"{name} must be positive and finite, got {v!r}")
+    check_setup_arguments(dict(n_replicas=n_replicas, n_steps=n_steps, adjoint_steps=adjoint_steps,
+                               batch_size=batch_size, well_replicas=well_replicas),
+                          dict(temperature=temperature, timestep=timestep, friction=friction,
+                               well_friction=well_friction, lr=lr), well_steps, dtype)
     if float(timestep) > 0.0015:
         raise ValueError(f"timestep {timestep} ps is too long for flexible X-H bonds; use <= 0.0015 ps")
-    if dtype not in (torch.float32, torch.float64):
-        raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype!r}")
     device = torch.device(device)
     c5, c7ax = alanine_dipeptide_vacuum(ALA2_C5, seed=seed), alanine_dipeptide_vacuum(ALA2_C7AX, seed=seed)
     potential = OpenMMTorchEnergy.from_system(c5.system, dtype=dtype).to(device)
     masses = masses_from_system(c5.system, dtype=dtype).to(device)
     cvs = CVSet([Torsion(c5.torsions["phi"], "phi"), Torsion(c5.torsions["psi"], "psi")]).to(device)
-    common = dict(temperature=float(temperature), timestep=float(timestep), friction=float(well_friction),
-                  n_replicas=int(well_replicas), n_steps=int(well_steps), equilibration=int(well_steps) // 3)
 
     def start(pep):
         return torch.tensor(pep.positions.value_in_unit(openmm.unit.nanometer), dtype=dtype, device=device)
 
-    reactant, pool = unbiased_well_run(potential, masses, start(c5), cvs, seed=seed, **common)
-    product, _ = unbiased_well_run(potential, masses, start(c7ax), cvs, seed=seed + 1, **common)
-    bias = NeuralBias.from_cvs(cvs, hidden=tuple(hidden), activation=activation, dtype=dtype, seed=seed)
-    trainer = DiffSimTrainer(potential, cvs, bias, masses, product, pool, temperature=float(temperature),
-                             timestep=float(timestep), friction=float(friction), n_steps=int(n_steps),
-                             n_replicas=int(n_replicas), adjoint_steps=int(adjoint_steps),
-                             batch_size=int(batch_size), lr=float(lr), max_grad_norm=max_grad_norm,
-                             storage=storage, seed=int(seed))
     with torch.no_grad():
         tors = cvs(torch.stack([start(c5), start(c7ax)])).tolist()
+    kj = openmm.unit.kilojoule_per_mole
     info = {"system": "alanine-dipeptide", "forcefield": "amber99sb.xml, vacuum, NoCutoff",
             "constraints": "none (flexible bonds, dt = 1 fs)", "cm_motion_remover": False,
-            "temperature_K": float(temperature), "kT_kj_per_mol": KB_KJ_PER_MOL_K * float(temperature),
+            "temperature_K": float(temperature), "kT_kj_per_mol": KB * float(temperature),
             "timestep_ps": float(timestep), "friction_per_ps": float(friction), "n_steps": int(n_steps),
             "trajectory_ps": int(n_steps) * float(timestep), "n_replicas": int(n_replicas),
             "adjoint_steps": int(adjoint_steps), "reactant": "C5", "product": "C7ax",
             "c5_phi_psi": tors[0], "c7ax_phi_psi": tors[1],
-            "c5_energy_kj_per_mol": c5.potential_energy.value_in_unit(openmm.unit.kilojoule_per_mole),
-            "c7ax_energy_kj_per_mol": c7ax.potential_energy.value_in_unit(openmm.unit.kilojoule_per_mole),
-            "n_start_configurations": int(pool.shape[0]), "seed": int(seed)}
-    trainer.config.update({"system": "alanine-dipeptide"})
-    return DiffSimSetup(name="alanine-dipeptide", trainer=trainer, potential=potential, cvs=cvs, bias=bias,
-                        masses=masses, reactant_well=reactant, product_well=product, start_positions=pool,
-                        temperature=float(temperature), info=info)
+            "c5_energy_kj_per_mol": c5.potential_energy.value_in_unit(kj),
+            "c7ax_energy_kj_per_mol": c7ax.potential_energy.value_in_unit(kj)}
+    return assemble_setup("alanine-dipeptide", potential, cvs, masses, start(c5), start(c7ax),
+                          temperature=temperature, timestep=timestep, friction=friction, n_steps=n_steps,
+                          n_replicas=n_replicas, adjoint_steps=adjoint_steps, batch_size=batch_size, lr=lr,
+                          hidden=hidden, activation=activation, well_replicas=well_replicas,
+                          well_steps=well_steps, well_friction=well_friction, max_grad_norm=max_grad_norm,
+                          seed=seed, dtype=dtype, info=info, storage=storage)

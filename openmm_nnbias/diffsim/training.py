@@ -28,8 +28,9 @@ from typing import Callable, List, Optional
 
 import torch
 
+from .._units import KB
 from .adjoint import AdjointPairs, partial_adjoint
-from .langevin import KB_KJ_PER_MOL_K, LangevinSimulator, make_force_fn
+from .langevin import LangevinSimulator, make_force_fn
 from .streaming import forward_for_adjoint
 from .wells import Well, loss_position_gradient
 
@@ -69,7 +70,7 @@ def maxwell_boltzmann_velocities(masses: torch.Tensor, temperature: float, n_rep
         raise ValueError(f"temperature must be non-negative (K), got {temperature!r}")
     if int(n_replicas) < 1:
         raise ValueError(f"n_replicas must be >= 1, got {n_replicas!r}")
-    sigma = torch.sqrt(KB_KJ_PER_MOL_K * T / masses)[None, :, None]
+    sigma = torch.sqrt(KB * T / masses)[None, :, None]
     noise = torch.randn((int(n_replicas), masses.shape[0], 3), generator=generator,
                         dtype=masses.dtype, device=masses.device)
     return sigma * noise

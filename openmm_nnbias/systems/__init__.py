@@ -1,10 +1,12 @@
-"""Ready-made test systems: capped alanine peptides and 2-D model potentials.
+"""Ready-made test systems (capped alanine peptides, 2-D model potentials), their run recipes,
+Deep-VES builder and WT-metadynamics reference runs.
 
 Everything is built from code (no downloads). See :func:`get_system`.
 """
 
 from openmm_nnbias.systems._exact import exact_free_energy_x_wolfe_quapp
 from openmm_nnbias.systems._registry import SYSTEM_NAMES, get_system
+from openmm_nnbias.systems.deepves import build_deepves
 from openmm_nnbias.systems.model_potentials import (
     KB_KJ_PER_MOL_K,
     MUELLER_BROWN_PARAMETERS,
@@ -23,6 +25,14 @@ from openmm_nnbias.systems.peptides import (
     alanine_tetrapeptide,
     backbone_torsions,
 )
+from openmm_nnbias.systems.recipes import (
+    DEEPVES_RECIPES,
+    METAD_RECIPES,
+    DeepVESRecipe,
+    MetadRecipe,
+    get_recipe,
+)
+from openmm_nnbias.systems.reference import run_reference, run_reference_ala4
 
 __all__ = [
     "SYSTEM_NAMES",
@@ -42,4 +52,12 @@ __all__ = [
     "alanine_peptide",
     "alanine_tetrapeptide",
     "backbone_torsions",
+    "DEEPVES_RECIPES",
+    "METAD_RECIPES",
+    "DeepVESRecipe",
+    "MetadRecipe",
+    "get_recipe",
+    "build_deepves",
+    "run_reference",
+    "run_reference_ala4",
 ]

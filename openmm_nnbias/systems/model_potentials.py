@@ -19,7 +19,7 @@ import openmm
 import torch
 from openmm import app, unit
 
-from openmm_nnbias._units import strip_unit
+from openmm_nnbias._units import KB, strip_unit
 
 __all__ = [
     "ModelSystem",
@@ -33,8 +33,8 @@ __all__ = [
     "WQ_TEMPERATURE",
 ]
 
-#: Boltzmann constant in kJ/mol/K (as used for the natural-unit mapping).
-KB_KJ_PER_MOL_K = 0.00831446261815324
+#: Boltzmann constant in kJ/mol/K (the package's one value, :data:`openmm_nnbias._units.KB`).
+KB_KJ_PER_MOL_K = KB
 #: Temperature (K) at which k_B T = 1 kJ/mol, i.e. the Wolfe-Quapp natural temperature.
 WQ_TEMPERATURE = 1.0 / KB_KJ_PER_MOL_K
 

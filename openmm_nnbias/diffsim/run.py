@@ -1,4 +1,5 @@
-"""``openmm-nnbias diffsim``: train a barrier-crossing bias by differentiable simulation.
+"""Train a barrier-crossing bias by differentiable simulation on an embedded system, with restart
+(the library side of ``openmm-nnbias diffsim``).
 
 Writes into ``OUT``:
 
@@ -24,7 +25,7 @@ LOG_HEADER = "# epoch loss success_fraction wall_time_s n_active n_pairs"
 
 
 def build_diffsim(system: str, replicas: int = None, steps: int = None, seed: int = 0, **kwargs):
-    """Build the :class:`~openmm_nnbias.diffsim.setups.DiffSimSetup` of an embedded system.
+    """Build the :class:`~openmm_nnbias.diffsim.setup_base.DiffSimSetup` of an embedded system (the system choice of ``openmm-nnbias diffsim``).
 
     Parameters
     ----------
@@ -44,10 +45,11 @@ def build_diffsim(system: str, replicas: int = None, steps: int = None, seed: in
     Raises
     ------
     ValueError
-        Unknown system, or the alanine-dipeptide setup is not available.
+        Unknown system, or ``replicas``/``steps`` < 1.
 
     Examples
     --------
+    >>> from openmm_nnbias.diffsim.run import build_diffsim
     >>> build_diffsim("argon")
     Traceback (most recent call last):
     ...
@@ -58,16 +60,9 @@ def build_diffsim(system: str, replicas: int = None, steps: int = None, seed: in
     for name, v in (("replicas", replicas), ("steps", steps)):
         if v is not None and int(v) < 1:
             raise ValueError(f"--{name} must be >= 1, got {v}")
-    from ..diffsim import setups
+    from . import setups
 
-    if system == "mueller-brown":
-        fn = setups.mueller_brown_setup
-    else:
-        fn = getattr(setups, "alanine_dipeptide_setup", None)
-        if fn is None:
-            raise ValueError("the alanine-dipeptide DiffSim setup (openmm_nnbias.diffsim.setups."
-                             "alanine_dipeptide_setup) is not available in this version; "
-                             "use --system mueller-brown")
+    fn = {"mueller-brown": setups.mueller_brown_setup, "alanine-dipeptide": setups.alanine_dipeptide_setup}[system]
     args = dict(kwargs, seed=int(seed))
     if replicas is not None:
         args["n_replicas"] = int(replicas)
@@ -134,10 +129,11 @@ def run_diffsim(system: str, out: str, epochs: int, replicas: int = None, steps:
     Returns
     -------
     setup
-        The :class:`~openmm_nnbias.diffsim.setups.DiffSimSetup` after training.
+        The :class:`~openmm_nnbias.diffsim.setup_base.DiffSimSetup` after training.
 
     Examples
     --------
+    >>> from openmm_nnbias.diffsim.run import run_diffsim
     >>> run_diffsim("mueller-brown", "/tmp/diffsim_doctest", epochs=-1)
     Traceback (most recent call last):
     ...

@@ -1,0 +1,123 @@
+"""Deep-VES on an embedded system with its recipe (:mod:`openmm_nnbias.systems.recipes`): one call builds it all."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+__all__ = ["build_deepves"]
+
+_TETRA = ("mcPoints", "recrossings", "decayAfter")  # overrides for tetrapeptide_options, not the updater
+
+
+def _mts_strides(stride: int, sample_stride: int, mts: int) -> tuple:
+    """Strides in outer steps for ``mts`` inner steps per outer step, ≈ the same simulated time per iteration."""
+    sample = max(1, round(sample_stride / mts))
+    return max(1, round(stride / mts / sample)) * sample, sample
+
+
+def build_deepves(system_name: str, out: Optional[str] = None, backend: Optional[str] = None,
+                  platform: Optional[str] = None, threads: int = 1, seed: int = 1, biasFactor: float = 10.0,
+                  sampleStride: int = 10, overrides: Optional[dict] = None, asynchronous=False, group=None,
+                  mts: int = 1):
+    """Build ``(simulation, updater, timestep_ps)`` for an embedded system with its recipe's settings.
+
+    Parameters
+    ----------
+    system_name : str
+        A key of :data:`~openmm_nnbias.systems.recipes.DEEPVES_RECIPES`.
+    out : str, optional
+        Output folder of the updater (None: no files).
+    backend, platform : str, optional
+        Bias force backend and OpenMM platform (default: the recipe's).
+    threads : int
+        CPU platform threads.
+    seed : int
+        Seed of the network, the MD and the Monte Carlo target.
+    biasFactor : float
+        Well-tempered target bias factor.
+    sampleStride : int
+        MD steps between CV samples.
+    overrides : dict, optional
+        Updater keywords replacing the recipe's (None values ignored); for alanine-tetrapeptide
+        also ``mcPoints``, ``recrossings``, ``decayAfter`` (ps).
+    asynchronous : bool or str
+        Updater ``asynchronous`` (False, ``"thread"``, ``"process"``).
+    group : WalkerGroup, optional
+        With a :class:`~openmm_nnbias.ves.walkers.WalkerGroup`, walker k uses the MD seed
+        ``seed + k``, starts from walker 0's network and shares the bias with the other walkers.
+    mts : int
+        K > 1: the bias is evaluated every K inner steps (``MTSLangevinIntegrator``,
+        :mod:`openmm_nnbias.bias.mts`); one MD step is then K inner steps, ``timestep_ps`` the
+        outer step, and stride/sampleStride are divided by K (rounded, ≈ the same simulated time).
+
+    Returns
+    -------
+    tuple
+        ``(openmm.app.Simulation, DeepVESUpdater, float)``, the last the MD step in ps.
+
+    Raises
+    ------
+    ValueError
+        Unknown system, ``mts`` < 1, or tetrapeptide options for another system.
+    """
+    import torch
+    import openmm as mm
+    from openmm import app, unit
+
+    from ..bias import NeuralBias, NeuralBiasForce
+    from ..platforms import get_platform
+    from ..ves import DeepVESUpdater
+    from ._registry import get_system
+    from .recipes import get_recipe, tetrapeptide_options
+
+    recipe = get_recipe(system_name)
+    if isinstance(mts, bool) or not isinstance(mts, int) or mts < 1:
+        raise ValueError(f"--mts must be an integer >= 1 (inner steps per bias evaluation), got {mts!r}")
+    overrides = overrides or {}
+    opts = dict(recipe.options)
+    opts.update({k: v for k, v in overrides.items() if v is not None and k not in _TETRA})
+    if mts > 1:  # strides in outer steps, ~ the same simulated time per iteration
+        opts["stride"], sampleStride = _mts_strides(opts["stride"], sampleStride, mts)
+    tetra = {k: overrides.get(k) for k in _TETRA}
+    if not recipe.tetrapeptide and any(v is not None for v in tetra.values()):
+        raise ValueError("--mc-points, --recrossings and --decay-after apply to alanine-tetrapeptide only")
+    plat = get_platform(platform or recipe.platform)
+    torch.manual_seed(seed)
+    built = get_system(system_name)
+    cvs = recipe.build_cvs(built)
+    temperature = recipe.temperature * unit.kelvin
+    dt, friction = recipe.timestep * unit.picosecond, recipe.friction / unit.picosecond
+    if recipe.tetrapeptide:
+        decay_after = tetra["decayAfter"]
+        if decay_after is None and tetra["recrossings"] != 0:  # --recrossings 0 alone: marginal KL, no minimum time
+            decay_after = recipe.tetrapeptide["decayAfter"]
+        opts.update(tetrapeptide_options(tetra["mcPoints"], tetra["recrossings"], seed=seed, decayAfter=decay_after,
+                                         iteration_ps=opts["stride"] * mts * recipe.timestep))
+    bias = NeuralBias.from_cvs(cvs, hidden=opts.pop("hidden"), activation=opts.pop("activation", "relu"), seed=seed)
+    if group is not None:  # identical initial network before the force is built; own MD seed
+        group.broadcast_parameters(bias.parameters())
+        seed = seed + group.rank
+    force = NeuralBiasForce(cvs, bias, backend=backend or recipe.backend)
+    force.addToSystem(built.system)
+    if mts > 1:
+        from ..bias.mts import mts_langevin_integrator
+
+        integ = mts_langevin_integrator(temperature, friction, dt, force, mts, built.system)
+        dt = dt * mts
+    else:
+        integ = mm.LangevinMiddleIntegrator(temperature, friction, dt)
+    integ.setRandomNumberSeed(seed)
+    props = {"Threads": str(threads)} if plat.getName() == "CPU" else {}
+    sim = app.Simulation(built.topology, built.system, integ, plat, props)
+    sim.context.setPositions(built.positions)
+    sim.context.setVelocitiesToTemperature(temperature, seed)
+    if group is None:
+        updater = DeepVESUpdater(force, temperature, biasFactor=biasFactor, sampleStride=sampleStride,
+                                 out=out, asynchronous=asynchronous, **opts)
+    else:
+        from ..ves.walkers import WalkerDeepVESUpdater
+
+        updater = WalkerDeepVESUpdater(force, temperature, group, biasFactor=biasFactor,
+                                       sampleStride=sampleStride, out=out, asynchronous=asynchronous, **opts)
+    sim.reporters.append(updater)
+    return sim, updater, dt.value_in_unit(unit.picosecond)

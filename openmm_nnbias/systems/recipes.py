@@ -1,0 +1,215 @@
+"""Per-system recipes: CVs, MD settings and Deep-VES / WT-metadynamics defaults of the embedded systems.
+
+One registry used by the command line, the benchmarks and the examples:
+
+* :data:`DEEPVES_RECIPES` / :func:`get_recipe` — :class:`DeepVESRecipe` per system
+  (``alanine-dipeptide``, ``wolfe-quapp``, ``alanine-tetrapeptide``): the paper's settings
+  (Bonati et al. 2019 and NOTES.md).
+* :data:`METAD_RECIPES` — :class:`MetadRecipe` of the WT-metadynamics reference runs.
+* :func:`tetrapeptide_options`, :data:`PHI_STATES`, :func:`count_transitions` — the
+  alanine-tetrapeptide Monte Carlo target and recrossing-triggered decay.
+
+MD units: nm, rad, ps, K, kJ/mol.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Mapping, Optional, Tuple
+
+import numpy as np
+
+from .model_potentials import WQ_TEMPERATURE
+
+__all__ = ["DeepVESRecipe", "MetadRecipe", "DEEPVES_RECIPES", "METAD_RECIPES", "get_recipe", "PHI_STATES",
+           "tetrapeptide_options", "count_transitions"]
+
+#: φ states with hysteresis (rad): β/C7eq side (φ < −0.3 or φ ≥ 2.6, wrapping through ±π) and αL.
+PHI_STATES = [(2.6, -0.3), (0.3, 2.0)]
+
+
+@dataclass(frozen=True)
+class DeepVESRecipe:
+    """How to run Deep-VES on one embedded system.
+
+    Attributes
+    ----------
+    name : str
+        System name of :func:`openmm_nnbias.systems.get_system`.
+    cvs : tuple of str
+        Biased CVs: torsion names of the peptide's ``torsions`` or ``"x"`` (position of particle 0,
+        nm, on ``position_range``).
+    temperature : float
+        K.
+    timestep : float
+        ps.
+    friction : float
+        1/ps.
+    platform : str
+        Default OpenMM platform.
+    backend : str
+        Default bias force backend.
+    options : Mapping
+        Default :class:`~openmm_nnbias.ves.DeepVESUpdater` keywords (``stride`` in MD steps,
+        ``tauKL``/``tauDecay`` in iterations, ``gridBins``, ``hidden``, ...).
+    tetrapeptide : Mapping
+        Defaults of :func:`tetrapeptide_options` (``mcPoints``, ``recrossings``, ``decayAfter`` in
+        ps); empty for systems without the Monte Carlo target.
+    position_range : tuple of float
+        nm, for a ``"x"`` CV.
+    """
+
+    name: str
+    cvs: Tuple[str, ...]
+    temperature: float
+    timestep: float
+    friction: float
+    platform: str = "CPU"
+    backend: str = "table"
+    options: Mapping[str, Any] = field(default_factory=dict)
+    tetrapeptide: Mapping[str, Any] = field(default_factory=dict)
+    position_range: Tuple[float, float] = (-3.0, 3.0)
+
+    def build_cvs(self, built):
+        """The :class:`~openmm_nnbias.cvs.CVSet` of :attr:`cvs` for the built system ``built``."""
+        from ..cvs import CVSet, Position, Torsion
+
+        return CVSet([Position(0, "x", *self.position_range) if n == "x" else Torsion(built.torsions[n], n)
+                      for n in self.cvs])
+
+
+@dataclass(frozen=True)
+class MetadRecipe:
+    """WT-metadynamics reference run over torsions (see :mod:`openmm_nnbias.systems.reference`).
+
+    ``temperature`` K, ``timestep`` ps, ``friction`` 1/ps, ``height`` kJ/mol, ``width`` rad,
+    ``frequency`` MD steps between Gaussians, ``grid_width`` grid points per torsion (endpoint included).
+    """
+
+    name: str
+    torsions: Tuple[str, ...]
+    bias_factor: float
+    height: float
+    width: float = 0.35
+    frequency: int = 500
+    grid_width: int = 37
+    temperature: float = 300.0
+    timestep: float = 0.002
+    friction: float = 1.0
+
+
+def _ro(**kw) -> Mapping[str, Any]:
+    return MappingProxyType(kw)
+
+
+_PHI_PSI = ("phi1", "psi1", "phi2", "psi2", "phi3", "psi3")
+#: Deep-VES recipes by system name.
+DEEPVES_RECIPES: Mapping[str, DeepVESRecipe] = MappingProxyType({
+    "alanine-dipeptide": DeepVESRecipe(
+        "alanine-dipeptide", ("phi", "psi"), 300.0, 0.002, 1.0,
+        options=_ro(stride=500, tauKL=10000, tauDecay=1000, gridBins=50, hidden=(48, 24, 12))),
+    # tauKL 5 000 rather than the paper's 5·10⁴: see benchmarks/RESULTS.md (Wolfe–Quapp); 100 bins as in the paper;
+    # one particle: the Reference platform is ~100x faster than CPU
+    "wolfe-quapp": DeepVESRecipe(
+        "wolfe-quapp", ("x",), WQ_TEMPERATURE, 0.005, 10.0, platform="Reference",
+        options=_ro(stride=500, tauKL=5000, tauDecay=5000, gridBins=100, hidden=(48, 24, 12))),
+    # 6 torsions: Monte Carlo target (paper 25 000 points; 10 000 here for the CPU), decay
+    # (tauDecay 2 000 as in the paper) started after 10 ns of constant learning rate (paper) and
+    # recrossings of the three φ (recrossings 0 and decayAfter 0: marginal KL); decayAfter in ps
+    "alanine-tetrapeptide": DeepVESRecipe(
+        "alanine-tetrapeptide", _PHI_PSI, 300.0, 0.002, 1.0, backend="torch",
+        options=_ro(stride=500, tauKL=10000, tauDecay=2000, gridBins=50, hidden=(96, 48, 24), klThreshold=0.1),
+        tetrapeptide=_ro(mcPoints=10000, recrossings=4, decayAfter=10000.0)),
+})
+
+#: WT-metadynamics reference recipes by system name.
+METAD_RECIPES: Mapping[str, MetadRecipe] = MappingProxyType({
+    "alanine-dipeptide": MetadRecipe("alanine-dipeptide", ("phi", "psi"), 6.0, 1.0, grid_width=73),
+    "alanine-tetrapeptide": MetadRecipe("alanine-tetrapeptide", ("phi1", "phi2", "phi3"), 8.0, 1.2),
+})
+
+
+def get_recipe(name: str, kind: str = "deepves"):
+    """The :class:`DeepVESRecipe` (``kind="deepves"``) or :class:`MetadRecipe` (``"metad"``) of system ``name``.
+
+    Examples
+    --------
+    >>> get_recipe("wolfe-quapp").timestep
+    0.005
+    >>> get_recipe("argon")
+    Traceback (most recent call last):
+    ...
+    ValueError: system: deepves supports ['alanine-dipeptide', 'alanine-tetrapeptide', 'wolfe-quapp'], got 'argon'
+    """
+    registry = {"deepves": DEEPVES_RECIPES, "metad": METAD_RECIPES}.get(kind)
+    if registry is None:
+        raise ValueError(f"kind must be 'deepves' or 'metad', got {kind!r}")
+    if not isinstance(name, str):
+        raise TypeError(f"system must be a str, got {type(name).__name__}")
+    if name not in registry:
+        raise ValueError(f"system: {kind} supports {sorted(registry)}, got {name!r}")
+    return registry[name]
+
+
+def tetrapeptide_options(mcPoints: Optional[int] = None, recrossings: Optional[int] = None, seed: int = 1,
+                         decayAfter: Optional[float] = None, iteration_ps: float = 1.0) -> dict:
+    """DeepVESUpdater keywords for the 6-torsion bias (CV order φ1, ψ1, φ2, ψ2, φ3, ψ3).
+
+    Parameters
+    ----------
+    mcPoints : int
+        Monte Carlo target points per iteration (10 chains steps × mcPoints/10 chains; paper 25 000).
+    recrossings : int
+        Decay starts once each φ made this many transitions between :data:`PHI_STATES`
+        (the paper's rule); 0 uses the marginal-KL threshold instead.
+    seed : int
+        Seed of the Monte Carlo chains.
+    decayAfter : float
+        Simulated time (ps) of constant learning rate before the decay may start (the paper's
+        Ala4 schedule: 10 ns); needs ``recrossings`` > 0 unless 0.
+    iteration_ps : float
+        Simulated time of one iteration (ps), to convert ``decayAfter`` into iterations.
+
+    Examples
+    --------
+    >>> opts = tetrapeptide_options(2000, 4, decayAfter=10000.0, iteration_ps=1.0)
+    >>> opts["monteCarlo"]["n_chains"], opts["recrossing"].cv_indices, opts["recrossing"].min_iterations
+    (200, [0, 2, 4], 10000)
+    """
+    from ..ves import RecrossingMonitor
+
+    mcPoints = 10000 if mcPoints is None else int(mcPoints)
+    recrossings = 4 if recrossings is None else int(recrossings)
+    if mcPoints < 10:
+        raise ValueError(f"--mc-points must be >= 10, got {mcPoints}")
+    if recrossings < 0:
+        raise ValueError(f"--recrossings must be >= 0 (0: marginal-KL threshold), got {recrossings}")
+    decayAfter = 0.0 if decayAfter is None else float(decayAfter)
+    if not (decayAfter >= 0 and math.isfinite(decayAfter)):
+        raise ValueError(f"--decay-after must be a finite time >= 0, got {decayAfter} ps")
+    if decayAfter > 0 and not recrossings:
+        raise ValueError("--decay-after needs --recrossings > 0 (with 0 the marginal-KL threshold starts the decay)")
+    min_iterations = int(math.ceil(decayAfter / float(iteration_ps) - 1e-9))
+    monitor = RecrossingMonitor([0, 2, 4], PHI_STATES, recrossings, min_iterations) if recrossings else None
+    return dict(targetSampling="mc", monteCarlo=dict(n_chains=mcPoints // 10, n_steps=10, seed=seed),
+                recrossing=monitor)
+
+
+def count_transitions(phi: np.ndarray) -> list:
+    """Transitions of each column of ``phi`` (time-ordered, rad) between :data:`PHI_STATES`.
+
+    Examples
+    --------
+    >>> count_transitions(np.array([[-2.0], [1.0], [0.0], [3.0], [1.2]]))
+    [3]
+    """
+    import torch
+
+    from ..ves import RecrossingMonitor
+
+    phi = np.asarray(phi, float).reshape(len(phi), -1)
+    monitor = RecrossingMonitor(list(range(phi.shape[1])), PHI_STATES, 1)
+    monitor.update(torch.as_tensor(phi))
+    return list(monitor.counts)
