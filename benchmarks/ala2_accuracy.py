@@ -18,9 +18,10 @@ import tempfile
 
 import numpy as np
 
+from openmm_nnbias._units import KB
 from openmm_nnbias.analysis import compare_files, interpolate_grid, read_grid_file, reweight_colvar, write_grid_file
 
-KT = 0.008314462618 * 300
+KT = KB * 300.0  # kJ/mol
 
 
 def landmarks(path):

@@ -21,17 +21,17 @@ import torch
 
 def _unbiased(seed):
     import openmm as mm
-    from openmm import app, unit
+    from openmm import app
 
-    from openmm_nnbias.systems import alanine_tetrapeptide
+    from openmm_nnbias.systems import alanine_tetrapeptide, get_recipe
 
+    recipe = get_recipe("alanine-tetrapeptide")
     pep = alanine_tetrapeptide()
-    integ = mm.LangevinMiddleIntegrator(300 * unit.kelvin, 1 / unit.picosecond, 0.002 * unit.picosecond)
-    integ.setRandomNumberSeed(seed)
-    sim = app.Simulation(pep.topology, pep.system, integ, mm.Platform.getPlatformByName("CPU"), {"Threads": "1"})
+    sim = app.Simulation(pep.topology, pep.system, recipe.integrator(seed), mm.Platform.getPlatformByName("CPU"),
+                         {"Threads": "1"})
     sim.context.setPositions(pep.positions)
-    sim.context.setVelocitiesToTemperature(300 * unit.kelvin, seed)
-    return sim, 500, 0.002
+    sim.context.setVelocitiesToTemperature(recipe.temperature, seed)
+    return sim, recipe.options["stride"], recipe.timestep
 
 
 def speed(rounds, ps_per_round, mc_points):
@@ -72,16 +72,16 @@ def speed(rounds, ps_per_round, mc_points):
 def nve_drift(k, nve_ps, seed=0, bias_range=30.0):
     """(σ(E_tot), drift, its standard error) of NVE RESPA with a random 6-D bias scaled to ``bias_range``."""
     import openmm as mm
+    from openmm import unit
 
     from openmm_nnbias.bias import NeuralBias, NeuralBiasForce
     from openmm_nnbias.bias.mts import mts_langevin_integrator
-    from openmm_nnbias.cvs import CVSet, Torsion
-    from openmm_nnbias.systems import alanine_tetrapeptide
+    from openmm_nnbias.systems import alanine_tetrapeptide, get_recipe
 
+    recipe = get_recipe("alanine-tetrapeptide")
     pep = alanine_tetrapeptide()
-    names = ["phi1", "psi1", "phi2", "psi2", "phi3", "psi3"]
-    cvs = CVSet([Torsion(pep.torsions[n], n) for n in names])
-    bias = NeuralBias.from_cvs(cvs, hidden=(96, 48, 24), seed=seed, zero_output=False)
+    cvs = recipe.build_cvs(pep)
+    bias = NeuralBias.from_cvs(cvs, hidden=recipe.options["hidden"], seed=seed, zero_output=False)
     probe = (torch.rand(20000, 6, generator=torch.Generator().manual_seed(1), dtype=torch.float64) - 0.5) * 2 * np.pi
     with torch.no_grad():
         v = bias(probe.to(bias.layers[0].weight.dtype))
@@ -90,18 +90,18 @@ def nve_drift(k, nve_ps, seed=0, bias_range=30.0):
         bias.layers[-1].bias.mul_(scale)
     force = NeuralBiasForce(cvs, bias, backend="torch")
     force.addToSystem(pep.system)
-    integ = mts_langevin_integrator(300.0, 0.0, 0.002, force, k, pep.system)
+    integ = mts_langevin_integrator(recipe.temperature, 0.0, recipe.timestep, force, k, pep.system)
     ctx = mm.Context(pep.system, integ, mm.Platform.getPlatformByName("CPU"), {"Threads": "1"})
     ctx.setPositions(pep.positions)
-    ctx.setVelocitiesToTemperature(300.0, 3)
+    ctx.setVelocitiesToTemperature(recipe.temperature, 3)
     integ.step(max(1, 50 // k))  # let the constrained velocities settle
     energies, times = [], []
-    n_out = max(1, round(0.02 / (0.002 * k)))  # every 20 fs
+    n_out = max(1, round(0.02 / (recipe.timestep * k)))  # every 20 fs
     for _ in range(int(nve_ps / 0.02)):
         integ.step(n_out)
         st = ctx.getState(getEnergy=True)
-        energies.append(st.getPotentialEnergy()._value + st.getKineticEnergy()._value)
-        times.append(st.getTime()._value)
+        energies.append((st.getPotentialEnergy() + st.getKineticEnergy()).value_in_unit(unit.kilojoule_per_mole))
+        times.append(st.getTime().value_in_unit(unit.picosecond))
     e, t = np.array(energies), np.array(times)
     coef, cov = np.polyfit(t, e, 1, cov=True)
     return float(np.std(e - np.polyval(coef, t))), float(coef[0] * 1000), float(np.sqrt(cov[0, 0]) * 1000)

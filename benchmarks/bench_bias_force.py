@@ -18,10 +18,10 @@ import openmm as mm
 from openmm import unit
 
 from openmm_nnbias.bias import NeuralBias, NeuralBiasForce
-from openmm_nnbias.cvs import CVSet, Torsion
-from openmm_nnbias.systems import alanine_dipeptide
+from openmm_nnbias.systems import alanine_dipeptide, get_recipe
 
-DT_PS = 0.002
+RECIPE = get_recipe("alanine-dipeptide")  # 300 K, 2 fs, 1/ps, phi/psi
+DT_PS = RECIPE.timestep
 
 
 class ConstantEnergy(torch.nn.Module):
@@ -42,12 +42,11 @@ def make_context(pep, extra_force=None):
     system = copy.deepcopy(pep.system)
     if extra_force is not None:
         extra_force(system)
-    integ = mm.LangevinMiddleIntegrator(300 * unit.kelvin, 1 / unit.picosecond, DT_PS * unit.picosecond)
-    integ.setRandomNumberSeed(1)
+    integ = RECIPE.integrator(seed=1)
     platform = mm.Platform.getPlatformByName("CPU")
     ctx = mm.Context(system, integ, platform, {"Threads": "1"})
     ctx.setPositions(pep.positions)
-    ctx.setVelocitiesToTemperature(300 * unit.kelvin, 1)
+    ctx.setVelocitiesToTemperature(RECIPE.temperature * unit.kelvin, 1)
     integ.step(50)  # warm up (TorchScript profiling runs, first allocations)
     return ctx, system
 
@@ -75,7 +74,7 @@ def main():
     args = parser.parse_args()
     torch.set_num_threads(1)
     pep = alanine_dipeptide()
-    cvs = CVSet([Torsion(pep.torsions["phi"], "phi"), Torsion(pep.torsions["psi"], "psi")])
+    cvs = RECIPE.build_cvs(pep)
     bias = NeuralBias.from_cvs(cvs, seed=0, zero_output=False)
     print(f"alanine dipeptide, CPU platform, 1 thread, 2 fs; network {bias.hidden} "
           f"({bias.n_parameters} parameters); {args.steps} steps x {args.rounds} rounds")

@@ -25,9 +25,10 @@ import openmm as mm
 from openmm import app, unit
 
 from openmm_nnbias.bias import NeuralBias, NeuralBiasForce
-from openmm_nnbias.cvs import CVSet, Torsion
-from openmm_nnbias.systems import alanine_dipeptide
+from openmm_nnbias.systems import alanine_dipeptide, get_recipe
 from openmm_nnbias.ves import DeepVESUpdater
+
+RECIPE = get_recipe("alanine-dipeptide")  # 300 K, 2 fs, 1/ps, stride 500, phi/psi
 
 
 def pin_to_cpu0():
@@ -47,17 +48,17 @@ def make(pep, backend=None, sample_stride=10, asynchronous=False, push_interval=
     updater = None
     force = None
     if backend is not None:
-        cvs = CVSet([Torsion(pep.torsions["phi"], "phi"), Torsion(pep.torsions["psi"], "psi")])
-        bias = NeuralBias.from_cvs(cvs, seed=1)
+        cvs = RECIPE.build_cvs(pep)
+        bias = NeuralBias.from_cvs(cvs, hidden=RECIPE.options["hidden"], seed=1)
         force = NeuralBiasForce(cvs, bias, backend=backend)
         force.addToSystem(system)
-    integ = mm.LangevinMiddleIntegrator(300 * unit.kelvin, 1 / unit.picosecond, 0.002 * unit.picosecond)
-    sim = app.Simulation(pep.topology, system, integ, mm.Platform.getPlatformByName("CPU"), {"Threads": "1"})
+    sim = app.Simulation(pep.topology, system, RECIPE.integrator(), mm.Platform.getPlatformByName("CPU"),
+                         {"Threads": "1"})
     sim.context.setPositions(pep.positions)
-    sim.context.setVelocitiesToTemperature(300 * unit.kelvin, 1)
+    sim.context.setVelocitiesToTemperature(RECIPE.temperature * unit.kelvin, 1)
     if force is not None:
-        updater = DeepVESUpdater(force, 300 * unit.kelvin, biasFactor=10, stride=500,
-                                 sampleStride=sample_stride, out=None, asynchronous=asynchronous,
+        updater = DeepVESUpdater(force, RECIPE.temperature * unit.kelvin, biasFactor=10,
+                                 stride=RECIPE.options["stride"], sampleStride=sample_stride, out=None, asynchronous=asynchronous,
                                  pushInterval=push_interval, precision=precision,
                                  learnerCPUs=learner_cpus if asynchronous == "process" else None)
         sim.reporters.append(updater)

@@ -25,10 +25,11 @@ import time
 
 import torch
 
+from openmm_nnbias._units import KB
 from openmm_nnbias.bias import NeuralBias
 from openmm_nnbias.ves import CVGrid, DeepVESOptimizer, MonteCarloTarget
 
-KT = 0.008314462618 * 300.0
+KT = KB * 300.0  # kJ/mol
 GRID_BINS = {2: 50, 4: 20, 6: 10}  # bins per CV actually run
 SKIPPED = [(4, 50), (6, 50), (6, 20)]  # (CVs, bins) not affordable
 

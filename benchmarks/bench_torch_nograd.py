@@ -34,6 +34,7 @@ def main():
     a = p.parse_args()
     torch.set_num_threads(1)
     import openmm as mm
+    from openmm import unit
 
     from openmm_nnbias.bias import NeuralBias, NeuralBiasForce
     from openmm_nnbias.bias.backends import import_torch_force
@@ -59,8 +60,8 @@ def main():
         ctx.setPositions(pep.positions)
         contexts[name] = ctx
     states = {k: c.getState(getEnergy=True, getForces=True, groups={31}) for k, c in contexts.items()}
-    e = [s.getPotentialEnergy()._value for s in states.values()]
-    f = [s.getForces(asNumpy=True)._value for s in states.values()]
+    e = [s.getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole) for s in states.values()]
+    f = [s.getForces(asNumpy=True).value_in_unit(unit.kilojoule_per_mole / unit.nanometer) for s in states.values()]
     assert e[0] == e[1] and np.array_equal(f[0], f[1]), "the two variants must give identical energy and forces"
     times = {k: [] for k in contexts}
     for _ in range(a.rounds):

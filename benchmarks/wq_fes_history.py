@@ -19,8 +19,7 @@ from openmm import app
 
 from openmm_nnbias.analysis import fes_rmse
 from openmm_nnbias.bias import NeuralBias, NeuralBiasForce
-from openmm_nnbias.cvs import CVSet, Position
-from openmm_nnbias.systems import exact_free_energy_x_wolfe_quapp, wolfe_quapp
+from openmm_nnbias.systems import exact_free_energy_x_wolfe_quapp, get_recipe, wolfe_quapp
 from openmm_nnbias.ves import DeepVESUpdater
 
 
@@ -33,22 +32,23 @@ def main():
     a = p.parse_args()
     torch.set_num_threads(1)
     ms = wolfe_quapp()
-    cvs = CVSet([Position(0, "x", lower=-3.0, upper=3.0)])
-    bias = NeuralBias.from_cvs(cvs, seed=1)
+    recipe = get_recipe("wolfe-quapp")
+    opts = recipe.options
+    cvs = recipe.build_cvs(ms)
+    bias = NeuralBias.from_cvs(cvs, hidden=opts["hidden"], seed=1)
     force = NeuralBiasForce(cvs, bias, backend="table")
     force.addToSystem(ms.system)
-    integ = mm.LangevinMiddleIntegrator(ms.temperature, ms.friction, ms.timestep)
-    integ.setRandomNumberSeed(1)
-    sim = app.Simulation(ms.topology, ms.system, integ, mm.Platform.getPlatformByName("Reference"))
+    sim = app.Simulation(ms.topology, ms.system, recipe.integrator(seed=1),
+                         mm.Platform.getPlatformByName(recipe.platform))
     sim.context.setPositions(ms.positions)
-    up = DeepVESUpdater(force, ms.temperature, biasFactor=10, stride=500, sampleStride=10, gridBins=100,
-                        tauKL=a.tau_kl, tauDecay=a.tau_decay, out=a.out)
+    up = DeepVESUpdater(force, ms.temperature, biasFactor=10, stride=opts["stride"], sampleStride=10,
+                        gridBins=opts["gridBins"], tauKL=a.tau_kl, tauDecay=a.tau_decay, out=a.out)
     sim.reporters.append(up)
     x = up.gridAxes()[0]
     exact = exact_free_energy_x_wolfe_quapp(x)
     its, lrs, phases, fes = [], [], [], []
     while not up.optimizer.frozen and sim.currentStep < a.max_steps:
-        sim.step(500 * 100)
+        sim.step(opts["stride"] * 100)
         h = up.history[-100:]
         its.append(h[-1]["iteration"])
         lrs.append(sum(r["lr"] for r in h))  # total step size of these 100 iterations

@@ -2,8 +2,9 @@
 
     python examples/alanine_dipeptide_deepves.py --steps 10000000 --out ala2_run
 
-Settings as in the paper: bias factor 10, one optimizer step per 500 MD steps (1 ps),
-tau_KL 10 000 and tau_decay 1 000 iterations, KL threshold 0.5, 50x50 target grid.
+Settings as in the paper (the recipe :data:`openmm_nnbias.systems.DEEPVES_RECIPES`): bias factor 10,
+one optimizer step per 500 MD steps (1 ps), tau_KL 10 000 and tau_decay 1 000 iterations, KL
+threshold 0.5, 50x50 target grid, 300 K, 2 fs, friction 1/ps.
 """
 
 import argparse
@@ -13,8 +14,7 @@ import openmm as mm
 from openmm import app, unit
 
 from openmm_nnbias.bias import NeuralBias, NeuralBiasForce
-from openmm_nnbias.cvs import CVSet, Torsion
-from openmm_nnbias.systems import alanine_dipeptide
+from openmm_nnbias.systems import alanine_dipeptide, get_recipe
 from openmm_nnbias.ves import DeepVESUpdater
 
 
@@ -26,26 +26,29 @@ def main(argv=None):
     args = p.parse_args(argv)
     torch.set_num_threads(1)
 
+    recipe = get_recipe("alanine-dipeptide")
+    opts = recipe.options
     pep = alanine_dipeptide()
     # phi/psi are found by residue and atom name: C(ACE)-N-CA-C and N-CA-C-N(NME)
-    cvs = CVSet([Torsion(pep.torsions["phi"], "phi"), Torsion(pep.torsions["psi"], "psi")])
-    bias = NeuralBias.from_cvs(cvs, seed=1)
+    cvs = recipe.build_cvs(pep)
+    bias = NeuralBias.from_cvs(cvs, hidden=opts["hidden"], seed=1)
     force = NeuralBiasForce(cvs, bias, backend=args.backend)
-    force.addToSystem(pep.system)
+    force.addToSystem(pep.system)  # before the Simulation (its Context) is created
 
-    integrator = mm.LangevinMiddleIntegrator(300 * unit.kelvin, 1 / unit.picosecond, 2 * unit.femtosecond)
-    sim = app.Simulation(pep.topology, pep.system, integrator, mm.Platform.getPlatformByName("CPU"),
+    temperature = recipe.temperature * unit.kelvin
+    sim = app.Simulation(pep.topology, pep.system, recipe.integrator(), mm.Platform.getPlatformByName("CPU"),
                          {"Threads": "1"})
     sim.context.setPositions(pep.positions)
-    sim.context.setVelocitiesToTemperature(300 * unit.kelvin)
+    sim.context.setVelocitiesToTemperature(temperature)
 
-    updater = DeepVESUpdater(force, 300 * unit.kelvin, biasFactor=10, stride=500, sampleStride=10,
-                             tauKL=10000, tauDecay=1000, klThreshold=0.5, out=args.out)
+    updater = DeepVESUpdater(force, temperature, biasFactor=10, stride=opts["stride"], sampleStride=10,
+                             tauKL=opts["tauKL"], tauDecay=opts["tauDecay"], klThreshold=0.5,
+                             gridBins=opts["gridBins"], out=args.out)
     sim.reporters.append(updater)
     sim.step(args.steps)
     updater.writeFes()
     last = updater.history[-1]
-    print(f"{sim.currentStep * 0.002 / 1000:.3f} ns: KL {last['kl']:.3f}, phase {last['phase']}; "
+    print(f"{sim.currentStep * recipe.timestep / 1000:.3f} ns: KL {last['kl']:.3f}, phase {last['phase']}; "
           f"bias energy now {force.getBiasEnergy(sim)}")
     return updater
 

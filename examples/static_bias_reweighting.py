@@ -14,12 +14,13 @@ import torch
 import openmm as mm
 from openmm import app, unit
 
+from openmm_nnbias._units import KB
 from openmm_nnbias.analysis import write_grid_file
 from openmm_nnbias.bias import load_bias
 from openmm_nnbias.systems import alanine_dipeptide
 from openmm_nnbias.ves import CVGrid, reweighted_fes
 
-KT = 0.008314462618 * 300
+KT = KB * 300.0  # kJ/mol
 
 
 def main(argv=None):
@@ -43,7 +44,7 @@ def main(argv=None):
     frames = []
     for _ in range(args.steps // args.every):
         sim.step(args.every)
-        frames.append(sim.context.getState(getPositions=True).getPositions(asNumpy=True)._value)
+        frames.append(sim.context.getState(getPositions=True).getPositions(asNumpy=True).value_in_unit(unit.nanometer))
     x = torch.tensor(np.array(frames), dtype=torch.float64)
     with torch.no_grad():
         s = module.cv_values(x)

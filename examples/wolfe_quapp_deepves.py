@@ -13,9 +13,11 @@ import openmm as mm
 from openmm import app
 
 from openmm_nnbias.bias import NeuralBias, NeuralBiasForce
-from openmm_nnbias.cvs import CVSet, Position
-from openmm_nnbias.systems import exact_free_energy_x_wolfe_quapp, wolfe_quapp
+from openmm_nnbias.systems import exact_free_energy_x_wolfe_quapp, get_recipe, wolfe_quapp
 from openmm_nnbias.ves import DeepVESUpdater
+
+
+RECIPE = get_recipe("wolfe-quapp")  # x on [-3, 3] nm, k_B T = 1 kJ/mol, 5 fs, friction 10/ps
 
 
 def main(argv=None):
@@ -25,31 +27,31 @@ def main(argv=None):
     p.add_argument("--tau-kl", type=float, default=2000)
     p.add_argument("--tau-decay", type=float, default=200)
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--grid-bins", type=int, default=100, help="target grid (paper: 100 bins)")
+    p.add_argument("--grid-bins", type=int, default=RECIPE.options["gridBins"], help="target grid (paper: 100 bins)")
     p.add_argument("--kl-threshold", type=float, default=0.5)
     p.add_argument("--after-freeze", type=int, default=None,
                    help="stop this many steps after the bias freezes (default: run all --steps)")
     p.add_argument("--precision", choices=["mixed", "double"], default="mixed",
                    help="optimizer network passes in float32 (mixed) or float64")
-    p.add_argument("--platform", default="Reference",
+    p.add_argument("--platform", default=RECIPE.platform,
                    help="Reference is ~100x faster than CPU for this one-particle system")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
 
     ms = wolfe_quapp()                                   # one particle, k_B T = 1 kJ/mol
-    cvs = CVSet([Position(0, "x", lower=-3.0, upper=3.0)])
-    bias = NeuralBias.from_cvs(cvs, seed=args.seed)      # [48, 24, 12], ReLU
+    cvs = RECIPE.build_cvs(ms)
+    bias = NeuralBias.from_cvs(cvs, hidden=RECIPE.options["hidden"], seed=args.seed)  # [48, 24, 12], ReLU
     force = NeuralBiasForce(cvs, bias, backend="table")  # 1D table, refreshed every iteration
-    force.addToSystem(ms.system)
+    force.addToSystem(ms.system)  # before the Simulation (its Context) is created
 
-    integrator = mm.LangevinMiddleIntegrator(ms.temperature, ms.friction, ms.timestep)
-    integrator.setRandomNumberSeed(args.seed)
+    integrator = RECIPE.integrator(seed=args.seed)
     platform = mm.Platform.getPlatformByName(args.platform)
     sim = app.Simulation(ms.topology, ms.system, integrator, platform,
                          {"Threads": "1"} if args.platform == "CPU" else {})
     sim.context.setPositions(ms.positions)
 
-    updater = DeepVESUpdater(force, ms.temperature, biasFactor=10, stride=500, sampleStride=10,
+    stride = RECIPE.options["stride"]
+    updater = DeepVESUpdater(force, ms.temperature, biasFactor=10, stride=stride, sampleStride=10,
                              gridBins=args.grid_bins, tauKL=args.tau_kl, tauDecay=args.tau_decay,
                              klThreshold=args.kl_threshold, out=args.out, precision=args.precision)
     sim.reporters.append(updater)
@@ -57,7 +59,7 @@ def main(argv=None):
         sim.step(args.steps)
     else:  # in blocks of one iteration until frozen, then a fixed stretch of static-bias sampling
         while sim.currentStep < args.steps and not updater.optimizer.frozen:
-            sim.step(500)
+            sim.step(stride)
         sim.step(min(args.after_freeze, max(0, args.steps - sim.currentStep)))
     updater.writeFes()
 

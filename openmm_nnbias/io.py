@@ -4,7 +4,6 @@ Below both :mod:`openmm_nnbias.ves` (which writes them) and :mod:`openmm_nnbias.
 (which reads them). Grid coordinates are in the CVs' units (nm, rad), free energies in kJ/mol.
 """
 
-import os
 from typing import Sequence
 
 import numpy as np

@@ -61,7 +61,6 @@ def build_deepves(system_name: str, out: Optional[str] = None, backend: Optional
         Unknown system, ``mts`` < 1, or tetrapeptide options for another system.
     """
     import torch
-    import openmm as mm
     from openmm import app, unit
 
     from ..bias import NeuralBias, NeuralBiasForce
@@ -105,7 +104,7 @@ def build_deepves(system_name: str, out: Optional[str] = None, backend: Optional
         integ = mts_langevin_integrator(temperature, friction, dt, force, mts, built.system)
         dt = dt * mts
     else:
-        integ = mm.LangevinMiddleIntegrator(temperature, friction, dt)
+        integ = recipe.integrator()
     integ.setRandomNumberSeed(seed)
     props = {"Threads": str(threads)} if plat.getName() == "CPU" else {}
     sim = app.Simulation(built.topology, built.system, integ, plat, props)

@@ -72,6 +72,17 @@ class DeepVESRecipe:
     tetrapeptide: Mapping[str, Any] = field(default_factory=dict)
     position_range: Tuple[float, float] = (-3.0, 3.0)
 
+    def integrator(self, seed: Optional[int] = None):
+        """A ``LangevinMiddleIntegrator`` at :attr:`temperature`, :attr:`friction`, :attr:`timestep` (random seed ``seed``)."""
+        import openmm as mm
+        from openmm import unit
+
+        integ = mm.LangevinMiddleIntegrator(self.temperature * unit.kelvin, self.friction / unit.picosecond,
+                                            self.timestep * unit.picosecond)
+        if seed is not None:
+            integ.setRandomNumberSeed(int(seed))
+        return integ
+
     def build_cvs(self, built):
         """The :class:`~openmm_nnbias.cvs.CVSet` of :attr:`cvs` for the built system ``built``."""
         from ..cvs import CVSet, Position, Torsion
