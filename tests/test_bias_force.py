@@ -276,3 +276,57 @@ def test_get_collective_variables_and_range_error(dipeptide):
     ok.addToSystem(_bias_only_system(dipeptide))
     phi = ok.getCollectiveVariables(ctx)[0]
     assert -_m.pi <= phi <= _m.pi
+
+
+@pytest.mark.parametrize("backend", ["torch", "table", "cmap"])
+def test_force_added_after_the_context_is_one_clear_error(dipeptide, backend):
+    """The Context never applies a force added to its System later: pushing weights or reading the
+    bias energy says so (before: torch learnt silently, table/cmap failed inside OpenMM)."""
+    system = copy.deepcopy(dipeptide.system)
+    cvs = _phipsi(dipeptide)
+    nnforce = NeuralBiasForce(cvs, _scaled_bias(cvs), backend=backend)
+    ctx = mm.Context(system, mm.VerletIntegrator(0.001), mm.Platform.getPlatformByName("Reference"))
+    ctx.setPositions(dipeptide.positions)
+    with pytest.raises(ValueError, match="never added to a System"):
+        nnforce.updateWeights(ctx)
+    nnforce.addToSystem(system)
+    with pytest.raises(ValueError, match=r"not part of this Context.*before the Context/Simulation is created"):
+        nnforce.updateWeights(ctx)
+    with pytest.raises(ValueError, match="not part of this Context"):
+        nnforce.applyWeights(nnforce.prepareWeights(), ctx)
+    if backend != "cmap":  # no marker parameter on a CMAPTorsionForce
+        with pytest.raises(ValueError, match="not part of this Context"):
+            nnforce.getBiasEnergy(ctx)
+    ctx.reinitialize(preserveState=True)  # the remedy the message names
+    nnforce.updateWeights(ctx)
+    assert nnforce.getBiasEnergy(ctx).value_in_unit(unit.kilojoule_per_mole) != 0.0
+
+
+def test_torch_backend_works_when_openmm_is_imported_first(tmp_path):
+    """With the PyPI wheels ``import openmm`` before torch leaves openmm-torch's plugins unloaded;
+    the torch backend loads them again (before: "No Platform supports all the requested kernels")."""
+    import os
+    import subprocess
+    import sys
+
+    import openmm_nnbias
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(openmm_nnbias.__file__)))  # this checkout
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]))
+    script = tmp_path / "openmm_first.py"
+    script.write_text(
+        "import openmm as mm\n"
+        "from openmm import unit\n"
+        "from openmm_nnbias.bias import NeuralBias, NeuralBiasForce\n"
+        "from openmm_nnbias.cvs import CVSet, Torsion\n"
+        "from openmm_nnbias.systems import alanine_dipeptide\n"
+        "pep = alanine_dipeptide()\n"
+        "cvs = CVSet([Torsion(pep.torsions['phi'], 'phi'), Torsion(pep.torsions['psi'], 'psi')])\n"
+        "force = NeuralBiasForce(cvs, NeuralBias.from_cvs(cvs, seed=1, zero_output=False), backend='torch')\n"
+        "force.addToSystem(pep.system)\n"
+        "ctx = mm.Context(pep.system, mm.VerletIntegrator(0.001), mm.Platform.getPlatformByName('Reference'))\n"
+        "ctx.setPositions(pep.positions)\n"
+        "print('bias', force.getBiasEnergy(ctx).value_in_unit(unit.kilojoule_per_mole))\n")
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert math.isfinite(float(out.stdout.split("bias")[-1]))

@@ -5,7 +5,9 @@ Contexts. Add a backend (e.g. ``openmm.PythonForce`` on OpenMM ≥ 8.5) by subcl
 :class:`ForceBackend` and registering it in :data:`BACKENDS`.
 """
 
+import itertools
 import math
+import os
 from typing import Sequence
 
 import torch
@@ -13,7 +15,53 @@ import torch
 from .modules import LiveBiasEnergy
 from .weights import SharedWeights
 
-__all__ = ["ForceBackend", "TorchBackend", "TableBackend", "CMAPBackend", "BACKENDS", "table_expression"]
+__all__ = ["ForceBackend", "TorchBackend", "TableBackend", "CMAPBackend", "BACKENDS", "table_expression",
+           "plugin_load_failures", "load_failed_plugins"]
+
+_PROBE_IDS = itertools.count(1)
+
+
+_RETRIED_PLUGINS: set = set()
+
+
+def plugin_load_failures() -> list:
+    """Paths of openmm-torch plugin libraries that OpenMM failed to load (``Platform.getPluginLoadFailures()``)."""
+    import re
+
+    import openmm as mm
+
+    paths = []
+    for failure in mm.Platform.getPluginLoadFailures():
+        match = re.match(r"Error loading library (.+?): ", failure)
+        if match and "OpenMMTorch" in os.path.basename(match.group(1)):
+            paths.append(match.group(1))
+    return paths
+
+
+def load_failed_plugins() -> list:
+    """Load openmm-torch's plugins that failed at ``import openmm``, now that torch is loaded.
+
+    With the PyPI wheels OpenMM loads its plugins when ``openmm`` is imported; in a script that
+    imports ``openmm`` before ``torch``, openmm-torch's plugins fail (``libnvrtc.so.12`` and
+    torch's libraries are not loaded yet) and every Context with a TorchForce fails with "No
+    Platform supports all the requested kernels". Each failed library is loaded again with
+    ``Platform.loadPluginLibrary`` (once; those that still fail, e.g. OpenCL without a driver,
+    are left alone). Returns the paths loaded now.
+    """
+    import torch  # noqa: F401  (its shared libraries must be loaded first)
+    import openmm as mm
+
+    loaded = []
+    for path in plugin_load_failures():
+        if path in _RETRIED_PLUGINS:
+            continue
+        _RETRIED_PLUGINS.add(path)
+        try:
+            mm.Platform.loadPluginLibrary(path)
+        except mm.OpenMMException:
+            continue
+        loaded.append(path)
+    return loaded
 
 
 def import_torch_force():
@@ -27,6 +75,7 @@ def import_torch_force():
     with contextlib.redirect_stderr(io.StringIO()):
         import simtk.openmm  # noqa: F401
         from openmmtorch import TorchForce
+    load_failed_plugins()
     return TorchForce
 
 
@@ -44,6 +93,13 @@ class ForceBackend:
     def __init__(self, cvs, bias):
         self.cvs = cvs
         self.bias = bias
+        #: name of a global parameter the force declares (None: none), so that
+        #: ``probe in context.getParameters()`` tells whether a Context contains the force
+        self.probe = None
+
+    def _declare_probe(self, force) -> None:
+        self.probe = f"nnbias_force_{next(_PROBE_IDS)}"
+        force.addGlobalParameter(self.probe, 0.0)
 
     def create_force(self):  # pragma: no cover - interface
         raise NotImplementedError
@@ -93,6 +149,7 @@ class TorchBackend(ForceBackend):
         force = TorchForce(self.module)
         force.setOutputsForces(True)
         force.setName("NeuralBias")
+        self._declare_probe(force)  # handed to the module's ``probe`` argument, unused
         return force
 
     def prepare(self) -> torch.Tensor:
@@ -130,7 +187,36 @@ def table_expression(cvs, particle_of_atom: dict) -> str:
     return f"nnbias_table({', '.join(names)}); {defs}"
 
 
-class TableBackend(ForceBackend):
+class _GridBackend(ForceBackend):
+    """A backend whose force holds the network tabulated on :attr:`points` (table, cmap)."""
+
+    kind = "grid"
+
+    def _grid_values(self) -> torch.Tensor:
+        with torch.no_grad():
+            v = self.bias(self.points.to(self.bias.layers[0].weight.device)).cpu()
+        if not torch.isfinite(v).all():
+            raise ValueError(f"the bias network gives non-finite values on the {self.kind} grid")
+        return v
+
+    def table_values(self) -> list:
+        return self._grid_values().tolist()
+
+    def prepare(self) -> list:
+        return self.table_values()
+
+    def _set_parameters(self, payload: list) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def apply(self, payload: list, contexts: Sequence) -> None:
+        if self.force is None:
+            raise ValueError("the force has not been created yet; call addToSystem first")
+        self._set_parameters(payload)
+        for context in contexts:
+            self.force.updateParametersInContext(context)
+
+
+class TableBackend(_GridBackend):
     """The network tabulated on a grid as an OpenMM ``Continuous{1,2,3}DFunction``.
 
     The CVs are computed inside a ``CustomCompoundBondForce`` expression (no inner Context,
@@ -147,6 +233,7 @@ class TableBackend(ForceBackend):
     """
 
     name = "table"
+    kind = "table"
     DEFAULT_BINS = {1: 256, 2: 64, 3: 24}
 
     def __init__(self, cvs, bias, bins=None):
@@ -175,15 +262,12 @@ class TableBackend(ForceBackend):
         self.force = None
 
     def table_values(self) -> list:
-        with torch.no_grad():
-            v = self.bias(self.points.to(self.bias.layers[0].weight.device)).cpu()
+        v = self._grid_values()
         if self.periodic_any:  # make the periodic images exactly equal
             v = v.reshape(list(reversed(self.bins)))
             for dim in range(v.dim()):
                 v.select(dim, -1).copy_(v.select(dim, 0))
             v = v.reshape(-1)
-        if not torch.isfinite(v).all():
-            raise ValueError("the bias network gives non-finite values on the table grid")
         return v.tolist()
 
     def _make_function(self, values):
@@ -218,22 +302,16 @@ class TableBackend(ForceBackend):
         force.addBond(atoms, [])
         force.setUsesPeriodicBoundaryConditions(False)
         force.setName("NeuralBias")
+        self._declare_probe(force)
         self.force = force
         self.function = force.getTabulatedFunction(0)
         return force
 
-    def prepare(self) -> list:
-        return self.table_values()
-
-    def apply(self, payload: list, contexts: Sequence) -> None:
-        if self.force is None:
-            raise ValueError("the force has not been created yet; call addToSystem first")
+    def _set_parameters(self, payload: list) -> None:
         self.function.setFunctionParameters(*self._function_parameters(payload))
-        for context in contexts:
-            self.force.updateParametersInContext(context)
 
 
-class CMAPBackend(ForceBackend):
+class CMAPBackend(_GridBackend):
     """Two torsion CVs (e.g. φ, ψ) through OpenMM's native ``CMAPTorsionForce``.
 
     The network is tabulated on a periodic ``bins × bins`` grid (angles ``i·2π/bins``, OpenMM's
@@ -248,6 +326,7 @@ class CMAPBackend(ForceBackend):
     """
 
     name = "cmap"
+    kind = "CMAP"
 
     def __init__(self, cvs, bias, bins=None):
         super().__init__(cvs, bias)
@@ -271,13 +350,6 @@ class CMAPBackend(ForceBackend):
         self.points = torch.stack([first.T.reshape(-1), second.T.reshape(-1)], dim=-1)
         self.force = None
 
-    def table_values(self) -> list:
-        with torch.no_grad():
-            v = self.bias(self.points.to(self.bias.layers[0].weight.device)).cpu()
-        if not torch.isfinite(v).all():
-            raise ValueError("the bias network gives non-finite values on the CMAP grid")
-        return v.tolist()
-
     def create_force(self):
         import openmm as mm
 
@@ -290,15 +362,8 @@ class CMAPBackend(ForceBackend):
         self.force = force
         return force
 
-    def prepare(self) -> list:
-        return self.table_values()
-
-    def apply(self, payload: list, contexts: Sequence) -> None:
-        if self.force is None:
-            raise ValueError("the force has not been created yet; call addToSystem first")
+    def _set_parameters(self, payload: list) -> None:
         self.force.setMapParameters(0, self.bins, payload)
-        for context in contexts:
-            self.force.updateParametersInContext(context)
 
 
 BACKENDS = {"torch": TorchBackend, "table": TableBackend, "cmap": CMAPBackend}

@@ -3,7 +3,6 @@
 import copy
 import math
 import os
-from typing import Iterable
 
 import torch
 
@@ -21,6 +20,11 @@ def _contexts(contexts) -> list:
     if not isinstance(contexts, (list, tuple)):
         contexts = [contexts]
     return [getattr(c, "context", c) for c in contexts]  # accept Simulation objects too
+
+
+NOT_IN_CONTEXT = ("the NeuralBias force is not part of this Context: add it to the System (addToSystem) "
+                  "before the Context/Simulation is created, or call context.reinitialize(preserveState=True) "
+                  "after adding it")
 
 
 def export_bias(cvs, bias: NeuralBias, path: str) -> None:
@@ -145,13 +149,41 @@ class NeuralBiasForce:
         force.setForceGroup(self.forceGroup)
         return system.addForce(force)
 
+    def _checked(self, contexts) -> list:
+        """``contexts`` as Contexts, each verified to contain this force (ValueError otherwise)."""
+        contexts = _contexts(contexts)
+        if contexts and self._force is None:
+            raise ValueError("the NeuralBias force was never added to a System: call addToSystem(system) "
+                             "before the Context/Simulation is created")
+        probe = self.backend.probe
+        for context in contexts:
+            if probe is not None and probe not in context.getParameters():
+                raise ValueError(NOT_IN_CONTEXT)
+        return contexts
+
+    def _apply(self, payload, contexts) -> None:
+        import openmm as mm
+
+        try:
+            self.backend.apply(payload, self._checked(contexts))
+        except mm.OpenMMException as exc:  # a backend without probe parameter (cmap)
+            if "not present in the Context" in str(exc):
+                raise ValueError(NOT_IN_CONTEXT) from None
+            raise
+
     def updateWeights(self, contexts=None) -> None:
         """Push the network's current weights into running Context(s) (or Simulations).
 
-        The torch backend updates every Context at once and ignores ``contexts``; the table
-        backend re-tabulates and updates each given Context.
+        The torch backend updates every Context at once (``contexts`` are only checked); the
+        table and cmap backends re-tabulate and update each given Context.
+
+        Raises
+        ------
+        ValueError
+            If a Context does not contain this force (it was added to the System after the
+            Context was created).
         """
-        self.backend.push(_contexts(contexts))
+        self._apply(self.backend.prepare(), contexts)
 
     def prepareWeights(self):
         """Compute the force's data for the network's current weights (no Context touched).
@@ -162,8 +194,11 @@ class NeuralBiasForce:
         return self.backend.prepare()
 
     def applyWeights(self, payload, contexts=None) -> None:
-        """Install a payload from :meth:`prepareWeights` in running Context(s) (between steps)."""
-        self.backend.apply(payload, _contexts(contexts))
+        """Install a payload from :meth:`prepareWeights` in running Context(s) (between steps).
+
+        Raises ValueError if a Context does not contain this force (see :meth:`updateWeights`).
+        """
+        self._apply(payload, contexts)
 
     def getCollectiveVariables(self, context) -> list:
         """Current CV values (MD units) of a Context or Simulation.
@@ -171,8 +206,10 @@ class NeuralBiasForce:
         Raises ValueError if a non-periodic CV lies outside its declared range, where the
         table backend's grid does not cover it (and the network extrapolates).
         """
+        from openmm import unit
+
         context = getattr(context, "context", context)
-        pos = context.getState(getPositions=True).getPositions(asNumpy=True)._value
+        pos = context.getState(getPositions=True).getPositions(asNumpy=True).value_in_unit(unit.nanometer)
         with torch.no_grad():
             s = self.cvs(torch.tensor(pos, dtype=torch.float64)).tolist()
         for name, value, per, lo, hi in zip(self.cvs.names, s, self.cvs.periodic, self.cvs.lower, self.cvs.upper):
@@ -184,8 +221,11 @@ class NeuralBiasForce:
         return s
 
     def getBiasEnergy(self, context):
-        """Bias energy of the current state (``openmm.unit.Quantity``, kJ/mol)."""
-        context = getattr(context, "context", context)
+        """Bias energy of the current state (``openmm.unit.Quantity``, kJ/mol).
+
+        Raises ValueError if the Context does not contain this force (torch and table backends).
+        """
+        context = self._checked(context)[0]
         return context.getState(getEnergy=True, groups={self.forceGroup}).getPotentialEnergy()
 
     def exportBias(self, path: str) -> None:

@@ -1,7 +1,7 @@
 """TorchScript energy modules (positions in nm → bias energy in kJ/mol) handed to OpenMM."""
 
 import copy
-from typing import List
+from typing import List, Optional
 
 import torch
 
@@ -114,9 +114,10 @@ class LiveBiasEnergy(torch.nn.Module):
         self.weights_t = [w.t() for w in weights]
         self.biases = biases
 
-    def forward(self, positions: torch.Tensor):
+    def forward(self, positions: torch.Tensor, probe: Optional[torch.Tensor] = None):
         # openmm-torch hands over positions with requires_grad=True even when the module returns
         # forces; without this guard TorchScript plans for autograd and runs ~1.5-2x slower.
+        # ``probe``: the TorchForce's marker global parameter (see ForceBackend.probe), unused.
         with torch.no_grad():
             energy, forces = self.energy_and_forces(positions)
         return energy, forces

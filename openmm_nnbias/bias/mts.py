@@ -72,7 +72,7 @@ def mts_langevin_integrator(temperature, friction, timestep, biasForce, slowStep
     >>> slow = mm.CustomExternalForce("x"); _ = slow.addParticle(0, []); slow.setForceGroup(31)
     >>> _ = system.addForce(slow)
     >>> integ = mts_langevin_integrator(300.0, 1.0, 0.002, slow, 4, system)
-    >>> round(integ.getStepSize()._value, 6)
+    >>> round(integ.getStepSize().value_in_unit(mm.unit.picosecond), 6)
     0.008
     """
     import openmm as mm
