@@ -153,13 +153,14 @@ def _reweight(args) -> str:
     from ..analysis import reweight_colvar
     from ..io import read_colvar, read_grid_domain, write_grid_file
 
+    t_min = parse_time(args.t_min, "--from")
     t_max = parse_time(args.t_max, "--to") if args.t_max else float("inf")
     names = [k for k in read_colvar(os.path.join(args.run, "colvar")) if k not in ("time", "bias", "rbias")]
     dom = read_grid_domain(os.path.join(args.run, "fes_bias.dat"))
     periodic = [dom[n]["periodic"] for n in names]
     lower, upper = [dom[n]["min"] for n in names], [dom[n]["max"] for n in names]
     axes, fes = reweight_colvar(os.path.join(args.run, "colvar"), KB * args.temperature, bins=args.bins,
-                                column=args.column, t_min=parse_time(args.t_min, "--from"), t_max=t_max,
+                                column=args.column, t_min=t_min, t_max=t_max,
                                 periodic=periodic, lower=lower, upper=upper)
     path = args.output or os.path.join(args.run, "fes_colvar_reweighted.dat")
     write_grid_file(path, names, axes, fes, periodic, lower=lower, upper=upper)
@@ -199,7 +200,7 @@ def main(argv=None) -> int:
 
             for path in plot_run(args.run):
                 print(f"wrote {path}")
-    except ValueError as exc:
+    except (ValueError, FileNotFoundError) as exc:
         print(f"openmm-nnbias: error: {exc}", file=sys.stderr)
         return 2
     return 0

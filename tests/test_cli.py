@@ -1,0 +1,57 @@
+"""Command line: misuse is one clear error, and nothing is written."""
+
+import os
+
+import pytest
+
+from openmm_nnbias.cli import main
+
+
+@pytest.mark.parametrize("time, message", [
+    ("--time=-5ns", "--time must be a finite time >= 0, got '-5ns'"),
+    ("--time=nanns", "--time must be a finite time >= 0, got 'nanns'"),
+    ("--time=infps", "--time must be a finite time >= 0"),
+    ("--time=5", "cannot read --time '5'"),
+    ("--time=0.001fs", "--time 0.001fs is shorter than one MD step"),
+])
+def test_deepves_bad_time_is_one_clear_error(tmp_path, capsys, time, message):
+    out = tmp_path / "run"
+    assert main(["deepves", "--system", "wolfe-quapp", time, "--out", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1 and "NaN to integer" not in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--steps", "0"], "--steps must be >= 1, got 0"),
+    (["--steps", "10", "--mts", "0"], "--mts must be an integer >= 1"),
+    (["--steps", "10", "--decay-after=-1ns"], "--decay-after must be a finite time >= 0"),
+])
+def test_deepves_bad_numbers(tmp_path, capsys, args, message):
+    out = tmp_path / "run"
+    assert main(["deepves", "--system", "alanine-tetrapeptide", "--out", str(out), "--no-progress"] + args) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_restart_without_checkpoint_creates_nothing(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["deepves", "--system", "wolfe-quapp", "--steps", "10", "--out", str(out), "--restart",
+                 "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "--restart: checkpoint" in err and "does not exist" in err
+    assert not out.exists()
+    ref = tmp_path / "ref"
+    assert main(["reference", "--system", "alanine-tetrapeptide", "--steps", "10", "--out", str(ref),
+                 "--restart", "--no-progress"]) == 2
+    assert "does not exist" in capsys.readouterr().err and not ref.exists()
+    assert main(["reference", "--time=-1ns", "--out", str(ref), "--no-progress"]) == 2
+    assert "--time must be a finite time >= 0" in capsys.readouterr().err and not ref.exists()
+
+
+def test_reweight_bad_window_names_the_option(tmp_path, capsys):
+    assert main(["reweight", str(tmp_path), "--from", "soon"]) == 2
+    assert "cannot read --from 'soon'" in capsys.readouterr().err
+    assert os.listdir(tmp_path) == []
+    assert main(["reweight", str(tmp_path / "missing")]) == 2
+    assert "No such file" in capsys.readouterr().err
