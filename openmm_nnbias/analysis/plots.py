@@ -69,39 +69,49 @@ def plot_run(run: str) -> list:
         fig.savefig(written[-1], dpi=110)
         plt.close(fig)
     log = os.path.join(run, "ves.log")
-    if os.path.exists(log):
+    if os.path.exists(log):  # Deep-VES: KL and learning rate per iteration over simulated time
         rows = [ln.split() for ln in open(log) if not ln.startswith("#") and ln.strip()]
         if rows:
             t = np.array([float(r[1]) for r in rows]) / 1000.0
             kl = np.array([float(r[3]) for r in rows])
             lr = np.array([float(r[4]) for r in rows])
-            fig, (a1, a2) = plt.subplots(2, 1, figsize=(7, 4), sharex=True)
-            a1.semilogy(t, kl)
-            a1.set_ylabel("KL")
-            a2.semilogy(t, np.where(lr > 0, lr, np.nan))
-            a2.set_ylabel("learning rate")
-            a2.set_xlabel("time (ns)")
-            fig.tight_layout()
-            written.append(os.path.join(run, "ves.png"))
-            fig.savefig(written[-1], dpi=110)
-            plt.close(fig)
+            written.append(_two_panels(os.path.join(run, "ves.png"), "time (ns)",
+                                       (t, kl, "KL", dict(yscale="log")),
+                                       (t, np.where(lr > 0, lr, np.nan), "learning rate", dict(yscale="log"))))
     dlog = os.path.join(run, "diffsim.log")
     if os.path.exists(dlog):  # differentiable-simulation training: loss and success per epoch
         rows = np.array([[float(v) for v in ln.split()[:3]] for ln in open(dlog)
                          if ln.strip() and not ln.startswith("#")]).reshape(-1, 3)
         if len(rows):
-            fig, (a1, a2) = plt.subplots(2, 1, figsize=(7, 4), sharex=True)
-            a1.plot(rows[:, 0], rows[:, 1], "o-", ms=3)
-            a1.set_yscale("symlog", linthresh=1e-3)
-            a1.set_ylabel("loss (CV units$^2$)")
-            a2.plot(rows[:, 0], rows[:, 2], "o-", ms=3)
-            a2.set_ylim(-0.02, 1.02)
-            a2.set_ylabel("success fraction")
-            a2.set_xlabel("epoch")
-            fig.tight_layout()
-            written.append(os.path.join(run, "diffsim.png"))
-            fig.savefig(written[-1], dpi=110)
-            plt.close(fig)
+            marker = dict(fmt="o-", ms=3)
+            written.append(_two_panels(os.path.join(run, "diffsim.png"), "epoch",
+                                       (rows[:, 0], rows[:, 1], "loss (CV units$^2$)",
+                                        dict(marker, yscale="symlog", linthresh=1e-3)),
+                                       (rows[:, 0], rows[:, 2], "success fraction", dict(marker, ylim=(-0.02, 1.02)))))
     if not written:
         raise ValueError(f"no run files (fes_bias.dat, colvar, ves.log, diffsim.log) found in {run!r}")
     return written
+
+
+def _two_panels(png: str, xlabel: str, top: tuple, bottom: tuple) -> str:
+    """Two stacked panels sharing x; each ``(x, y, ylabel, style)`` with optional style keys
+    ``fmt``, ``ms``, ``yscale`` (``linthresh`` for symlog) and ``ylim``. Returns ``png``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 1, figsize=(7, 4), sharex=True)
+    for ax, (x, y, ylabel, style) in zip(axes, (top, bottom)):
+        ax.plot(x, y, style.get("fmt", "-"), ms=style.get("ms"))
+        if "yscale" in style:
+            extra = {"linthresh": style["linthresh"]} if "linthresh" in style else {}
+            ax.set_yscale(style["yscale"], **extra)
+        if "ylim" in style:
+            ax.set_ylim(*style["ylim"])
+        ax.set_ylabel(ylabel)
+    axes[-1].set_xlabel(xlabel)
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+    return png

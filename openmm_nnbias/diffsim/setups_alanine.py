@@ -125,16 +125,12 @@ def alanine_dipeptide_setup(*, n_replicas: int = 32, n_steps: int = 10000, adjoi
     well_replicas, well_steps, well_friction : optional
         Unbiased well runs from each minimum: replicas (16), steps (3000; the first third is
         equilibration, frames every 10 steps are kept), friction in 1/ps (1.0).
-    max_grad_norm : float, optional
-        Clip each mini-batch gradient (default off).
     storage : {"window", "full"}, optional
         Trainer frame storage (default ``"window"``: memory independent of ``n_steps``).
-    seed : int, optional
-        Seeds the well runs, the network and the trainer.
-    dtype : torch.dtype, optional
-        float64 (default) or float32.
-    device : str or torch.device, optional
-        Simulation device (default ``"cpu"``).
+    max_grad_norm, seed, dtype, device : optional
+        As in :func:`~openmm_nnbias.diffsim.setups.mueller_brown_setup`: mini-batch gradient
+        clipping (default off), seed of the well runs, network and trainer, float64 (default)
+        or float32, simulation device (default ``"cpu"``).
 
     Returns
     -------

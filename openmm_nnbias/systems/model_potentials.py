@@ -170,18 +170,8 @@ def wolfe_quapp_energy(xy: torch.Tensor) -> torch.Tensor:
 def mueller_brown_energy(xy: torch.Tensor, energy_scale: float = 1.0) -> torch.Tensor:
     """Müller-Brown potential ``energy_scale * sum_k A_k exp(...)`` in kJ/mol.
 
-    Parameters
-    ----------
-    xy : torch.Tensor
-        Positions of shape ``(..., 2)`` in nm; any floating dtype and device
-        (array-likes are converted to float64 tensors). Differentiable.
-    energy_scale : float, optional
-        Multiplies the potential (default 1.0).
-
-    Returns
-    -------
-    torch.Tensor
-        Energies of shape ``(...)`` in kJ/mol.
+    ``xy`` (nm) and the result (kJ/mol) as in :func:`wolfe_quapp_energy`; ``energy_scale``
+    (default 1.0) multiplies the potential.
 
     Examples
     --------
@@ -276,23 +266,22 @@ def wolfe_quapp(
     >>> round(ms.temperature.value_in_unit(unit.kelvin), 2)
     120.27
     """
+    return _model_system("wolfe-quapp", WOLFE_QUAPP_EXPRESSION, wolfe_quapp_energy, mass, kz, start,
+                         WQ_TEMPERATURE if temperature is None else temperature, 0.005,
+                         {"left": (-1.8800, 0.7821), "right": (1.7860, -0.8333)})
+
+
+def _model_system(name: str, expression: str, energy_fn, mass, kz, start, temperature, timestep: float,
+                  minima: dict) -> ModelSystem:
+    """One-particle :class:`ModelSystem` (friction 10/ps, ``timestep`` in ps, ``temperature`` K or Quantity)."""
     m, k, s = _check_common(mass, kz, start)
-    T = WQ_TEMPERATURE if temperature is None else strip_unit(temperature, "kelvin")
+    T = strip_unit(temperature, "kelvin")
     if not T > 0:
         raise ValueError(f"temperature must be positive (K), got {temperature!r}")
-    system, top, pos = _one_particle(WOLFE_QUAPP_EXPRESSION, m, k, s, "WolfeQuapp")
-    return ModelSystem(
-        system=system,
-        topology=top,
-        positions=pos,
-        temperature=T * unit.kelvin,
-        timestep=0.005 * unit.picosecond,
-        friction=10.0 / unit.picosecond,
-        minima={"left": (-1.8800, 0.7821), "right": (1.7860, -0.8333)},
-        name="wolfe-quapp",
-        mass=m * unit.amu,
-        energy_fn=wolfe_quapp_energy,
-    )
+    system, top, pos = _one_particle(expression, m, k, s, "".join(w.capitalize() for w in name.split("-")))
+    return ModelSystem(system=system, topology=top, positions=pos, temperature=T * unit.kelvin,
+                       timestep=timestep * unit.picosecond, friction=10.0 / unit.picosecond, minima=minima,
+                       name=name, mass=m * unit.amu, energy_fn=energy_fn)
 
 
 def mueller_brown(
@@ -333,24 +322,10 @@ def mueller_brown(
     scale = float(energy_scale)
     if not (np.isfinite(scale) and scale > 0):
         raise ValueError(f"energy_scale must be a positive finite number, got {energy_scale!r}")
-    m, k, s = _check_common(mass, kz, start)
-    T = strip_unit(temperature, "kelvin")
-    if not T > 0:
-        raise ValueError(f"temperature must be positive (K), got {temperature!r}")
-    system, top, pos = _one_particle(_mueller_brown_expression(scale), m, k, s, "MuellerBrown")
 
     def energy_fn(xy: torch.Tensor) -> torch.Tensor:
         return mueller_brown_energy(xy, energy_scale=scale)
 
-    return ModelSystem(
-        system=system,
-        topology=top,
-        positions=pos,
-        temperature=T * unit.kelvin,
-        timestep=0.001 * unit.picosecond,
-        friction=10.0 / unit.picosecond,
-        minima={"A": (-0.5582, 1.4417), "B": (0.6235, 0.0280), "C": (-0.0500, 0.4667)},
-        name="mueller-brown",
-        mass=m * unit.amu,
-        energy_fn=energy_fn,
-    )
+    return _model_system("mueller-brown", _mueller_brown_expression(scale), energy_fn, mass, kz, start,
+                         temperature, 0.001,
+                         {"A": (-0.5582, 1.4417), "B": (0.6235, 0.0280), "C": (-0.0500, 0.4667)})

@@ -354,15 +354,8 @@ def alanine_dipeptide(constraints=app.HBonds) -> PeptideSystem:
 def alanine_tetrapeptide(constraints=app.HBonds) -> PeptideSystem:
     """Ace-Ala3-Nme (42 atoms) in vacuum, Amber99SB, no cutoff, minimized from extended.
 
-    Parameters
-    ----------
-    constraints : object, optional
-        ``None``, ``app.HBonds`` (default), ``app.AllBonds`` or ``app.HAngles``.
-
-    Returns
-    -------
-    PeptideSystem
-        Torsions ``phi1, psi1, phi2, psi2, phi3, psi3`` over the three Ala.
+    ``constraints`` as in :func:`alanine_dipeptide`. The returned :class:`PeptideSystem` has the
+    torsions ``phi1, psi1, phi2, psi2, phi3, psi3`` over the three Ala; ``potential_energy`` in kJ/mol.
 
     Examples
     --------
