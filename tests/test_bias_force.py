@@ -40,7 +40,7 @@ def _bias_only_system(pep):
 def _energy_forces(ctx, positions, group):
     ctx.setPositions(positions)
     st = ctx.getState(getEnergy=True, getForces=True, groups={group})
-    return st.getPotentialEnergy()._value, st.getForces(asNumpy=True)._value
+    return st.getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole), st.getForces(asNumpy=True).value_in_unit(unit.kilojoule_per_mole / unit.nanometer)
 
 
 def _network_energy_forces(cvs, bias, frames):
@@ -142,14 +142,14 @@ def test_live_update_reaches_running_simulation(dipeptide, backend, platform):
     sim.context.setPositions(dipeptide.positions)
     sim.step(10)
     before = nnforce.getBiasEnergy(sim).value_in_unit(unit.kilojoule_per_mole)
-    f_before = sim.context.getState(getForces=True, groups={nnforce.forceGroup}).getForces(asNumpy=True)._value
+    f_before = sim.context.getState(getForces=True, groups={nnforce.forceGroup}).getForces(asNumpy=True).value_in_unit(unit.kilojoule_per_mole / unit.nanometer)
     with torch.no_grad():
         bias.layers[-1].bias.add_(2.5)
         bias.layers[-1].weight.mul_(2.0)
     nnforce.updateWeights(sim)
     after = nnforce.getBiasEnergy(sim).value_in_unit(unit.kilojoule_per_mole)
-    f_after = sim.context.getState(getForces=True, groups={nnforce.forceGroup}).getForces(asNumpy=True)._value
-    pos = sim.context.getState(getPositions=True).getPositions(asNumpy=True)._value
+    f_after = sim.context.getState(getForces=True, groups={nnforce.forceGroup}).getForces(asNumpy=True).value_in_unit(unit.kilojoule_per_mole / unit.nanometer)
+    pos = sim.context.getState(getPositions=True).getPositions(asNumpy=True).value_in_unit(unit.nanometer)
     expected = float(bias(cvs(torch.tensor(pos))).detach())
     tol = 1e-8 if backend == "torch" else 0.1
     assert abs(after - expected) < tol and abs(after - before) > 1.0
@@ -177,24 +177,24 @@ def test_xml_roundtrip_and_checkpoints(dipeptide, backend, tmp_path):
         return sim
 
     sim, sim2 = new_sim(system), new_sim(system2)
-    e1 = sim.context.getState(getEnergy=True).getPotentialEnergy()._value
-    e2 = sim2.context.getState(getEnergy=True).getPotentialEnergy()._value
+    e1 = sim.context.getState(getEnergy=True).getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole)
+    e2 = sim2.context.getState(getEnergy=True).getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole)
     assert abs(e1 - e2) < 1e-6
     sim.step(20)
     sim.saveCheckpoint(str(tmp_path / "chk"))
     sim.saveState(str(tmp_path / "state.xml"))
     sim.step(20)
-    after_40 = sim.context.getState(getPositions=True).getPositions(asNumpy=True)._value
+    after_40 = sim.context.getState(getPositions=True).getPositions(asNumpy=True).value_in_unit(unit.nanometer)
     sim.loadCheckpoint(str(tmp_path / "chk"))
     sim.step(20)
-    np.testing.assert_allclose(sim.context.getState(getPositions=True).getPositions(asNumpy=True)._value,
+    np.testing.assert_allclose(sim.context.getState(getPositions=True).getPositions(asNumpy=True).value_in_unit(unit.nanometer),
                                after_40, atol=1e-10)
     sim.loadState(str(tmp_path / "state.xml"))
     with torch.no_grad():
         bias.layers[-1].bias.add_(1.0)
-    before = nnforce.getBiasEnergy(sim)._value
+    before = nnforce.getBiasEnergy(sim).value_in_unit(unit.kilojoule_per_mole)
     nnforce.updateWeights(sim)
-    assert abs(nnforce.getBiasEnergy(sim)._value - before - 1.0) < 1e-6  # still live after load
+    assert abs(nnforce.getBiasEnergy(sim).value_in_unit(unit.kilojoule_per_mole) - before - 1.0) < 1e-6  # still live after load
 
 
 def test_exported_bias_in_another_system(dipeptide, dipeptide_frames, tmp_path):

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch  # noqa: F401  (before openmmtorch)
 import openmm as mm
+from openmm import unit
 
 from openmm_nnbias.bias.mts import bias_force_group, mts_langevin_integrator
 
@@ -49,13 +50,13 @@ def _numpy_trajectory(k, n_outer, slow_every_inner):
 def test_slow_group_only_on_outer_step(k):
     system, slow = _one_particle()
     integ = mts_langevin_integrator(300.0, 0.0, H, slow, k, system)  # friction 0: deterministic RESPA
-    assert math.isclose(integ.getStepSize()._value, k * H)
+    assert math.isclose(integ.getStepSize().value_in_unit(unit.picosecond), k * H)
     ctx = mm.Context(system, integ, mm.Platform.getPlatformByName("Reference"))
     ctx.setPositions([[X0, 0, 0]])
     xs = []
     for _ in range(40):
         integ.step(1)
-        xs.append(ctx.getState(getPositions=True).getPositions(asNumpy=True)._value[0, 0])
+        xs.append(ctx.getState(getPositions=True).getPositions(asNumpy=True).value_in_unit(unit.nanometer)[0, 0])
     respa = _numpy_trajectory(k, 40, slow_every_inner=False)
     np.testing.assert_allclose(xs, respa, atol=1e-10)
     if k > 1:  # the slow force taken every inner step gives a visibly different trajectory
@@ -90,10 +91,10 @@ def test_k1_is_velocity_verlet_with_torch_bias():
         ctx = mm.Context(pep.system, integ, plat)
         ctx.setPositions(pep.positions)
         ctx.setVelocitiesToTemperature(300.0, 5)
-        v0 = ctx.getState(getVelocities=True).getVelocities(asNumpy=True)._value
+        v0 = ctx.getState(getVelocities=True).getVelocities(asNumpy=True).value_in_unit(unit.nanometer / unit.picosecond)
         ctx.setVelocities(v0 if not traj else traj[0][1])
         integ.step(20)
-        traj.append((ctx.getState(getPositions=True).getPositions(asNumpy=True)._value, v0))
+        traj.append((ctx.getState(getPositions=True).getPositions(asNumpy=True).value_in_unit(unit.nanometer), v0))
         del ctx
     np.testing.assert_allclose(traj[0][0], traj[1][0], atol=1e-8)
 
@@ -107,9 +108,9 @@ def test_langevin_run_with_torch_bias_on_slow_step():
     ctx.setVelocitiesToTemperature(300.0, 2)
     integ.step(50)
     state = ctx.getState(getEnergy=True)
-    assert math.isclose(state.getTime()._value, 50 * 4 * 0.001, rel_tol=1e-9)
-    assert math.isfinite(state.getPotentialEnergy()._value)
-    assert math.isfinite(force.getBiasEnergy(ctx)._value)
+    assert math.isclose(state.getTime().value_in_unit(unit.picosecond), 50 * 4 * 0.001, rel_tol=1e-9)
+    assert math.isfinite(state.getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole))
+    assert math.isfinite(force.getBiasEnergy(ctx).value_in_unit(unit.kilojoule_per_mole))
 
 
 def test_bad_arguments():

@@ -11,6 +11,7 @@ import pytest
 import torch
 from openmm import app, unit
 
+from openmm_nnbias._units import KB
 from openmm_nnbias.systems import (
     SYSTEM_NAMES,
     backbone_torsions,
@@ -169,7 +170,7 @@ def test_wolfe_quapp_minima():
     ms = wolfe_quapp()
     for xy in ms.minima.values():
         assert np.allclose(minimize(fn, xy, tol=1e-10).x, xy, atol=1e-3)
-    assert math.isclose(ms.temperature.value_in_unit(unit.kelvin) * 0.00831446261815324, 1.0)
+    assert math.isclose(ms.temperature.value_in_unit(unit.kelvin) * KB, 1.0)
     assert ms.timestep == 0.005 * unit.picosecond
     assert ms.system.getNumParticles() == 1 and ms.topology.getNumAtoms() == 1
 
