@@ -75,6 +75,10 @@ def test_errors(pep):
         WellTemperedMetadynamics(system, [pep.torsions["phi"]], **dict(ARGS, biasFactor=1.0))
     with pytest.raises(ValueError, match="torsions"):
         WellTemperedMetadynamics(system, [pep.torsions["phi"]] * 4, **ARGS)
+    with pytest.raises(TypeError, match="frequency must be an int"):
+        WellTemperedMetadynamics(system, [pep.torsions["phi"]], **dict(ARGS, frequency=50.0))
+    with pytest.raises(ValueError, match="gridWidth must be >= 4"):
+        WellTemperedMetadynamics(system, [pep.torsions["phi"]], **dict(ARGS, gridWidth=3))
     meta = WellTemperedMetadynamics(system, [pep.torsions["phi"]], **ARGS)
     with pytest.raises(ValueError, match="bias must have shape"):
         meta.setBias(np.zeros((3, 3)))

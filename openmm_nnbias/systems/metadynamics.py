@@ -45,6 +45,14 @@ class WellTemperedMetadynamics:
     gridWidth : int
         Grid points per torsion, endpoint included (as ``app.BiasVariable``'s ``gridWidth``).
 
+    Raises
+    ------
+    TypeError
+        ``frequency`` or ``gridWidth`` not an int.
+    ValueError
+        1 to 3 torsions, ``biasFactor`` > 1, positive temperature/height/width, ``frequency`` >= 1,
+        ``gridWidth`` >= 4 and a free force group are needed.
+
     Examples
     --------
     >>> import openmm as mm
@@ -66,10 +74,11 @@ class WellTemperedMetadynamics:
             raise ValueError(f"biasFactor must be > 1, got {biasFactor}")
         if not (temperature > 0 and height > 0 and width > 0):
             raise ValueError(f"temperature, height and width must be > 0, got {temperature}, {height}, {width}")
-        if isinstance(frequency, bool) or not isinstance(frequency, int) or frequency < 1:
-            raise ValueError(f"frequency must be an integer >= 1, got {frequency!r}")
-        if isinstance(gridWidth, bool) or not isinstance(gridWidth, int) or gridWidth < 4:
-            raise ValueError(f"gridWidth must be an integer >= 4, got {gridWidth!r}")
+        for name, value, least in (("frequency", frequency, 1), ("gridWidth", gridWidth, 4)):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+            if value < least:
+                raise ValueError(f"{name} must be >= {least}, got {value}")
         self.temperature = float(temperature)
         self.biasFactor = float(biasFactor)
         self.height = float(height)

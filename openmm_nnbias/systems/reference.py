@@ -38,8 +38,6 @@ def _setup(name: str, platform: str, threads: int, seed: int, overrides: dict):
     from .recipes import get_recipe
 
     r = dataclasses.replace(get_recipe(name, "metad"), **{k: v for k, v in overrides.items() if v is not None})
-    if r.grid_width < 4 or r.frequency < 1:
-        raise ValueError(f"need grid_width >= 4 and frequency >= 1, got {r.grid_width}, {r.frequency}")
     pep = get_system(name)
     meta = WellTemperedMetadynamics(pep.system, [pep.torsions[t] for t in r.torsions], r.temperature,
                                     r.bias_factor, r.height, r.width, r.frequency, r.grid_width)
