@@ -5,9 +5,9 @@ Contexts. Add a backend (e.g. ``openmm.PythonForce`` on OpenMM ≥ 8.5) by subcl
 :class:`ForceBackend` and registering it in :data:`BACKENDS`.
 """
 
-import itertools
 import math
 import os
+import uuid
 from typing import Sequence
 
 import torch
@@ -17,8 +17,6 @@ from .weights import SharedWeights
 
 __all__ = ["ForceBackend", "TorchBackend", "TableBackend", "CMAPBackend", "BACKENDS", "table_expression",
            "plugin_load_failures", "load_failed_plugins"]
-
-_PROBE_IDS = itertools.count(1)
 
 
 _RETRIED_PLUGINS: set = set()
@@ -98,7 +96,8 @@ class ForceBackend:
         self.probe = None
 
     def _declare_probe(self, force) -> None:
-        self.probe = f"nnbias_force_{next(_PROBE_IDS)}"
+        # unique across processes: a Context checkpoint from another run cannot bring this name along
+        self.probe = f"nnbias_force_{uuid.uuid4().hex[:16]}"
         force.addGlobalParameter(self.probe, 0.0)
 
     def create_force(self):  # pragma: no cover - interface
