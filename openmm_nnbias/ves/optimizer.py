@@ -81,6 +81,9 @@ class DeepVESOptimizer:
         Explicit Monte Carlo target (implies "-mc", its kind wins); bins per CV of the monitor.
     recrossing : RecrossingMonitor, optional
         Paper's rule: decay phase once it is satisfied (then every iteration decays, KL only reported).
+    use_kl, decay_after : bool, int
+        Decay only on iterations with KL < ``kl_threshold`` (default: without ``recrossing``); no decay
+        before iteration ``decay_after``. :meth:`DecayTrigger.resolve` gives all four from one object.
     compute_dtype : torch.dtype or {"mixed", "double"}, optional
         dtype of the network passes (default: the parameters'); ``torch.float32``/``"mixed"`` for float64
         parameters is mixed precision, see :class:`~openmm_nnbias.ves.evaluation.BiasEvaluator`.
@@ -126,6 +129,8 @@ class DeepVESOptimizer:
         marginal_bins: int = 50,
         recrossing: RecrossingMonitor | None = None,
         compute_dtype: torch.dtype | str | None = None,
+        use_kl: bool | None = None,
+        decay_after: int = 0,
     ) -> None:
         if not isinstance(bias, torch.nn.Module):
             raise ValueError(f"bias must be a torch.nn.Module, got {type(bias).__name__}")
@@ -154,6 +159,8 @@ class DeepVESOptimizer:
         self.target_kind = target if self.grid is not None else self.target.kind
         self.n_cv = self.target.n_cv if self.grid is None else self.grid.n_cv
         self.recrossing = recrossing
+        self.use_kl = recrossing is None if use_kl is None else bool(use_kl)
+        self.decay_after = int(decay_after)
         self.schedule = LearningRateSchedule(lr, kl_threshold, tau_decay, freeze_ratio)
         betas = (float(betas[0]), float(betas[1]))
         self.adam = make_adam(self._params, self.schedule.lr, betas)
@@ -315,9 +322,13 @@ class DeepVESOptimizer:
                 return self._skip(stats, "non-finite bias on the grid; target not updated")
             if self.grid is not None:
                 self.target.update(v_grid)
-            if self.recrossing is not None and self.recrossing.satisfied:
-                self.schedule.start_decay(it)
-            self.schedule.step(kl if self.recrossing is None else None, iteration=it)
+            gate = it >= self.decay_after and (self.recrossing is None or self.recrossing.satisfied)
+            if self.use_kl:  # decay on iterations with KL < ε once the other conditions hold
+                self.schedule.step(kl if gate or self.phase != "learning" else math.nan, iteration=it)
+            else:
+                if gate:
+                    self.schedule.start_decay(it)
+                self.schedule.step(None, iteration=it)
             if self.fes_average is not None and self.phase != "learning":  # decay phase: uniform average of F
                 self.fes_average.update(-v_grid - self.kT * torch.log(self.target.probabilities), 1.0)
         if torch.isfinite(v_grid).all():
