@@ -116,10 +116,10 @@ def test_getters_record_the_samples_of_a_pending_step():
     sim, up, _ = make_run(None, mode="process", klThreshold=100.0, tauDecay=5, freezeRatio=0.01)
     try:
         sim.step(200 * 30)  # frozen after ~20 iterations: reweighting accumulates (steps still in the learner)
-        assert up._pending is not None and up.optimizer.frozen
+        assert up._learner.pending and up.optimizer.frozen
         n = up._rw_count
         rw = up.getReweightedFreeEnergy()
-        assert up._pending is None and up._rw_count == n + 20  # the last iteration's 20 samples
+        assert not up._learner.pending and up._rw_count == n + 20  # the last iteration's 20 samples
         assert rw is not None and np.nanmin(rw) == 0.0
     finally:
         up.close()
