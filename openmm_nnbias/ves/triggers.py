@@ -29,7 +29,23 @@ from typing import Any, Sequence
 from .._units import strip_unit
 from .monitors import RecrossingMonitor
 
-__all__ = ["DecayTrigger", "KLThreshold", "Recrossings", "MinimumTime", "AllOf"]
+__all__ = ["DecayTrigger", "KLThreshold", "Recrossings", "MinimumTime", "AllOf", "advance_schedule"]
+
+
+def advance_schedule(schedule, kl: float, iteration: int, use_kl: bool, decay_after: int, recrossing) -> None:
+    """One step of a :class:`~openmm_nnbias.ves.LearningRateSchedule` under resolved trigger settings.
+
+    The decay may start once ``iteration >= decay_after`` and ``recrossing`` (if any) is satisfied;
+    with ``use_kl`` an iteration then decays only while ``kl`` is below the schedule's threshold,
+    without it every iteration decays.
+    """
+    gate = iteration >= decay_after and (recrossing is None or recrossing.satisfied)
+    if use_kl:
+        schedule.step(kl if gate or schedule.phase != "learning" else math.nan, iteration=iteration)
+    else:
+        if gate:
+            schedule.start_decay(iteration)
+        schedule.step(None, iteration=iteration)
 
 
 class DecayTrigger:
