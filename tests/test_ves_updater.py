@@ -120,7 +120,7 @@ def test_nan_cvs_skip_the_update_and_keep_weights(tmp_path):
     sim, up, bias = make_run(str(tmp_path / "run"))
     sim.step(400)
     before = [p.detach().clone() for p in bias.parameters()]
-    up._samples = [(np.full((1, 3), np.nan), float(t), 400 + 10 * (t + 1)) for t in range(20)]  # (positions, time, step)
+    up._samples = [(np.full((1, 3), np.nan), float(t), 400 + 10 * (t + 1), None) for t in range(20)]  # (x, t, step, box)
     with pytest.warns(UserWarning, match="skipped: non-finite CV values"):
         up._iterate(sim)
     assert up.history[-1]["skipped"]

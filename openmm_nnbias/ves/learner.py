@@ -86,11 +86,15 @@ class LearnerCore:
         self.dirty = False  # the network holds updates not pushed yet
         self.c_in_force = evaluator.c
 
-    def run(self, positions, times, steps, applied: int, force_push: bool) -> IterationResult:
-        """One iteration: ``applied`` is the last step whose weights were in force while the samples were drawn."""
+    def run(self, positions, times, steps, applied: int, force_push: bool, boxes=None) -> IterationResult:
+        """One iteration: ``applied`` is the last step whose weights were in force while the samples were drawn.
+
+        ``positions`` ``(n, n_atoms_sub, 3)`` nm, ``times`` (ps) and ``steps`` of the samples, their
+        periodic ``boxes`` ``(n, 3, 3)`` nm or None.
+        """
         ev = self.evaluator
         ev.advance(applied)
-        record = ev(positions, times, steps)
+        record = ev(positions, times, steps, boxes)
         t0 = time.perf_counter()
         stats = self.optimizer.step(record.s)
         t1 = time.perf_counter()
@@ -125,7 +129,8 @@ class Learner:
     def pending(self) -> bool:
         return self._pending is not None
 
-    def submit(self, positions, times, steps, applied: int, force_push: bool) -> None:  # pragma: no cover
+    def submit(self, positions, times, steps, applied: int, force_push: bool,
+               boxes=None) -> None:  # pragma: no cover - interface
         raise NotImplementedError
 
     def result(self) -> IterationResult:  # pragma: no cover - interface
@@ -152,9 +157,9 @@ class InlineLearner(Learner):
 
     mode = "sync"
 
-    def submit(self, positions, times, steps, applied: int, force_push: bool) -> None:
+    def submit(self, positions, times, steps, applied: int, force_push: bool, boxes=None) -> None:
         self._check_idle()
-        self._pending = self.core.run(positions, times, steps, applied, force_push)
+        self._pending = self.core.run(positions, times, steps, applied, force_push, boxes)
 
     def result(self) -> IterationResult:
         result, self._pending = self._pending, None
@@ -172,9 +177,9 @@ class ThreadLearner(Learner):
         super().__init__(core)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="deepves")
 
-    def submit(self, positions, times, steps, applied: int, force_push: bool) -> None:
+    def submit(self, positions, times, steps, applied: int, force_push: bool, boxes=None) -> None:
         self._check_idle()
-        self._pending = self._executor.submit(self.core.run, positions, times, steps, applied, force_push)
+        self._pending = self._executor.submit(self.core.run, positions, times, steps, applied, force_push, boxes)
 
     def result(self) -> IterationResult:
         future, self._pending = self._pending, None

@@ -155,12 +155,12 @@ class ProcessLearner(Learner):
             raise cause
         return reply[1:]
 
-    def submit(self, positions, times, steps, applied: int, force_push: bool) -> None:
+    def submit(self, positions, times, steps, applied: int, force_push: bool, boxes=None) -> None:
         """Start a step on raw positions ``(n, n_atoms_sub, 3)`` (nm, numpy) recorded at ``times`` (ps)."""
         self._check_idle()
         if self._proc is None:
             raise RuntimeError("the learner process was closed")
-        _send(self._proc.stdin, ("run", positions, times, steps, int(applied), bool(force_push)))
+        _send(self._proc.stdin, ("run", positions, times, steps, int(applied), bool(force_push), boxes))
         self._pending = True
 
     def result(self):

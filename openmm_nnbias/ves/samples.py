@@ -89,17 +89,25 @@ class SampleEvaluator:
         self._staged = []  # (iteration, weights or None, frozen, c) of steps the MD side has not applied yet
         self.n_atoms = 1 + max(int(g.atoms.max()) for g in sub_cvs.groups)  # atoms the positions must hold
 
-    def __call__(self, x, times, steps=None) -> SampleRecord:
+    def __call__(self, x, times, steps=None, boxes=None) -> SampleRecord:
         """Checked CVs of positions ``x`` recorded at ``times`` (ps) and, when needed, V of the bias in force.
 
-        Raises ValueError naming the first non-periodic CV outside its declared range. Non-finite
-        CVs are returned as they are (the optimizer skips such an iteration and reports it).
+        ``boxes``: periodic box vectors of each sample, ``(n, 3, 3)`` nm (rows a, b, c), or None
+        for a non-periodic system. Raises ValueError naming the first non-periodic CV outside its
+        declared range. Non-finite CVs are returned as they are (the optimizer skips such an
+        iteration and reports it).
         """
         x = torch.as_tensor(np.asarray(x), dtype=torch.float64)
         if x.dim() != 3 or x.shape[1] < self.n_atoms or x.shape[2] != 3:
             raise ValueError(f"positions must have shape (samples, >= {self.n_atoms} atoms, 3) in nm, got {tuple(x.shape)}")
         with torch.no_grad():
-            s = self.sub_cvs(x)
+            if boxes is None:
+                s = self.sub_cvs(x)
+            else:
+                box = torch.as_tensor(np.asarray(boxes), dtype=torch.float64)
+                if box.shape != (x.shape[0], 3, 3):
+                    raise ValueError(f"boxes must have shape ({x.shape[0]}, 3, 3) in nm, got {tuple(box.shape)}")
+                s = self.sub_cvs(x, box)
         finite = bool(torch.isfinite(s).all())
         if finite:
             self.cvs.check_range(s, times)

@@ -139,7 +139,7 @@ class DeepVESUpdater(UpdaterFiles):
         self.c = 0.0  # c(t) of the bias in force
         self.history = []
         self._rw_logsum, self._rw_count = None, 0  # per-bin log Σ exp(βV) after freezing
-        self._learner, self._simulation, self._checked = None, None, False
+        self._learner, self._simulation, self._checked, self._periodic = None, None, False, False
         self._applied = self.optimizer.iteration - 1  # last optimizer step whose weights reached the Context
         self._last_phase = self.optimizer.phase
 
@@ -172,6 +172,10 @@ class DeepVESUpdater(UpdaterFiles):
         check = getattr(self.force, "checkContext", None)  # the force is in this Context's System
         if check is not None:
             check(simulation.context)
+        self._periodic = simulation.system.usesPeriodicBoundaryConditions()
+        if self._periodic:  # CVs with the minimum image; no distance range beyond half the box
+            box = simulation.context.getState().getPeriodicBoxVectors(asNumpy=True).value_in_unit(unit.nanometer)
+            self.cvs.check_box(torch.as_tensor(np.asarray(box), dtype=torch.float64))
         integrator = simulation.integrator
         if hasattr(integrator, "getTemperature"):
             t = integrator.getTemperature().value_in_unit(unit.kelvin)
@@ -187,15 +191,15 @@ class DeepVESUpdater(UpdaterFiles):
                 self.optimizer.decay_after = n
         self._checked = True
 
-    @staticmethod
-    def _read(state):
-        """(positions, nm; time, ps; step) of a State, or an already read sample as it is."""
+    def _read(self, state):
+        """(positions, nm; time, ps; step; box vectors, nm, or None) of a State, or a read sample as it is."""
         if isinstance(state, tuple):
             return state
         from openmm import unit
 
+        box = state.getPeriodicBoxVectors(asNumpy=True).value_in_unit(unit.nanometer) if self._periodic else None
         return (state.getPositions(asNumpy=True).value_in_unit(unit.nanometer),
-                state.getTime().value_in_unit(unit.picosecond), state.getStepCount())
+                state.getTime().value_in_unit(unit.picosecond), state.getStepCount(), box)
 
     # ----------------------------------------------------------------- one iteration
     def _iterate(self, simulation):
@@ -205,11 +209,12 @@ class DeepVESUpdater(UpdaterFiles):
         self._samples = []
         positions = np.stack([r[0][self._atoms] for r in read])
         times, steps = np.array([r[1] for r in read]), np.array([r[2] for r in read])
+        boxes = np.stack([r[3] for r in read]) if self._periodic else None
         applied = self._applied  # the steps whose weights were in force while these samples were drawn
         self._finish_pending()
         force_push = self._sync_point()
         learner = self._learner or self._start_learner()
-        learner.submit(positions, times, steps, applied, force_push)
+        learner.submit(positions, times, steps, applied, force_push, boxes)
         if force_push or not self.asynchronous:
             self._finish_pending()
 
