@@ -27,7 +27,7 @@ from openmm import app, unit
 from openmm_nnbias.bias import NeuralBias, NeuralBiasForce
 from openmm_nnbias.cvs import CVSet, Torsion
 from openmm_nnbias.systems import alanine_dipeptide
-from openmm_nnbias.ves import DeepVESUpdater
+from openmm_nnbias.ves import DeepVESUpdater, ExecutionOptions, WellTempered
 
 
 def pin_to_cpu0():
@@ -56,10 +56,11 @@ def make(pep, backend=None, sample_stride=10, asynchronous=False, push_interval=
     sim.context.setPositions(pep.positions)
     sim.context.setVelocitiesToTemperature(300 * unit.kelvin, 1)
     if force is not None:
-        updater = DeepVESUpdater(force, 300 * unit.kelvin, biasFactor=10, stride=500,
-                                 sampleStride=sample_stride, out=None, asynchronous=asynchronous,
-                                 pushInterval=push_interval, precision=precision,
-                                 learnerCPUs=learner_cpus if asynchronous == "process" else None)
+        mode = {False: "sync", True: "thread"}.get(asynchronous, asynchronous)
+        execution = ExecutionOptions(mode=mode, pushInterval=push_interval, precision=precision,
+                                     learnerCPUs=learner_cpus if mode == "process" else None)
+        updater = DeepVESUpdater(force, 300 * unit.kelvin, target=WellTempered(biasFactor=10), stride=500,
+                                 sampleStride=sample_stride, execution=execution)
         sim.reporters.append(updater)
     sim.step(1000)
     return sim, updater

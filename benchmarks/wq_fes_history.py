@@ -21,7 +21,7 @@ from openmm_nnbias.analysis import fes_rmse
 from openmm_nnbias.bias import NeuralBias, NeuralBiasForce
 from openmm_nnbias.cvs import CVSet, Position
 from openmm_nnbias.systems import exact_free_energy_x_wolfe_quapp, wolfe_quapp
-from openmm_nnbias.ves import DeepVESUpdater
+from openmm_nnbias.ves import DeepVESUpdater, ScheduleOptions, WellTempered
 
 
 def main():
@@ -41,8 +41,8 @@ def main():
     integ.setRandomNumberSeed(1)
     sim = app.Simulation(ms.topology, ms.system, integ, mm.Platform.getPlatformByName("Reference"))
     sim.context.setPositions(ms.positions)
-    up = DeepVESUpdater(force, ms.temperature, biasFactor=10, stride=500, sampleStride=10, gridBins=100,
-                        tauKL=a.tau_kl, tauDecay=a.tau_decay, out=a.out)
+    up = DeepVESUpdater(force, ms.temperature, target=WellTempered(biasFactor=10, bins=100), stride=500,
+                        sampleStride=10, schedule=ScheduleOptions(tauKL=a.tau_kl, tauDecay=a.tau_decay), outputs=a.out)
     sim.reporters.append(up)
     x = up.gridAxes()[0]
     exact = exact_free_energy_x_wolfe_quapp(x)

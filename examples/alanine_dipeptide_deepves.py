@@ -15,7 +15,7 @@ from openmm import app, unit
 from openmm_nnbias.bias import NeuralBias, NeuralBiasForce
 from openmm_nnbias.cvs import CVSet, Torsion
 from openmm_nnbias.systems import alanine_dipeptide
-from openmm_nnbias.ves import DeepVESUpdater
+from openmm_nnbias.ves import DeepVESUpdater, KLThreshold, ScheduleOptions, WellTempered
 
 
 def main(argv=None):
@@ -39,11 +39,12 @@ def main(argv=None):
     sim.context.setPositions(pep.positions)
     sim.context.setVelocitiesToTemperature(300 * unit.kelvin)
 
-    updater = DeepVESUpdater(force, 300 * unit.kelvin, biasFactor=10, stride=500, sampleStride=10,
-                             tauKL=10000, tauDecay=1000, klThreshold=0.5, out=args.out)
+    schedule = ScheduleOptions(tauKL=10000, tauDecay=1000, decay=KLThreshold(0.5))  # the paper's Ala2 schedule
+    updater = DeepVESUpdater(force, 300 * unit.kelvin, target=WellTempered(biasFactor=10), stride=500,
+                             sampleStride=10, schedule=schedule, outputs=args.out)
     sim.reporters.append(updater)
     sim.step(args.steps)
-    updater.writeFes()
+    updater.finish()  # the last step, bias.pt, FES files, checkpoint
     last = updater.history[-1]
     print(f"{sim.currentStep * 0.002 / 1000:.3f} ns: KL {last['kl']:.3f}, phase {last['phase']}; "
           f"bias energy now {force.getBiasEnergy(sim)}")

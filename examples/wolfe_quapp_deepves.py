@@ -15,7 +15,7 @@ from openmm import app
 from openmm_nnbias.bias import NeuralBias, NeuralBiasForce
 from openmm_nnbias.cvs import CVSet, Position
 from openmm_nnbias.systems import exact_free_energy_x_wolfe_quapp, wolfe_quapp
-from openmm_nnbias.ves import DeepVESUpdater
+from openmm_nnbias.ves import DeepVESUpdater, ExecutionOptions, KLThreshold, ScheduleOptions, WellTempered
 
 
 def main(argv=None):
@@ -49,9 +49,10 @@ def main(argv=None):
                          {"Threads": "1"} if args.platform == "CPU" else {})
     sim.context.setPositions(ms.positions)
 
-    updater = DeepVESUpdater(force, ms.temperature, biasFactor=10, stride=500, sampleStride=10,
-                             gridBins=args.grid_bins, tauKL=args.tau_kl, tauDecay=args.tau_decay,
-                             klThreshold=args.kl_threshold, out=args.out, precision=args.precision)
+    schedule = ScheduleOptions(tauKL=args.tau_kl, tauDecay=args.tau_decay, decay=KLThreshold(args.kl_threshold))
+    updater = DeepVESUpdater(force, ms.temperature, target=WellTempered(biasFactor=10, bins=args.grid_bins),
+                             stride=500, sampleStride=10, schedule=schedule, outputs=args.out,
+                             execution=ExecutionOptions(precision=args.precision))
     sim.reporters.append(updater)
     if args.after_freeze is None:
         sim.step(args.steps)
@@ -59,7 +60,7 @@ def main(argv=None):
         while sim.currentStep < args.steps and not updater.optimizer.frozen:
             sim.step(500)
         sim.step(min(args.after_freeze, max(0, args.steps - sim.currentStep)))
-    updater.writeFes()
+    updater.finish()  # the last step, bias.pt, FES files, checkpoint
 
     # compare with the exact F(x) (numerical integral over y), RMSE over F < 5 kT
     from openmm_nnbias.analysis import fes_rmse

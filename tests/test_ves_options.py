@@ -5,6 +5,7 @@ import os
 import sys
 import openmm as mm
 import pytest
+import torch
 from openmm import app, unit
 
 from openmm_nnbias.bias import NeuralBias, NeuralBiasForce
@@ -151,3 +152,15 @@ def test_context_manager_finishes_and_warns_mid_iteration(tmp_path):
             sim.step(200 * 6 + 50)  # frozen; ends 50 steps into an iteration
     files = sorted(os.listdir(out))
     assert files == ["bias.pt", "colvar", "fes_bias.dat", "fes_bias_avg.dat", "fes_reweighted.dat", "ves.log"]
+
+
+def test_close_puts_the_network_in_force_and_a_later_step_goes_on(tmp_path):
+    sim, up, bias = make_run(str(tmp_path), backend="torch", pushInterval=4, checkpointInterval=1000)
+    flat = lambda: torch.cat([p.detach().reshape(-1) for p in bias.parameters()])  # noqa: E731
+    sim.step(200 * 6)  # pushed after iteration 3, not after 5
+    assert not torch.equal(up.force.backend.weights.read(), flat())
+    up.close()
+    assert torch.equal(up.force.backend.weights.read(), flat()) and up.c == up.history[-1]["c"]
+    sim.step(200 * 2)  # a new learner, its V the network now in force
+    up.close()
+    assert len(up.history) == 8

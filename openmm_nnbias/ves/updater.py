@@ -271,11 +271,19 @@ class DeepVESUpdater(UpdaterFiles):
             self._learner.sync()
 
     def close(self):
-        """Finish a pending step and end the learner (a learner process exits); idempotent."""
+        """Finish a pending step, put the network in force and end the learner (a process exits); idempotent.
+
+        With ``pushInterval > 1`` the Context then holds the network's latest weights, as after a
+        checkpoint; a later ``step`` starts a new learner from there.
+        """
         if self._learner is not None:
             self.flush()
             self._learner.close()
             self._learner = None
+            if self.pushInterval > 1 and self._simulation is not None and self.history:
+                self.force.updateWeights(self._simulation)
+                c = self.history[-1]["c"]
+                self.c = c if c == c else self.c  # NaN after a skipped step: keep the previous one
 
     def finish(self, simulation=None):
         """End the run: finish the pending step, write ``bias.pt`` and the FES files, a checkpoint at an
