@@ -130,7 +130,7 @@ def main():
         push = statistics.mean(x["t_push_ms"] for x in h)
         per_iter = (med[k] - med["unbiased"]) * 500 / 1000
         up.flush()
-        where = {None: "main thread", "thread": "worker thread", "process": "learner process"}[up._async_mode]
+        where = {"sync": "main thread", "thread": "worker thread", "process": "learner process"}[up.execution.mode]
         print(f"{k:24s} per iteration: optimizer {opt:.2f} ms + tabulate {prep:.2f} ms ({where}), "
               f"push {push:.2f} ms (main thread), "
               f"total overhead {per_iter:.2f} ms (MD of 500 steps: {med['unbiased'] * 0.5:.1f} ms)")
