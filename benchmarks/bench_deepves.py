@@ -26,7 +26,7 @@ from openmm import app, unit
 
 from openmm_nnbias.bias import NeuralBias, NeuralBiasForce
 from openmm_nnbias.systems import alanine_dipeptide, get_recipe
-from openmm_nnbias.ves import DeepVESUpdater
+from openmm_nnbias.ves import DeepVESUpdater, ExecutionOptions, WellTempered
 
 RECIPE = get_recipe("alanine-dipeptide")  # 300 K, 2 fs, 1/ps, stride 500, phi/psi
 
@@ -57,10 +57,11 @@ def make(pep, backend=None, sample_stride=10, asynchronous=False, push_interval=
     sim.context.setPositions(pep.positions)
     sim.context.setVelocitiesToTemperature(RECIPE.temperature * unit.kelvin, 1)
     if force is not None:
-        updater = DeepVESUpdater(force, RECIPE.temperature * unit.kelvin, biasFactor=10,
-                                 stride=RECIPE.options["stride"], sampleStride=sample_stride, out=None, asynchronous=asynchronous,
-                                 pushInterval=push_interval, precision=precision,
-                                 learnerCPUs=learner_cpus if asynchronous == "process" else None)
+        mode = {False: "sync", True: "thread"}.get(asynchronous, asynchronous)
+        execution = ExecutionOptions(mode=mode, pushInterval=push_interval, precision=precision,
+                                     learnerCPUs=learner_cpus if mode == "process" else None)
+        updater = DeepVESUpdater(force, RECIPE.temperature * unit.kelvin, target=WellTempered(biasFactor=10),
+                                 stride=RECIPE.options["stride"], sampleStride=sample_stride, execution=execution)
         sim.reporters.append(updater)
     sim.step(1000)
     return sim, updater
@@ -130,7 +131,7 @@ def main():
         push = statistics.mean(x["t_push_ms"] for x in h)
         per_iter = (med[k] - med["unbiased"]) * 500 / 1000
         up.flush()
-        where = {None: "main thread", "thread": "worker thread", "process": "learner process"}[up._async_mode]
+        where = {"sync": "main thread", "thread": "worker thread", "process": "learner process"}[up.execution.mode]
         print(f"{k:24s} per iteration: optimizer {opt:.2f} ms + tabulate {prep:.2f} ms ({where}), "
               f"push {push:.2f} ms (main thread), "
               f"total overhead {per_iter:.2f} ms (MD of 500 steps: {med['unbiased'] * 0.5:.1f} ms)")

@@ -20,7 +20,7 @@ from openmm import app
 from openmm_nnbias.analysis import fes_rmse
 from openmm_nnbias.bias import NeuralBias, NeuralBiasForce
 from openmm_nnbias.systems import exact_free_energy_x_wolfe_quapp, get_recipe, wolfe_quapp
-from openmm_nnbias.ves import DeepVESUpdater
+from openmm_nnbias.ves import DeepVESUpdater, ScheduleOptions, WellTempered
 
 
 def main():
@@ -41,8 +41,9 @@ def main():
     sim = app.Simulation(ms.topology, ms.system, recipe.integrator(seed=1),
                          mm.Platform.getPlatformByName(recipe.platform))
     sim.context.setPositions(ms.positions)
-    up = DeepVESUpdater(force, ms.temperature, biasFactor=10, stride=opts["stride"], sampleStride=10,
-                        gridBins=opts["gridBins"], tauKL=a.tau_kl, tauDecay=a.tau_decay, out=a.out)
+    up = DeepVESUpdater(force, ms.temperature, target=WellTempered(biasFactor=10, bins=opts["gridBins"]),
+                        stride=opts["stride"], sampleStride=10,
+                        schedule=ScheduleOptions(tauKL=a.tau_kl, tauDecay=a.tau_decay), outputs=a.out)
     sim.reporters.append(up)
     x = up.gridAxes()[0]
     exact = exact_free_energy_x_wolfe_quapp(x)

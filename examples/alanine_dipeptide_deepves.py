@@ -15,7 +15,7 @@ from openmm import app, unit
 
 from openmm_nnbias.bias import NeuralBias, NeuralBiasForce
 from openmm_nnbias.systems import alanine_dipeptide, get_recipe
-from openmm_nnbias.ves import DeepVESUpdater
+from openmm_nnbias.ves import DeepVESUpdater, KLThreshold, ScheduleOptions, WellTempered
 
 
 def main(argv=None):
@@ -41,12 +41,13 @@ def main(argv=None):
     sim.context.setPositions(pep.positions)
     sim.context.setVelocitiesToTemperature(temperature)
 
-    updater = DeepVESUpdater(force, temperature, biasFactor=10, stride=opts["stride"], sampleStride=10,
-                             tauKL=opts["tauKL"], tauDecay=opts["tauDecay"], klThreshold=0.5,
-                             gridBins=opts["gridBins"], out=args.out)
+    # the paper's Ala2 schedule
+    schedule = ScheduleOptions(tauKL=opts["tauKL"], tauDecay=opts["tauDecay"], decay=KLThreshold(0.5))
+    updater = DeepVESUpdater(force, temperature, target=WellTempered(biasFactor=10, bins=opts["gridBins"]),
+                             stride=opts["stride"], sampleStride=10, schedule=schedule, outputs=args.out)
     sim.reporters.append(updater)
     sim.step(args.steps)
-    updater.writeFes()
+    updater.finish()  # the last step, bias.pt, FES files, checkpoint
     last = updater.history[-1]
     print(f"{sim.currentStep * recipe.timestep / 1000:.3f} ns: KL {last['kl']:.3f}, phase {last['phase']}; "
           f"bias energy now {force.getBiasEnergy(sim)}")

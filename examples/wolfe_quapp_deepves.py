@@ -14,7 +14,7 @@ from openmm import app
 
 from openmm_nnbias.bias import NeuralBias, NeuralBiasForce
 from openmm_nnbias.systems import exact_free_energy_x_wolfe_quapp, get_recipe, wolfe_quapp
-from openmm_nnbias.ves import DeepVESUpdater
+from openmm_nnbias.ves import DeepVESUpdater, ExecutionOptions, KLThreshold, ScheduleOptions, WellTempered
 
 
 RECIPE = get_recipe("wolfe-quapp")  # x on [-3, 3] nm, k_B T = 1 kJ/mol, 5 fs, friction 10/ps
@@ -51,9 +51,10 @@ def main(argv=None):
     sim.context.setPositions(ms.positions)
 
     stride = RECIPE.options["stride"]
-    updater = DeepVESUpdater(force, ms.temperature, biasFactor=10, stride=stride, sampleStride=10,
-                             gridBins=args.grid_bins, tauKL=args.tau_kl, tauDecay=args.tau_decay,
-                             klThreshold=args.kl_threshold, out=args.out, precision=args.precision)
+    schedule = ScheduleOptions(tauKL=args.tau_kl, tauDecay=args.tau_decay, decay=KLThreshold(args.kl_threshold))
+    updater = DeepVESUpdater(force, ms.temperature, target=WellTempered(biasFactor=10, bins=args.grid_bins),
+                             stride=stride, sampleStride=10, schedule=schedule, outputs=args.out,
+                             execution=ExecutionOptions(precision=args.precision))
     sim.reporters.append(updater)
     if args.after_freeze is None:
         sim.step(args.steps)
@@ -61,7 +62,7 @@ def main(argv=None):
         while sim.currentStep < args.steps and not updater.optimizer.frozen:
             sim.step(stride)
         sim.step(min(args.after_freeze, max(0, args.steps - sim.currentStep)))
-    updater.writeFes()
+    updater.finish()  # the last step, bias.pt, FES files, checkpoint
 
     # compare with the exact F(x) (numerical integral over y), RMSE over F < 5 kT
     from openmm_nnbias.analysis import fes_rmse

@@ -30,7 +30,7 @@ def test_deepves_tetrapeptide_mc_target_mts_and_restart(tmp_path):
     np.testing.assert_allclose(np.diff(colvar[:, 0]), 0.02, atol=1e-6)
     assert (np.abs(colvar[:, 1:7]) <= math.pi + 1e-6).all()
     state = torch.load(os.path.join(out, "checkpoint.pt"), weights_only=False)
-    assert state["config"]["targetSampling"] == "mc"
+    assert state["config"]["target"]["kind"] == "MonteCarlo"
     # from the final checkpoint at step 150, learning in a child process (MC target, torch backend)
     assert main(args + ["--steps", "250", "--restart", "--async", "process"]) == 0
     log = _rows(os.path.join(out, "ves.log"), usecols=range(6))

@@ -46,13 +46,13 @@ def test_values_match_the_full_cv_set_and_the_network():
     rec = ev(full[:, [3, 5, 7, 9]], times=np.arange(6) * 0.1)
     with torch.no_grad():
         ref = cvs(torch.as_tensor(full))
-        assert torch.allclose(rec["s"], ref, atol=1e-12, rtol=0)
-        assert torch.allclose(rec["v"], net(ref).double(), atol=1e-12, rtol=0)
-    assert rec["c"] == 1.5 and rec["reweight"] is False  # not frozen: no reweighting
+        assert torch.allclose(rec.s, ref, atol=1e-12, rtol=0)
+        assert torch.allclose(rec.v, net(ref).double(), atol=1e-12, rtol=0)
+    assert rec.c == 1.5 and rec.reweight is False  # not frozen: no reweighting
     ev.frozen = True
-    assert ev(full[:, [3, 5, 7, 9]], times=None)["reweight"] is True
+    assert ev(full[:, [3, 5, 7, 9]], times=None).reweight is True
     ev_no_v = SampleEvaluator(cvs, sub, net, need_v=False, grid=True)
-    assert ev_no_v(full[:, [3, 5, 7, 9]], times=None)["v"] is None  # no colvar, not frozen: V not needed
+    assert ev_no_v(full[:, [3, 5, 7, 9]], times=None).v is None  # no colvar, not frozen: V not needed
 
 
 def test_range_error_names_cv_value_and_time_and_nan_passes_through():
@@ -66,37 +66,41 @@ def test_range_error_names_cv_value_and_time_and_nan_passes_through():
         ev(x[:, :3], times=None)
     x[4] = np.nan
     rec = ev(x, times=np.arange(6) * 0.1)  # non-finite: returned as is (the optimizer skips the iteration)
-    assert not torch.isfinite(rec["s"]).all() and rec["reweight"] is False
+    assert not torch.isfinite(rec.s).all() and rec.reweight is False
 
 
 def test_staged_steps_take_effect_in_order_once_finished():
     cvs, sub, net = _setup()
-    ev = SampleEvaluator(cvs, sub, net, need_v=True, grid=True).for_learner(net)
-    assert ev.net is not net  # the learner's own copy
+    ev = SampleEvaluator(cvs, sub, copy.deepcopy(net), need_v=True, grid=True)
     x = _frames()[:, [3, 5, 7, 9]]
-    v0 = ev(x, None)["v"]
+    v0 = ev(x, None).v
     new = [p.detach() + 0.1 for p in net.parameters()]
     ev.stage(4, new, frozen=False, c=2.0)  # step 4 pushed new weights
-    ev.stage(5, None, frozen=True, c=3.0)  # step 5 pushed nothing but froze
+    ev.stage(5, None, frozen=True, c=3.0)  # step 5: same weights in force, now frozen
+    ev.stage(6, None, frozen=True, c=float("nan"))  # a skipped step: no c(t), the previous one stays
     ev.advance(3)
-    assert torch.equal(ev(x, None)["v"], v0) and ev.c == 0.0  # MD has not finished step 4 yet
+    assert torch.equal(ev(x, None).v, v0) and ev.c == 0.0  # MD has not finished step 4 yet
     ev.advance(4)
     moved = copy.deepcopy(net)
     with torch.no_grad():
         for p, q in zip(moved.parameters(), new):
             p.copy_(q)
-        v4 = moved(ev(x, None)["s"]).double()
+        v4 = moved(ev(x, None).s).double()
     rec = ev(x, None)
-    assert torch.allclose(rec["v"], v4) and rec["c"] == 2.0 and not rec["reweight"]
+    assert torch.allclose(rec.v, v4) and rec.c == 2.0 and not rec.reweight
     ev.advance(5)
     rec = ev(x, None)
-    assert torch.allclose(rec["v"], v4) and rec["c"] == 3.0 and rec["reweight"]  # same weights, now frozen
-    assert pickle.loads(pickle.dumps(ev)).c == 3.0
+    assert torch.allclose(rec.v, v4) and rec.c == 3.0 and rec.reweight  # same weights, now frozen
+    ev.advance(6)
+    assert ev(x, None).c == 3.0
+    ev.reset(net, frozen=False, c=0.5)  # a restart: the network's weights in force, nothing staged
+    assert torch.allclose(ev(x, None).v, v0) and ev.c == 0.5 and not ev._staged
+    assert pickle.loads(pickle.dumps(ev)).c == 0.5
 
 
 def test_process_learner_reports_a_range_error_at_the_next_iteration():
     """With asynchronous='process' the CVs are checked in the learner: the error surfaces one iteration later."""
-    sim, up, _ = make_run(None, lower=-1.0, asynchronous="process")
+    sim, up, _ = make_run(None, lower=-1.0, mode="process")
     try:
         sim.step(200)  # iteration 0: positions shipped to the learner
         with pytest.raises(ValueError, match="CV 'x' = .* outside its declared range") as info:
@@ -109,13 +113,13 @@ def test_process_learner_reports_a_range_error_at_the_next_iteration():
 
 def test_getters_record_the_samples_of_a_pending_step():
     """The learner process records an iteration's samples when its step finishes; getters finish it first."""
-    sim, up, _ = make_run(None, asynchronous="process", klThreshold=100.0, tauDecay=5, freezeRatio=0.01)
+    sim, up, _ = make_run(None, mode="process", klThreshold=100.0, tauDecay=5, freezeRatio=0.01)
     try:
         sim.step(200 * 30)  # frozen after ~20 iterations: reweighting accumulates (steps still in the learner)
-        assert up._pending is not None and up.optimizer.frozen
+        assert up._learner.pending and up.optimizer.frozen
         n = up._rw_count
         rw = up.getReweightedFreeEnergy()
-        assert up._pending is None and up._rw_count == n + 20  # the last iteration's 20 samples
+        assert not up._learner.pending and up._rw_count == n + 20  # the last iteration's 20 samples
         assert rw is not None and np.nanmin(rw) == 0.0
     finally:
         up.close()

@@ -1,5 +1,6 @@
 """DeepVESUpdater on Wolfe-Quapp: learning in a running Simulation, files, exact restart, errors."""
 
+import copy
 import os
 
 import numpy as np
@@ -12,10 +13,18 @@ from openmm_nnbias.analysis import read_colvar, read_grid_file
 from openmm_nnbias.bias import NeuralBias, NeuralBiasForce
 from openmm_nnbias.cvs import CVSet, Position
 from openmm_nnbias.systems import wolfe_quapp
-from openmm_nnbias.ves import DeepVESUpdater
+from openmm_nnbias.ves import (DeepVESUpdater, ExecutionOptions, KLThreshold, OutputOptions, ScheduleOptions,
+                               WellTempered)
 
 
-def make_run(out=None, backend="table", seed=1, lower=-3.0, activation="relu", **kwargs):
+_SCHEDULE = {"learningRate", "tauKL", "tauDecay", "freezeRatio"}
+_OUTPUTS = {"fesInterval", "checkpointInterval", "snapshotInterval", "colvarStride"}
+
+
+def make_run(out=None, backend="table", seed=1, lower=-3.0, activation="relu", mode="sync", klThreshold=0.5,
+             bins=50, stride=200, sampleStride=10, decay=None, pushInterval=1, precision="mixed", learnerCPUs=None,
+             **options):
+    """A Wolfe-Quapp run (x only) with the grouped options; ``options`` are schedule and output fields."""
     ms = wolfe_quapp()
     cvs = CVSet([Position(0, "x", lower, 3.0)])
     bias = NeuralBias.from_cvs(cvs, seed=0, hidden=(16, 8), activation=activation)
@@ -25,9 +34,14 @@ def make_run(out=None, backend="table", seed=1, lower=-3.0, activation="relu", *
     integ.setRandomNumberSeed(seed)
     sim = app.Simulation(ms.topology, ms.system, integ, mm.Platform.getPlatformByName("CPU"), {"Threads": "1"})
     sim.context.setPositions(ms.positions)
-    opts = dict(stride=200, sampleStride=10, gridBins=50, tauKL=50, tauDecay=20, out=out)
-    opts.update(kwargs)
-    updater = DeepVESUpdater(force, ms.temperature, **opts)
+    unknown = set(options) - _SCHEDULE - _OUTPUTS
+    assert not unknown, unknown
+    schedule = ScheduleOptions(**{"tauKL": 50, "tauDecay": 20, **{k: v for k, v in options.items() if k in _SCHEDULE}},
+                               decay=decay or KLThreshold(klThreshold))
+    outputs = OutputOptions(out, **{k: v for k, v in options.items() if k in _OUTPUTS})
+    execution = ExecutionOptions(mode=mode, pushInterval=pushInterval, precision=precision, learnerCPUs=learnerCPUs)
+    updater = DeepVESUpdater(force, ms.temperature, target=WellTempered(10.0, bins=bins), stride=stride,
+                             sampleStride=sampleStride, schedule=schedule, outputs=outputs, execution=execution)
     sim.reporters.append(updater)
     return sim, updater, bias
 
@@ -94,7 +108,7 @@ def test_bad_input(tmp_path):
         sim.step(200)
     sim, up, _ = make_run(str(tmp_path / "a"), checkpointInterval=1)
     sim.step(200)
-    sim2, up2, _ = make_run(None, gridBins=40)
+    sim2, up2, _ = make_run(None, bins=40)
     with pytest.raises(ValueError, match="does not match this run"):
         up2.loadCheckpoint(str(tmp_path / "a" / "checkpoint.pt"), sim2)
     sim3, up3, _ = make_run(None, activation="elu")  # same shapes, another network: no silent restart
@@ -106,7 +120,7 @@ def test_nan_cvs_skip_the_update_and_keep_weights(tmp_path):
     sim, up, bias = make_run(str(tmp_path / "run"))
     sim.step(400)
     before = [p.detach().clone() for p in bias.parameters()]
-    up._positions = [(np.full((1, 3), np.nan), float(t)) for t in range(20)]  # (positions of the CV atoms, time)
+    up._samples = [(np.full((1, 3), np.nan), float(t), 400 + 10 * (t + 1), None) for t in range(20)]  # (x, t, step, box)
     with pytest.warns(UserWarning, match="skipped: non-finite CV values"):
         up._iterate(sim)
     assert up.history[-1]["skipped"]
@@ -120,15 +134,15 @@ def test_nan_cvs_skip_the_update_and_keep_weights(tmp_path):
 def test_async_learning_is_deterministic_and_pushes_the_network(tmp_path, backend):
     runs = []
     for name in "ab":
-        sim, up, bias = make_run(str(tmp_path / name), backend=backend, asynchronous=True, checkpointInterval=1000)
+        sim, up, bias = make_run(str(tmp_path / name), backend=backend, mode="thread", checkpointInterval=1000)
         sim.step(200 * 25)
         up.flush()
         runs.append((sim, up, bias))
     (sim, up, bias), (_, up_b, bias_b) = runs
     assert len(up.history) == 25 and all(h["updated"] for h in up.history[1:])
     assert [h["iteration"] for h in up.history] == list(range(25))
-    for p, q, r in zip(bias.parameters(), bias_b.parameters(), up._force_bias.parameters()):
-        assert torch.equal(p, q) and torch.equal(p, r)  # deterministic; the copy in force is current
+    for p, q in zip(bias.parameters(), bias_b.parameters()):
+        assert torch.equal(p, q)  # deterministic
     x = sim.context.getState(getPositions=True).getPositions(asNumpy=True)._value[0, 0]
     expected = float(bias(torch.tensor([[x]], dtype=torch.float64)).detach())
     assert abs(up.force.getBiasEnergy(sim)._value - expected) < 0.05
@@ -137,12 +151,12 @@ def test_async_learning_is_deterministic_and_pushes_the_network(tmp_path, backen
 
 
 def test_async_restart_gives_same_weights_as_uninterrupted_run(tmp_path):
-    sim, up, bias = make_run(str(tmp_path / "a"), checkpointInterval=10, asynchronous=True)
+    sim, up, bias = make_run(str(tmp_path / "a"), checkpointInterval=10, mode="thread")
     sim.step(200 * 16)
     up.flush()
     reference = [p.detach().clone() for p in bias.parameters()]
 
-    sim2, up2, bias2 = make_run(str(tmp_path / "b"), checkpointInterval=1000, seed=99, asynchronous=True)
+    sim2, up2, bias2 = make_run(str(tmp_path / "b"), checkpointInterval=1000, seed=99, mode="thread")
     up2.loadCheckpoint(str(tmp_path / "a" / "checkpoint.pt"), sim2)
     assert up2.optimizer.iteration == 10
     sim2.step(200 * 6)
@@ -166,7 +180,7 @@ def test_process_learner_matches_thread_learner_and_restarts(tmp_path):
     """asynchronous='process' computes exactly what the worker thread computes, files included."""
     runs = {}
     for mode in ("thread", "process"):
-        sim, up, bias = make_run(str(tmp_path / mode), asynchronous=mode, checkpointInterval=10, fesInterval=5,
+        sim, up, bias = make_run(str(tmp_path / mode), mode=mode, checkpointInterval=10, fesInterval=5,
                                  klThreshold=100.0, tauDecay=5, freezeRatio=0.01, pushInterval=3)
         sim.step(200 * 23)  # learning, decay, frozen; checkpoints at 10 and 20
         sim.step(200 * 2)  # frozen: reweighting
@@ -192,7 +206,7 @@ def test_process_learner_matches_thread_learner_and_restarts(tmp_path):
     up_p.close()
     assert up_p._learner is None
 
-    sim2, up2, bias2 = make_run(str(tmp_path / "restart"), asynchronous="process", checkpointInterval=1000,
+    sim2, up2, bias2 = make_run(str(tmp_path / "restart"), mode="process", checkpointInterval=1000,
                                 fesInterval=5, klThreshold=100.0, tauDecay=5, freezeRatio=0.01, seed=7, pushInterval=3)
     up2.loadCheckpoint(str(tmp_path / "process" / "checkpoint.pt"), sim2)
     assert not up2.optimizer.frozen  # still learning at the checkpoint: the restart is a real test
@@ -201,27 +215,28 @@ def test_process_learner_matches_thread_learner_and_restarts(tmp_path):
     assert up2.optimizer.frozen
     for p, q in zip(bias2.parameters(), bias_p.parameters()):
         assert torch.equal(p, q)
-    with pytest.raises(ValueError, match="asynchronous"):
-        make_run(None, asynchronous="processes")
+    with pytest.raises(ValueError, match="mode must be one of"):
+        make_run(None, mode="processes")
 
 
 def test_process_learner_raises_the_child_exception_type():
-    from openmm_nnbias.ves import ProcessLearner
+    from openmm_nnbias.ves import LearnerCore, ProcessLearner, SampleEvaluator
 
     _, up, _ = make_run(None)
-    learner = ProcessLearner(up.optimizer, up.force.backend, threads=1)
+    ev = SampleEvaluator(up.cvs, up.cvs, copy.deepcopy(up.bias), need_v=True, grid=True)
+    learner = ProcessLearner(LearnerCore(up.optimizer, up.force.backend, ev, 1), threads=1)
     try:
-        n_cv = up.cvs.n_cvs
-        learner.submit(torch.zeros(5, n_cv + 1, dtype=torch.float64), force_push=False, push_interval=1)
-        with pytest.raises(ValueError) as info:
+        learner.submit(np.zeros((5, 2, 4)), np.arange(5.0), np.arange(5), -1, False)  # wrong shape
+        with pytest.raises(ValueError, match="positions must have shape") as info:
             learner.result()
         assert isinstance(info.value.__cause__, RuntimeError)
         assert "learner process traceback" in str(info.value.__cause__)
-        learner.submit(torch.zeros(5, n_cv, dtype=torch.float64), force_push=False, push_interval=1)
-        stats, _, _ = learner.result()  # the child survives a failed step
-        assert stats["iteration"] == 0
-        with pytest.raises(ValueError, match="needs a ProcessLearner created with an evaluator"):
-            learner.submit_positions(np.zeros((5, 1, 3)), np.arange(5.0), -1, False, 1)
+        learner.submit(np.zeros((5, 1, 3)), np.arange(5.0), np.arange(5), -1, False)
+        result = learner.result()  # the child survives a failed step
+        assert result.iteration == 0 and result.record.s.shape == (5, 1) and result.payload is None
+        with pytest.raises(RuntimeError, match="busy"):
+            learner.submit(np.zeros((5, 1, 3)), np.arange(5.0), np.arange(5), 0, False)
+            learner.submit(np.zeros((5, 1, 3)), np.arange(5.0), np.arange(5), 0, False)
     finally:
         learner.close()
 
@@ -278,7 +293,7 @@ def test_precision_option_sets_the_optimizer_passes():
     assert up.optimizer.dtype == torch.float64  # float64 weights, Adam and target
     _, up, _ = make_run(None, precision="double")
     assert up.optimizer.evaluator.compute_dtype == torch.float64
-    with pytest.raises(ValueError, match="precision must be one of"):
+    with pytest.raises(ValueError, match="precision must be"):
         make_run(None, precision="single")
 
 
@@ -288,13 +303,13 @@ def test_learner_cpus_pin_the_learner_process():
     if not hasattr(os, "sched_getaffinity"):
         pytest.skip("no CPU affinity on this OS")
     cpu = max(os.sched_getaffinity(0))
-    sim, up, _ = make_run(None, asynchronous="process", learnerCPUs=[cpu])
+    sim, up, _ = make_run(None, mode="process", learnerCPUs=[cpu])
     sim.step(200 * 2)
     assert os.sched_getaffinity(up._learner._proc.pid) == {cpu}
     up.close()
     with pytest.raises(ValueError, match="learner CPUs must be a non-empty subset"):
-        make_run(None, asynchronous="process", learnerCPUs=[10_000])
-    with pytest.raises(ValueError, match="learnerCPUs applies to asynchronous='process' only"):
+        make_run(None, mode="process", learnerCPUs=[10_000])
+    with pytest.raises(ValueError, match="learnerCPUs applies to the 'process' execution mode only"):
         make_run(None, learnerCPUs=[cpu])
 
 
@@ -306,7 +321,7 @@ def test_learner_warns_when_it_would_share_the_pinned_cpu():
     saved = os.sched_getaffinity(0)
     try:
         os.sched_setaffinity(0, {min(saved)})
-        sim, up, _ = make_run(None, asynchronous="process")
+        sim, up, _ = make_run(None, mode="process")
         with pytest.warns(RuntimeWarning, match="learner process inherits the pin"):
             sim.step(200)
         up.close()

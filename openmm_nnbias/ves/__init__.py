@@ -11,8 +11,11 @@
   many CVs (no grid); :class:`MarginalKLMonitor`, :class:`RecrossingMonitor` — its
   convergence monitors (marginal KL; the paper's recrossing rule).
 * :func:`reweighted_fes` — free energy by reweighting (Eq. 11).
-* :class:`DeepVESUpdater` — the OpenMM reporter that runs all of it during ``simulation.step``;
-  :class:`ProcessLearner` — its optimizer in a child process (``asynchronous="process"``);
+* :class:`DeepVESUpdater` — the OpenMM reporter that runs all of it during ``simulation.step``,
+  configured by a target (:class:`WellTempered`, :class:`Uniform`, :class:`MonteCarlo`), a decay
+  trigger (:class:`KLThreshold`, :class:`Recrossings`, :class:`MinimumTime`, combined with ``&``)
+  and grouped options (:class:`ScheduleOptions`, :class:`OutputOptions`, :class:`ExecutionOptions`);
+  its learner (:mod:`~openmm_nnbias.ves.learner`: inline, thread or :class:`ProcessLearner`);
   :class:`SampleEvaluator` — positions of an iteration → checked CVs and V of the bias in force;
   :class:`AveragedFES` — the FES from the bias averaged over the decay phase.
 * :class:`WalkerGroup`, :class:`WalkerDeepVESUpdater`, :func:`spawn_walkers` — multiple walkers
@@ -31,8 +34,12 @@ from .schedule import KLMonitor, LearningRateSchedule
 from .targets import UniformTarget, WellTemperedTarget
 from .updater import DeepVESUpdater
 from .walkers import WalkerDeepVESUpdater, WalkerGroup, spawn_walkers
-from .learner import ProcessLearner
-from .samples import SampleEvaluator
+from .learner import InlineLearner, IterationResult, LearnerCore, ThreadLearner
+from .learner_process import ProcessLearner
+from .options import ExecutionOptions, OutputOptions, ScheduleOptions
+from .samples import SampleEvaluator, SampleRecord
+from .targets import MonteCarlo, Uniform, WellTempered
+from .triggers import KLThreshold, MinimumTime, Recrossings
 from .averaging import AveragedFES
 
 __all__ = [
@@ -56,6 +63,20 @@ __all__ = [
     "WalkerDeepVESUpdater",
     "spawn_walkers",
     "ProcessLearner",
+    "InlineLearner",
+    "ThreadLearner",
+    "LearnerCore",
+    "IterationResult",
     "SampleEvaluator",
+    "SampleRecord",
+    "WellTempered",
+    "Uniform",
+    "MonteCarlo",
+    "KLThreshold",
+    "Recrossings",
+    "MinimumTime",
+    "ScheduleOptions",
+    "OutputOptions",
+    "ExecutionOptions",
     "AveragedFES",
 ]

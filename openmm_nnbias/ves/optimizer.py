@@ -16,6 +16,7 @@ from .monitors import RecrossingMonitor, build_target
 from .montecarlo import MonteCarloTarget
 from .omega import bias_normalization, omega_loss_from_values
 from .schedule import LearningRateSchedule
+from .triggers import advance_schedule
 
 __all__ = ["DeepVESOptimizer"]
 
@@ -41,11 +42,10 @@ class DeepVESOptimizer:
        and current target), Adam step with ``lr = schedule.lr`` (the rate set by the previous
        iterations); a non-finite loss/gradient/new parameter rolls bias and Adam back and
        sets ``skipped=True`` (then steps 4-5 are skipped too);
-    4. if a step was taken: well-tempered target update with the *new* bias on the grid;
-    5. if a step was taken: ``schedule.step(kl)``, which sets the lr of the *next* iteration.
+    4.-5. if a step was taken: target update with the *new* bias, then the schedule step
+       (:func:`~openmm_nnbias.ves.triggers.advance_schedule`), which sets the next lr.
 
-    On iteration 0 (as in the reference code) no Adam step, no target update and no schedule
-    step happen; the KL monitor is updated. Once frozen only the KL monitor runs.
+    On iteration 0 (as in the reference code) only the KL monitor is updated; once frozen too.
 
     Parameters
     ----------
@@ -63,24 +63,20 @@ class DeepVESOptimizer:
         the full KL: choose a smaller ``kl_threshold``), c(t) from the samples.
     bias_factor : float
         γ of the well-tempered target (> 1).
-    lr : float
-        Initial Adam learning rate lr0.
-    betas : tuple of float
-        Adam betas.
-    tau_kl : float
-        Averaging time of the KL histogram, in iterations.
-    kl_threshold : float
-        ε of the schedule.
-    tau_decay : float
-        Learning-rate decay time in iterations.
-    freeze_ratio : float
-        Freeze once lr/lr0 < freeze_ratio.
+    lr, betas : float, tuple of float
+        Initial Adam learning rate lr0 and Adam betas.
+    tau_kl, kl_threshold, tau_decay, freeze_ratio : float
+        Averaging time of the KL histogram and decay time (iterations), ε, and the freeze once
+        lr/lr0 < freeze_ratio.
     device : torch.device or str, optional
         If given, the bias is moved there (in place); default: the device of its parameters.
     target_sampler, marginal_bins : MonteCarloTarget (optional), int
         Explicit Monte Carlo target (implies "-mc", its kind wins); bins per CV of the monitor.
     recrossing : RecrossingMonitor, optional
         Paper's rule: decay phase once it is satisfied (then every iteration decays, KL only reported).
+    use_kl, decay_after : bool, int
+        Decay only on iterations with KL < ``kl_threshold`` (default: without ``recrossing``); no decay
+        before iteration ``decay_after``. :meth:`DecayTrigger.resolve` gives all four from one object.
     compute_dtype : torch.dtype or {"mixed", "double"}, optional
         dtype of the network passes (default: the parameters'); ``torch.float32``/``"mixed"`` for float64
         parameters is mixed precision, see :class:`~openmm_nnbias.ves.evaluation.BiasEvaluator`.
@@ -126,6 +122,8 @@ class DeepVESOptimizer:
         marginal_bins: int = 50,
         recrossing: RecrossingMonitor | None = None,
         compute_dtype: torch.dtype | str | None = None,
+        use_kl: bool | None = None,
+        decay_after: int = 0,
     ) -> None:
         if not isinstance(bias, torch.nn.Module):
             raise ValueError(f"bias must be a torch.nn.Module, got {type(bias).__name__}")
@@ -154,6 +152,8 @@ class DeepVESOptimizer:
         self.target_kind = target if self.grid is not None else self.target.kind
         self.n_cv = self.target.n_cv if self.grid is None else self.grid.n_cv
         self.recrossing = recrossing
+        self.use_kl = recrossing is None if use_kl is None else bool(use_kl)
+        self.decay_after = int(decay_after)
         self.schedule = LearningRateSchedule(lr, kl_threshold, tau_decay, freeze_ratio)
         betas = (float(betas[0]), float(betas[1]))
         self.adam = make_adam(self._params, self.schedule.lr, betas)
@@ -315,9 +315,7 @@ class DeepVESOptimizer:
                 return self._skip(stats, "non-finite bias on the grid; target not updated")
             if self.grid is not None:
                 self.target.update(v_grid)
-            if self.recrossing is not None and self.recrossing.satisfied:
-                self.schedule.start_decay(it)
-            self.schedule.step(kl if self.recrossing is None else None, iteration=it)
+            advance_schedule(self.schedule, kl, it, self.use_kl, self.decay_after, self.recrossing)
             if self.fes_average is not None and self.phase != "learning":  # decay phase: uniform average of F
                 self.fes_average.update(-v_grid - self.kT * torch.log(self.target.probabilities), 1.0)
         if torch.isfinite(v_grid).all():

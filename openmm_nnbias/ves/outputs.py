@@ -14,28 +14,78 @@ import tempfile
 import warnings
 
 import numpy as np
+import torch
 
 from .._io import truncate_rows
+from .reweight import accumulate_log_weights
 
 __all__ = ["UpdaterFiles"]
 
 
-def positions_nm(state) -> np.ndarray:
-    """Positions of an OpenMM ``State`` in nm, ``(n_atoms, 3)``, without building a unit-wrapped copy
-    (``State._getVectorAsNumpy``: ~5 µs instead of ~17 µs; falls back to the public getter)."""
-    try:
-        import openmm
-
-        out = np.empty((state._getNumParticles(), 3))
-        state._getVectorAsNumpy(openmm.State.Positions, out)
-        return out
-    except AttributeError:  # pragma: no cover - other OpenMM versions
-        return state.getPositions(asNumpy=True)._value  # stored in nm
-
-
 class UpdaterFiles:
-    """Mixin of :class:`~openmm_nnbias.ves.DeepVESUpdater`: needs ``cvs``, ``out``, ``sampleStride``,
-    ``colvarStride``, ``grid``, ``force`` and the updater's FES getters."""
+    """Mixin of :class:`~openmm_nnbias.ves.DeepVESUpdater`: its records, files and FES getters.
+
+    Needs ``cvs``, ``out``, ``colvarStride``, ``grid``, ``force``, ``kT``, ``optimizer`` and ``flush``.
+    """
+
+    # ----------------------------------------------------------------- records of finished steps
+    def _record(self, record):
+        """Colvar rows and reweighting of one iteration's samples (when its step finishes)."""
+        if record.reweight:
+            self._rw_logsum = accumulate_log_weights(
+                self._rw_logsum, self.grid.index(record.s.to(self.grid.device)).cpu(), record.v / self.kT,
+                self.grid.n_points)
+            self._rw_count += len(record.v)
+        if self.out is not None:
+            self._write_colvar(record)
+
+    def _write_colvar(self, record):
+        """Rows of the samples at MD steps that are multiples of ``colvarStride`` (as PLUMED's STRIDE)."""
+        keep = record.steps % self.colvarStride == 0
+        v = record.v.numpy()[keep]
+        data = np.column_stack([record.times[keep], record.s.numpy()[keep], v, v - record.c])
+        buf = io.StringIO()
+        np.savetxt(buf, data, fmt="%.6f")
+        with open(os.path.join(self.out, self._colvar_name()), "a") as fh:
+            fh.write(buf.getvalue())
+
+    # ----------------------------------------------------------------- results
+    def _need_grid(self, what: str) -> None:
+        if self.grid is None:
+            raise ValueError(f"{what} needs a grid target; this run's Monte Carlo target has none "
+                             "(reweight colvar offline, e.g. with openmm_nnbias.analysis)")
+
+    def getFreeEnergyFromBias(self) -> np.ndarray:
+        """F(s) = −V − kT ln p on the grid (Eq. 4), kJ/mol, min 0, shape ``grid.shape``."""
+        self._need_grid("getFreeEnergyFromBias")
+        self.flush()
+        return self.optimizer.fes_from_bias().reshape(self.grid.shape).cpu().numpy()
+
+    def getAveragedFreeEnergyFromBias(self):
+        """Eq. 4 averaged uniformly over the decay phase (kJ/mol, min 0); None before the decay.
+
+        Less noisy than :meth:`getFreeEnergyFromBias` at the freeze, see :mod:`~openmm_nnbias.ves.averaging`.
+        """
+        self._need_grid("getAveragedFreeEnergyFromBias")
+        self.flush()
+        f = self.optimizer.averaged_fes_from_bias()
+        return None if f is None else f.reshape(self.grid.shape).numpy()
+
+    def getReweightedFreeEnergy(self):
+        """Reweighted F(s) from frames sampled with the frozen bias (Eq. 11), kJ/mol; None before."""
+        self._need_grid("getReweightedFreeEnergy")
+        self._finish_pending()  # the samples of a pending asynchronous step are recorded when it finishes
+        if self._rw_logsum is None:
+            return None
+        f = -self.kT * self._rw_logsum
+        return (f - f[torch.isfinite(f)].min()).reshape(self.grid.shape).numpy()
+
+    def gridAxes(self):
+        """Bin centres of each CV (rad, nm)."""
+        self._need_grid("gridAxes")
+        return [torch.unique(self.grid.points[:, j].cpu()).numpy() for j in range(self.grid.n_cv)]
+
+    # ----------------------------------------------------------------- files
 
     def _prepare_out(self, out):
         try:
@@ -102,21 +152,11 @@ class UpdaterFiles:
     def _colvar_name(self) -> str:
         return "colvar"
 
-    def _write_colvar(self, s, v, c, times):
-        keep = slice(None, None, self.colvarStride // self.sampleStride)
-        data = np.column_stack([times[keep], s.numpy()[keep], v.numpy()[keep], v.numpy()[keep] - c])
-        buf = io.StringIO()
-        np.savetxt(buf, data, fmt="%.6f")
-        with open(os.path.join(self.out, self._colvar_name()), "a") as fh:
-            fh.write(buf.getvalue())
-
     def _write_log(self, st):
         with open(os.path.join(self.out, "ves.log"), "a") as fh:
             fh.write(f"{st['iteration']} {st['time_ps']:.3f} {st['grad_norm']:.6g} {st['kl']:.6g} "
                      f"{st['lr']:.6g} {st['c']:.6g} {st['phase']} {st['n_out_of_range']} {int(st['skipped'])}\n")
         if st["skipped"]:
-            import warnings
-
             warnings.warn(f"Deep-VES iteration {st['iteration']} skipped: {st.get('reason')}")
 
     def _output_tables(self):

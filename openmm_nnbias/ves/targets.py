@@ -5,6 +5,10 @@
   F estimated self-consistently from the bias by the recursion
   ``F_{n+1} = −V_n + F_n / γ`` (start ``F_0 = 0``), see ``/work/shared/NOTES.md``.
 
+What a run asks for is passed to :class:`~openmm_nnbias.ves.DeepVESUpdater` as one object:
+:class:`Uniform` or :class:`WellTempered` on a grid, or :class:`MonteCarlo` (no grid: the target
+average of Eq. 10 from Metropolis chains, for many CVs).
+
 Probabilities are discrete bin masses on the grid (they sum to 1), in float64.
 """
 
@@ -16,7 +20,7 @@ import torch
 
 from .grid import CVGrid
 
-__all__ = ["UniformTarget", "WellTemperedTarget"]
+__all__ = ["UniformTarget", "WellTemperedTarget", "TargetChoice", "Uniform", "WellTempered", "MonteCarlo"]
 
 
 class _GridTarget:
@@ -191,3 +195,112 @@ class WellTemperedTarget(_GridTarget):
         logits = -self._free_energy / (self.kT * gamma)
         self._probabilities = torch.exp(logits - torch.logsumexp(logits, dim=0))
         self.n_updates += 1
+
+
+def _positive_int(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}")
+    return int(value)
+
+
+def _bias_factor(value, allow_none: bool):
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"biasFactor must be a number{' or None' if allow_none else ''}, got {type(value).__name__}")
+    if not (value > 1 and value < float("inf")):
+        raise ValueError(f"biasFactor must be a finite number > 1, got {value}")
+    return float(value)
+
+
+class TargetChoice:
+    """The target distribution a Deep-VES run asks for (built by the updater for its CVs and kT)."""
+
+    def describe(self) -> dict[str, Any]:
+        """Plain description (part of a checkpoint's run configuration)."""
+        return {"kind": type(self).__name__, **self.__dict__}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.__dict__.items())})"
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, TargetChoice) and self.describe() == other.describe()
+
+    def _bins(self, n_cv: int) -> list[int]:
+        bins = self.bins
+        bins = [bins] * n_cv if isinstance(bins, int) else list(bins)
+        if len(bins) != n_cv:
+            raise ValueError(f"bins must be one int or one per CV ({n_cv}), got {self.bins}")
+        return bins
+
+    def optimizer_args(self, cvs, kT: float) -> dict[str, Any]:  # pragma: no cover - overridden
+        """Keyword arguments of :class:`~openmm_nnbias.ves.DeepVESOptimizer` for the CV set ``cvs``."""
+        raise NotImplementedError
+
+
+class Uniform(TargetChoice):
+    """Flat target on a grid of ``bins`` bins per CV (one int, or one per CV).
+
+    >>> Uniform(bins=50)
+    Uniform(bins=50)
+    """
+
+    def __init__(self, bins=50) -> None:
+        self.bins = _positive_int("bins", bins) if not isinstance(bins, (list, tuple)) else \
+            [_positive_int("bins", b) for b in bins]
+
+    def optimizer_args(self, cvs, kT: float) -> dict[str, Any]:
+        grid = CVGrid(cvs.lower, cvs.upper, self._bins(cvs.n_cvs), cvs.periodic)
+        return {"grid": grid, "target": "uniform", "marginal_bins": grid.bins_list[0]}
+
+
+class WellTempered(Uniform):
+    """Well-tempered target p ∝ exp(−βF/γ) on a grid (the paper's choice; γ = ``biasFactor``).
+
+    >>> WellTempered(biasFactor=10, bins=50)
+    WellTempered(bins=50, biasFactor=10.0)
+    """
+
+    def __init__(self, biasFactor: float = 10.0, bins=50) -> None:
+        super().__init__(bins)
+        self.biasFactor = _bias_factor(biasFactor, allow_none=False)
+
+    def optimizer_args(self, cvs, kT: float) -> dict[str, Any]:
+        args = super().optimizer_args(cvs, kT)
+        args.update(target="well-tempered", bias_factor=self.biasFactor)
+        return args
+
+
+class MonteCarlo(TargetChoice):
+    """No grid: the target average of Eq. 10 from ``chains`` Metropolis chains of ``steps`` steps per iteration.
+
+    ``biasFactor`` γ of a well-tempered target, or None for a uniform one; ``stepSize`` per CV
+    (rad, nm; default a fraction of the box); ``marginalBins``: bins per CV of the marginal-KL
+    monitor. For many CVs (the paper's tetrapeptide: 20 000 points, 6 torsions).
+
+    >>> MonteCarlo(biasFactor=10, chains=1000, steps=10).chains
+    1000
+    """
+
+    def __init__(self, biasFactor: float | None = 10.0, chains: int = 2000, steps: int = 10,
+                 stepSize=None, seed: int = 0, marginalBins: int = 50, burnIn: int = 50,
+                 stepFraction: float = 0.08, boundary: str = "reflect") -> None:
+        self.biasFactor = _bias_factor(biasFactor, allow_none=True)
+        self.chains = _positive_int("chains", chains)
+        self.steps = _positive_int("steps", steps)
+        self.stepSize = stepSize
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+        self.seed = seed
+        self.marginalBins = _positive_int("marginalBins", marginalBins)
+        self.burnIn, self.stepFraction, self.boundary = int(burnIn), float(stepFraction), boundary
+
+    def optimizer_args(self, cvs, kT: float) -> dict[str, Any]:
+        from .montecarlo import MonteCarloTarget
+
+        sampler = MonteCarloTarget(cvs.lower, cvs.upper, cvs.periodic, kT, self.biasFactor, n_chains=self.chains,
+                                   n_steps=self.steps, step_size=self.stepSize, seed=self.seed, burn_in=self.burnIn,
+                                   step_fraction=self.stepFraction, boundary=self.boundary)
+        return {"grid": None, "target_sampler": sampler, "marginal_bins": self.marginalBins}

@@ -1,21 +1,22 @@
 """DeepVESUpdater: an OpenMM reporter that learns a Deep-VES bias on the fly."""
 
+from __future__ import annotations
+
 import copy
 import os
-import time
 
 import numpy as np
 import torch
 
 from .._io import atomic_write
 from .._units import strip_unit
-from .grid import CVGrid
-from .learner import ProcessLearner, learn_step, validate_cpus
-from .montecarlo import MonteCarloTarget
-from .outputs import UpdaterFiles, positions_nm
+from .learner import LearnerCore, make_learner
+from .options import ExecutionOptions, OutputOptions, ScheduleOptions, legacy_options, step_count
 from .optimizer import DeepVESOptimizer
-from .reweight import accumulate_log_weights
+from .outputs import UpdaterFiles
 from .samples import SampleEvaluator
+from .targets import MonteCarlo, TargetChoice, WellTempered
+from .triggers import MinimumTime
 
 __all__ = ["DeepVESUpdater"]
 
@@ -25,132 +26,107 @@ KB = 0.008314462618  # kJ/mol/K
 class DeepVESUpdater(UpdaterFiles):
     """OpenMM reporter running Deep-VES (Bonati, Zhang, Parrinello 2019) during ``simulation.step``.
 
-    Every ``sampleStride`` MD steps it records the CVs; every ``stride`` steps (one iteration) it
-    takes one Adam step on Ω (Eq. 10) with a well-tempered target on a grid, pushes the new
-    weights into the running Context through the :class:`~openmm_nnbias.bias.NeuralBiasForce`,
-    and writes its files. Once the KL-gated schedule freezes the bias, it accumulates the
-    reweighted FES (Eq. 11).
+    Every ``sampleStride`` MD steps it records the positions of the CV atoms; every ``stride``
+    steps (one iteration) its learner evaluates the CVs, takes one Adam step on Ω (Eq. 10) towards
+    the target, and the new weights are pushed into the running Context through the
+    :class:`~openmm_nnbias.bias.NeuralBiasForce`; files are written as the steps finish. Once the
+    schedule freezes the bias, it accumulates the reweighted FES (Eq. 11). ``colvar``'s ``bias`` and
+    ``rbias`` and the reweighting weights are V and c(t) of the weights *in the Context* while each
+    sample was drawn, whatever the execution mode and push interval.
 
     Parameters
     ----------
     biasForce : NeuralBiasForce
-        The bias force, already added to the simulation's System.
+        The bias force, added to the System before the Simulation was created.
     temperature : Quantity or float
-        Temperature (K).
-    biasFactor : float
-        Well-tempered bias factor γ (> 1); ``None`` for a uniform target.
+        Temperature (K); must equal the integrator's.
+    target : TargetChoice, optional
+        :class:`~openmm_nnbias.ves.WellTempered` (default for ≤ 3 CVs, γ = 10, 50 bins),
+        :class:`~openmm_nnbias.ves.Uniform`, or :class:`~openmm_nnbias.ves.MonteCarlo` (default for
+        more CVs: no grid, no FES files or reweighting; reweight ``colvar`` offline).
     stride : int
-        MD steps per optimization iteration (paper: 500).
+        MD steps per iteration (paper: 500).
     sampleStride : int
-        MD steps between CV samples (``stride`` must be a multiple of it).
-    gridBins : int or sequence of int
-        Target/KL grid bins per CV (paper: 50).
-    learningRate, tauKL, klThreshold, tauDecay, freezeRatio :
-        Optimizer and schedule (tau in iterations); defaults as in the paper's Ala2 run.
-    out : str, optional
-        Output folder for ``colvar``, ``ves.log``, ``fes_bias.dat``, ``fes_bias_avg.dat`` (decay-phase
-        average, from the decay on), ``fes_reweighted.dat``,
-        ``bias.pt``, ``checkpoint.pt``. ``None``: write nothing.
-    fesInterval, checkpointInterval, snapshotInterval : int
-        In iterations (0 disables snapshots of ``bias_<iteration>.pt``).
-    device : str, optional
-        Where the optimization runs (default ``"cuda"`` when torch sees a GPU, else ``"cpu"``).
-    asynchronous : bool or {"thread", "process"}
-        Overlap learning with MD: the optimizer step of iteration k (and the tabulation of the new
-        bias) runs while the MD of iteration k+1 proceeds, and its weights are pushed at the end of
-        that block. The bias in force therefore lags the network by one iteration (samples of
-        iteration k+1 come from the weights of iteration k); the results are deterministic and
-        restarts exact (checkpoint iterations are synchronous). ``True``/``"thread"``: in a worker
-        thread (shares the GIL with the MD loop); ``"process"``: in a child process
-        (:class:`~openmm_nnbias.ves.learner.ProcessLearner`, no GIL contention, same numbers as
-        the thread; the MD thread ships raw positions and the learner computes and checks the CVs,
-        so a CV outside its range raises one iteration later; call :meth:`close` at the end).
-        An iteration's colvar rows and reweighting samples are recorded when its step finishes
-        (:meth:`flush`, :meth:`close` and the getters finish a pending step). Both use a second CPU core (or the GPU).
-        Default False: the paper's synchronous scheme.
-    pushInterval : int
-        Iterations between pushes of the network into the Context (default 1, the paper's scheme;
-        the optimizer still steps every iteration). A table push costs ~10 ms (OpenMM recompiles the
-        force): k trades a bias lag of k iterations for speed. Checkpoints and the freeze always push.
+        MD steps between samples (``stride`` must be a multiple of it).
+    schedule : ScheduleOptions, optional
+        Learning rate, τ_KL, τ_decay, freeze ratio and the decay trigger (paper's Ala2 defaults).
+    outputs : OutputOptions or str, optional
+        Output folder (a str is ``OutputOptions(folder)``) and intervals; None writes nothing.
+        The folder gets ``colvar``, ``ves.log``, ``fes_bias.dat``, ``fes_bias_avg.dat`` (from
+        the decay on), ``fes_reweighted.dat`` (once frozen), ``bias.pt``, ``checkpoint.pt`` and
+        ``bias_<iteration>.pt`` snapshots.
+    execution : ExecutionOptions, optional
+        Mode ("sync", the paper's scheme; "thread" or "process": the step of iteration k overlaps
+        the MD of iteration k+1, so the bias in force lags one iteration), push interval, device,
+        precision, learner CPUs. Checkpoint iterations are synchronous in every mode (exact restarts).
     reducer : WalkerGroup, optional
-        Passed to :class:`DeepVESOptimizer` (multiple walkers; use :class:`WalkerDeepVESUpdater`).
-    targetSampling : {"auto", "grid", "mc"}
-        Target average over a grid, or over Monte Carlo samples (:class:`MonteCarloTarget`, no grid;
-        KL = max over 1-D marginals with ``gridBins[0]`` bins; no FES files and no reweighting
-        accumulation: reweight ``colvar`` offline). "auto": "mc" for more than 3 CVs.
-    monteCarlo : dict, optional
-        Keyword arguments of :class:`MonteCarloTarget` (``n_chains``, ``n_steps``, ``step_size``, ``seed``).
-    recrossing : RecrossingMonitor, optional
-        Decay phase after repeated transitions instead of the KL threshold (see DeepVESOptimizer).
-    learnerCPUs : sequence of int, optional
-        ``asynchronous="process"``: pin the learner process to these CPUs (e.g. ``[1]`` with the MD
-        process started under ``taskset -c 0``); default: inherit the MD process's affinity.
-    precision : {"mixed", "double"}
-        Network passes of the optimizer in float32 with float64 weights, Adam and target ("mixed",
-        default: ~2x cheaper learning on a CPU, far below the gradient's noise), or all float64.
+        Multiple walkers (use :class:`WalkerDeepVESUpdater`).
+    **legacy
+        The flat keywords of earlier releases (``biasFactor``, ``out``, ``asynchronous``, …;
+        :func:`~openmm_nnbias.ves.options.legacy_options`), deprecated.
 
     Examples
     --------
-    >>> sim.reporters.append(DeepVESUpdater(nnforce, 300 * unit.kelvin, out="run"))  # doctest: +SKIP
-    >>> sim.step(500_000)                                                             # doctest: +SKIP
+    >>> up = DeepVESUpdater(nnforce, 300 * unit.kelvin, target=WellTempered(biasFactor=10),
+    ...                     stride=500, outputs="run")                            # doctest: +SKIP
+    >>> sim.reporters.append(up)                                                  # doctest: +SKIP
+    >>> sim.step(500_000)                                                         # doctest: +SKIP
+    >>> up.finish()   # pending step, bias.pt, FES files, checkpoint; ends a learner process  # doctest: +SKIP
     """
 
-    def __init__(self, biasForce, temperature, biasFactor=10.0, stride: int = 500, sampleStride: int = 1,
-                 gridBins=50, learningRate: float = 1e-3, tauKL: float = 10000, klThreshold: float = 0.5,
-                 tauDecay: float = 1000, freezeRatio: float = 5e-5, out: str = None, fesInterval: int = 100,
-                 checkpointInterval: int = 100, snapshotInterval: int = 0, colvarStride: int = None,
-                 device: str = None, asynchronous: bool = False, pushInterval: int = 1, reducer=None, targetSampling: str = "auto",
-                 monteCarlo: dict = None, recrossing=None, precision: str = "mixed", learnerCPUs=None):
+    def __init__(self, biasForce, temperature, *, target: TargetChoice | None = None, stride: int = 500,
+                 sampleStride: int = 1, schedule: ScheduleOptions | None = None,
+                 outputs: OutputOptions | str | None = None, execution: ExecutionOptions | None = None,
+                 reducer=None, **legacy):
+        from ..bias import NeuralBiasForce
+
+        if not isinstance(biasForce, NeuralBiasForce):
+            raise TypeError(f"biasForce must be a NeuralBiasForce, got {type(biasForce).__name__}")
+        self.cvs, self.bias, self.force = biasForce.cvs, biasForce.bias, biasForce
+        if legacy:
+            if any(x is not None for x in (target, schedule, outputs, execution)):
+                raise TypeError("pass either the grouped options (target, schedule, outputs, execution) or the "
+                                f"deprecated flat keywords {sorted(legacy)}, not both")
+            groups = legacy_options(legacy, self.cvs.n_cvs)
+            target, schedule, outputs, execution = (groups[k] for k in ("target", "schedule", "outputs", "execution"))
+        target = (WellTempered() if self.cvs.n_cvs <= 3 else MonteCarlo()) if target is None else target
+        outputs = OutputOptions(outputs) if isinstance(outputs, (str, os.PathLike)) or outputs is None else outputs
+        schedule, execution = schedule or ScheduleOptions(), execution or ExecutionOptions()
+        for name, value, kind in (("target", target, TargetChoice), ("schedule", schedule, ScheduleOptions),
+                                  ("outputs", outputs, OutputOptions), ("execution", execution, ExecutionOptions)):
+            if not isinstance(value, kind):
+                raise TypeError(f"{name} must be a {kind.__name__}, got {type(value).__name__}")
         self.temperature = strip_unit(temperature, "kelvin")
         if not self.temperature > 0:
             raise ValueError(f"temperature must be > 0 K, got {self.temperature}")
-        stride, sampleStride = int(stride), int(sampleStride)
-        if sampleStride < 1 or stride < 1 or stride % sampleStride:
-            raise ValueError(f"stride ({stride}) must be a positive multiple of sampleStride ({sampleStride})")
-        colvarStride = sampleStride if colvarStride is None else int(colvarStride)
-        if colvarStride < sampleStride or colvarStride % sampleStride:
-            raise ValueError(f"colvarStride ({colvarStride}) must be a multiple of sampleStride ({sampleStride})")
-        self.force = biasForce
-        self.cvs = biasForce.cvs
-        self.bias = biasForce.bias
+        self.stride, self.sampleStride = step_count("stride", stride), step_count("sampleStride", sampleStride)
+        if self.stride % self.sampleStride:
+            raise ValueError(f"stride ({stride}) must be a multiple of sampleStride ({sampleStride})")
+        self.colvarStride = outputs.colvarStride or self.sampleStride
+        if self.colvarStride % self.sampleStride:
+            raise ValueError(f"colvarStride ({self.colvarStride}) must be a multiple of sampleStride ({sampleStride})")
+        if execution.mode == "process" and reducer is not None:
+            raise ValueError("the 'process' execution mode cannot be combined with multiple walkers; use 'thread'")
+        self.target, self.schedule, self.outputs, self.execution = target, schedule, outputs, execution
+        self.out = outputs.folder
+        self.fesInterval, self.checkpointInterval = outputs.fesInterval, outputs.checkpointInterval
+        self.snapshotInterval, self.pushInterval = outputs.snapshotInterval, execution.pushInterval
         self.kT = KB * self.temperature
-        self.stride, self.sampleStride, self.colvarStride = stride, sampleStride, colvarStride
-        self.fesInterval, self.checkpointInterval = int(fesInterval), int(checkpointInterval)
-        self.snapshotInterval = int(snapshotInterval)
-        self.out = out
         self._outputs_ready = True  # no files (out=None); _prepare_out defers their set-up to the first report
-        if out is not None:
-            self._prepare_out(out)
-        n = self.cvs.n_cvs
-        bins = [int(gridBins)] * n if np.isscalar(gridBins) else [int(b) for b in gridBins]
-        if targetSampling not in ("auto", "grid", "mc"):
-            raise ValueError(f"targetSampling must be 'auto', 'grid' or 'mc', got {targetSampling!r}")
-        gridless = targetSampling == "mc" or (targetSampling == "auto" and n > 3)
-        self.grid = None if gridless else CVGrid(self.cvs.lower, self.cvs.upper, bins, self.cvs.periodic)
-        if monteCarlo is not None:
-            import inspect
-
-            known = set(inspect.signature(MonteCarloTarget).parameters) - {"lower", "upper", "periodic", "kT",
-                                                                          "bias_factor"}
-            unknown = sorted(set(monteCarlo) - known)
-            if unknown:
-                raise ValueError(f"unknown monteCarlo option(s) {unknown}; known: {sorted(known)}")
-        sampler = None if not gridless else MonteCarloTarget(
-            self.cvs.lower, self.cvs.upper, self.cvs.periodic, self.kT,
-            None if biasFactor is None else float(biasFactor), **(monteCarlo or {}))
-        if device is None:
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.config = dict(cvs=list(self.cvs.names), bins=bins, temperature=self.temperature,
-                           biasFactor=biasFactor, stride=stride, sampleStride=sampleStride,
-                           network=dict(hidden=list(self.bias.hidden), activation=self.bias.activation))
-        if gridless:
-            self.config["targetSampling"] = "mc"
+        if self.out is not None:
+            self._prepare_out(self.out)
+        decay = schedule.decay
+        self._min_time = next((p for p in decay.parts if isinstance(p, MinimumTime) and p.iterations is None), None)
+        args = target.optimizer_args(self.cvs, self.kT)
+        self.grid = args["grid"]
+        device = execution.device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.optimizer = DeepVESOptimizer(
-            self.bias, self.grid, self.kT, target="uniform" if biasFactor is None else "well-tempered",
-            bias_factor=10.0 if biasFactor is None else float(biasFactor), lr=learningRate,
-            tau_kl=tauKL, kl_threshold=klThreshold, tau_decay=tauDecay, freeze_ratio=freezeRatio,
-            device=device, reducer=reducer, target_sampler=sampler, marginal_bins=bins[0], recrossing=recrossing,
-            compute_dtype=precision)
+            self.bias, kT=self.kT, lr=schedule.learningRate, tau_kl=schedule.tauKL, tau_decay=schedule.tauDecay,
+            freeze_ratio=schedule.freezeRatio, device=device, reducer=reducer, compute_dtype=execution.precision,
+            **args, **decay.resolve(iteration_ps=1.0 if self._min_time else None))
+        self.config = dict(cvs=list(self.cvs.names), temperature=self.temperature, stride=self.stride,
+                           sampleStride=self.sampleStride, target=target.describe(), schedule=schedule.describe(),
+                           network=dict(hidden=list(self.bias.hidden), activation=self.bias.activation))
         # atoms the CVs need, and a copy of the CV set indexing into that subset
         atoms = sorted({a for g in self.cvs.groups for a in g.atoms.reshape(-1).tolist()})
         lookup = torch.full((max(atoms) + 1,), -1, dtype=torch.long)
@@ -159,29 +135,18 @@ class DeepVESUpdater(UpdaterFiles):
         self._sub_cvs = copy.deepcopy(self.cvs)
         for g in self._sub_cvs.groups:
             g.atoms = lookup[g.atoms]
-        self._positions, self._keep_states = [], None  # per sample: a State, or (positions, time)
-        self.c = 0.0
+        self._samples, self._keep_states = [], None  # per sample: (State or positions, time, step)
+        self.c = 0.0  # c(t) of the bias in force
         self.history = []
-        self._rw_logsum = None  # per-bin log Σ exp(βV) after freezing
-        self._rw_count = 0
-        if asynchronous not in (False, True, None, "thread", "process"):
-            raise ValueError(f"asynchronous must be False, True/'thread' or 'process', got {asynchronous!r}")
-        self._async_mode = {False: None, None: None, True: "thread"}.get(asynchronous, asynchronous)
-        if self._async_mode == "process" and reducer is not None:
-            raise ValueError("asynchronous='process' cannot be combined with multiple walkers; use 'thread'")
-        self.asynchronous = self._async_mode is not None
-        self._learner, self._synced = None, True
-        self.pushInterval = int(pushInterval)
-        self.learnerCPUs = validate_cpus(learnerCPUs)
-        if self.learnerCPUs is not None and self._async_mode != "process":
-            raise ValueError("learnerCPUs applies to asynchronous='process' only")
-        if self.pushInterval < 1:
-            raise ValueError(f"pushInterval must be >= 1 (iterations), got {pushInterval}")
-        self._executor, self._pending, self._simulation = None, None, None
-        self._force_bias = copy.deepcopy(self.bias) if self.asynchronous else None  # weights in force
-        self._in_force_frozen = self.optimizer.frozen
-        self._finished_it = self.optimizer.iteration - 1  # last optimizer step whose weights were pushed
+        self._rw_logsum, self._rw_count = None, 0  # per-bin log Σ exp(βV) after freezing
+        self._learner, self._simulation, self._checked, self._periodic = None, None, False, False
+        self._applied = self.optimizer.iteration - 1  # last optimizer step whose weights reached the Context
         self._last_phase = self.optimizer.phase
+
+    @property
+    def asynchronous(self) -> bool:
+        """True when learning overlaps MD (execution mode "thread" or "process")."""
+        return self.execution.mode != "sync"
 
     # ----------------------------------------------------------------- reporter protocol
     def describeNextReport(self, simulation):
@@ -189,169 +154,168 @@ class DeepVESUpdater(UpdaterFiles):
         return {"steps": steps, "periodic": False, "include": ["positions"]}
 
     def report(self, simulation, state):
+        if not self._checked:
+            self._check_simulation(simulation)
         if not self._outputs_ready:  # first report of a fresh run: back up a previous run's files
             self._ensure_outputs()
         if self._keep_states is None:  # small systems (≤ ~2.4 MB per iteration): read the States at the
             # iteration's end, all at once — right after integrator.step every read is slow (RESULTS.md)
             self._keep_states = simulation.system.getNumParticles() * (self.stride // self.sampleStride) <= 100_000
-        self._positions.append(state if self._keep_states else self._sample(state))
+        self._samples.append(state if self._keep_states else self._read(state))
         if simulation.currentStep % self.stride == 0:
             self._iterate(simulation)
 
-    def _sample(self, r):
-        """(positions of the CV atoms, nm; time, ps) of a State, or an already read sample as it is."""
-        return r if isinstance(r, tuple) else (positions_nm(r)[self._atoms], r.getTime()._value)
+    def _check_simulation(self, simulation) -> None:
+        """Once, before anything is written: the force is in this Context, the temperatures agree."""
+        from openmm import unit
+
+        check = getattr(self.force, "checkContext", None)  # the force is in this Context's System
+        if check is not None:
+            check(simulation.context)
+        self._periodic = simulation.system.usesPeriodicBoundaryConditions()
+        if self._periodic:  # CVs with the minimum image; no distance range beyond half the box
+            box = simulation.context.getState().getPeriodicBoxVectors(asNumpy=True).value_in_unit(unit.nanometer)
+            self.cvs.check_box(torch.as_tensor(np.asarray(box), dtype=torch.float64))
+        integrator = simulation.integrator
+        if hasattr(integrator, "getTemperature"):
+            t = integrator.getTemperature().value_in_unit(unit.kelvin)
+            if abs(t - self.temperature) > 1e-6 * max(t, 1.0):
+                raise ValueError(f"the updater's temperature ({self.temperature} K) differs from the integrator's "
+                                 f"({t} K): Deep-VES needs the temperature the system is sampled at")
+        if self._min_time is not None:  # a minimum time becomes iterations once the time step is known
+            dt = integrator.getStepSize().value_in_unit(unit.picosecond)
+            n = self._min_time.iterations_for(self.stride * dt)
+            if self.optimizer.recrossing is not None:
+                self.optimizer.recrossing.min_iterations = n
+            else:
+                self.optimizer.decay_after = n
+        self._checked = True
+
+    def _read(self, state):
+        """(positions, nm; time, ps; step; box vectors, nm, or None) of a State, or a read sample as it is."""
+        if isinstance(state, tuple):
+            return state
+        from openmm import unit
+
+        box = state.getPeriodicBoxVectors(asNumpy=True).value_in_unit(unit.nanometer) if self._periodic else None
+        return (state.getPositions(asNumpy=True).value_in_unit(unit.nanometer),
+                state.getTime().value_in_unit(unit.picosecond), state.getStepCount(), box)
 
     # ----------------------------------------------------------------- one iteration
     def _iterate(self, simulation):
+        """Finish the pending step, submit this iteration's, finish it now when synchronous or at a checkpoint."""
         self._simulation = simulation
-        read = [self._sample(r) for r in self._positions]
-        x = np.stack([r[0] for r in read])
-        times = np.array([r[1] for r in read])
-        self._positions = []
-        if self._async_mode == "process":  # CVs, checks and the step run in the learner process, also once frozen
-            finished = self._finished_it  # the bias these samples were drawn with: steps finished before now
-            self._wait_pending()  # the previous iteration's step: push its weights, record its samples
-            sync_point = self._sync_point()
-            if self._learner is None:
-                self._learner = ProcessLearner(self.optimizer, self.force.backend, cpus=self.learnerCPUs,
-                                               evaluator=self._evaluator().for_learner(self._force_bias))
-            self._learner.submit_positions(x, times, finished, sync_point, self.pushInterval)
-            self._pending, self._synced = (self._learner, times, None), False
-            if sync_point:
-                self._wait_pending()
-            return
-        ev = self._evaluator()  # V with the bias in force while these samples were drawn
-        record = ev(x, times)
-        self._wait_pending()  # async: finish the previous iteration's step and push its weights
-        s, sync_point = record["s"], self._sync_point()
-        if self.asynchronous and not sync_point and not self.optimizer.frozen:
-            if self._executor is None:
-                from concurrent.futures import ThreadPoolExecutor
+        read = [self._read(r) for r in self._samples]
+        self._samples = []
+        positions = np.stack([r[0][self._atoms] for r in read])
+        times, steps = np.array([r[1] for r in read]), np.array([r[2] for r in read])
+        boxes = np.stack([r[3] for r in read]) if self._periodic else None
+        applied = self._applied  # the steps whose weights were in force while these samples were drawn
+        self._finish_pending()
+        force_push = self._sync_point()
+        learner = self._learner or self._start_learner()
+        learner.submit(positions, times, steps, applied, force_push, boxes)
+        if force_push or not self.asynchronous:
+            self._finish_pending()
 
-                self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="deepves")
-            self._pending = (self._executor.submit(self._learn, s, False), times, record)
-        else:
-            self._finish(*self._learn(s, sync_point), times, record)
+    def _start_learner(self):
+        evaluator = SampleEvaluator(self.cvs, self._sub_cvs, copy.deepcopy(self.bias), need_v=self.out is not None,
+                                    grid=self.grid is not None, frozen=self.optimizer.frozen, c=self.c)
+        core = LearnerCore(self.optimizer, self.force.backend, evaluator, self.pushInterval)
+        self._learner = make_learner(self.execution.mode, core, self.execution.learnerCPUs)
+        return self._learner
 
     def _sync_point(self) -> bool:
         """The coming step writes a checkpoint: it runs synchronously and always pushes."""
         return (self.optimizer.iteration + 1) % self.checkpointInterval == 0 and self.out is not None
 
-    def _evaluator(self) -> SampleEvaluator:
-        """Evaluator of this iteration's samples with the state of the bias now in force (made once)."""
-        if getattr(self, "_sample_evaluator", None) is None:
-            net = self._force_bias if self.asynchronous else self.bias
-            self._sample_evaluator = SampleEvaluator(self.cvs, self._sub_cvs, net, need_v=self.out is not None,
-                                                     grid=self.grid is not None)
-        ev = self._sample_evaluator
-        ev.frozen, ev.c = self._in_force_frozen, self.c
-        return ev
+    def _finish_pending(self):
+        if self._learner is not None and self._learner.pending:
+            self._finish(self._learner.result())
 
-    def _record(self, record, times):
-        """Colvar rows and reweighting of one iteration's samples (written when its step finishes)."""
-        s, v = record["s"], record["v"]
-        if record["reweight"]:
-            self._rw_logsum = accumulate_log_weights(self._rw_logsum, self.grid.index(s.to(self.grid.device)).cpu(),
-                                                     v / self.kT, self.grid.n_points)
-            self._rw_count += len(v)
-        if self.out is not None:
-            self._write_colvar(s, v, record["c"], times)
+    def _finish(self, result):
+        import time
 
-    def _learn(self, s, force_push):
-        """Optimizer step and force data for the new weights (may run in the worker thread)."""
-        return learn_step(self.optimizer, self.force.backend, s, force_push, self.pushInterval)
-
-    def _wait_pending(self):
-        if self._pending is None:
-            return
-        future, times, record = self._pending
-        self._pending = None
-        result = future.result()  # (stats, payload) of a thread, (stats, payload, record) of the learner process
-        self._finish(result[0], result[1], times, result[2] if len(result) > 2 else record)
-
-    def flush(self):
-        """Wait for a pending asynchronous optimizer step and push its weights (no-op otherwise).
-
-        Called automatically before FES, bias and checkpoint output; call it yourself after
-        ``simulation.step()`` before reading ``bias`` or ``optimizer`` directly. With
-        ``asynchronous="process"`` it also copies the learner's complete state into ``optimizer``.
-        """
-        self._wait_pending()
-        if self._learner is not None and not self._synced:
-            self._learner.sync()
-            self._synced = True
-
-    def close(self):
-        """End the learner process of ``asynchronous="process"`` after a last :meth:`flush` (idempotent)."""
-        if self._learner is not None:
-            self.flush()
-            self._learner.close()
-            self._learner = None
-
-    def _finish(self, stats, payload, times, record):
-        simulation = self._simulation
-        self._record(record, times)
+        simulation, stats, it = self._simulation, result.stats, result.iteration
+        self._record(result.record)
         t0 = time.perf_counter()
-        if payload is not None:
-            self.force.applyWeights(payload, simulation)
-            if self.asynchronous:  # the weights now in force (parameters only: buffers never change)
-                with torch.no_grad():
-                    for dst, src in zip(self._force_bias.parameters(), self.bias.parameters()):
-                        dst.copy_(src)
-        stats["t_push_ms"] = (time.perf_counter() - t0) * 1e3
-        self.c = stats["c"]
-        self._in_force_frozen = self.optimizer.frozen
-        stats["time_ps"] = float(times[-1])
-        self._finished_it = stats["iteration"]
-        self.history.append(stats)
+        if result.payload is not None:
+            self.force.applyWeights(result.payload, simulation)
+        entry = dict(stats, time_ps=float(result.record.times[-1]), t_optimizer_ms=result.t_optimizer_ms,
+                     t_prepare_ms=result.t_prepare_ms, t_push_ms=(time.perf_counter() - t0) * 1e3)
+        self.c, self._applied = result.c_in_force, it
+        self.history.append(entry)
         if self.out is not None:
-            self._write_log(stats)
-            it = stats["iteration"]
+            self._write_log(entry)
             just_frozen = stats["phase"] == "frozen" and self._last_phase != "frozen"
-            if self._learner is not None and ((it + 1) % self.fesInterval == 0 or just_frozen
-                                              or (it + 1) % self.checkpointInterval == 0):
+            fes = (it + 1) % self.fesInterval == 0 or just_frozen
+            snapshot = self.snapshotInterval and (it + 1) % self.snapshotInterval == 0
+            if fes or snapshot or (it + 1) % self.checkpointInterval == 0:
                 self.flush()  # the learner is idle here: complete state for the files
-            if (it + 1) % self.fesInterval == 0 or just_frozen:
+            if fes:
                 self.writeFes()
-            if self.snapshotInterval and (it + 1) % self.snapshotInterval == 0:
+            if snapshot:
                 self.force.exportBias(os.path.join(self.out, f"bias_{it + 1}.pt"))
             if (it + 1) % self.checkpointInterval == 0:
                 self.saveCheckpoint(os.path.join(self.out, "checkpoint.pt"), simulation)
         self._last_phase = stats["phase"]
 
-    # ----------------------------------------------------------------- results
-    def getFreeEnergyFromBias(self) -> np.ndarray:
-        """F(s) = −V − kT ln p on the grid (Eq. 4), kJ/mol, min 0, shape ``grid.shape``."""
-        self.flush()
-        return self.optimizer.fes_from_bias().reshape(self.grid.shape).cpu().numpy()
+    def flush(self):
+        """Finish a pending step (its samples are recorded, its weights pushed) and complete ``optimizer``.
 
-    def getAveragedFreeEnergyFromBias(self):
-        """Eq. 4 averaged uniformly over the decay phase (kJ/mol, min 0); None before the decay.
-
-        Less noisy than :meth:`getFreeEnergyFromBias` at the freeze, see :mod:`~openmm_nnbias.ves.averaging`.
+        Called before FES, bias and checkpoint output and by the getters; call it yourself after
+        ``simulation.step()`` before reading ``bias`` or ``optimizer`` directly.
         """
+        self._finish_pending()
+        if self._learner is not None:
+            self._learner.sync()
+
+    def close(self):
+        """Finish a pending step, put the network in force and end the learner (a process exits); idempotent.
+
+        With ``pushInterval > 1`` the Context then holds the network's latest weights, as after a
+        checkpoint; a later ``step`` starts a new learner from there.
+        """
+        if self._learner is not None:
+            self.flush()
+            self._learner.close()
+            self._learner = None
+            if self.pushInterval > 1 and self._simulation is not None and self.history:
+                self.force.updateWeights(self._simulation)
+                c = self.history[-1]["c"]
+                self.c = c if c == c else self.c  # NaN after a skipped step: keep the previous one
+
+    def finish(self, simulation=None):
+        """End the run: finish the pending step, write ``bias.pt`` and the FES files, a checkpoint at an
+        iteration boundary, and end the learner. Use it (or ``with updater:``) after the last ``step``."""
+        import warnings
+
+        simulation = simulation or self._simulation
         self.flush()
-        f = self.optimizer.averaged_fes_from_bias()
-        return None if f is None else f.reshape(self.grid.shape).numpy()
+        if self.out is not None:
+            self.writeFes()
+            if self._samples:
+                warnings.warn(f"the run ended {len(self._samples) * self.sampleStride} steps into an iteration: "
+                              "checkpoint.pt stays at the last iteration boundary", stacklevel=2)
+            elif simulation is not None:
+                self.saveCheckpoint(os.path.join(self.out, "checkpoint.pt"), simulation)
+        self.close()
 
-    def getReweightedFreeEnergy(self):
-        """Reweighted F(s) from frames sampled with the frozen bias (Eq. 11); None before."""
-        self._wait_pending()  # the samples of a pending asynchronous step are recorded when it finishes
-        if self._rw_logsum is None:
-            return None
-        f = -self.kT * self._rw_logsum
-        return (f - f[torch.isfinite(f)].min()).reshape(self.grid.shape).numpy()
+    def __enter__(self) -> "DeepVESUpdater":
+        return self
 
-    def gridAxes(self):
-        return [torch.unique(self.grid.points[:, j].cpu()).numpy() for j in range(self.grid.n_cv)]
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.finish()
+        else:
+            self.close()
 
     # ----------------------------------------------------------------- checkpoints
     def saveCheckpoint(self, path, simulation):
         """Atomically save the complete learning state and the OpenMM state (Context checkpoint)."""
         self._simulation = self._simulation or simulation
         self.flush()
-        if self._positions:
+        if self._samples:
             raise ValueError("checkpoints are taken at iteration boundaries (step count a multiple of stride)")
         state = {
             "config": self.config, "optimizer": self.optimizer.state_dict(), "c": self.c,
@@ -359,6 +323,7 @@ class DeepVESUpdater(UpdaterFiles):
             "history": self.history[-1000:],  # the full record is ves.log
             "context": simulation.context.createCheckpoint(), "torch_rng": torch.get_rng_state(),
         }
+
         def write(tmp):
             with open(tmp, "wb") as fh:
                 torch.save(state, fh)
@@ -366,32 +331,33 @@ class DeepVESUpdater(UpdaterFiles):
         atomic_write(path, write)
 
     def loadCheckpoint(self, path, simulation):
-        """Restore learning state, OpenMM state and the live bias from :meth:`saveCheckpoint`."""
+        """Restore learning state, OpenMM state and the live bias from :meth:`saveCheckpoint`.
+
+        Raises ValueError, before changing anything, when the checkpoint was written by a run with other
+        CVs, target, schedule (learning rate, τ, decay trigger), stride, temperature or network.
+        """
         if not os.path.exists(path):
             raise ValueError(f"checkpoint {path!r} does not exist")
         state = torch.load(path, weights_only=False)
-        if self._pending is not None:  # let a running step finish before its state is overwritten
-            self._pending[0].result()
-            self._pending = None
+        if state.get("config") != self.config:
+            old = state.get("config", {})
+            diff = {k: (old.get(k), v) for k, v in self.config.items() if old.get(k) != v}
+            raise ValueError(f"checkpoint {path!r} does not match this run (checkpoint, run): {diff}")
         if self._learner is not None:  # restarted lazily from the restored state
             self._learner.close()
-            self._learner, self._synced = None, True
-        if state.get("config") != self.config:
-            diff = {k: (state.get("config", {}).get(k), v) for k, v in self.config.items()
-                    if state.get("config", {}).get(k) != v}
-            raise ValueError(f"checkpoint {path!r} does not match this run (checkpoint, run): {diff}")
+            self._learner = None
         self.optimizer.load_state_dict(state["optimizer"])
         self.c = state["c"]
         self._rw_logsum, self._rw_count = state["rw_logsum"], state["rw_count"]
         self.history = state["history"]
         torch.set_rng_state(state["torch_rng"])
         simulation.context.loadCheckpoint(state["context"])
-        self._positions = []
+        self._samples = []
         if self.out is not None:  # drop rows written after this checkpoint: they will be written again
-            self._truncate_outputs(simulation.context.getState().getTime()._value, self.optimizer.iteration)
+            from openmm import unit
+
+            t = simulation.context.getState().getTime().value_in_unit(unit.picosecond)
+            self._truncate_outputs(t, self.optimizer.iteration)
         self.force.updateWeights(simulation)
-        if self._force_bias is not None:
-            self._force_bias.load_state_dict(self.bias.state_dict())
-        self._in_force_frozen = self.optimizer.frozen
-        self._finished_it = self.optimizer.iteration - 1
+        self._applied = self.optimizer.iteration - 1
         self._last_phase = self.optimizer.phase

@@ -22,6 +22,7 @@ process per walker under ``torchrun --nproc-per-node N --no-python openmm-nnbias
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import hashlib
 import math
@@ -34,6 +35,7 @@ from typing import Any, Callable, Iterable, Sequence
 import torch
 import torch.distributed as dist
 
+from .options import ExecutionOptions
 from .updater import DeepVESUpdater
 
 __all__ = ["WalkerGroup", "WalkerDeepVESUpdater", "spawn_walkers", "torchrun_world_size"]
@@ -256,12 +258,17 @@ class WalkerDeepVESUpdater(DeepVESUpdater):
         if not isinstance(group, WalkerGroup):
             raise ValueError(f"group must be a WalkerGroup, got {type(group).__name__}")
         self.group = group
-        if group.rank > 0:
-            kwargs["snapshotInterval"] = 0
-        if kwargs.get("device") is None and group.backend == "nccl":
-            kwargs["device"] = group.device
+        if group.backend == "nccl":  # the optimizer on this walker's GPU unless told otherwise
+            grouped = {"target", "schedule", "outputs", "execution"}
+            if set(kwargs) - grouped:  # deprecated flat keywords
+                kwargs["device"] = kwargs.get("device") or group.device
+            else:
+                ex = kwargs.get("execution") or ExecutionOptions()
+                kwargs["execution"] = dataclasses.replace(ex, device=ex.device or group.device)
         before = [p.detach().clone() for p in biasForce.bias.parameters()]
         super().__init__(biasForce, temperature, reducer=group, **kwargs)
+        if group.rank > 0:
+            self.snapshotInterval = 0  # walker 0 writes the snapshots
         after = list(biasForce.bias.parameters())
         self._push_pending = not all(torch.equal(a, b.detach()) for a, b in zip(before, after))
 

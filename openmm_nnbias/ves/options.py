@@ -1,0 +1,190 @@
+"""Grouped options of :class:`~openmm_nnbias.ves.DeepVESUpdater`: schedule, outputs, execution.
+
+Each group is a small validated object (wrong types raise TypeError, wrong values ValueError,
+naming the option); :func:`legacy_options` maps the flat keyword names of earlier releases
+(``biasFactor``, ``learningRate``, ``asynchronous``, ``monteCarlo``, …) onto them for one release.
+
+Examples
+--------
+>>> ScheduleOptions(learningRate=1e-3, tauDecay=1000).tauDecay
+1000.0
+>>> ExecutionOptions(mode="process", pushInterval=16).pushInterval
+16
+>>> OutputOptions("run", checkpointInterval=50).folder
+'run'
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+from .triggers import DecayTrigger, KLThreshold, MinimumTime, Recrossings
+
+__all__ = ["ScheduleOptions", "OutputOptions", "ExecutionOptions", "legacy_options", "step_count"]
+
+
+def step_count(name: str, value, minimum: int = 1) -> int:
+    """An integer number of MD steps or iterations: TypeError for floats and Quantities, ValueError below ``minimum``."""
+    import numbers
+
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        hint = " (a Quantity of time is not a step count: divide it by the time step)" if hasattr(value, "unit") else ""
+        raise TypeError(f"{name} must be an integer number of steps or iterations, got {value!r} "
+                        f"({type(value).__name__}){hint}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def _number(name: str, value, lo: float, hi: float = math.inf, lo_open: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    ok = (value > lo if lo_open else value >= lo) and value < hi and math.isfinite(value)
+    if not ok:
+        raise ValueError(f"{name} must be a finite number {'>' if lo_open else '>='} {lo}"
+                         f"{'' if hi == math.inf else f' and < {hi}'}, got {value}")
+    return float(value)
+
+
+@dataclass
+class ScheduleOptions:
+    """Adam and the learning-rate schedule (times in iterations); defaults: the paper's Ala2 run.
+
+    ``decay``: what starts the decay phase (:mod:`~openmm_nnbias.ves.triggers`), default
+    ``KLThreshold(0.5)``.
+    """
+
+    learningRate: float = 1e-3
+    tauKL: float = 10000
+    tauDecay: float = 1000
+    freezeRatio: float = 5e-5
+    decay: DecayTrigger = field(default_factory=KLThreshold)
+
+    def __post_init__(self) -> None:
+        self.learningRate = _number("learningRate", self.learningRate, 0.0, lo_open=True)
+        self.tauKL = _number("tauKL", self.tauKL, 1.0)
+        self.tauDecay = _number("tauDecay", self.tauDecay, 1.0)
+        self.freezeRatio = _number("freezeRatio", self.freezeRatio, 0.0, 1.0, lo_open=True)
+        if not isinstance(self.decay, DecayTrigger):
+            raise TypeError(f"decay must be a DecayTrigger (KLThreshold, Recrossings, MinimumTime), "
+                            f"got {type(self.decay).__name__}")
+
+    def describe(self) -> dict[str, Any]:
+        return {"learningRate": self.learningRate, "tauKL": self.tauKL, "tauDecay": self.tauDecay,
+                "freezeRatio": self.freezeRatio, "decay": self.decay.describe()}
+
+
+@dataclass
+class OutputOptions:
+    """Files of a run: ``folder`` (None: write nothing) and their intervals (iterations; ``colvarStride`` in MD steps)."""
+
+    folder: str | None = None
+    fesInterval: int = 100
+    checkpointInterval: int = 100
+    snapshotInterval: int = 0
+    colvarStride: int | None = None
+
+    def __post_init__(self) -> None:
+        import os
+
+        if self.folder is not None and not isinstance(self.folder, (str, os.PathLike)):
+            raise TypeError(f"folder must be a path or None, got {type(self.folder).__name__}")
+        self.folder = None if self.folder is None else os.fspath(self.folder)
+        self.fesInterval = step_count("fesInterval", self.fesInterval)
+        self.checkpointInterval = step_count("checkpointInterval", self.checkpointInterval)
+        self.snapshotInterval = step_count("snapshotInterval", self.snapshotInterval, minimum=0)
+        if self.colvarStride is not None:
+            self.colvarStride = step_count("colvarStride", self.colvarStride)
+
+
+_MODES = ("sync", "thread", "process")
+
+
+@dataclass
+class ExecutionOptions:
+    """Where and when learning runs.
+
+    ``mode``: "sync" (the paper's scheme: learn, then MD goes on), "thread" or "process" (the step of
+    iteration k overlaps the MD of iteration k+1). ``pushInterval``: iterations between pushes of the
+    network into the Context. ``device``: of the optimizer (default cuda when torch sees a GPU).
+    ``precision``: "mixed" or "double". ``learnerCPUs``: pin a "process" learner to these CPUs.
+    """
+
+    mode: str = "sync"
+    pushInterval: int = 1
+    device: str | None = None
+    precision: str = "mixed"
+    learnerCPUs: list[int] | None = None
+
+    def __post_init__(self) -> None:
+        if self.mode not in _MODES:
+            raise ValueError(f"mode must be one of {_MODES}, got {self.mode!r}")
+        self.pushInterval = step_count("pushInterval", self.pushInterval)
+        if self.precision not in ("mixed", "double"):
+            raise ValueError(f"precision must be 'mixed' or 'double', got {self.precision!r}")
+        if self.learnerCPUs is not None:
+            from .learner import validate_cpus
+
+            self.learnerCPUs = validate_cpus(self.learnerCPUs)
+            if self.mode != "process":
+                raise ValueError("learnerCPUs applies to the 'process' execution mode only")
+
+
+_LEGACY = {"biasFactor", "gridBins", "targetSampling", "monteCarlo", "learningRate", "tauKL", "klThreshold",
+           "tauDecay", "freezeRatio", "recrossing", "out", "fesInterval", "checkpointInterval", "snapshotInterval",
+           "colvarStride", "device", "asynchronous", "pushInterval", "precision", "learnerCPUs"}
+_MC_KEYS = {"n_chains": "chains", "n_steps": "steps", "step_size": "stepSize", "seed": "seed", "burn_in": "burnIn",
+            "step_fraction": "stepFraction", "boundary": "boundary"}
+
+
+def legacy_options(kwargs: dict[str, Any], n_cv: int) -> dict[str, Any]:
+    """``target``, ``schedule``, ``outputs``, ``execution`` from the flat keywords of earlier releases.
+
+    Raises TypeError for an unknown keyword. Emits a DeprecationWarning naming the new groups.
+    """
+    from .targets import MonteCarlo, Uniform, WellTempered
+
+    unknown = sorted(set(kwargs) - _LEGACY)
+    if unknown:
+        raise TypeError(f"DeepVESUpdater got unexpected keyword argument(s) {unknown}")
+    warnings.warn("flat DeepVESUpdater keywords (" + ", ".join(sorted(kwargs)) + ") are deprecated: pass "
+                  "target=, schedule=ScheduleOptions(...), outputs=OutputOptions(...), "
+                  "execution=ExecutionOptions(...)", DeprecationWarning, stacklevel=3)
+    k = kwargs
+    bf = k.get("biasFactor", 10.0)
+    sampling = k.get("targetSampling", "auto")
+    if sampling not in ("auto", "grid", "mc"):
+        raise ValueError(f"targetSampling must be 'auto', 'grid' or 'mc', got {sampling!r}")
+    bins = k.get("gridBins", 50)
+    bins = int(bins) if not isinstance(bins, (list, tuple)) else [int(b) for b in bins]
+    if sampling == "mc" or (sampling == "auto" and n_cv > 3):
+        mc = dict(k.get("monteCarlo") or {})
+        bad = sorted(set(mc) - set(_MC_KEYS))
+        if bad:
+            raise ValueError(f"unknown monteCarlo option(s) {bad}; known: {sorted(_MC_KEYS)}")
+        target = MonteCarlo(biasFactor=bf, marginalBins=bins if isinstance(bins, int) else bins[0],
+                            **{_MC_KEYS[key]: v for key, v in mc.items()})
+    else:
+        target = Uniform(bins) if bf is None else WellTempered(bf, bins)
+    rec = k.get("recrossing")
+    if rec is not None:
+        decay = Recrossings(rec.cv_indices, rec.states, rec.n_transitions)
+        if rec.min_iterations:
+            decay = MinimumTime(iterations=rec.min_iterations) & decay
+    else:
+        decay = KLThreshold(k.get("klThreshold", 0.5))
+    schedule = ScheduleOptions(learningRate=k.get("learningRate", 1e-3), tauKL=k.get("tauKL", 10000),
+                               tauDecay=k.get("tauDecay", 1000), freezeRatio=k.get("freezeRatio", 5e-5), decay=decay)
+    outputs = OutputOptions(k.get("out"), fesInterval=k.get("fesInterval", 100),
+                            checkpointInterval=k.get("checkpointInterval", 100),
+                            snapshotInterval=k.get("snapshotInterval", 0), colvarStride=k.get("colvarStride"))
+    asy = k.get("asynchronous", False)
+    modes = {False: "sync", None: "sync", True: "thread", "thread": "thread", "process": "process"}
+    if not isinstance(asy, (bool, str, type(None))) or asy not in modes:
+        raise ValueError(f"asynchronous must be False, True/'thread' or 'process', got {asy!r}")
+    execution = ExecutionOptions(mode=modes[asy], pushInterval=k.get("pushInterval", 1), device=k.get("device"),
+                                 precision=k.get("precision", "mixed"), learnerCPUs=k.get("learnerCPUs"))
+    return {"target": target, "schedule": schedule, "outputs": outputs, "execution": execution}
