@@ -18,6 +18,8 @@ from openmm_nnbias.diffsim import (DiffSimTrainer, LangevinSimulator, MuellerBro
 from openmm_nnbias.diffsim.setups import ALA2_C5, ALA2_C7AX, alanine_dipeptide_setup  # noqa: E402
 from openmm_nnbias.diffsim.streaming import forward_for_adjoint  # noqa: E402
 
+from _devices import PLATFORMS, make_context, require_torch_force  # noqa: E402
+
 F64 = torch.float64
 
 
@@ -68,8 +70,10 @@ def _bias_forces_torch(setup, x):
     return float(e.detach()), -g.numpy()
 
 
+@pytest.mark.parametrize("platform", PLATFORMS)
 @pytest.mark.parametrize("attach", ["load_bias", "NeuralBiasForce"])
-def test_exported_bias_in_openmm_matches_trainer(ala2, tmp_path, attach):
+def test_exported_bias_in_openmm_matches_trainer(ala2, tmp_path, attach, platform):
+    require_torch_force(platform)
     from openmm_nnbias.bias import NeuralBiasForce, load_bias
     from openmm_nnbias.diffsim.setups import alanine_dipeptide_vacuum
 
@@ -87,7 +91,7 @@ def test_exported_bias_in_openmm_matches_trainer(ala2, tmp_path, attach):
         system.addForce(force)
     else:
         NeuralBiasForce(setup.trainer.cvs, setup.trainer.bias, forceGroup=5).addToSystem(system)
-    ctx = openmm.Context(system, openmm.VerletIntegrator(0.001), openmm.Platform.getPlatformByName("Reference"))
+    ctx = make_context(system, openmm.VerletIntegrator(0.001), platform)
     frames = torch.cat([setup.start_positions[:: max(1, setup.start_positions.shape[0] // 3)][:3],
                         torch.randn(1, 22, 3, generator=g, dtype=F64) * 0.3])
     for x in frames:

@@ -14,6 +14,8 @@ from openmm_nnbias.cvs import CVSet, Position
 from openmm_nnbias.systems import wolfe_quapp
 from openmm_nnbias.ves import DeepVESUpdater
 
+from _devices import DEFAULT_PLATFORM, platform_properties
+
 
 def make_run(out=None, backend="table", seed=1, lower=-3.0, activation="relu", **kwargs):
     ms = wolfe_quapp()
@@ -23,7 +25,8 @@ def make_run(out=None, backend="table", seed=1, lower=-3.0, activation="relu", *
     force.addToSystem(ms.system)
     integ = mm.LangevinMiddleIntegrator(ms.temperature, ms.friction, ms.timestep)
     integ.setRandomNumberSeed(seed)
-    sim = app.Simulation(ms.topology, ms.system, integ, mm.Platform.getPlatformByName("CPU"), {"Threads": "1"})
+    sim = app.Simulation(ms.topology, ms.system, integ, mm.Platform.getPlatformByName(DEFAULT_PLATFORM),
+                         platform_properties(DEFAULT_PLATFORM, threads=1))
     sim.context.setPositions(ms.positions)
     opts = dict(stride=200, sampleStride=10, gridBins=50, tauKL=50, tauDecay=20, out=out)
     opts.update(kwargs)
