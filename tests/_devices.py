@@ -16,48 +16,19 @@ import os
 import pytest
 import torch
 
-GPU_PLATFORMS = ("CUDA", "OpenCL", "HIP", "Metal")
 
-
-def _probe(platform) -> None:
-    """Create a 2-particle Context on ``platform`` and evaluate it (raises if it can't run)."""
-    import openmm as mm
-
-    system = mm.System()
-    system.addParticle(1.0)
-    system.addParticle(1.0)
-    bond = mm.HarmonicBondForce()
-    bond.addBond(0, 1, 0.1, 100.0)
-    system.addForce(bond)
-    ctx = mm.Context(system, mm.VerletIntegrator(0.001), platform)
-    ctx.setPositions([[0, 0, 0], [0.2, 0, 0]])
-    energy = ctx.getState(getEnergy=True).getPotentialEnergy()._value
-    del ctx
-    if abs(energy - 0.5) > 1e-4:
-        raise RuntimeError(f"probe energy {energy} != 0.5")
-
-
-def _working_platforms():
+def _platforms():
     try:
-        import openmm as mm
-    except ImportError as exc:  # a torch-only machine: the OpenMM tests are not collected there
+        from openmm_nnbias.platforms import working_platforms
+
+        names, failures = working_platforms()
+    except ImportError as exc:  # a torch-only machine: the OpenMM test files are not run there
         return [], {"(openmm)": f"not importable: {exc}"}
-    names, failures = [], {}
-    for i in range(mm.Platform.getNumPlatforms()):
-        platform = mm.Platform.getPlatform(i)
-        try:
-            _probe(platform)
-            names.append(platform.getName())
-        except Exception as exc:  # noqa: BLE001 - any failure means "not usable here"
-            failures[platform.getName()] = str(exc).splitlines()[0] if str(exc) else repr(exc)
-    wanted = os.environ.get("OPENMM_NNBIAS_TEST_PLATFORMS")
-    if wanted:
-        keep = [w.strip() for w in wanted.split(",") if w.strip()]
-        names = [n for n in names if n in keep]
-    return names, failures
+    wanted = [w.strip() for w in os.environ.get("OPENMM_NNBIAS_TEST_PLATFORMS", "").split(",") if w.strip()]
+    return [n for n in names if not wanted or n in wanted], failures
 
 
-PLATFORMS, PLATFORM_FAILURES = _working_platforms()
+PLATFORMS, PLATFORM_FAILURES = _platforms()
 DEFAULT_PLATFORM = os.environ.get("OPENMM_NNBIAS_TEST_PLATFORM") or (
     "CPU" if "CPU" in PLATFORMS else (PLATFORMS[0] if PLATFORMS else "Reference"))
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
@@ -85,26 +56,9 @@ def make_context(system, integrator, platform: str, **properties):
 @functools.lru_cache(maxsize=None)
 def torch_force_failure(platform: str):
     """Why openmm-torch's TorchForce can't run on ``platform`` here (None: it can)."""
-    try:
-        import openmm as mm
+    from openmm_nnbias.platforms import torch_force_failure as failure
 
-        from openmm_nnbias.bias.backends import import_torch_force
-
-        class Zero(torch.nn.Module):
-            def forward(self, positions):
-                return (positions ** 2).sum()
-
-        system = mm.System()
-        system.addParticle(1.0)
-        system.addForce(import_torch_force()(torch.jit.script(Zero())))
-        ctx = make_context(system, mm.VerletIntegrator(0.001), platform)
-        ctx.setPositions([[0.1, 0.2, 0.3]])
-        energy = ctx.getState(getEnergy=True, getForces=True).getPotentialEnergy()._value
-        if abs(energy - 0.14) > 1e-5:
-            return f"probe energy {energy} != 0.14"
-        return None
-    except Exception as exc:  # noqa: BLE001
-        return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    return failure(platform, platform_properties(platform))
 
 
 def require_torch_force(platform: str) -> None:
@@ -112,8 +66,3 @@ def require_torch_force(platform: str) -> None:
     reason = torch_force_failure(platform)
     if reason is not None:
         pytest.skip(f"openmm-torch TorchForce does not run on {platform} here: {reason}")
-
-
-def require_device(device: str) -> None:
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        pytest.skip("needs CUDA")
