@@ -46,7 +46,13 @@ import torch
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 GPU_PLATFORMS = ("CUDA", "OpenCL", "HIP", "Metal")
-PARTS = ("env", "optimizer", "diffsim", "deepves", "push")
+PARTS = ("env", "tests", "optimizer", "diffsim", "deepves", "push")
+ROOT = os.path.dirname(HERE)
+#: test files whose cases are parametrized over PLATFORMS / DEVICES (tests/_devices.py)
+DEVICE_TEST_FILES = ["test_bias_force.py", "test_bias_mts.py", "test_diffsim_alanine.py", "test_ves_optimizer.py",
+                     "test_ves_montecarlo.py", "test_ves_grid.py"]
+TORCH_ONLY_TEST_FILES = ["test_ves_optimizer.py", "test_ves_montecarlo.py", "test_ves_grid.py"]
+GPU_CASES = "cuda or CUDA or OpenCL or HIP"
 
 
 def devices() -> list:
@@ -121,7 +127,10 @@ def part_env(args) -> dict:
 
         fig["openmm"] = mm.version.version
         names, failures, plugin_failures = openmm_platforms()
+        fig["OpenMM platforms loaded"] = " ".join(mm.Platform.getPlatform(i).getName()
+                                                  for i in range(mm.Platform.getNumPlatforms()))
         fig["OpenMM platforms that run"] = " ".join(names)
+        fig["OpenMM plugin load failures"] = len(plugin_failures)
         notes += [f"platform {k} loads but fails: {v}" for k, v in failures.items()]
         notes += [f"plugin load failure: {f}" for f in plugin_failures]
         for name in names:
@@ -129,6 +138,53 @@ def part_env(args) -> dict:
             fig[f"openmm-torch on {name}"] = "runs" if why is None else not_run(why)
     except ImportError as exc:
         fig["openmm"] = not_run(f"openmm not importable ({exc})")
+    return {"figures": fig, "notes": notes}
+
+
+def _pytest(name: str, files: list, select: str, limit_s: float, results: str) -> tuple:
+    """Run pytest on ``files`` (``-k select``) in a subprocess; (its last line, skip reasons)."""
+    import subprocess
+
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=-ra"]
+    cmd += (["-k", select] if select else []) + [os.path.join(ROOT, "tests", f) for f in files]
+    log = os.path.join(results, f"pytest_{name}.log")
+    try:
+        proc = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              timeout=limit_s)
+        text, rc = proc.stdout, proc.returncode
+    except subprocess.TimeoutExpired as exc:
+        text = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+        text, rc = text + f"\n(timed out after {limit_s:.0f} s)", "timeout"
+    with open(log, "w") as fh:
+        fh.write(" ".join(cmd) + "\n" + text)
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    last = lines[-1].strip("= ") if lines else "(no output)"
+    skips = [ln for ln in lines if ln.startswith(("SKIPPED", "FAILED", "ERROR"))]
+    return f"{last} (rc {rc}; log {os.path.basename(log)})", skips[:20]
+
+
+def part_tests(args) -> dict:
+    """The GPU cases of the device-parametrized tests, then (CUDA only) the updater tests, whose
+    DeepVESUpdater runs its optimizer on the GPU by default."""
+    try:
+        import openmm  # noqa: F401
+
+        files = DEVICE_TEST_FILES
+    except ImportError:
+        files = TORCH_ONLY_TEST_FILES
+    fig, notes = {}, []
+    select = "device" if args.quick else GPU_CASES
+    limit = float(os.environ.get("GPU_CHECK_TEST_LIMIT", "75"))
+    fig[f"pytest -k '{select}'"], skips = _pytest("gpu_cases", files, select, limit, args.results)
+    notes += skips
+    if torch.cuda.is_available() and files is DEVICE_TEST_FILES:
+        fig["pytest test_ves_updater.py (optimizer on cuda)"], skips = _pytest(
+            "updater", ["test_ves_updater.py"], None, float(os.environ.get("GPU_CHECK_UPDATER_LIMIT", "50")),
+            args.results)
+        notes += skips
+    else:
+        fig["pytest test_ves_updater.py (optimizer on cuda)"] = not_run(
+            "no CUDA" if not torch.cuda.is_available() else "openmm not importable")
     return {"figures": fig, "notes": notes}
 
 
@@ -192,7 +248,7 @@ def part_diffsim(args) -> dict:
                                       f"CPU with {torch.get_num_threads()} torch threads"]}
 
 
-def _ala2_simulation(pep, platform: str, backend=None, stride=500, iterations_warm=2):
+def _ala2_simulation(pep, platform: str, backend=None, stride=500, iterations_warm=2, grid_bins=50):
     import openmm as mm
     from openmm import app, unit
 
@@ -212,7 +268,8 @@ def _ala2_simulation(pep, platform: str, backend=None, stride=500, iterations_wa
     sim.context.setPositions(pep.positions)
     sim.context.setVelocitiesToTemperature(300 * unit.kelvin, 1)
     if force is not None:
-        updater = DeepVESUpdater(force, 300 * unit.kelvin, biasFactor=10, stride=stride, sampleStride=10, out=None)
+        updater = DeepVESUpdater(force, 300 * unit.kelvin, biasFactor=10, stride=stride, sampleStride=10,
+                                 gridBins=grid_bins, out=None)
         sim.reporters.append(updater)
     sim.step(stride * iterations_warm)
     return sim, updater, force
@@ -231,8 +288,9 @@ def part_deepves(args) -> dict:
         backends = ["table"] + (["torch"] if torch_force_runs(plat) is None else [])
         if "torch" not in backends:
             fig[f"Deep-VES speed ratio torch backend [{plat}]"] = not_run(f"openmm-torch: {torch_force_runs(plat)}")
+        bins = 10 if args.quick else 50
         runs = {"unbiased": _ala2_simulation(pep, plat, None, stride)}
-        runs.update({b: _ala2_simulation(pep, plat, b, stride) for b in backends})
+        runs.update({b: _ala2_simulation(pep, plat, b, stride, grid_bins=bins) for b in backends})
         us = {k: [] for k in runs}
         for _ in range(rounds):
             for name, (sim, _, _) in runs.items():
@@ -269,7 +327,7 @@ def part_push(args) -> dict:
             if backend == "torch" and torch_force_runs(plat) is not None:
                 fig[key + " ms"] = not_run(f"openmm-torch: {torch_force_runs(plat)}")
                 continue
-            sim, _, force = _ala2_simulation(pep, plat, backend, stride=10, iterations_warm=1)
+            sim, _, force = _ala2_simulation(pep, plat, backend, stride=10, iterations_warm=1, grid_bins=10)
             times, errors = [], []
             for k in range(3 if args.quick else 10):
                 with torch.no_grad():
@@ -290,9 +348,37 @@ def part_push(args) -> dict:
                                       "evaluation); table/cmap are tabulated (error = interpolation)"]}
 
 
+OLD_C10_CHECK = b"_ZN3c104cuda29c10_cuda_check_implementationEiPKcS2_ib"  # line as int (torch 2.9)
+NEW_C10_CHECK = b"_ZN3c104cuda29c10_cuda_check_implementationEiPKcS2_jb"  # unsigned int (torch >= 2.10)
+
+
+def patch_torch_abi(plugin: str, c10: str = None) -> str:
+    """Point openmmtorch 1.5's CUDA plugin at the c10 CUDA-check symbol of the installed torch
+    (the line argument became unsigned; same register, same length of name): the one symbol that
+    plugin misses with torch 2.11. Edits ``plugin`` in place; returns what was done."""
+    c10 = c10 or os.path.join(os.path.dirname(torch.__file__), "lib", "libc10_cuda.so")
+    if not os.path.exists(c10):
+        return f"abi: {c10} missing, plugin left alone"
+    with open(c10, "rb") as fh:
+        lib = fh.read()
+    with open(plugin, "rb") as fh:
+        data = fh.read()
+    if OLD_C10_CHECK not in data:
+        return "abi: plugin does not use the int-line c10 check, left alone"
+    if OLD_C10_CHECK in lib or NEW_C10_CHECK not in lib:
+        return f"abi: torch {torch.__version__} has the plugin's c10 check symbol, plugin left alone"
+    with open(plugin, "wb") as fh:
+        fh.write(data.replace(OLD_C10_CHECK, NEW_C10_CHECK))
+    return f"abi: patched {os.path.basename(plugin)} for torch {torch.__version__} (c10_cuda_check_implementation)"
+
+
 def summary(results: str) -> int:
     print("=" * 30 + " gpu_check summary " + "=" * 30)
-    for part in ["tests"] + list(PARTS):
+    setup = os.path.join(results, "setup.txt")
+    if os.path.exists(setup):
+        for line in open(setup).read().splitlines():
+            print(f"{'setup':9s} {line}")
+    for part in PARTS:
         path = os.path.join(results, f"{part}.json")
         status = os.path.join(results, f"{part}.status")
         if os.path.exists(path):
@@ -310,13 +396,17 @@ def summary(results: str) -> int:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("part", choices=PARTS + ("summary",))
+    parser.add_argument("part", choices=PARTS + ("summary", "abi"))
     parser.add_argument("--results", required=True, help="folder of the parts' JSON files")
     parser.add_argument("--quick", action="store_true", help="tiny sizes (seconds on a CPU)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default torch's)")
+    parser.add_argument("--plugin", help="abi: path of libOpenMMTorchCUDA.so to patch")
     args = parser.parse_args(argv)
     if args.part == "summary":
         return summary(args.results)
+    if args.part == "abi":
+        print(patch_torch_abi(args.plugin))
+        return 0
     if args.threads:
         torch.set_num_threads(args.threads)
     os.makedirs(args.results, exist_ok=True)
