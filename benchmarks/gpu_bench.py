@@ -94,11 +94,26 @@ def platform_properties(name: str) -> dict:
     return {"Precision": "mixed"} if name in ("CUDA", "OpenCL", "HIP") else {}
 
 
+_TORCH_FORCE = {}
+RESULTS = {"dir": None}
+
+
 def torch_force_runs(platform: str):
-    """None if openmm-torch's TorchForce runs on ``platform``, else the reason."""
+    """None if openmm-torch's TorchForce runs on ``platform``, else the reason: probed once (GPU
+    platforms in a child process, as a plugin built for another torch may crash rather than raise)
+    and reused from the ``env`` part's JSON by the later parts."""
     from openmm_nnbias.platforms import torch_force_failure
 
-    return torch_force_failure(platform, platform_properties(platform))
+    env = os.path.join(RESULTS["dir"] or "", "env.json")
+    if platform not in _TORCH_FORCE and RESULTS["dir"] and os.path.exists(env):
+        with open(env) as fh:
+            seen = json.load(fh)["figures"].get(f"openmm-torch on {platform}")
+        if seen is not None:
+            _TORCH_FORCE[platform] = None if seen == "runs" else seen[len("not run: "):]
+    if platform not in _TORCH_FORCE:
+        _TORCH_FORCE[platform] = torch_force_failure(platform, platform_properties(platform),
+                                                     isolated=platform not in ("Reference", "CPU"))
+    return _TORCH_FORCE[platform]
 
 
 def median_ms(fn, device: str, repeats: int, warmup: int = 2) -> float:
@@ -410,6 +425,7 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     os.makedirs(args.results, exist_ok=True)
+    RESULTS["dir"] = args.results
     out = globals()[f"part_{args.part}"](args)
     for key, value in out["figures"].items():
         print(f"{key}: {value}")

@@ -76,10 +76,17 @@ def working_platforms() -> tuple:
     return names, failures
 
 
-def torch_force_failure(name: str, properties: dict = None):
-    """Why openmm-torch's ``TorchForce`` does not run on platform ``name`` (None: it runs)."""
+def torch_force_failure(name: str, properties: dict = None, isolated: bool = False, timeout_s: float = 120.0):
+    """Why openmm-torch's ``TorchForce`` does not run on platform ``name`` (None: it runs).
+
+    ``isolated=True`` probes in a child process (an openmm-torch plugin built against another torch
+    can crash the process, not only raise); a crash or a hang is then the reason returned.
+    """
+    if isolated:
+        return _isolated_torch_force_failure(name, properties, timeout_s)
+    import torch  # before openmm: openmm loads the openmm-torch plugins at import, and they need libtorch
+
     import openmm as mm
-    import torch
 
     try:
         from .bias.backends import import_torch_force
@@ -96,5 +103,25 @@ def torch_force_failure(name: str, properties: dict = None):
         ctx.setPositions([[0.1, 0.2, 0.3]])
         energy = ctx.getState(getEnergy=True, getForces=True).getPotentialEnergy()._value
     except Exception as exc:  # noqa: BLE001
-        return _first_line(exc)
+        plugin = "OpenMMTorch" + ("Reference" if name in ("Reference", "CPU") else name)
+        loads = [f for f in mm.Platform.getPluginLoadFailures() if plugin in f]
+        return _first_line(exc) + (f" ({loads[0]})" if loads else "")
     return None if abs(energy - 0.14) < 1e-4 else f"wrong probe energy {energy} (expected 0.14)"
+
+
+def _isolated_torch_force_failure(name: str, properties: dict, timeout_s: float):
+    import json
+    import subprocess
+    import sys
+
+    code = ("import json, sys, torch; from openmm_nnbias.platforms import torch_force_failure; "
+            "print(json.dumps(torch_force_failure(sys.argv[1], json.loads(sys.argv[2]))))")
+    try:
+        proc = subprocess.run([sys.executable, "-c", code, name, json.dumps(properties or {})],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        return f"the probe hung (> {timeout_s:.0f} s)"
+    if proc.returncode != 0:
+        tail = (proc.stderr.strip().splitlines() or [""])[-1]
+        return f"the probe process died (exit code {proc.returncode}) {tail}".strip()
+    return json.loads(proc.stdout.strip().splitlines()[-1])

@@ -58,7 +58,8 @@ def torch_force_failure(platform: str):
     """Why openmm-torch's TorchForce can't run on ``platform`` here (None: it can)."""
     from openmm_nnbias.platforms import torch_force_failure as failure
 
-    return failure(platform, platform_properties(platform))
+    # GPU plugins of an openmm-torch built for another torch may crash: probe those in a child process
+    return failure(platform, platform_properties(platform), isolated=platform not in ("Reference", "CPU"))
 
 
 def require_torch_force(platform: str) -> None:
