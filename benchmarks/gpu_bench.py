@@ -95,7 +95,23 @@ def platform_properties(name: str) -> dict:
 
 
 _TORCH_FORCE = {}
-RESULTS = {"dir": None}
+RESULTS = {"dir": None, "part": None}
+
+
+class LiveFigures(dict):
+    """A part's figures, saved to its JSON at every new figure: a part stopped by its time limit
+    keeps what it had measured."""
+
+    def __setitem__(self, key, value):
+        super().__setitem__(key, value)
+        if RESULTS["dir"] and RESULTS["part"]:
+            with open(os.path.join(RESULTS["dir"], f"{RESULTS['part']}.json"), "w") as fh:
+                json.dump({"figures": dict(self), "notes": ["partial: the part stopped before its end"]}, fh,
+                          indent=1)
+
+    def update(self, other):
+        for key, value in dict(other).items():
+            self[key] = value
 
 
 def torch_force_runs(platform: str):
@@ -133,9 +149,9 @@ def median_ms(fn, device: str, repeats: int, warmup: int = 2) -> float:
 
 
 def part_env(args) -> dict:
-    fig = {"python": _platform.python_version(), "torch": torch.__version__,
-           "torch CUDA": torch.version.cuda or "none", "torch threads": torch.get_num_threads(),
-           "GPU": torch.cuda.get_device_name(0) if torch.cuda.is_available() else not_run("no CUDA")}
+    fig = LiveFigures({"python": _platform.python_version(), "torch": torch.__version__,
+                       "torch CUDA": torch.version.cuda or "none", "torch threads": torch.get_num_threads(),
+                       "GPU": torch.cuda.get_device_name(0) if torch.cuda.is_available() else not_run("no CUDA")})
     notes = []
     try:
         import openmm as mm
@@ -187,7 +203,7 @@ def part_tests(args) -> dict:
         files = DEVICE_TEST_FILES
     except ImportError:
         files = TORCH_ONLY_TEST_FILES
-    fig, notes = {}, []
+    fig, notes = LiveFigures(), []
     select = "device" if args.quick else GPU_CASES
     limit = float(os.environ.get("GPU_CHECK_TEST_LIMIT", "75"))
     fig[f"pytest -k '{select}'"], skips = _pytest("gpu_cases", files, select, limit, args.results)
@@ -209,8 +225,8 @@ def part_optimizer(args) -> dict:
     from openmm_nnbias.ves import CVGrid, DeepVESOptimizer, MonteCarloTarget
 
     bins, chains, n_samples, repeats = (10, 100, 50, 2) if args.quick else (50, 2000, 500, 15)
-    fig = {}
-    for device in ["cpu", "cuda"]:
+    fig = LiveFigures()
+    for device in ["cuda", "cpu"]:  # the GPU figures first: they are what this check is for
         for name, n_cv in ((f"Ala2 grid {bins}x{bins}", 2), (f"6-D MC {chains}x10", 6)):
             key = f"optimizer ms/iteration {name} [{device}]"
             if device not in devices():
@@ -240,9 +256,9 @@ def part_diffsim(args) -> dict:
     from openmm_nnbias.diffsim import LangevinSimulator
     from openmm_nnbias.diffsim.setups import alanine_dipeptide_setup
 
-    replicas, steps, repeats = ((4, 16), 3, 1) if args.quick else ((64, 256, 1024), 50, 3)
-    fig = {}
-    for device in ["cpu", "cuda"]:
+    replicas, steps, repeats = ((4, 16), 3, 1) if args.quick else ((64, 256, 1024), 30, 3)
+    fig = LiveFigures()
+    for device in ["cuda", "cpu"]:  # the GPU figures first: they are what this check is for
         if device not in devices():
             fig.update({f"diffsim replica-steps/s Ala2 {b} replicas [{device}]": not_run("no CUDA") for b in replicas})
             continue
@@ -298,7 +314,7 @@ def part_deepves(args) -> dict:
         return {"figures": {"Deep-VES speed ratio": not_run(why)}, "notes": []}
     stride, iterations, rounds = (50, 2, 1) if args.quick else (500, 20, 3)
     pep = alanine_dipeptide()
-    fig, notes = {}, []
+    fig, notes = LiveFigures(), []
     for plat in plats:
         backends = ["table"] + (["torch"] if torch_force_runs(plat) is None else [])
         if "torch" not in backends:
@@ -335,7 +351,7 @@ def part_push(args) -> dict:
     if not plats:
         return {"figures": {"live weight push": not_run(why)}, "notes": []}
     pep = alanine_dipeptide()
-    fig = {}
+    fig = LiveFigures()
     for plat in plats:
         for backend in ("table", "cmap", "torch"):
             key = f"live push {backend} [{plat}]"
@@ -403,9 +419,10 @@ def summary(results: str) -> int:
                 print(f"{part:9s} {key}: {value}")
             for note in data.get("notes", []):
                 print(f"{part:9s}   ({note})")
-        else:
-            reason = open(status).read().strip() if os.path.exists(status) else "part not started"
-            print(f"{part:9s} not run: {reason}")
+        if os.path.exists(status):
+            print(f"{part:9s} {'stopped' if os.path.exists(path) else 'not run'}: {open(status).read().strip()}")
+        elif not os.path.exists(path):
+            print(f"{part:9s} not run: part not started")
     return 0
 
 
@@ -425,7 +442,7 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     os.makedirs(args.results, exist_ok=True)
-    RESULTS["dir"] = args.results
+    RESULTS["dir"], RESULTS["part"] = args.results, args.part
     out = globals()[f"part_{args.part}"](args)
     for key, value in out["figures"].items():
         print(f"{key}: {value}")

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One prepared GPU check of openmm_nnbias (issue 18): install what is carried, run the GPU cases of
-# the tests, then a short benchmark table, and print a summary last. About 5 minutes on a GPU
-# machine (each part under `timeout`, the whole under GPU_CHECK_BUDGET seconds); copes with every
+# the tests, then a short benchmark table, and print a summary last. At most 5 minutes on a GPU
+# machine (each part under `timeout`, the whole under GPU_CHECK_BUDGET = 300 s); copes with every
 # piece missing (no CUDA, no openmm, no openmm-torch, no OpenCL): such figures read "not run: <why>".
 #
 #   bash benchmarks/gpu_check.sh            # on the GPU machine
@@ -28,7 +28,9 @@
 #
 # Environment: GPU_CHECK_WHEELS (default benchmarks/wheels), GPU_CHECK_RESULTS (default
 # /tmp/gpu_check_results; packed into $OUT/gpu_check.tgz when $OUT is set), GPU_CHECK_SITE
-# (install target, /tmp/gpu_check_site), GPU_CHECK_BUDGET (seconds, default 330), GPU_CHECK_PYTHON.
+# (install target, /tmp/gpu_check_site), GPU_CHECK_BUDGET (seconds, default 300), GPU_CHECK_PYTHON,
+# GPU_CHECK_TEST_LIMIT / GPU_CHECK_UPDATER_LIMIT (seconds for the two pytest runs, 60 / 35).
+# A part stopped by its limit keeps the figures it had measured (the GPU ones come first).
 set -u
 cd "$(dirname "$0")/.." || exit 1
 QUICK=${GPU_CHECK_QUICK:-0}
@@ -49,7 +51,7 @@ PY=${GPU_CHECK_PYTHON:-python3}
 RESULTS=${GPU_CHECK_RESULTS:-/tmp/gpu_check_results}
 SITE=${GPU_CHECK_SITE:-/tmp/gpu_check_site}
 SHIM=/tmp/gpu_check_shim
-BUDGET=${GPU_CHECK_BUDGET:-330}
+BUDGET=${GPU_CHECK_BUDGET:-300}
 START=$(date +%s)
 QFLAG=""
 [ "$QUICK" = 1 ] && QFLAG=--quick
@@ -126,13 +128,13 @@ run_part() {  # name limit_s
         *) echo "failed, rc $rc: $(grep -v '^\s*$' "$RESULTS/$name.log" | tail -1 | cut -c1-300)" > "$RESULTS/$name.status" ;;
     esac
 }
-export GPU_CHECK_TEST_LIMIT=60 GPU_CHECK_UPDATER_LIMIT=40
-run_part env 40
-run_part tests 105
-run_part optimizer 40
+export GPU_CHECK_TEST_LIMIT=${GPU_CHECK_TEST_LIMIT:-60} GPU_CHECK_UPDATER_LIMIT=${GPU_CHECK_UPDATER_LIMIT:-35}
+run_part env 30
+run_part tests 100
+run_part optimizer 30
 run_part diffsim 45
-run_part deepves 60
-run_part push 40
+run_part deepves 45
+run_part push 30
 
 note "wall time $(($(date +%s) - START)) s"
 "$PY" benchmarks/gpu_bench.py summary --results "$RESULTS" | tee "$RESULTS/summary.txt"
