@@ -285,7 +285,7 @@ def _ala2_simulation(pep, platform: str, backend=None, stride=500, iterations_wa
 
     from openmm_nnbias.bias import NeuralBias, NeuralBiasForce
     from openmm_nnbias.cvs import CVSet, Torsion
-    from openmm_nnbias.ves import DeepVESUpdater
+    from openmm_nnbias.ves import DeepVESUpdater, WellTempered
 
     system = copy.deepcopy(pep.system)
     force = updater = None
@@ -299,8 +299,8 @@ def _ala2_simulation(pep, platform: str, backend=None, stride=500, iterations_wa
     sim.context.setPositions(pep.positions)
     sim.context.setVelocitiesToTemperature(300 * unit.kelvin, 1)
     if force is not None:
-        updater = DeepVESUpdater(force, 300 * unit.kelvin, biasFactor=10, stride=stride, sampleStride=10,
-                                 gridBins=grid_bins, out=None)
+        updater = DeepVESUpdater(force, 300 * unit.kelvin, target=WellTempered(biasFactor=10, bins=grid_bins),
+                                 stride=stride, sampleStride=10)
         sim.reporters.append(updater)
     sim.step(stride * iterations_warm)
     return sim, updater, force
