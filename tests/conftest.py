@@ -2,6 +2,15 @@ import numpy as np
 import pytest
 import torch  # noqa: F401  (torch before openmmtorch)
 
+from _devices import DEFAULT_PLATFORM, DEVICES, PLATFORM_FAILURES, PLATFORMS, make_context
+
+
+def pytest_report_header(config):
+    lines = [f"openmm_nnbias test platforms: {PLATFORMS} (slow tests on {DEFAULT_PLATFORM}); "
+             f"torch devices: {DEVICES}"]
+    lines += [f"  platform {name} loads but does not run: {why}" for name, why in PLATFORM_FAILURES.items()]
+    return lines
+
 
 @pytest.fixture(scope="session")
 def dipeptide():
@@ -18,7 +27,7 @@ def dipeptide_frames(dipeptide):
 
     integ = mm.LangevinMiddleIntegrator(600 * unit.kelvin, 5 / unit.picosecond, 0.002 * unit.picosecond)
     integ.setRandomNumberSeed(11)
-    ctx = mm.Context(dipeptide.system, integ, mm.Platform.getPlatformByName("CPU"))
+    ctx = make_context(dipeptide.system, integ, DEFAULT_PLATFORM)
     ctx.setPositions(dipeptide.positions)
     ctx.setVelocitiesToTemperature(600 * unit.kelvin, 5)
     frames = []
@@ -27,6 +36,3 @@ def dipeptide_frames(dipeptide):
         frames.append(ctx.getState(getPositions=True).getPositions(asNumpy=True).value_in_unit(unit.nanometer))
     return np.array(frames)
 
-
-def platforms():
-    return ["Reference", "CPU"]

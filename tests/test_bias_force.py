@@ -13,7 +13,7 @@ from openmm_nnbias.bias import NeuralBias, NeuralBiasForce, load_bias
 from openmm_nnbias.cvs import CVSet, Distance, Torsion
 from openmm_nnbias.platforms import get_platform
 
-PLATFORMS = ["Reference", "CPU"]
+from _devices import DEFAULT_PLATFORM, DEVICES, PLATFORMS, make_context, platform_properties, require_torch_force
 
 
 def _phipsi(pep):
@@ -52,12 +52,13 @@ def _network_energy_forces(cvs, bias, frames):
 
 @pytest.mark.parametrize("platform", PLATFORMS)
 def test_torch_backend_matches_network_and_finite_differences(dipeptide, dipeptide_frames, platform):
+    require_torch_force(platform)
     cvs = _phipsi(dipeptide)
     bias = _scaled_bias(cvs)
     system = _bias_only_system(dipeptide)
     nnforce = NeuralBiasForce(cvs, bias, backend="torch")
     nnforce.addToSystem(system)
-    ctx = mm.Context(system, mm.VerletIntegrator(0.001), get_platform(platform))
+    ctx = make_context(system, mm.VerletIntegrator(0.001), platform)
     e_ref, f_ref = _network_energy_forces(cvs, bias, dipeptide_frames[:5])
     for frame, e0, f0 in zip(dipeptide_frames[:5], e_ref, f_ref):
         e, f = _energy_forces(ctx, frame, nnforce.forceGroup)
@@ -92,7 +93,7 @@ def test_table_backend_matches_network(dipeptide, dipeptide_frames, platform):
     system = _bias_only_system(dipeptide)
     nnforce = NeuralBiasForce(cvs, bias, backend="table", gridBins=128)
     nnforce.addToSystem(system)
-    ctx = mm.Context(system, mm.VerletIntegrator(0.001), get_platform(platform))
+    ctx = make_context(system, mm.VerletIntegrator(0.001), platform)
     e_ref, f_ref = _network_energy_forces(cvs, bias, dipeptide_frames)
     es, fs = zip(*[_energy_forces(ctx, x, nnforce.forceGroup) for x in dipeptide_frames])
     assert np.abs(np.array(es) - e_ref).max() < 0.02
@@ -100,13 +101,14 @@ def test_table_backend_matches_network(dipeptide, dipeptide_frames, platform):
     assert rel < 0.02
 
 
-def test_table_backend_nonperiodic_distance(dipeptide, dipeptide_frames):
+@pytest.mark.parametrize("platform", PLATFORMS)
+def test_table_backend_nonperiodic_distance(dipeptide, dipeptide_frames, platform):
     cvs = CVSet([Distance([1, 18], 0.2, 0.8, names="d")])
     bias = NeuralBias.from_cvs(cvs, seed=5, zero_output=False, activation="tanh")
     system = _bias_only_system(dipeptide)
     nnforce = NeuralBiasForce(cvs, bias, backend="table", gridBins=400)
     nnforce.addToSystem(system)
-    ctx = mm.Context(system, mm.VerletIntegrator(0.001), get_platform("Reference"))
+    ctx = make_context(system, mm.VerletIntegrator(0.001), platform)
     e_ref, _ = _network_energy_forces(cvs, bias, dipeptide_frames)
     es = [_energy_forces(ctx, x, nnforce.forceGroup)[0] for x in dipeptide_frames]
     assert np.abs(np.array(es) - e_ref).max() < 1e-3
@@ -121,7 +123,7 @@ def test_cmap_backend_matches_network(dipeptide, dipeptide_frames, platform):
     system = _bias_only_system(dipeptide)
     nnforce = NeuralBiasForce(cvs, bias, backend="cmap")
     nnforce.addToSystem(system)
-    ctx = mm.Context(system, mm.VerletIntegrator(0.001), get_platform(platform))
+    ctx = make_context(system, mm.VerletIntegrator(0.001), platform)
     e_ref, f_ref = _network_energy_forces(cvs, bias, dipeptide_frames)
     es, fs = zip(*[_energy_forces(ctx, x, nnforce.forceGroup) for x in dipeptide_frames])
     assert np.abs(np.array(es) - e_ref).max() < 0.05
@@ -132,13 +134,15 @@ def test_cmap_backend_matches_network(dipeptide, dipeptide_frames, platform):
 @pytest.mark.parametrize("platform", PLATFORMS)
 def test_live_update_reaches_running_simulation(dipeptide, backend, platform):
     """Change the weights from Python; the very next force evaluation uses them."""
+    if backend == "torch":
+        require_torch_force(platform)
     cvs = _phipsi(dipeptide)
     bias = _scaled_bias(cvs, activation="softplus")
     system = copy.deepcopy(dipeptide.system)
     nnforce = NeuralBiasForce(cvs, bias, backend=backend)
     nnforce.addToSystem(system)
     integ = mm.LangevinMiddleIntegrator(300 * unit.kelvin, 1 / unit.picosecond, 0.002 * unit.picosecond)
-    sim = app.Simulation(dipeptide.topology, system, integ, get_platform(platform))
+    sim = app.Simulation(dipeptide.topology, system, integ, get_platform(platform), platform_properties(platform))
     sim.context.setPositions(dipeptide.positions)
     sim.step(10)
     before = nnforce.getBiasEnergy(sim).value_in_unit(unit.kilojoule_per_mole)
@@ -159,6 +163,8 @@ def test_live_update_reaches_running_simulation(dipeptide, backend, platform):
 
 @pytest.mark.parametrize("backend", ["torch", "table", "cmap"])
 def test_xml_roundtrip_and_checkpoints(dipeptide, backend, tmp_path):
+    if backend == "torch":
+        require_torch_force(DEFAULT_PLATFORM)
     cvs = _phipsi(dipeptide)
     bias = _scaled_bias(cvs, activation="softplus")
     system = copy.deepcopy(dipeptide.system)
@@ -172,7 +178,8 @@ def test_xml_roundtrip_and_checkpoints(dipeptide, backend, tmp_path):
         integ = mm.LangevinMiddleIntegrator(300 * unit.kelvin, 1 / unit.picosecond, 0.002 * unit.picosecond)
         integ.setRandomNumberSeed(3)
         # one thread: multi-threaded CPU force sums (seen with CMAP) are not bit-reproducible
-        sim = app.Simulation(dipeptide.topology, sys, integ, get_platform("CPU"), {"Threads": "1"})
+        sim = app.Simulation(dipeptide.topology, sys, integ, get_platform(DEFAULT_PLATFORM),
+                             platform_properties(DEFAULT_PLATFORM, threads=1))
         sim.context.setPositions(dipeptide.positions)
         return sim
 
@@ -197,7 +204,9 @@ def test_xml_roundtrip_and_checkpoints(dipeptide, backend, tmp_path):
     assert abs(nnforce.getBiasEnergy(sim).value_in_unit(unit.kilojoule_per_mole) - before - 1.0) < 1e-6  # still live after load
 
 
-def test_exported_bias_in_another_system(dipeptide, dipeptide_frames, tmp_path):
+@pytest.mark.parametrize("platform", PLATFORMS)
+def test_exported_bias_in_another_system(dipeptide, dipeptide_frames, tmp_path, platform):
+    require_torch_force(platform)
     cvs = _phipsi(dipeptide)
     bias = _scaled_bias(cvs)
     nnforce = NeuralBiasForce(cvs, bias)
@@ -205,7 +214,7 @@ def test_exported_bias_in_another_system(dipeptide, dipeptide_frames, tmp_path):
     nnforce.exportBias(path)
     system = _bias_only_system(dipeptide)
     system.addForce(load_bias(path, forceGroup=5))
-    ctx = mm.Context(system, mm.VerletIntegrator(0.001), get_platform("Reference"))
+    ctx = make_context(system, mm.VerletIntegrator(0.001), platform)
     e_ref, _ = _network_energy_forces(cvs, bias, dipeptide_frames[:3])
     for x, e0 in zip(dipeptide_frames[:3], e_ref):
         assert abs(_energy_forces(ctx, x, 5)[0] - e0) < 1e-9
@@ -241,8 +250,10 @@ def test_bad_input_errors(dipeptide):
         load_bias("/nonexistent/bias.pt")
 
 
-def test_torch_backend_mixed_cv_kinds(dipeptide, dipeptide_frames):
+@pytest.mark.parametrize("platform", PLATFORMS)
+def test_torch_backend_mixed_cv_kinds(dipeptide, dipeptide_frames, platform):
     """Fused kernel with torsion, distance and angle CVs (mixed periodic/linear features)."""
+    require_torch_force(platform)
     from openmm_nnbias.cvs import Angle
 
     cvs = CVSet([Distance([1, 18], 0.2, 0.9, names="d"), Torsion(dipeptide.torsions["phi"], "phi"),
@@ -251,7 +262,7 @@ def test_torch_backend_mixed_cv_kinds(dipeptide, dipeptide_frames):
     system = _bias_only_system(dipeptide)
     nnforce = NeuralBiasForce(cvs, bias)
     nnforce.addToSystem(system)
-    ctx = mm.Context(system, mm.VerletIntegrator(0.001), get_platform("Reference"))
+    ctx = make_context(system, mm.VerletIntegrator(0.001), platform)
     e_ref, f_ref = _network_energy_forces(cvs, bias, dipeptide_frames[:4])
     for x, e0, f0 in zip(dipeptide_frames[:4], e_ref, f_ref):
         e, f = _energy_forces(ctx, x, nnforce.forceGroup)
@@ -267,7 +278,7 @@ def test_get_collective_variables_and_range_error(dipeptide):
     nnforce = NeuralBiasForce(cvs, bias)
     system = _bias_only_system(dipeptide)
     nnforce.addToSystem(system)
-    ctx = mm.Context(system, mm.VerletIntegrator(0.001), get_platform("Reference"))
+    ctx = make_context(system, mm.VerletIntegrator(0.001), DEFAULT_PLATFORM)
     ctx.setPositions(dipeptide.positions)
     with pytest.raises(ValueError, match=r"CV 'd' = .* outside its declared range \[0.0, 0.1\]"):
         nnforce.getCollectiveVariables(ctx)
@@ -330,3 +341,31 @@ def test_torch_backend_works_when_openmm_is_imported_first(tmp_path):
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, env=env)
     assert out.returncode == 0, out.stderr[-2000:]
     assert math.isfinite(float(out.stdout.split("bias")[-1]))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_live_weights_reach_module_on_device(dipeptide, dipeptide_frames, device):
+    """The torch backend's module on ``device`` (positions there, as openmm-torch hands them on a
+    GPU platform): the first call maps the shared weights and copies them to the device, and every
+    later call re-copies them, so a push from Python is seen at the next call, with no Context."""
+    cvs = _phipsi(dipeptide)
+    bias = _scaled_bias(cvs, activation="softplus")
+    nnforce = NeuralBiasForce(cvs, bias, backend="torch")
+    module = nnforce.backend.module
+    frames = dipeptide_frames[:3]
+
+    def on_device():
+        out = [module(torch.tensor(x, dtype=torch.float64, device=device)) for x in frames]
+        assert all(e.device.type == torch.device(device).type for e, _ in out)
+        return np.array([float(e) for e, _ in out]), np.array([f.cpu().numpy() for _, f in out])
+
+    for _ in range(2):  # before a push, and after one
+        e, f = on_device()
+        e_ref, f_ref = _network_energy_forces(cvs, bias, frames)
+        np.testing.assert_allclose(e, e_ref, rtol=1e-10, atol=1e-10)
+        np.testing.assert_allclose(f, f_ref, rtol=1e-8, atol=1e-8)
+        with torch.no_grad():
+            bias.layers[-1].bias.add_(2.5)
+            bias.layers[-1].weight.mul_(-1.5)
+        nnforce.updateWeights()
+    assert module.device_flat.numel() == (0 if torch.device(device).type == "cpu" else nnforce.backend.weights.numel)

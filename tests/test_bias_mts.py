@@ -10,6 +10,8 @@ from openmm import unit
 
 from openmm_nnbias.bias.mts import bias_force_group, mts_langevin_integrator
 
+from _devices import DEFAULT_PLATFORM, PLATFORMS, make_context, require_torch_force
+
 KF, B, H, X0 = 900.0, 40.0, 0.004, 0.3  # fast spring (kJ/mol/nm²), slow term, inner step (ps), start (nm)
 
 
@@ -46,12 +48,13 @@ def _numpy_trajectory(k, n_outer, slow_every_inner):
     return np.array(out)
 
 
+@pytest.mark.parametrize("platform", PLATFORMS)
 @pytest.mark.parametrize("k", [1, 3, 8])
-def test_slow_group_only_on_outer_step(k):
+def test_slow_group_only_on_outer_step(k, platform):
     system, slow = _one_particle()
     integ = mts_langevin_integrator(300.0, 0.0, H, slow, k, system)  # friction 0: deterministic RESPA
     assert math.isclose(integ.getStepSize().value_in_unit(unit.picosecond), k * H)
-    ctx = mm.Context(system, integ, mm.Platform.getPlatformByName("Reference"))
+    ctx = make_context(system, integ, platform)
     ctx.setPositions([[X0, 0, 0]])
     xs = []
     for _ in range(40):
@@ -76,10 +79,11 @@ def _dipeptide_with_bias(seed=3):
     return pep, force
 
 
-def test_k1_is_velocity_verlet_with_torch_bias():
+@pytest.mark.parametrize("platform", PLATFORMS)
+def test_k1_is_velocity_verlet_with_torch_bias(platform):
     """k = 1, no friction: every group every step, i.e. velocity Verlet on the total force."""
+    require_torch_force(platform)
     pep, force = _dipeptide_with_bias()
-    plat = mm.Platform.getPlatformByName("Reference")
     dt = 0.0005
     traj = []
     verlet = mm.CustomIntegrator(dt)  # velocity Verlet with the total force of all groups
@@ -88,7 +92,7 @@ def test_k1_is_velocity_verlet_with_torch_bias():
     verlet.addComputePerDof("x", "x+dt*v")
     verlet.addComputePerDof("v", "v+0.5*dt*f/m")
     for integ in (verlet, mts_langevin_integrator(300.0, 0.0, dt, force, 1, pep.system)):
-        ctx = mm.Context(pep.system, integ, plat)
+        ctx = make_context(pep.system, integ, platform)
         ctx.setPositions(pep.positions)
         ctx.setVelocitiesToTemperature(300.0, 5)
         v0 = ctx.getState(getVelocities=True).getVelocities(asNumpy=True).value_in_unit(unit.nanometer / unit.picosecond)
@@ -100,10 +104,11 @@ def test_k1_is_velocity_verlet_with_torch_bias():
 
 
 def test_langevin_run_with_torch_bias_on_slow_step():
+    require_torch_force(DEFAULT_PLATFORM)
     pep, force = _dipeptide_with_bias()
     integ = mts_langevin_integrator(300.0, 1.0, 0.001, force, 4, pep.system)
     integ.setRandomNumberSeed(2)
-    ctx = mm.Context(pep.system, integ, mm.Platform.getPlatformByName("CPU"), {"Threads": "1"})
+    ctx = make_context(pep.system, integ, DEFAULT_PLATFORM, threads=1)
     ctx.setPositions(pep.positions)
     ctx.setVelocitiesToTemperature(300.0, 2)
     integ.step(50)

@@ -18,6 +18,8 @@ from openmm_nnbias.diffsim import (DiffSimTrainer, LangevinSimulator, MuellerBro
 from openmm_nnbias.diffsim.setups import ALA2_C5, ALA2_C7AX, alanine_dipeptide_setup  # noqa: E402
 from openmm_nnbias.diffsim.streaming import forward_for_adjoint  # noqa: E402
 
+from _devices import DEVICES, PLATFORMS, make_context, require_torch_force  # noqa: E402
+
 F64 = torch.float64
 
 
@@ -68,8 +70,10 @@ def _bias_forces_torch(setup, x):
     return float(e.detach()), -g.numpy()
 
 
+@pytest.mark.parametrize("platform", PLATFORMS)
 @pytest.mark.parametrize("attach", ["load_bias", "NeuralBiasForce"])
-def test_exported_bias_in_openmm_matches_trainer(ala2, tmp_path, attach):
+def test_exported_bias_in_openmm_matches_trainer(ala2, tmp_path, attach, platform):
+    require_torch_force(platform)
     from openmm_nnbias.bias import NeuralBiasForce, load_bias
     from openmm_nnbias.diffsim.setups import alanine_dipeptide_vacuum
 
@@ -87,7 +91,7 @@ def test_exported_bias_in_openmm_matches_trainer(ala2, tmp_path, attach):
         system.addForce(force)
     else:
         NeuralBiasForce(setup.trainer.cvs, setup.trainer.bias, forceGroup=5).addToSystem(system)
-    ctx = openmm.Context(system, openmm.VerletIntegrator(0.001), openmm.Platform.getPlatformByName("Reference"))
+    ctx = make_context(system, openmm.VerletIntegrator(0.001), platform)
     frames = torch.cat([setup.start_positions[:: max(1, setup.start_positions.shape[0] // 3)][:3],
                         torch.randn(1, 22, 3, generator=g, dtype=F64) * 0.3])
     for x in frames:
@@ -160,3 +164,33 @@ def test_window_storage_is_independent_of_length_and_trainer_agrees():
     with pytest.raises(ValueError, match="storage"):
         DiffSimTrainer(MuellerBrownEnergy(0.36), cvs, net, torch.ones(1, dtype=F64), well, R0[0],
                        temperature=300.0, storage="ring")
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_alanine_diffsim_on_device_matches_cpu_and_trains(ala2, device):
+    """The Ala2 setup built on ``device``: a friction-free (deterministic) biased run from the same
+    start equals the CPU run within float64 rounding, and a training epoch runs there."""
+    setup = alanine_dipeptide_setup(n_replicas=2, n_steps=30, adjoint_steps=5, well_replicas=4, well_steps=150,
+                                    device=device)
+    g = torch.Generator().manual_seed(3)
+    with torch.no_grad():  # the same non-trivial network on both devices
+        for p, q in zip(ala2.trainer.bias.parameters(), setup.trainer.bias.parameters()):
+            q.copy_(0.3 * torch.randn(p.shape, generator=g, dtype=F64))
+    cpu_bias = copy.deepcopy(setup.trainer.bias).cpu()
+    R0 = ala2.start_positions[:3].clone()
+    V0 = 0.3 * torch.randn(R0.shape, generator=g, dtype=F64)
+    finals = []
+    for s, bias in ((ala2, cpu_bias), (setup, setup.trainer.bias)):
+        dev = s.masses.device
+        sim = LangevinSimulator(s.potential, s.masses, 300.0, 0.001, 0.0, seed=0)
+        traj = sim.run(R0.to(dev), V0.to(dev), 20, record_every=20, bias=lambda x, b=bias, c=s.cvs: b(c(x)))
+        assert traj.final_positions.device.type == torch.device(device if s is setup else "cpu").type
+        finals.append(traj.final_positions.cpu())
+    assert float((finals[0] - R0).abs().max()) > 1e-3
+    torch.testing.assert_close(finals[1], finals[0], rtol=1e-9, atol=1e-10)
+    before = [p.detach().clone() for p in setup.trainer.bias.parameters()]
+    result = setup.trainer.train_epoch()
+    assert math.isfinite(result.mean_loss) and result.n_steps == 30
+    assert all(p.device.type == torch.device(device).type for p in setup.trainer.bias.parameters())
+    changed = any(not torch.equal(a, b) for a, b in zip(before, setup.trainer.bias.parameters()))
+    assert changed == (result.n_updates > 0)

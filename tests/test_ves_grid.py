@@ -7,6 +7,8 @@ import torch
 
 from openmm_nnbias.ves import CVGrid
 
+from _devices import DEVICES
+
 torch.set_num_threads(1)
 F64 = torch.float64
 
@@ -91,11 +93,11 @@ def test_constructor_errors(args, message):
         CVGrid(*args)
 
 
-def test_to_device_roundtrip():
+@pytest.mark.parametrize("device", DEVICES)
+def test_to_device_roundtrip(device):
     grid = CVGrid([0.0], [1.0], [10], [False]).to("cpu")
     assert grid.device.type == "cpu"
-    if torch.cuda.is_available():
-        grid.to("cuda")
-        assert grid.points.is_cuda
-        idx = grid.index(torch.tensor([[0.55]], dtype=F64))  # CPU samples, CUDA grid
-        assert idx.is_cuda and idx.item() == 5
+    grid.to(device)
+    assert grid.points.device.type == torch.device(device).type
+    idx = grid.index(torch.tensor([[0.55]], dtype=F64))  # CPU samples, grid on the device
+    assert idx.device.type == torch.device(device).type and idx.item() == 5

@@ -16,6 +16,8 @@ from openmm_nnbias.systems import wolfe_quapp
 from openmm_nnbias.ves import (DeepVESUpdater, ExecutionOptions, KLThreshold, OutputOptions, ScheduleOptions,
                                WellTempered)
 
+from _devices import DEFAULT_PLATFORM, platform_properties
+
 
 _SCHEDULE = {"learningRate", "tauKL", "tauDecay", "freezeRatio"}
 _OUTPUTS = {"fesInterval", "checkpointInterval", "snapshotInterval", "colvarStride"}
@@ -32,7 +34,8 @@ def make_run(out=None, backend="table", seed=1, lower=-3.0, activation="relu", m
     force.addToSystem(ms.system)
     integ = mm.LangevinMiddleIntegrator(ms.temperature, ms.friction, ms.timestep)
     integ.setRandomNumberSeed(seed)
-    sim = app.Simulation(ms.topology, ms.system, integ, mm.Platform.getPlatformByName("CPU"), {"Threads": "1"})
+    sim = app.Simulation(ms.topology, ms.system, integ, mm.Platform.getPlatformByName(DEFAULT_PLATFORM),
+                         platform_properties(DEFAULT_PLATFORM, threads=1))
     sim.context.setPositions(ms.positions)
     unknown = set(options) - _SCHEDULE - _OUTPUTS
     assert not unknown, unknown
