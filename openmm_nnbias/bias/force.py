@@ -149,6 +149,14 @@ class NeuralBiasForce:
         force.setForceGroup(self.forceGroup)
         return system.addForce(force)
 
+    def checkContext(self, context) -> None:
+        """ValueError unless ``context`` (a Context or Simulation) contains this force.
+
+        A force added to the System after the Context was created is not in that Context: recreate
+        the Simulation (or call ``context.reinitialize(preserveState=True)``).
+        """
+        self._checked([context])
+
     def _checked(self, contexts) -> list:
         """``contexts`` as Contexts, each verified to contain this force (ValueError otherwise)."""
         contexts = _contexts(contexts)

@@ -9,6 +9,11 @@ __all__ = ["build_deepves"]
 _TETRA = ("mcPoints", "recrossings", "decayAfter")  # overrides for tetrapeptide_options, not the updater
 
 
+def _take(options: dict, *names: str) -> dict:
+    """Remove ``names`` (those present, not None) from ``options`` and return them."""
+    return {n: options.pop(n) for n in names if options.get(n) is not None}
+
+
 def _mts_strides(stride: int, sample_stride: int, mts: int) -> tuple:
     """Strides in outer steps for ``mts`` inner steps per outer step, ≈ the same simulated time per iteration."""
     sample = max(1, round(sample_stride / mts))
@@ -65,7 +70,8 @@ def build_deepves(system_name: str, out: Optional[str] = None, backend: Optional
 
     from ..bias import NeuralBias, NeuralBiasForce
     from ..platforms import get_platform
-    from ..ves import DeepVESUpdater
+    from ..ves import (DeepVESUpdater, ExecutionOptions, KLThreshold, OutputOptions, ScheduleOptions,
+                       WellTempered)
     from ._registry import get_system
     from .recipes import get_recipe, tetrapeptide_options
 
@@ -86,12 +92,18 @@ def build_deepves(system_name: str, out: Optional[str] = None, backend: Optional
     cvs = recipe.build_cvs(built)
     temperature = recipe.temperature * unit.kelvin
     dt, friction = recipe.timestep * unit.picosecond, recipe.friction / unit.picosecond
+    kl = opts.pop("klThreshold", 0.5)
     if recipe.tetrapeptide:
         decay_after = tetra["decayAfter"]
         if decay_after is None and tetra["recrossings"] != 0:  # --recrossings 0 alone: marginal KL, no minimum time
             decay_after = recipe.tetrapeptide["decayAfter"]
-        opts.update(tetrapeptide_options(tetra["mcPoints"], tetra["recrossings"], seed=seed, decayAfter=decay_after,
-                                         iteration_ps=opts["stride"] * mts * recipe.timestep))
+        choice = tetrapeptide_options(tetra["mcPoints"], tetra["recrossings"], seed=seed, decayAfter=decay_after,
+                                      iteration_ps=opts["stride"] * mts * recipe.timestep, biasFactor=biasFactor,
+                                      klThreshold=kl)
+        target, decay = choice["target"], choice["decay"]
+    else:
+        target, decay = WellTempered(biasFactor, bins=opts.pop("gridBins", 50)), KLThreshold(kl)
+    opts.pop("gridBins", None)
     bias = NeuralBias.from_cvs(cvs, hidden=opts.pop("hidden"), activation=opts.pop("activation", "relu"), seed=seed)
     if group is not None:  # identical initial network before the force is built; own MD seed
         group.broadcast_parameters(bias.parameters())
@@ -110,13 +122,20 @@ def build_deepves(system_name: str, out: Optional[str] = None, backend: Optional
     sim = app.Simulation(built.topology, built.system, integ, plat, props)
     sim.context.setPositions(built.positions)
     sim.context.setVelocitiesToTemperature(temperature, seed)
+    stride = opts.pop("stride")
+    schedule = ScheduleOptions(decay=decay, **_take(opts, "learningRate", "tauKL", "tauDecay", "freezeRatio"))
+    outputs = OutputOptions(out, **_take(opts, "fesInterval", "checkpointInterval", "snapshotInterval", "colvarStride"))
+    mode = {False: "sync", None: "sync", True: "thread"}.get(asynchronous, asynchronous)
+    execution = ExecutionOptions(mode=mode, **_take(opts, "pushInterval", "device", "precision", "learnerCPUs"))
+    if opts:
+        raise ValueError(f"unknown Deep-VES option(s) {sorted(opts)}")
+    grouped = dict(target=target, stride=stride, sampleStride=sampleStride, schedule=schedule, outputs=outputs,
+                   execution=execution)
     if group is None:
-        updater = DeepVESUpdater(force, temperature, biasFactor=biasFactor, sampleStride=sampleStride,
-                                 out=out, asynchronous=asynchronous, **opts)
+        updater = DeepVESUpdater(force, temperature, **grouped)
     else:
         from ..ves.walkers import WalkerDeepVESUpdater
 
-        updater = WalkerDeepVESUpdater(force, temperature, group, biasFactor=biasFactor,
-                                       sampleStride=sampleStride, out=out, asynchronous=asynchronous, **opts)
+        updater = WalkerDeepVESUpdater(force, temperature, group, **grouped)
     sim.reporters.append(updater)
     return sim, updater, dt.value_in_unit(unit.picosecond)

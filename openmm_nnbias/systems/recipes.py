@@ -165,8 +165,9 @@ def get_recipe(name: str, kind: str = "deepves"):
 
 
 def tetrapeptide_options(mcPoints: Optional[int] = None, recrossings: Optional[int] = None, seed: int = 1,
-                         decayAfter: Optional[float] = None, iteration_ps: float = 1.0) -> dict:
-    """DeepVESUpdater keywords for the 6-torsion bias (CV order φ1, ψ1, φ2, ψ2, φ3, ψ3).
+                         decayAfter: Optional[float] = None, iteration_ps: float = 1.0, biasFactor: float = 10.0,
+                         klThreshold: float = 0.1) -> dict:
+    """``target`` and decay trigger (``decay``) of the 6-torsion bias (CV order φ1, ψ1, φ2, ψ2, φ3, ψ3).
 
     Parameters
     ----------
@@ -174,7 +175,7 @@ def tetrapeptide_options(mcPoints: Optional[int] = None, recrossings: Optional[i
         Monte Carlo target points per iteration (10 chains steps × mcPoints/10 chains; paper 25 000).
     recrossings : int
         Decay starts once each φ made this many transitions between :data:`PHI_STATES`
-        (the paper's rule); 0 uses the marginal-KL threshold instead.
+        (the paper's rule); 0 uses the marginal-KL threshold ``klThreshold`` instead.
     seed : int
         Seed of the Monte Carlo chains.
     decayAfter : float
@@ -182,14 +183,18 @@ def tetrapeptide_options(mcPoints: Optional[int] = None, recrossings: Optional[i
         Ala4 schedule: 10 ns); needs ``recrossings`` > 0 unless 0.
     iteration_ps : float
         Simulated time of one iteration (ps), to convert ``decayAfter`` into iterations.
+    biasFactor, klThreshold : float
+        Well-tempered γ of the Monte Carlo target; ε of the marginal-KL rule.
 
     Examples
     --------
     >>> opts = tetrapeptide_options(2000, 4, decayAfter=10000.0, iteration_ps=1.0)
-    >>> opts["monteCarlo"]["n_chains"], opts["recrossing"].cv_indices, opts["recrossing"].min_iterations
-    (200, [0, 2, 4], 10000)
+    >>> opts["target"].chains, [type(p).__name__ for p in opts["decay"].parts]
+    (200, ['Recrossings', 'MinimumTime'])
+    >>> opts["decay"].resolve()["recrossing"].min_iterations
+    10000
     """
-    from ..ves import RecrossingMonitor
+    from ..ves import KLThreshold, MinimumTime, MonteCarlo, Recrossings
 
     mcPoints = 10000 if mcPoints is None else int(mcPoints)
     recrossings = 4 if recrossings is None else int(recrossings)
@@ -203,9 +208,12 @@ def tetrapeptide_options(mcPoints: Optional[int] = None, recrossings: Optional[i
     if decayAfter > 0 and not recrossings:
         raise ValueError("--decay-after needs --recrossings > 0 (with 0 the marginal-KL threshold starts the decay)")
     min_iterations = int(math.ceil(decayAfter / float(iteration_ps) - 1e-9))
-    monitor = RecrossingMonitor([0, 2, 4], PHI_STATES, recrossings, min_iterations) if recrossings else None
-    return dict(targetSampling="mc", monteCarlo=dict(n_chains=mcPoints // 10, n_steps=10, seed=seed),
-                recrossing=monitor)
+    if recrossings:
+        decay = Recrossings([0, 2, 4], PHI_STATES, recrossings)
+        decay = decay & MinimumTime(iterations=min_iterations) if min_iterations else decay
+    else:
+        decay = KLThreshold(klThreshold)
+    return dict(target=MonteCarlo(biasFactor=biasFactor, chains=mcPoints // 10, steps=10, seed=seed), decay=decay)
 
 
 def count_transitions(phi: np.ndarray) -> list:

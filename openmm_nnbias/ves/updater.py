@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from .._io import atomic_write
-from .._units import strip_unit
+from .._units import KB, strip_unit
 from .learner import LearnerCore, make_learner
 from .options import ExecutionOptions, OutputOptions, ScheduleOptions, legacy_options, step_count
 from .optimizer import DeepVESOptimizer
@@ -19,8 +19,6 @@ from .targets import MonteCarlo, TargetChoice, WellTempered
 from .triggers import MinimumTime
 
 __all__ = ["DeepVESUpdater"]
-
-KB = 0.008314462618  # kJ/mol/K
 
 
 class DeepVESUpdater(UpdaterFiles):
@@ -169,9 +167,7 @@ class DeepVESUpdater(UpdaterFiles):
         """Once, before anything is written: the force is in this Context, the temperatures agree."""
         from openmm import unit
 
-        check = getattr(self.force, "checkContext", None)  # the force is in this Context's System
-        if check is not None:
-            check(simulation.context)
+        self.force.checkContext(simulation.context)  # added to the System before the Context was made
         self._periodic = simulation.system.usesPeriodicBoundaryConditions()
         if self._periodic:  # CVs with the minimum image; no distance range beyond half the box
             box = simulation.context.getState().getPeriodicBoxVectors(asNumpy=True).value_in_unit(unit.nanometer)
