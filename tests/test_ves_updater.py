@@ -7,7 +7,7 @@ import numpy as np
 import openmm as mm
 import pytest
 import torch
-from openmm import app
+from openmm import app, unit
 
 from openmm_nnbias.analysis import read_colvar, read_grid_file
 from openmm_nnbias.bias import NeuralBias, NeuralBiasForce
@@ -57,9 +57,9 @@ def test_short_run_learns_pushes_and_writes(tmp_path):
     assert len(kl) == 120
     assert kl[-20:].mean() < kl[5:25].mean()  # the running KL decreases
     # the running simulation carries the learned bias
-    x = sim.context.getState(getPositions=True).getPositions(asNumpy=True)._value[0, 0]
+    x = sim.context.getState(getPositions=True).getPositions(asNumpy=True).value_in_unit(unit.nanometer)[0, 0]
     expected = float(bias(torch.tensor([[x]], dtype=torch.float64)).detach())
-    assert abs(up.force.getBiasEnergy(sim)._value - expected) < 0.05
+    assert abs(up.force.getBiasEnergy(sim).value_in_unit(unit.kilojoule_per_mole) - expected) < 0.05
     col = read_colvar(os.path.join(out, "colvar"))
     assert list(col) == ["time", "x", "bias", "rbias"] and len(col["x"]) == 120 * 20
     assert np.all(np.diff(col["time"]) > 0)
@@ -146,9 +146,9 @@ def test_async_learning_is_deterministic_and_pushes_the_network(tmp_path, backen
     assert [h["iteration"] for h in up.history] == list(range(25))
     for p, q in zip(bias.parameters(), bias_b.parameters()):
         assert torch.equal(p, q)  # deterministic
-    x = sim.context.getState(getPositions=True).getPositions(asNumpy=True)._value[0, 0]
+    x = sim.context.getState(getPositions=True).getPositions(asNumpy=True).value_in_unit(unit.nanometer)[0, 0]
     expected = float(bias(torch.tensor([[x]], dtype=torch.float64)).detach())
-    assert abs(up.force.getBiasEnergy(sim)._value - expected) < 0.05
+    assert abs(up.force.getBiasEnergy(sim).value_in_unit(unit.kilojoule_per_mole) - expected) < 0.05
     log = open(os.path.join(str(tmp_path / "a"), "ves.log")).read().splitlines()
     assert len(log) == 26 and [int(ln.split()[0]) for ln in log[1:]] == list(range(25))
 
