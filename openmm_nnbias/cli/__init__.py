@@ -4,6 +4,7 @@ import argparse
 import sys
 
 from .._units import KB, parse_time
+from ..systems.recipes import DEEPVES_RECIPES
 
 __all__ = ["main"]
 
@@ -12,7 +13,7 @@ def _parser():
     p = argparse.ArgumentParser(prog="openmm-nnbias", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
     d = sub.add_parser("deepves", help="learn a Deep-VES bias on an embedded system")
-    d.add_argument("--system", required=True, choices=["alanine-dipeptide", "wolfe-quapp", "alanine-tetrapeptide"])
+    d.add_argument("--system", required=True, choices=sorted(DEEPVES_RECIPES))
     g = d.add_mutually_exclusive_group(required=True)
     g.add_argument("--time", help="simulated time, e.g. 20ns")
     g.add_argument("--steps", type=int, help="number of MD steps")

@@ -33,8 +33,10 @@ from openmm_nnbias.systems.recipes import (
     get_recipe,
 )
 from openmm_nnbias.systems.reference import run_reference, run_reference_ala4
+from openmm_nnbias.systems.solvated import solvated_alanine_dipeptide
 
 __all__ = [
+    "solvated_alanine_dipeptide",
     "SYSTEM_NAMES",
     "get_system",
     "KB_KJ_PER_MOL_K",

@@ -6,12 +6,14 @@ from typing import Any, Callable
 
 from openmm_nnbias.systems.model_potentials import ModelSystem, mueller_brown, wolfe_quapp
 from openmm_nnbias.systems.peptides import PeptideSystem, alanine_dipeptide, alanine_tetrapeptide
+from openmm_nnbias.systems.solvated import solvated_alanine_dipeptide
 
 __all__ = ["get_system", "SYSTEM_NAMES"]
 
 _BUILDERS: dict[str, Callable[..., Any]] = {
     "alanine-dipeptide": alanine_dipeptide,
     "alanine-tetrapeptide": alanine_tetrapeptide,
+    "alanine-dipeptide-solvated": solvated_alanine_dipeptide,
     "wolfe-quapp": wolfe_quapp,
     "mueller-brown": mueller_brown,
 }
@@ -26,8 +28,8 @@ def get_system(name: str, **kwargs: Any) -> PeptideSystem | ModelSystem:
     Parameters
     ----------
     name : str
-        One of ``"alanine-dipeptide"``, ``"alanine-tetrapeptide"``,
-        ``"wolfe-quapp"``, ``"mueller-brown"`` (case-insensitive; underscores are
+        One of ``"alanine-dipeptide"``, ``"alanine-tetrapeptide"``, ``"alanine-dipeptide-solvated"``
+        (TIP3P, PME, barostat), ``"wolfe-quapp"``, ``"mueller-brown"`` (case-insensitive; underscores are
         accepted in place of hyphens).
     **kwargs
         Forwarded to the builder (e.g. ``constraints=None`` for peptides,

@@ -133,6 +133,10 @@ DEEPVES_RECIPES: Mapping[str, DeepVESRecipe] = MappingProxyType({
         "alanine-tetrapeptide", _PHI_PSI, 300.0, 0.002, 1.0, backend="torch",
         options=_ro(stride=500, tauKL=10000, tauDecay=2000, gridBins=50, hidden=(96, 48, 24), klThreshold=0.1),
         tetrapeptide=_ro(mcPoints=10000, recrossings=4, decayAfter=10000.0)),
+    # in TIP3P with PME and a 1 bar barostat (systems.solvated); the vacuum run's Deep-VES settings
+    "alanine-dipeptide-solvated": DeepVESRecipe(
+        "alanine-dipeptide-solvated", ("phi", "psi"), 300.0, 0.002, 1.0,
+        options=_ro(stride=500, tauKL=10000, tauDecay=1000, gridBins=50, hidden=(48, 24, 12))),
 })
 
 #: WT-metadynamics reference recipes by system name.
@@ -152,7 +156,7 @@ def get_recipe(name: str, kind: str = "deepves"):
     >>> get_recipe("argon")
     Traceback (most recent call last):
     ...
-    ValueError: system: deepves supports ['alanine-dipeptide', 'alanine-tetrapeptide', 'wolfe-quapp'], got 'argon'
+    ValueError: system: deepves supports ['alanine-dipeptide', 'alanine-dipeptide-solvated', 'alanine-tetrapeptide', 'wolfe-quapp'], got 'argon'
     """
     registry = {"deepves": DEEPVES_RECIPES, "metad": METAD_RECIPES}.get(kind)
     if registry is None:
