@@ -142,7 +142,8 @@ class NeuralBiasForce:
         self._force = None
 
     def getForce(self):
-        """The OpenMM force (created on first call)."""
+        """The OpenMM force (created on first call; non-periodic until :meth:`addToSystem`
+        makes it follow the System's periodicity, so add it with that method)."""
         if self._force is None:
             self._force = self.backend.create_force()
             if self.forceGroup is not None:
@@ -197,7 +198,8 @@ class NeuralBiasForce:
         """Current CV values (MD units) of a Context or Simulation.
 
         Raises ValueError if a non-periodic CV lies outside its declared range, where the
-        table backend's grid does not cover it (and the network extrapolates).
+        table backend's grid does not cover it (and the network extrapolates). In a periodic
+        System the CVs use the minimum image in the Context's current box.
         """
         context = getattr(context, "context", context)
         state = context.getState(getPositions=True)

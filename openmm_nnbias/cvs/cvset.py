@@ -168,11 +168,11 @@ class CVSet(torch.nn.Module):
 
     @torch.jit.export
     def value_and_jacobians(self, positions: torch.Tensor, box: Optional[torch.Tensor] = None):
-        """Single frame ``(n_atoms, 3)`` (nm, optional box ``(3, 3)`` in nm): CV vector ``(n_cvs,)``
-        and, per fused group, the ``(n, k, 3)`` jacobians.
+        """Single frame: CV vector ``(n_cvs,)`` and, per fused group, ``(atoms, jacobian)``.
 
         ``atoms`` is the group's ``(n, k)`` index table and ``jacobian`` the ``(n, k, 3)``
         gradients; the group's CVs sit at positions ``inverse_permutation`` of the output.
+        Positions ``(n_atoms, 3)`` and the optional periodic ``box`` ``(3, 3)`` are in nm.
         """
         values: List[torch.Tensor] = []
         jacobians: List[torch.Tensor] = []
