@@ -171,3 +171,5 @@ def test_check_box_refuses_distance_ranges_beyond_half_the_box():
         cvs.check_box([[3.0, 0.1, 0.0], [0.0, 3.0, 0.0], [0.0, 0.0, 3.0]])
     with pytest.raises(TypeError, match="box"):
         cvs.check_box("3 nm")
+    with pytest.raises(TypeError, match="box"):
+        cvs.check_box(["300", "030", "003"])

@@ -133,6 +133,8 @@ class CVSet(torch.nn.Module):
 
         try:
             rows = [[strip_unit(x, "nanometer") for x in row] for row in box]
+            if isinstance(box, str) or any(isinstance(row, str) for row in box):
+                raise TypeError("text is not a box")
             vectors = torch.tensor(rows, dtype=torch.float64)
         except (TypeError, ValueError) as err:
             raise TypeError(f"box must be 3 box vectors (3, 3) in nm, got {box!r}") from err
