@@ -38,7 +38,8 @@ def minimum_image(d: torch.Tensor, box: torch.Tensor) -> torch.Tensor:
     -------
     torch.Tensor
         ``d`` minus ``c·round(d_z/c_z)``, then ``b·round(d_y/b_y)``, then ``a·round(d_x/a_x)``
-        (OpenMM's order; exact for vectors shorter than half the shortest box width).
+        (OpenMM's order; the nearest image for vectors shorter than half the shortest box
+        width, the range OpenMM's cutoffs allow).
 
     Examples
     --------
@@ -284,8 +285,10 @@ class Position(CollectiveVariable):
     -----
     In a periodic box the CV is the coordinate as the Context stores it (unwrapped: a particle
     that left the box keeps its continuous coordinate), identical in the torch and table
-    backends on the Reference and CPU platforms. The ``box`` argument is accepted for a uniform
-    CV interface and ignored; no periodic wrapping is applied.
+    backends on the Reference and CPU platforms (tested). The ``box`` argument is accepted for a
+    uniform CV interface and ignored; no periodic wrapping is applied. GPU platforms may hand
+    forces coordinates translated by box vectors (they reorder and re-image molecules), so in
+    periodic systems prefer CVs built from difference vectors.
     """
 
     atom_width = 1
