@@ -24,7 +24,7 @@ class UnguardedLiveBiasEnergy(LiveBiasEnergy):
     """The module as it was before the guard: forward = energy_and_forces, grad mode untouched."""
 
     def forward(self, positions: torch.Tensor):
-        return self.energy_and_forces(positions)
+        return self.energy_and_forces(positions, None)
 
 
 def main():

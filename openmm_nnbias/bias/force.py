@@ -31,19 +31,33 @@ def export_bias(cvs, bias: NeuralBias, path: str) -> None:
     """Save a self-contained TorchScript bias (positions → kJ/mol) atomically to ``path``.
 
     The file can be loaded with :func:`load_bias` or ``torch.jit.load`` and attached to any
-    System whose atom numbering matches the CVs.
+    System whose atom numbering matches the CVs. The module's ``forward(positions,
+    boxvectors=None)`` computes the CVs with the minimum image when given the box (nm).
     """
     module = torch.jit.script(BiasEnergy(cvs, copy.deepcopy(bias).cpu()))
     atomic_write(path, module.save, suffix=".pt")
 
 
-def load_bias(path: str, forceGroup: int = None):
+def load_bias(path: str, forceGroup: int = None, periodic: bool = False):
     """Load a ``bias.pt`` file as a static openmm-torch ``TorchForce``.
+
+    Parameters
+    ----------
+    path : str
+        File written by :func:`export_bias` / :meth:`NeuralBiasForce.exportBias`.
+    forceGroup : int, optional
+        Force group of the returned force.
+    periodic : bool, optional
+        Pass ``system.usesPeriodicBoundaryConditions()`` for the System the force goes to:
+        with True the force uses periodic boundary conditions, openmm-torch hands the box
+        vectors to the module and the CVs use the minimum image (check the distance ranges with
+        ``CVSet.check_box``). Default False (vacuum; the box is ignored).
 
     Examples
     --------
     >>> force = load_bias("run/bias.pt")          # doctest: +SKIP
     >>> system.addForce(force)                     # doctest: +SKIP
+    >>> force = load_bias("run/bias.pt", periodic=system.usesPeriodicBoundaryConditions())  # doctest: +SKIP
     """
     from .backends import import_torch_force
 
@@ -51,7 +65,10 @@ def load_bias(path: str, forceGroup: int = None):
 
     if not os.path.exists(path):
         raise ValueError(f"bias file {path!r} does not exist")
+    if not isinstance(periodic, bool):
+        raise TypeError(f"periodic must be a bool, got {type(periodic).__name__}")
     force = TorchForce(torch.jit.load(path))
+    force.setUsesPeriodicBoundaryConditions(periodic)
     force.setName("NeuralBias")
     if forceGroup is not None:
         force.setForceGroup(int(forceGroup))
@@ -129,7 +146,8 @@ class NeuralBiasForce:
         self._force = None
 
     def getForce(self):
-        """The OpenMM force (created on first call)."""
+        """The OpenMM force (created on first call; non-periodic until :meth:`addToSystem`
+        makes it follow the System's periodicity, so add it with that method)."""
         if self._force is None:
             self._force = self.backend.create_force()
             if self.forceGroup is not None:
@@ -137,8 +155,18 @@ class NeuralBiasForce:
         return self._force
 
     def addToSystem(self, system) -> int:
-        """Check the CV atoms against ``system``, add the force and return its index."""
+        """Check the CV atoms against ``system``, add the force and return its index.
+
+        If ``system`` uses periodic boundary conditions (decided by the forces already in it:
+        add the bias last), the force does too and every backend computes the CVs with the
+        minimum image; the distance ranges are checked against
+        ``system.getDefaultPeriodicBoxVectors()`` (:meth:`CVSet.check_box
+        <openmm_nnbias.cvs.CVSet.check_box>`, ValueError if one exceeds half the box).
+        """
         self.cvs.check_system(system.getNumParticles())
+        periodic = bool(system.usesPeriodicBoundaryConditions())
+        if periodic:
+            self.cvs.check_box(system.getDefaultPeriodicBoxVectors())
         if self.forceGroup is None:
             used = {system.getForce(i).getForceGroup() for i in range(system.getNumForces())}
             free = [g for g in range(31, -1, -1) if g not in used]
@@ -147,6 +175,7 @@ class NeuralBiasForce:
             self.forceGroup = free[0]
         force = self.getForce()
         force.setForceGroup(self.forceGroup)
+        force.setUsesPeriodicBoundaryConditions(periodic)
         return system.addForce(force)
 
     def checkContext(self, context) -> None:
@@ -212,14 +241,20 @@ class NeuralBiasForce:
         """Current CV values (MD units) of a Context or Simulation.
 
         Raises ValueError if a non-periodic CV lies outside its declared range, where the
-        table backend's grid does not cover it (and the network extrapolates).
+        table backend's grid does not cover it (and the network extrapolates). In a periodic
+        System the CVs use the minimum image in the Context's current box.
         """
         from openmm import unit
 
         context = getattr(context, "context", context)
-        pos = context.getState(getPositions=True).getPositions(asNumpy=True).value_in_unit(unit.nanometer)
+        state = context.getState(getPositions=True)
+        pos = state.getPositions(asNumpy=True).value_in_unit(unit.nanometer)
+        box = None
+        if context.getSystem().usesPeriodicBoundaryConditions():
+            box = torch.tensor(state.getPeriodicBoxVectors(asNumpy=True).value_in_unit(unit.nanometer),
+                               dtype=torch.float64)
         with torch.no_grad():
-            s = self.cvs(torch.tensor(pos, dtype=torch.float64)).tolist()
+            s = self.cvs(torch.tensor(pos, dtype=torch.float64), box).tolist()
         for name, value, per, lo, hi in zip(self.cvs.names, s, self.cvs.periodic, self.cvs.lower, self.cvs.upper):
             if not math.isfinite(value):
                 raise ValueError(f"CV {name!r} is {value}: non-finite coordinates")

@@ -20,8 +20,11 @@ class BiasEnergy(torch.nn.Module):
 
     This is what ``bias.pt`` files hold: load it with ``torch.jit.load`` and attach it to any
     System whose atom numbering matches the CVs (see :class:`~openmm_nnbias.bias.NeuralBiasForce`).
-    Besides ``forward(positions) → energy`` it exports ``cv_values(positions)`` and
-    ``bias_from_cvs(s)`` for analysis.
+    Besides ``forward(positions, boxvectors=None) → energy`` it exports
+    ``cv_values(positions, boxvectors=None)`` and ``bias_from_cvs(s)`` for analysis. Positions
+    are in nm; ``boxvectors`` (rows a, b, c in nm, ``(3, 3)``) is what openmm-torch passes as
+    second argument when the ``TorchForce`` uses periodic boundary conditions, and makes the CVs
+    use the minimum image (see :func:`~openmm_nnbias.bias.load_bias`).
 
     Examples
     --------
@@ -42,15 +45,21 @@ class BiasEnergy(torch.nn.Module):
         self.dtype = bias.layers[0].weight.dtype
 
     @torch.jit.export
-    def cv_values(self, positions: torch.Tensor) -> torch.Tensor:
-        return self.cvs(positions.to(self.dtype))
+    def cv_values(self, positions: torch.Tensor, boxvectors: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """CV values of positions (nm), optionally in the periodic box ``boxvectors`` (nm)."""
+        if boxvectors is not None:
+            boxvectors = boxvectors.to(self.dtype)
+        return self.cvs(positions.to(self.dtype), boxvectors)
 
     @torch.jit.export
     def bias_from_cvs(self, s: torch.Tensor) -> torch.Tensor:
         return self.bias(s.to(self.dtype))
 
-    def forward(self, positions: torch.Tensor) -> torch.Tensor:
-        return self.bias(self.cvs(positions.to(self.dtype)))
+    def forward(self, positions: torch.Tensor, boxvectors: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Bias energy (kJ/mol) of positions (nm), optionally in the periodic box ``boxvectors`` (nm)."""
+        if boxvectors is not None:
+            boxvectors = boxvectors.to(self.dtype)
+        return self.bias(self.cvs(positions.to(self.dtype), boxvectors))
 
 
 class LiveBiasEnergy(torch.nn.Module):
@@ -66,7 +75,9 @@ class LiveBiasEnergy(torch.nn.Module):
 
     It returns ``(energy, forces)`` (the TorchForce must ``setOutputsForces(True)``): CV
     Jacobians are analytic and the MLP is back-propagated by hand, so one evaluation is a few
-    dozen tensor ops with no autograd graph.
+    dozen tensor ops with no autograd graph. When the TorchForce uses periodic boundary
+    conditions openmm-torch passes the box vectors ``(3, 3)`` (nm) as second argument and the
+    CVs use the minimum image; without them (``None``) nothing periodic is computed.
 
     The module is tied to the weight file of this session: export a self-contained
     :class:`BiasEnergy` (``bias.pt``) to keep or share a bias.
@@ -114,17 +125,21 @@ class LiveBiasEnergy(torch.nn.Module):
         self.weights_t = [w.t() for w in weights]
         self.biases = biases
 
-    def forward(self, positions: torch.Tensor, probe: Optional[torch.Tensor] = None):
+    def forward(self, positions: torch.Tensor, box_or_probe: Optional[torch.Tensor] = None,
+                probe: Optional[torch.Tensor] = None):
         # openmm-torch hands over positions with requires_grad=True even when the module returns
         # forces; without this guard TorchScript plans for autograd and runs ~1.5-2x slower.
-        # ``probe``: the TorchForce's marker global parameter (see ForceBackend.probe), unused.
+        # openmm-torch passes the box (3 x 3) only with periodic boundary conditions, then the force's
+        # marker global parameter (0-d, see ForceBackend.probe, unused): tell them apart by shape.
+        boxvectors = box_or_probe if box_or_probe is not None and box_or_probe.dim() == 2 else None
         with torch.no_grad():
-            energy, forces = self.energy_and_forces(positions)
+            energy, forces = self.energy_and_forces(positions, boxvectors)
         return energy, forces
 
     @torch.jit.export
-    def energy_and_forces(self, positions: torch.Tensor):
-        """(energy in kJ/mol, forces in kJ/mol/nm) of ``positions`` (nm), without autograd."""
+    def energy_and_forces(self, positions: torch.Tensor, boxvectors: Optional[torch.Tensor] = None):
+        """(energy in kJ/mol, forces in kJ/mol/nm) of ``positions`` (nm), without autograd;
+        ``boxvectors`` (nm, rows a, b, c) for periodic systems."""
         if self.flat.numel() == 0:
             self._map(positions.device)
         elif self.device_flat.numel() > 0:
@@ -132,7 +147,10 @@ class LiveBiasEnergy(torch.nn.Module):
         x = positions.detach()
         if x.dtype != self.dtype:
             x = x.to(self.dtype)
-        s, jacobians = self.cvs.value_and_jacobians(x)
+        box = boxvectors
+        if box is not None and box.dtype != self.dtype:
+            box = box.to(self.dtype)
+        s, jacobians = self.cvs.value_and_jacobians(x, box)
         if self.all_periodic:  # features (cos, sin) computed once, reused for dV/ds
             z = s * self.features.scale
             c = torch.cos(z)

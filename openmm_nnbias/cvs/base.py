@@ -4,16 +4,56 @@ One CV kind = one class. Every class computes *many* CVs of its kind at once fro
 ``(n, k)`` table of atom indices, so that a :class:`~openmm_nnbias.cvs.CVSet` evaluates all
 torsions (or distances, ...) of a bias in one vectorized call. Positions may carry leading
 batch dimensions: ``(..., n_atoms, 3)`` → ``(..., n)``.
+
+Periodic boxes: every ``forward`` and ``value_and_jacobian`` takes an optional ``box``, the
+OpenMM box vectors as rows ``(a, b, c)`` in nm, shape ``(3, 3)`` or ``(..., 3, 3)`` matching the
+leading dimensions of the positions. With a box, distances, angles and torsions use the minimum
+image of every difference vector (:func:`minimum_image`); ``box=None`` means no periodicity.
+:class:`Position` ignores the box.
 """
 
 import copy
 import math
-from typing import Sequence
+from typing import Optional, Sequence
 
 import torch
 
-__all__ = ["CollectiveVariable", "Torsion", "Distance", "Angle", "Position",
+__all__ = ["CollectiveVariable", "Torsion", "Distance", "Angle", "Position", "minimum_image",
            "torsion_value_and_jacobian", "distance_value_and_jacobian", "angle_value_and_jacobian"]
+
+
+def minimum_image(d: torch.Tensor, box: torch.Tensor) -> torch.Tensor:
+    """Minimum image of difference vectors ``d`` (nm) in a periodic box, as OpenMM computes it.
+
+    Parameters
+    ----------
+    d : torch.Tensor
+        Difference vectors ``(..., m, 3)`` in nm.
+    box : torch.Tensor
+        Box vectors as rows ``(a, b, c)`` in nm, in OpenMM's reduced form (``a`` along x, ``b`` in
+        the xy-plane, ``|b_x| <= a_x/2``, ``|c_x| <= a_x/2``, ``|c_y| <= b_y/2``); shape ``(3, 3)``
+        or ``(..., 3, 3)`` with the leading dimensions ``...`` of ``d``.
+
+    Returns
+    -------
+    torch.Tensor
+        ``d`` minus ``c·round(d_z/c_z)``, then ``b·round(d_y/b_y)``, then ``a·round(d_x/a_x)``
+        (OpenMM's order; the nearest image for vectors shorter than half the shortest box
+        width, the range OpenMM's cutoffs allow).
+
+    Examples
+    --------
+    >>> import torch
+    >>> box = torch.diag(torch.tensor([2.0, 2.0, 2.0], dtype=torch.float64))
+    >>> minimum_image(torch.tensor([[1.5, -0.25, 3.0]], dtype=torch.float64), box).tolist()
+    [[-0.5, -0.25, -1.0]]
+    """
+    c = box[..., 2:3, :]
+    d = d - c * torch.round(d[..., 2:3] / c[..., 2:3])
+    b = box[..., 1:2, :]
+    d = d - b * torch.round(d[..., 1:2] / b[..., 1:2])
+    a = box[..., 0:1, :]
+    return d - a * torch.round(d[..., 0:1] / a[..., 0:1])
 
 
 def _as_index_table(atoms, width: int, kind: str) -> torch.Tensor:
@@ -107,6 +147,9 @@ class Torsion(CollectiveVariable):
     >>> x = torch.tensor([[1., 0, 0], [0, 0, 0], [0, 1, 0], [0, 1, 1]], dtype=torch.float64)
     >>> round(float(cv(x)[0]), 4)  # -90 degrees, as mdtraj.compute_dihedrals gives
     -1.5708
+
+    With a ``box`` (nm, rows a, b, c) the three bond vectors are minimum-imaged, as
+    ``mdtraj.compute_dihedrals(..., periodic=True)`` and OpenMM's ``dihedral()`` do.
     """
 
     atom_width = 4
@@ -114,7 +157,8 @@ class Torsion(CollectiveVariable):
     def __init__(self, atoms, names=None):
         super().__init__(atoms, names, -math.pi, math.pi, True, "Torsion")
 
-    def forward(self, positions: torch.Tensor) -> torch.Tensor:
+    def forward(self, positions: torch.Tensor, box: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Torsions (rad) of positions ``(..., n_atoms, 3)`` (nm), optional box ``(..., 3, 3)`` (nm)."""
         p0 = self._gather(positions, 0)
         p1 = self._gather(positions, 1)
         p2 = self._gather(positions, 2)
@@ -122,6 +166,10 @@ class Torsion(CollectiveVariable):
         b1 = p1 - p0
         b2 = p2 - p1
         b3 = p3 - p2
+        if box is not None:
+            b1 = minimum_image(b1, box)
+            b2 = minimum_image(b2, box)
+            b3 = minimum_image(b3, box)
         n1 = torch.linalg.cross(b1, b2)
         n2 = torch.linalg.cross(b2, b3)
         y = torch.linalg.norm(b2, dim=-1) * (b1 * n2).sum(-1)
@@ -129,14 +177,15 @@ class Torsion(CollectiveVariable):
         return torch.atan2(y, x)
 
     @torch.jit.export
-    def value_and_jacobian(self, positions: torch.Tensor):
-        """Single frame ``(n_atoms, 3)`` → values ``(n,)`` and gradients ``(n, 4, 3)``."""
+    def value_and_jacobian(self, positions: torch.Tensor, box: Optional[torch.Tensor] = None):
+        """Single frame ``(n_atoms, 3)`` (nm), optional box ``(3, 3)`` (nm) → values ``(n,)`` (rad)
+        and gradients ``(n, 4, 3)`` (rad/nm)."""
         p = positions.index_select(0, self.atoms.reshape(-1)).view(-1, 4, 3)
-        return torsion_value_and_jacobian(p)
+        return torsion_value_and_jacobian(p, box)
 
 
 class Distance(CollectiveVariable):
-    """Interatomic distance(s) in nm (non-periodic, no minimum image: vacuum systems).
+    """Interatomic distance(s) in nm (a non-periodic CV; minimum image when given a box).
 
     Parameters
     ----------
@@ -150,6 +199,11 @@ class Distance(CollectiveVariable):
     >>> cv = Distance([0, 1], lower=0.0, upper=2.0)
     >>> float(cv(torch.tensor([[0., 0, 0], [0.3, 0.4, 0]]))[0])
     0.5
+    >>> float(cv(torch.tensor([[0.1, 0, 0], [2.6, 0, 0]]), torch.eye(3) * 3.0)[0])  # across the box
+    0.5
+
+    In a periodic box keep ``upper`` at most half the shortest box width
+    (:meth:`~openmm_nnbias.cvs.CVSet.check_box`): beyond it the minimum image is not the distance.
     """
 
     atom_width = 2
@@ -157,14 +211,19 @@ class Distance(CollectiveVariable):
     def __init__(self, atoms, lower: float, upper: float, names=None):
         super().__init__(atoms, names, lower, upper, False, "Distance")
 
-    def forward(self, positions: torch.Tensor) -> torch.Tensor:
-        return torch.linalg.norm(self._gather(positions, 1) - self._gather(positions, 0), dim=-1)
+    def forward(self, positions: torch.Tensor, box: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Distances (nm) of positions ``(..., n_atoms, 3)`` (nm), optional box ``(..., 3, 3)`` (nm)."""
+        d = self._gather(positions, 1) - self._gather(positions, 0)
+        if box is not None:
+            d = minimum_image(d, box)
+        return torch.linalg.norm(d, dim=-1)
 
     @torch.jit.export
-    def value_and_jacobian(self, positions: torch.Tensor):
-        """Single frame ``(n_atoms, 3)`` → values ``(n,)`` and gradients ``(n, 2, 3)``."""
+    def value_and_jacobian(self, positions: torch.Tensor, box: Optional[torch.Tensor] = None):
+        """Single frame ``(n_atoms, 3)`` (nm), optional box ``(3, 3)`` (nm) → values ``(n,)`` (nm)
+        and gradients ``(n, 2, 3)`` (dimensionless)."""
         p = positions.index_select(0, self.atoms.reshape(-1)).view(-1, 2, 3)
-        return distance_value_and_jacobian(p)
+        return distance_value_and_jacobian(p, box)
 
 
 class Angle(CollectiveVariable):
@@ -177,6 +236,8 @@ class Angle(CollectiveVariable):
     >>> x = torch.tensor([[1., 0, 0], [0, 0, 0], [0, 1, 0]])
     >>> round(float(cv(x)[0]), 4)
     1.5708
+
+    With a ``box`` (nm, rows a, b, c) both arms are minimum-imaged.
     """
 
     atom_width = 3
@@ -184,16 +245,21 @@ class Angle(CollectiveVariable):
     def __init__(self, atoms, lower: float = 0.0, upper: float = math.pi, names=None):
         super().__init__(atoms, names, lower, upper, False, "Angle")
 
-    def forward(self, positions: torch.Tensor) -> torch.Tensor:
+    def forward(self, positions: torch.Tensor, box: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Angles (rad) of positions ``(..., n_atoms, 3)`` (nm), optional box ``(..., 3, 3)`` (nm)."""
         u = self._gather(positions, 0) - self._gather(positions, 1)
         v = self._gather(positions, 2) - self._gather(positions, 1)
+        if box is not None:
+            u = minimum_image(u, box)
+            v = minimum_image(v, box)
         return torch.atan2(torch.linalg.norm(torch.linalg.cross(u, v), dim=-1), (u * v).sum(-1))
 
     @torch.jit.export
-    def value_and_jacobian(self, positions: torch.Tensor):
-        """Single frame ``(n_atoms, 3)`` → values ``(n,)`` and gradients ``(n, 3, 3)``."""
+    def value_and_jacobian(self, positions: torch.Tensor, box: Optional[torch.Tensor] = None):
+        """Single frame ``(n_atoms, 3)`` (nm), optional box ``(3, 3)`` (nm) → values ``(n,)`` (rad)
+        and gradients ``(n, 3, 3)`` (rad/nm)."""
         p = positions.index_select(0, self.atoms.reshape(-1)).view(-1, 3, 3)
-        return angle_value_and_jacobian(p)
+        return angle_value_and_jacobian(p, box)
 
 
 class Position(CollectiveVariable):
@@ -214,6 +280,15 @@ class Position(CollectiveVariable):
     >>> cv = Position([0, 0], axis=["x", "y"], lower=-3.0, upper=3.0)
     >>> cv(torch.tensor([[1.0, 2.0, 3.0]])).tolist()
     [1.0, 2.0]
+
+    Notes
+    -----
+    In a periodic box the CV is the coordinate as the Context stores it (unwrapped: a particle
+    that left the box keeps its continuous coordinate), identical in the torch and table
+    backends on the Reference and CPU platforms (tested). The ``box`` argument is accepted for a
+    uniform CV interface and ignored; no periodic wrapping is applied. GPU platforms may hand
+    forces coordinates translated by box vectors (they reorder and re-image molecules), so in
+    periodic systems prefer CVs built from difference vectors.
     """
 
     atom_width = 1
@@ -231,29 +306,34 @@ class Position(CollectiveVariable):
         super().__init__([[a] for a in atoms_list], names, lower, upper, False, "Position")
         self.register_buffer("axes", torch.tensor(["xyz".index(a) for a in axes], dtype=torch.long))
 
-    def forward(self, positions: torch.Tensor) -> torch.Tensor:
+    def forward(self, positions: torch.Tensor, box: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Coordinates (nm) of positions ``(..., n_atoms, 3)`` (nm); ``box`` is ignored."""
         picked = positions.index_select(-2, self.atoms[:, 0])
         return torch.gather(picked, -1, self.axes.unsqueeze(-1).expand(picked.shape[:-1] + (1,))).squeeze(-1)
 
     @torch.jit.export
-    def value_and_jacobian(self, positions: torch.Tensor):
-        """Single frame ``(n_atoms, 3)`` → values ``(n,)`` and gradients ``(n, 1, 3)``."""
-        value = self.forward(positions)
+    def value_and_jacobian(self, positions: torch.Tensor, box: Optional[torch.Tensor] = None):
+        """Single frame ``(n_atoms, 3)`` (nm) → values ``(n,)`` (nm) and gradients ``(n, 1, 3)``;
+        ``box`` is ignored."""
+        value = self.forward(positions, box)
         eye = torch.eye(3, dtype=positions.dtype, device=positions.device)
         return value, eye.index_select(0, self.axes).unsqueeze(1)
 
 
 # --- analytic Jacobians (single frame), used by the fused force kernel --------------------
 
-def torsion_value_and_jacobian(p: torch.Tensor):
+def torsion_value_and_jacobian(p: torch.Tensor, box: Optional[torch.Tensor] = None):
     """Torsions and their gradients from gathered atoms ``p`` of shape ``(n, 4, 3)``.
 
     Returns ``(phi (n,), dphi/dp (n, 4, 3))`` (Blondel & Karplus, J. Comput. Chem. 1996).
     Written for few tensor ops (they dominate the cost at this size): all dot products come
     from one batched Gram matrix, and the four atom gradients from one (4×2)·(2×3) product
-    with the two plane normals.
+    with the two plane normals. With a ``box`` (3, 3) the bond vectors are minimum-imaged (the
+    image shift is locally constant, so the gradients keep their form).
     """
     b = p[:, 1:] - p[:, :-1]                                    # b1, b2, b3
+    if box is not None:
+        b = minimum_image(b, box)
     normals = torch.linalg.cross(b[:, :2], b[:, 1:])            # n1 = b1×b2, n2 = b2×b3
     vecs = torch.cat([b, normals], dim=1)                       # (n, 5, 3)
     gram = torch.bmm(vecs, vecs.transpose(1, 2)).view(-1, 25)
@@ -272,18 +352,23 @@ def torsion_value_and_jacobian(p: torch.Tensor):
     return phi, torch.bmm(coef, normals)
 
 
-def distance_value_and_jacobian(p: torch.Tensor):
-    """Distances and gradients from gathered atoms ``p`` of shape ``(n, 2, 3)``."""
+def distance_value_and_jacobian(p: torch.Tensor, box: Optional[torch.Tensor] = None):
+    """Distances and gradients from gathered atoms ``p`` of shape ``(n, 2, 3)`` (optional box (3, 3))."""
     d = p[:, 1] - p[:, 0]
+    if box is not None:
+        d = minimum_image(d, box)
     r = torch.linalg.norm(d, dim=-1)
     u = d / r.unsqueeze(-1)
     return r, torch.stack([-u, u], dim=1)
 
 
-def angle_value_and_jacobian(p: torch.Tensor):
-    """Angles i-j-k and gradients from gathered atoms ``p`` of shape ``(n, 3, 3)``."""
+def angle_value_and_jacobian(p: torch.Tensor, box: Optional[torch.Tensor] = None):
+    """Angles i-j-k and gradients from gathered atoms ``p`` of shape ``(n, 3, 3)`` (optional box (3, 3))."""
     u = p[:, 0] - p[:, 1]
     v = p[:, 2] - p[:, 1]
+    if box is not None:
+        u = minimum_image(u, box)
+        v = minimum_image(v, box)
     uu = (u * u).sum(-1, keepdim=True)
     vv = (v * v).sum(-1, keepdim=True)
     uv = (u * v).sum(-1, keepdim=True)

@@ -1,11 +1,11 @@
 """A set of collective variables evaluated together: positions (nm) → CV vector."""
 
 import math
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
 import torch
 
-from .base import CollectiveVariable
+from .base import CollectiveVariable, Distance
 
 __all__ = ["CVSet"]
 
@@ -21,6 +21,13 @@ class CVSet(torch.nn.Module):
     cvs : sequence of CollectiveVariable
         CV modules (each may itself hold several CVs of its kind). Their order defines the
         order of the output vector.
+
+    Notes
+    -----
+    ``forward(positions, box=None)`` and ``value_and_jacobians(positions, box=None)`` take the
+    periodic box vectors (rows a, b, c in nm, shape ``(3, 3)`` or ``(..., 3, 3)``); with a box
+    every distance, angle and torsion uses the minimum image, and :meth:`check_box` tells whether
+    the declared distance ranges fit into the box.
 
     Examples
     --------
@@ -99,6 +106,52 @@ class CVSet(torch.nn.Module):
                     f"CV {cv.names} uses atom index {max(bad[0])} but the system has only "
                     f"{num_particles} particles (valid indices 0..{num_particles - 1})")
 
+    def check_box(self, box) -> None:
+        """Raise ValueError if a distance range does not fit into the periodic ``box``.
+
+        With the minimum image a distance can't exceed half the shortest box width, so a
+        non-periodic :class:`~openmm_nnbias.cvs.Distance` CV whose declared ``upper`` bound is
+        larger would silently fold back. :meth:`NeuralBiasForce.addToSystem
+        <openmm_nnbias.bias.NeuralBiasForce.addToSystem>` calls this with
+        ``system.getDefaultPeriodicBoxVectors()`` for periodic Systems.
+
+        Parameters
+        ----------
+        box : array-like (3, 3) or openmm.unit.Quantity
+            Box vectors as rows (a, b, c), in nm unless a Quantity, in OpenMM's reduced form
+            (a along x, b in the xy-plane); the box widths are then ``a_x, b_y, c_z``.
+
+        Raises
+        ------
+        TypeError
+            If ``box`` is not numeric.
+        ValueError
+            If ``box`` is not a reduced-form (3, 3) box with positive widths, or a Distance
+            CV's ``upper`` exceeds half the shortest width (naming the CV, the bound and the box).
+        """
+        from .._units import strip_unit
+
+        try:
+            rows = [[strip_unit(x, "nanometer") for x in row] for row in box]
+            if isinstance(box, str) or any(isinstance(row, str) for row in box):
+                raise TypeError("text is not a box")
+            vectors = torch.tensor(rows, dtype=torch.float64)
+        except (TypeError, ValueError) as err:
+            raise TypeError(f"box must be 3 box vectors (3, 3) in nm, got {box!r}") from err
+        if vectors.shape != (3, 3):
+            raise ValueError(f"box must have shape (3, 3) (rows a, b, c), got {tuple(vectors.shape)}")
+        widths = vectors.diagonal().tolist()
+        if not all(w > 0 for w in widths) or bool(vectors.triu(1).abs().max() > 0):
+            raise ValueError("box must be in OpenMM's reduced form (a along x, b in the xy-plane, "
+                             f"positive a_x, b_y, c_z), got {vectors.tolist()}")
+        half = 0.5 * min(widths)
+        for cv in self.sources:
+            if isinstance(cv, Distance) and not cv.periodic and cv.upper > half:
+                raise ValueError(
+                    f"Distance CV {cv.names[0] if cv.n_cvs == 1 else cv.names!r}: its upper bound {cv.upper} nm "
+                    f"exceeds half the shortest box width {half:g} nm (box {vectors.tolist()} nm); under the "
+                    "minimum image a distance can't exceed that: lower upper or enlarge the box")
+
     def check_range(self, values: torch.Tensor, times=None) -> None:
         """Raise ValueError naming the first value ``(N, n_cvs)`` of a non-periodic CV outside its declared
         range (with its time in ps when ``times`` is given)."""
@@ -116,16 +169,17 @@ class CVSet(torch.nn.Module):
         return [u - lo if p else math.inf for p, lo, u in zip(self.periodic, self.lower, self.upper)]
 
     @torch.jit.export
-    def value_and_jacobians(self, positions: torch.Tensor):
+    def value_and_jacobians(self, positions: torch.Tensor, box: Optional[torch.Tensor] = None):
         """Single frame: CV vector ``(n_cvs,)`` and, per fused group, ``(atoms, jacobian)``.
 
         ``atoms`` is the group's ``(n, k)`` index table and ``jacobian`` the ``(n, k, 3)``
         gradients; the group's CVs sit at positions ``inverse_permutation`` of the output.
+        Positions ``(n_atoms, 3)`` and the optional periodic ``box`` ``(3, 3)`` are in nm.
         """
         values: List[torch.Tensor] = []
         jacobians: List[torch.Tensor] = []
         for g in self.groups:
-            v, j = g.value_and_jacobian(positions)
+            v, j = g.value_and_jacobian(positions, box)
             values.append(v)
             jacobians.append(j)
         out = values[0] if len(values) == 1 else torch.cat(values, dim=-1)
@@ -150,8 +204,9 @@ class CVSet(torch.nn.Module):
             i += 1
         return forces
 
-    def forward(self, positions: torch.Tensor) -> torch.Tensor:
-        values = [g(positions) for g in self.groups]
+    def forward(self, positions: torch.Tensor, box: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """CVs ``(..., n_cvs)`` of positions ``(..., n_atoms, 3)`` (nm); ``box`` (nm) as in the Notes."""
+        values = [g(positions, box) for g in self.groups]
         out = values[0] if len(values) == 1 else torch.cat(values, dim=-1)
         if self.identity_order:
             return out

@@ -177,7 +177,9 @@ class OpenMMTorchEnergy(torch.nn.Module):
             constraints (unless ``ignore_constraints``).
         """
         if system.usesPeriodicBoundaryConditions():
-            raise ValueError("periodic boxes are not supported: the torch energy is for vacuum systems")
+            raise ValueError("periodic boxes are not supported: the torch energy (and the diffsim simulator, "
+                             "which computes CVs without a box) is for vacuum systems; build the System "
+                             "with NoCutoff and no periodic force")
         for i in range(system.getNumParticles()):
             if system.isVirtualSite(i):
                 raise ValueError(f"particle {i} is a virtual site; virtual sites are not supported")
