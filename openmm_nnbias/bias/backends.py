@@ -141,7 +141,7 @@ class TorchBackend(ForceBackend):
         dtype = bias.layers[0].weight.dtype
         self.weights = SharedWeights(bias.n_parameters, dtype)
         self.weights.write_parameters(bias)
-        self.module = torch.jit.script(LiveBiasEnergy(cvs, bias, self.weights.path))
+        self.module = torch.jit.script(LiveBiasEnergy(cvs, bias, self.weights.path, self.weights.header))
 
     def create_force(self):
         TorchForce = import_torch_force()

@@ -66,12 +66,20 @@ class LiveBiasEnergy(torch.nn.Module):
     """Bias whose weights are read from a shared, memory-mapped flat buffer.
 
     OpenMM-torch clones and freezes the module per Context, so embedded weights can't be
-    changed afterwards. This module instead maps the weight file with
-    ``torch.from_file(path, shared=True)`` on its first call and keeps the mapping in a
-    mutable attribute (mutated attributes survive ``torch.jit.freeze``); the Python side writes
-    new weights into the same file mapping in place (:class:`~openmm_nnbias.bias.SharedWeights`),
-    and the next force evaluation uses them. On CUDA the 14 kB buffer is copied to the device
-    each call.
+    changed afterwards. This module instead maps the weight buffer of
+    :class:`~openmm_nnbias.bias.SharedWeights` read-only (``torch.from_file(path, shared=False)``,
+    never creating a file) on its first call and keeps the mapping in a mutable attribute (mutated
+    attributes survive ``torch.jit.freeze``); the Python side writes new weights into the buffer
+    in place, and the next force evaluation uses them. On CUDA the 14 kB buffer is copied to the
+    device each call.
+
+    The buffer exists only in the process that made it (``path`` is ``/proc/self/fd/<n>`` of an
+    unlinked file) and starts with a header that this module checks: a copy of the force in
+    another process — a System written with ``XmlSerializer`` and loaded elsewhere, while the
+    writer runs or after it ended — fails at its first evaluation instead of sharing or losing
+    the weights (``unable to open file </proc/self/fd/<n>>``, or the message below when that fd
+    is another file there). Export a self-contained :class:`BiasEnergy` (``bias.pt``,
+    ``NeuralBiasForce.exportBias`` and ``load_bias``) to keep or share a bias.
 
     It returns ``(energy, forces)`` (the TorchForce must ``setOutputsForces(True)``): CV
     Jacobians are analytic and the MLP is back-propagated by hand, so one evaluation is a few
@@ -79,15 +87,13 @@ class LiveBiasEnergy(torch.nn.Module):
     conditions openmm-torch passes the box vectors ``(3, 3)`` (nm) as second argument and the
     CVs use the minimum image; without them (``None``) nothing periodic is computed.
 
-    The module is tied to the weight file of this session: export a self-contained
-    :class:`BiasEnergy` (``bias.pt``) to keep or share a bias.
     """
 
     weights: List[torch.Tensor]
     weights_t: List[torch.Tensor]
     biases: List[torch.Tensor]
 
-    def __init__(self, cvs, bias: NeuralBias, path: str):
+    def __init__(self, cvs, bias: NeuralBias, path: str, header: List[float]):
         super().__init__()
         self.cvs = copy.deepcopy(cvs)
         self.features = copy.deepcopy(bias.features)
@@ -96,6 +102,7 @@ class LiveBiasEnergy(torch.nn.Module):
         self.sizes = [int(torch.Size(s).numel()) for s in self.shapes]
         self.numel = sum(self.sizes)
         self.path = path
+        self.header = torch.tensor(header, dtype=bias.layers[0].weight.dtype)  # identifies the buffer
         self.dtype = bias.layers[0].weight.dtype
         self.all_periodic = self.features.n_linear == 0
         # run-time state (mutated attributes survive torch.jit.freeze):
@@ -106,7 +113,14 @@ class LiveBiasEnergy(torch.nn.Module):
         self.weights_t: List[torch.Tensor] = []
 
     def _map(self, device: torch.device):
-        self.flat = torch.from_file(self.path, True, self.numel, dtype=self.dtype)
+        n_head = self.header.numel()
+        mapped = torch.from_file(self.path, False, n_head + self.numel, dtype=self.dtype)
+        if not bool(torch.equal(mapped.narrow(0, 0, n_head), self.header)):
+            raise RuntimeError("openmm_nnbias: this TorchForce's live weights exist only in the Python process that "
+                               "created its NeuralBiasForce; in another process (e.g. a System loaded with "
+                               "XmlSerializer) use a static bias: NeuralBiasForce.exportBias('bias.pt') there, "
+                               "openmm_nnbias.bias.load_bias('bias.pt') here")
+        self.flat = mapped.narrow(0, n_head, self.numel)
         source = self.flat
         if device != source.device:
             self.device_flat = source.to(device)

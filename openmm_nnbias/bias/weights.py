@@ -1,7 +1,15 @@
-"""Shared, memory-mapped flat weight buffer: the live-update channel to running Contexts."""
+"""Memory-mapped flat weight buffer of this process: the live-update channel to running Contexts.
 
-import atexit
+The buffer is an unlinked file (``/dev/shm`` when available) reached only through this process's
+file descriptor, ``/proc/self/fd/<n>``: nothing is left in ``/dev/shm`` however the process ends,
+and no other process can map it (there the path names another descriptor or none). Its first
+elements are a header (a magic number and a random token) that the TorchScript module
+(:class:`~openmm_nnbias.bias.modules.LiveBiasEnergy`) checks before using the weights.
+"""
+
 import os
+import secrets
+import sys
 import tempfile
 
 import numpy as np
@@ -9,24 +17,24 @@ import torch
 
 __all__ = ["SharedWeights"]
 
-_FILES: set = set()
-
-
-@atexit.register
-def _cleanup() -> None:  # pragma: no cover - runs at interpreter exit
-    for path in list(_FILES):
-        try:
-            os.unlink(path)
-        except OSError:
-            pass
+_MAGIC = 20261201.0
+_HEADER = 3  # magic, two 20-bit halves of the token (exact in float32 too)
 
 
 def _shm_dir() -> str:
     return "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else tempfile.gettempdir()
 
 
+def _fd_path(fd: int) -> str:
+    for root in ("/proc/self/fd", "/dev/fd"):
+        if os.path.isdir(root):
+            return f"{root}/{fd}"
+    raise OSError(f"no /proc/self/fd or /dev/fd on this platform ({sys.platform}): the torch backend's live "
+                  "weights need one; use backend='table'")
+
+
 class SharedWeights:
-    """A flat parameter vector in a memory-mapped file, written in place.
+    """A flat parameter vector in a memory-mapped buffer of this process, written in place.
 
     Parameters
     ----------
@@ -35,7 +43,14 @@ class SharedWeights:
     dtype : torch.dtype
         ``torch.float64`` or ``torch.float32``.
     directory : str, optional
-        Where to create the file (``/dev/shm`` when available: RAM-backed).
+        Where the (immediately unlinked) file is made (``/dev/shm`` when available: RAM-backed).
+
+    Attributes
+    ----------
+    path : str
+        ``/proc/self/fd/<n>``: valid in this process only, while this object lives.
+    header : list of float
+        What the buffer starts with (magic number, token halves).
 
     Examples
     --------
@@ -50,14 +65,20 @@ class SharedWeights:
         np_dtype = {torch.float64: np.float64, torch.float32: np.float32}.get(dtype)
         if np_dtype is None:
             raise ValueError(f"SharedWeights supports float32 and float64, got {dtype}")
-        fd, self.path = tempfile.mkstemp(prefix="openmm_nnbias_", suffix=".weights",
-                                         dir=directory or _shm_dir())
-        os.close(fd)
-        _FILES.add(self.path)
         self.numel = int(numel)
         self.dtype = dtype
-        self._array = np.memmap(self.path, dtype=np_dtype, mode="w+", shape=(self.numel,))
-        self._view = torch.from_numpy(self._array)
+        token = secrets.randbits(40)
+        self.header = [_MAGIC, float(token >> 20), float(token & 0xFFFFF)]
+        fd, name = tempfile.mkstemp(prefix="openmm_nnbias_", suffix=".weights", dir=directory or _shm_dir())
+        try:
+            os.ftruncate(fd, (_HEADER + self.numel) * np.dtype(np_dtype).itemsize)
+        finally:
+            os.unlink(name)  # only the descriptor keeps it: nothing to clean up, nothing another process finds
+        self._fd = fd
+        self.path = _fd_path(fd)
+        self._array = np.memmap(self.path, dtype=np_dtype, mode="r+", shape=(_HEADER + self.numel,))
+        self._array[:_HEADER] = self.header
+        self._view = torch.from_numpy(self._array[_HEADER:])
 
     def write(self, flat: torch.Tensor) -> None:
         """Copy a flat parameter vector into the shared buffer (in place, no allocation)."""
@@ -80,3 +101,13 @@ class SharedWeights:
 
     def read(self) -> torch.Tensor:
         return self._view.clone()
+
+    def __getstate__(self):
+        raise TypeError("SharedWeights belong to the process that made them and cannot be pickled "
+                        "(the process learner gets ForceBackend.preparer(), without them)")
+
+    def __del__(self):  # pragma: no cover - interpreter shutdown order varies
+        try:
+            os.close(self._fd)
+        except (AttributeError, OSError):
+            pass
