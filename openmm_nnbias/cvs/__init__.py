@@ -2,5 +2,6 @@
 
 from .base import Angle, CollectiveVariable, Distance, Position, Torsion
 from .cvset import CVSet
+from .model import ModelCV
 
-__all__ = ["CollectiveVariable", "Torsion", "Distance", "Angle", "Position", "CVSet"]
+__all__ = ["CollectiveVariable", "Torsion", "Distance", "Angle", "Position", "CVSet", "ModelCV"]
