@@ -85,6 +85,24 @@ def test_jacobians_match_autograd_and_finite_differences(dipeptide_frames):
         torch.testing.assert_close(dense[:, atom, axis], fd, rtol=0, atol=1e-6)
 
 
+class _Refuses(torch.nn.Module):
+    def forward(self, d: torch.Tensor) -> torch.Tensor:
+        if bool((d.abs() > 1.0).any()):
+            raise ValueError("descriptor out of range")
+        return d.sum(-1, keepdim=True)
+
+
+def test_grad_mode_restored_when_the_model_raises():
+    cv = ModelCV(_Refuses(), [0], -1.0, 1.0)  # a plain module is scripted
+    x = torch.full((1, 3), 0.5, dtype=F64)
+    with torch.no_grad():
+        value, jac = cv.value_and_jacobian(x)
+        with pytest.raises(Exception, match="descriptor out of range"):
+            cv.value_and_jacobian(4 * x)
+        assert not torch.is_grad_enabled()
+    assert float(value) == 1.5 and torch.equal(jac, torch.ones(1, 1, 3, dtype=F64))
+
+
 def test_scripted_frozen_and_saved_equal_eager(dipeptide_frames, tmp_path):
     x = torch.tensor(dipeptide_frames, dtype=F64)
     cvs = _model_cvs()
@@ -102,6 +120,7 @@ def test_scripted_frozen_and_saved_equal_eager(dipeptide_frames, tmp_path):
     for module in (scripted, loaded):
         with torch.no_grad():
             v, j = module.value_and_jacobians(x[2])
+            assert not torch.is_grad_enabled()  # restored inside TorchScript too
         torch.testing.assert_close(v, eager_v, rtol=0, atol=1e-14)
         for a, b in zip(j, eager_j):
             torch.testing.assert_close(a, b, rtol=0, atol=1e-14)

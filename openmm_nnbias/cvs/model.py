@@ -11,7 +11,7 @@ import copy
 import io
 import numbers
 import os
-from typing import List, Sequence, Union
+from typing import List, Sequence, Tuple, Union
 
 import torch
 
@@ -194,13 +194,23 @@ class ModelCV(CollectiveVariable):
         return self._outputs(positions.index_select(-2, self.atoms[0]))
 
     @torch.jit.export
-    def value_and_jacobian(self, positions: torch.Tensor):
+    def value_and_jacobian(self, positions: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """Single frame ``(n_atoms, 3)`` → values ``(n_outputs,)`` and gradients ``(n_outputs, m, 3)``.
 
         Autograd runs even when called under ``torch.no_grad()`` (as the bias force does).
         """
+        if torch.jit.is_scripting():
+            return self._value_and_jacobian(positions)
+        return self._eager_value_and_jacobian(positions)
+
+    @torch.jit.unused
+    def _eager_value_and_jacobian(self, positions: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        with torch.enable_grad():  # restores the grad mode also when the model raises
+            return self._value_and_jacobian(positions)
+
+    def _value_and_jacobian(self, positions: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         enabled = torch.is_grad_enabled()
-        torch.set_grad_enabled(True)
+        torch.set_grad_enabled(True)  # TorchScript has no enable_grad() context
         local = positions.index_select(0, self.atoms[0]).detach().requires_grad_(True)
         y = self._outputs(local)
         rows: List[torch.Tensor] = []
