@@ -9,7 +9,7 @@ import numpy as np
 import openmm as mm
 import pytest
 import torch
-from openmm import unit
+from openmm import app, unit
 
 from openmm_nnbias.bias import NeuralBias, NeuralBiasForce
 from openmm_nnbias.bias.modules import BiasEnergy
@@ -231,8 +231,6 @@ def _train_deeplda(data: torch.Tensor, labels: torch.Tensor, path: str) -> None:
 @pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")
 def test_deeplda_cv_from_mlcolvar_in_a_deep_ves_run(dipeptide, tmp_path):
     pytest.importorskip("mlcolvar", reason="the mlcolvar extra is not installed (pip install 'openmm_nnbias[mlcolvar]')")
-    from openmm import app
-
     from openmm_nnbias.systems import alanine_peptide
     from openmm_nnbias.ves import DeepVESUpdater, ExecutionOptions, WellTempered
 
@@ -286,3 +284,5 @@ def test_deeplda_cv_from_mlcolvar_in_a_deep_ves_run(dipeptide, tmp_path):
     forces = state.getForces(asNumpy=True).value_in_unit(unit.kilojoule_per_mole / unit.nanometer)
     assert np.abs(grad.numpy()).max() > 0
     np.testing.assert_allclose(forces, -grad.numpy(), rtol=0, atol=1e-4 * max(1.0, np.abs(forces).max()))
+    exported = torch.jit.load(str(tmp_path / "ves" / "bias.pt"))  # the self-contained bias with the model CV
+    assert float(exported(x)) == pytest.approx(float(bias(s.detach())), abs=1e-6)
