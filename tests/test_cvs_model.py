@@ -3,7 +3,7 @@ OpenMM forces of the torch backend, and a Deep-VES run with a CV learned by mlco
 
 import copy
 import io
-import math
+import pickle
 
 import numpy as np
 import openmm as mm
@@ -135,6 +135,18 @@ def test_scripted_frozen_and_saved_equal_eager(dipeptide_frames, tmp_path):
     for g in sub.groups:
         g.atoms = lookup[g.atoms]
     torch.testing.assert_close(sub(x[:, atoms]), cvs(x), rtol=0, atol=1e-14)
+
+
+def test_pickle_and_deepcopy_round_trip(dipeptide_frames):
+    """What the Deep-VES learner process and the walkers need: the model travels as its file."""
+    x = torch.tensor(dipeptide_frames[:3], dtype=F64)
+    cvs = _model_cvs()
+    for copied in (pickle.loads(pickle.dumps(cvs)), copy.deepcopy(cvs)):
+        assert torch.equal(copied(x), cvs(x))
+        model = copied.groups[0].model
+        assert not model.training and not any(p.requires_grad for p in model.parameters())
+        for a, b in zip(copied.value_and_jacobians(x[0])[1], cvs.value_and_jacobians(x[0])[1]):
+            assert torch.equal(a, b)
 
 
 def test_torch_backend_forces_match_autograd(dipeptide, dipeptide_frames):

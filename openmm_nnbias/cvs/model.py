@@ -28,12 +28,20 @@ class FlatPositions(torch.nn.Module):
         return positions.flatten(-2)
 
 
-def _load_model(model) -> torch.jit.ScriptModule:
+def _serialized(model: torch.jit.ScriptModule) -> bytes:
+    buffer = io.BytesIO()
+    torch.jit.save(model, buffer)
+    return buffer.getvalue()
+
+
+def _load_model(model, device: str = "cpu") -> torch.jit.ScriptModule:
     """A private, evaluation-mode copy of ``model`` with gradients off for its parameters."""
     if isinstance(model, (str, os.PathLike)):
         if not os.path.exists(model):
             raise ValueError(f"model: no TorchScript file at {os.fspath(model)!r}")
-        model = torch.jit.load(os.fspath(model), map_location="cpu")
+        model = torch.jit.load(os.fspath(model), map_location=device)
+    elif isinstance(model, io.BytesIO):
+        model = torch.jit.load(model, map_location=device)
     elif isinstance(model, torch.nn.Module):
         if not isinstance(model, torch.jit.ScriptModule):
             try:
@@ -41,10 +49,8 @@ def _load_model(model) -> torch.jit.ScriptModule:
             except Exception as err:
                 raise TypeError(f"model: {type(model).__name__} cannot be compiled with torch.jit.script ({err}); "
                                 "export it first (torch.jit.trace, or mlcolvar's model.to_torchscript)") from None
-        buffer = io.BytesIO()  # a private copy (copy.deepcopy of a ScriptModule gives non-leaf weights)
-        torch.jit.save(model, buffer)
-        buffer.seek(0)
-        model = torch.jit.load(buffer, map_location="cpu")
+        # a private copy through its file (copy.deepcopy of a ScriptModule gives non-leaf weights)
+        model = torch.jit.load(io.BytesIO(_serialized(model)), map_location=device)
     else:
         raise TypeError(f"model must be a TorchScript module or the path of a TorchScript file, "
                         f"got {type(model).__name__}")
@@ -174,6 +180,26 @@ class ModelCV(CollectiveVariable):
         self.model_dtype = dtype
         self.n_inputs = n_in
         self.n_outputs = n_out
+
+    def __getstate__(self) -> dict:
+        """Pickle (and deepcopy) support: the TorchScript model travels as its serialized bytes.
+
+        Needed where CVs are pickled, e.g. for the Deep-VES learner process.
+        """
+        state = self.__dict__.copy()
+        modules = dict(state["_modules"])
+        model = modules.pop("model")
+        params = list(model.parameters())
+        state["_modules"] = modules
+        state["_model_file"] = _serialized(model)
+        state["_model_device"] = str(params[0].device) if params else "cpu"
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        state = dict(state)
+        model = _load_model(io.BytesIO(state.pop("_model_file")), state.pop("_model_device"))
+        state["_modules"] = {"model": model, **state["_modules"]}
+        super().__setstate__(state)
 
     def merged_with(self, others: Sequence[CollectiveVariable]) -> "ModelCV":
         """A copy of this CV (model CVs are never fused with others)."""
