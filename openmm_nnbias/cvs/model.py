@@ -139,9 +139,16 @@ class ModelCV(CollectiveVariable):
     periodic : bool, optional
         Whether the outputs are periodic (default False).
 
+    Notes
+    -----
+    ``atoms`` is ``(n_outputs, m)``: the ``m`` gathered atoms (sorted; for a positions model in
+    the given order), the same row for every output, and ``value_and_jacobian`` gives
+    ``(n_outputs, m, 3)`` gradients. The descriptor CVs index into the gathered subset, so a
+    remapped ``atoms`` table (the Deep-VES updater's recorded atoms) needs nothing else.
+
     Examples
     --------
-    >>> import math, torch
+    >>> import torch
     >>> from openmm_nnbias.cvs import CVSet, Distance, ModelCV
     >>> pair = CVSet([Distance([0, 1], 0.0, 2.0, "d01"), Distance([1, 2], 0.0, 2.0, "d12")])
     >>> model = torch.jit.script(torch.nn.Linear(2, 1, bias=False))  # s = w · (d01, d12)
@@ -164,7 +171,7 @@ class ModelCV(CollectiveVariable):
         if not isinstance(periodic, bool):
             raise TypeError(f"periodic must be a bool, got {type(periodic).__name__}")
         for arg, value in (("lower", lower), ("upper", upper)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
                 raise TypeError(f"{arg} must be a float, got {type(value).__name__}")
         model = _load_model(model)
         descriptors, atoms, n_in = _descriptors(inputs)
