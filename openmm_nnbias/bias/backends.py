@@ -162,6 +162,16 @@ class TorchBackend(ForceBackend):
         self.weights.write(payload)
 
 
+def _check_expressible(cvs, backend: str) -> None:
+    """Raise ValueError naming the first CV that has no OpenMM expression (e.g. a ModelCV)."""
+    from ..cvs import Angle, Distance, Position, Torsion
+
+    for cv in cvs.sources:
+        if not isinstance(cv, (Torsion, Distance, Angle, Position)):
+            raise ValueError(f"the {backend} backend cannot compute CV {cv.names} ({type(cv).__name__}: "
+                             "no OpenMM expression for it); use backend='torch'")
+
+
 def table_expression(cvs, particle_of_atom: dict) -> str:
     """OpenMM expression computing every CV of ``cvs`` from compound-bond particles p1..pn."""
     from ..cvs import Angle, Distance, Position, Torsion
@@ -237,6 +247,7 @@ class TableBackend(_GridBackend):
 
     def __init__(self, cvs, bias, bins=None):
         super().__init__(cvs, bias)
+        _check_expressible(cvs, self.name)
         n = cvs.n_cvs
         if n > 3:
             raise ValueError(f"the table backend supports at most 3 CVs, got {n}; use backend='torch'")
@@ -331,6 +342,7 @@ class CMAPBackend(_GridBackend):
         super().__init__(cvs, bias)
         from ..cvs import Torsion
 
+        _check_expressible(cvs, self.name)
         kinds = [type(cv) for cv in cvs.sources for _ in range(cv.n_cvs)]
         if cvs.n_cvs != 2 or any(k is not Torsion for k in kinds):
             raise ValueError("the cmap backend needs exactly two Torsion CVs, got "

@@ -2,5 +2,6 @@
 
 from .base import Angle, CollectiveVariable, Distance, Position, Torsion, minimum_image
 from .cvset import CVSet
+from .model import ModelCV
 
-__all__ = ["CollectiveVariable", "Torsion", "Distance", "Angle", "Position", "CVSet", "minimum_image"]
+__all__ = ["CollectiveVariable", "Torsion", "Distance", "Angle", "Position", "CVSet", "ModelCV", "minimum_image"]

@@ -61,7 +61,7 @@ class CVSet(torch.nn.Module):
         kinds: dict = {}
         order: List[tuple] = []  # (kind, position within kind) for each output CV
         for cv in cvs:
-            kind = type(cv)
+            kind = type(cv) if getattr(cv, "fusable", True) else id(cv)  # a ModelCV is its own group
             kinds.setdefault(kind, [])
             start = sum(m.n_cvs for m in kinds[kind])
             kinds[kind].append(cv)
