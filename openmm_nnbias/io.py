@@ -10,7 +10,8 @@ import numpy as np
 
 from ._io import atomic_write
 
-__all__ = ["atomic_write_text", "write_grid_file", "read_grid_file", "read_grid_domain", "read_colvar"]
+__all__ = ["atomic_write_text", "write_grid_file", "read_grid_file", "read_grid_domain", "read_colvar", "read_units",
+           "units_lines"]
 
 
 def atomic_write_text(path: str, text: str) -> None:
@@ -31,12 +32,41 @@ def _fields(path: str, kind: str) -> list:
     raise ValueError(f"{path}: no '#! FIELDS' header; not a PLUMED-style {kind} file")
 
 
+def units_lines(units: dict) -> list:
+    """``#! SET units_<field> <unit>`` header lines (PLUMED-style constants) of ``{field: unit}``."""
+    return [f"#! SET units_{name} {unit}" for name, unit in units.items()]
+
+
+def read_units(path: str) -> dict:
+    r"""``{field: unit}`` from the ``#! SET units_<field> <unit>`` lines of a grid or COLVAR file ({} if none).
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> p = os.path.join(tempfile.mkdtemp(), "colvar")
+    >>> _ = open(p, "w").write("#! FIELDS time phi\n#! SET units_time ps\n#! SET units_phi rad\n0.1 1.0\n")
+    >>> read_units(p)
+    {'time': 'ps', 'phi': 'rad'}
+    """
+    out = {}
+    with open(path) as fh:
+        for line in fh:
+            if not line.startswith("#"):
+                break
+            parts = line.split()
+            if len(parts) >= 4 and parts[:2] == ["#!", "SET"] and parts[2].startswith("units_"):
+                out[parts[2][len("units_"):]] = " ".join(parts[3:])
+    return out
+
+
 def write_grid_file(path: str, names: Sequence[str], axes: Sequence[np.ndarray], values: np.ndarray,
-                    periodic: Sequence[bool], field: str = "file.free", lower=None, upper=None) -> None:
+                    periodic: Sequence[bool], field: str = "file.free", lower=None, upper=None,
+                    units: Sequence[str] = None, field_unit: str = "kJ/mol") -> None:
     """Write a grid of ``values`` (shape = lengths of ``axes``, first CV slowest) PLUMED style.
 
     One line per grid point, a blank line after each row of the last CV (as PLUMED does for 2D
-    grids), header ``#! FIELDS <names> <field>`` and ``#! SET`` lines with the ranges.
+    grids), header ``#! FIELDS <names> <field>``, ``#! SET`` lines with the ranges and, with
+    ``units`` (one per CV, e.g. "rad"), ``#! SET units_<name>`` lines for the CVs and the field.
 
     Examples
     --------
@@ -59,6 +89,8 @@ def write_grid_file(path: str, names: Sequence[str], axes: Sequence[np.ndarray],
         lines.append(f"#! SET max_{name} {hi:.10g}")
         lines.append(f"#! SET nbins_{name} {len(axes[i])}")
         lines.append(f"#! SET periodic_{name} {'true' if periodic[i] else 'false'}")
+    if units is not None:
+        lines += units_lines({**dict(zip(names, units)), field: field_unit})
     mesh = np.meshgrid(*axes, indexing="ij")
     flat_pts = np.stack([m.reshape(-1) for m in mesh], axis=-1)
     flat_vals = values.reshape(-1)

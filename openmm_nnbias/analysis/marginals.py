@@ -85,7 +85,7 @@ def write_marginals(out: str, marg: dict, n: int, prefix: str = "fes_reference")
     for keep, f in marg.items():
         d = len(keep)
         write_grid_file(os.path.join(out, f"{prefix}_{_tag(keep)}.dat"), [PHI_NAMES[k] for k in keep],
-                        [axis] * d, f, [True] * d, lower=[-math.pi] * d, upper=[math.pi] * d)
+                        [axis] * d, f, [True] * d, lower=[-math.pi] * d, upper=[math.pi] * d, units=["rad"] * d)
 
 
 def compare_ala4(colvar: str, reference_dir: str, t_min: float = 0.0, cutoff: float = 20.0,

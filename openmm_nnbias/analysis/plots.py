@@ -4,9 +4,15 @@ import os
 
 import numpy as np
 
-from ..io import read_colvar, read_grid_file
+from ..io import read_colvar, read_grid_file, read_units
 
 __all__ = ["plot_fes", "plot_run"]
+
+
+def _label(name: str, units: dict) -> str:
+    """``name (unit)`` from a file's ``#! SET units_*`` lines; the bare name when the file has none."""
+    unit = units.get(name)
+    return name if unit in (None, "", "1", "-") else f"{name} ({unit})"
 
 
 def plot_fes(path: str, png: str, title: str = None, vmax: float = None) -> str:
@@ -16,10 +22,11 @@ def plot_fes(path: str, png: str, title: str = None, vmax: float = None) -> str:
     import matplotlib.pyplot as plt
 
     pts, f, names = read_grid_file(path)
+    units = read_units(path)
     fig, ax = plt.subplots(figsize=(5, 4))
     if len(names) == 1:
         ax.plot(pts[:, 0], f)
-        ax.set_xlabel(names[0])
+        ax.set_xlabel(_label(names[0], units))
         ax.set_ylabel("F (kJ/mol)")
     elif len(names) == 2:
         xs, ys = np.unique(pts[:, 0]), np.unique(pts[:, 1])
@@ -28,8 +35,8 @@ def plot_fes(path: str, png: str, title: str = None, vmax: float = None) -> str:
         top = vmax if vmax is not None else min(float(finite.max()), 60.0)
         cs = ax.contourf(xs, ys, np.where(np.isfinite(z), z, np.nan), levels=np.linspace(0, top, 21), extend="max")
         fig.colorbar(cs, ax=ax, label="F (kJ/mol)")
-        ax.set_xlabel(names[0])
-        ax.set_ylabel(names[1])
+        ax.set_xlabel(_label(names[0], units))
+        ax.set_ylabel(_label(names[1], units))
     else:
         plt.close(fig)
         raise ValueError(f"can only plot 1D or 2D FES, {path} has {len(names)} CVs")
@@ -56,13 +63,13 @@ def plot_run(run: str) -> list:
             written.append(plot_fes(path, os.path.join(run, name + ".png")))
     colvar = os.path.join(run, "colvar")
     if os.path.exists(colvar):
-        col = read_colvar(colvar)
+        col, units = read_colvar(colvar), {"rbias": "kJ/mol", **read_units(colvar)}
         cvs = [k for k in col if k not in ("time", "bias", "rbias")]
         fig, axes = plt.subplots(len(cvs) + 1, 1, figsize=(7, 1.8 * (len(cvs) + 1)), sharex=True)
         t = col["time"] / 1000.0
         for ax, k in zip(axes, cvs + ["rbias"]):
             ax.plot(t, col[k], ",", alpha=0.5)
-            ax.set_ylabel(k)
+            ax.set_ylabel(_label(k, units))
         axes[-1].set_xlabel("time (ns)")
         fig.tight_layout()
         written.append(os.path.join(run, "colvar.png"))

@@ -152,6 +152,8 @@ class Torsion(CollectiveVariable):
     ``mdtraj.compute_dihedrals(..., periodic=True)`` and OpenMM's ``dihedral()`` do.
     """
 
+    unit = "rad"  # of its values, for file headers and plot axes
+
     atom_width = 4
 
     def __init__(self, atoms, names=None):
@@ -206,6 +208,8 @@ class Distance(CollectiveVariable):
     (:meth:`~openmm_nnbias.cvs.CVSet.check_box`): beyond it the minimum image is not the distance.
     """
 
+    unit = "nm"  # of its values, for file headers and plot axes
+
     atom_width = 2
 
     def __init__(self, atoms, lower: float, upper: float, names=None):
@@ -239,6 +243,8 @@ class Angle(CollectiveVariable):
 
     With a ``box`` (nm, rows a, b, c) both arms are minimum-imaged.
     """
+
+    unit = "rad"  # of its values, for file headers and plot axes
 
     atom_width = 3
 
@@ -290,6 +296,8 @@ class Position(CollectiveVariable):
     forces coordinates translated by box vectors (they reorder and re-image molecules), so in
     periodic systems prefer CVs built from difference vectors.
     """
+
+    unit = "nm"  # of its values, for file headers and plot axes
 
     atom_width = 1
 

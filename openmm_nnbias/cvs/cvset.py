@@ -42,6 +42,7 @@ class CVSet(torch.nn.Module):
 
     __jit_unused_properties__ = ["n_cvs", "max_atom_index"]
     names: List[str]
+    units: List[str]
     periodic: List[bool]
     lower: List[float]
     upper: List[float]
@@ -55,6 +56,7 @@ class CVSet(torch.nn.Module):
             if not isinstance(cv, CollectiveVariable):
                 raise ValueError(f"CVSet takes CollectiveVariable modules, got {type(cv).__name__}")
         names: List[str] = []
+        units: List[str] = []
         periodic: List[bool] = []
         lower: List[float] = []
         upper: List[float] = []
@@ -68,6 +70,7 @@ class CVSet(torch.nn.Module):
             for j in range(cv.n_cvs):
                 order.append((kind, start + j))
             names += cv.names
+            units += [str(getattr(cv, "unit", "1"))] * cv.n_cvs
             periodic += [cv.periodic] * cv.n_cvs
             lower += [cv.lower] * cv.n_cvs
             upper += [cv.upper] * cv.n_cvs
@@ -84,6 +87,7 @@ class CVSet(torch.nn.Module):
         self.register_buffer("permutation", torch.tensor(perm, dtype=torch.long))
         self.identity_order = perm == list(range(len(perm)))
         self.names = names
+        self.units = units  # "rad", "nm" or a model CV's own ("1": dimensionless)
         self.periodic = periodic
         self.lower = lower
         self.upper = upper

@@ -71,7 +71,7 @@ def _axis(n: int) -> np.ndarray:
 def _write_fes(path: str, names, fes: np.ndarray) -> None:
     d = len(names)
     write_grid_file(path, list(names), [_axis(fes.shape[0])] * d, fes, [True] * d,
-                    lower=[-math.pi] * d, upper=[math.pi] * d)
+                    lower=[-math.pi] * d, upper=[math.pi] * d, units=["rad"] * d)
 
 
 def run_reference(out: str, time_ns: float = 50.0, platform: str = "CPU", threads: int = 1,

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from .._io import truncate_rows
+from ..io import units_lines
 from .reweight import accumulate_log_weights
 
 __all__ = ["UpdaterFiles"]
@@ -96,10 +97,17 @@ class UpdaterFiles:
             raise ValueError(f"output folder {out!r} is not writable: {exc}") from exc
         self._outputs_ready = False  # files are set up at the first report (fresh) or by loadCheckpoint
 
+    def _colvar_header(self) -> str:
+        """``#! FIELDS`` and ``#! SET units_*`` lines of a colvar file."""
+        units = {"time": "ps", **dict(zip(self.cvs.names, self.cvs.units)), "bias": "kJ/mol", "rbias": "kJ/mol"}
+        return "\n".join(["#! FIELDS " + " ".join(units)] + units_lines(units)) + "\n"
+
     def _table_headers(self):
-        """{file name: ``#! FIELDS`` header} of the row tables of this updater."""
-        return {"colvar": "#! FIELDS time " + " ".join(self.cvs.names) + " bias rbias\n",
-                "ves.log": "#! FIELDS iteration time grad_norm kl lr c phase n_out_of_range skipped\n"}
+        """{file name: header} of the row tables of this updater (fields and their units)."""
+        log = {"iteration": "1", "time": "ps", "grad_norm": "kJ/mol", "kl": "1", "lr": "1", "c": "kJ/mol",
+               "phase": "-", "n_out_of_range": "1", "skipped": "1"}
+        return {"colvar": self._colvar_header(),
+                "ves.log": "\n".join(["#! FIELDS " + " ".join(log)] + units_lines(log)) + "\n"}
 
     def _run_files(self):
         """Names (in ``out``) of the files this updater writes; a fresh run backs them up."""
@@ -136,7 +144,7 @@ class UpdaterFiles:
         if self.grid is None:  # Monte Carlo target: no grid, only the bias
             return self.force.exportBias(os.path.join(self.out, "bias.pt"))
         axes = self.gridAxes()
-        dom = dict(lower=self.cvs.lower, upper=self.cvs.upper)
+        dom = dict(lower=self.cvs.lower, upper=self.cvs.upper, units=self.cvs.units)
         write_grid_file(os.path.join(self.out, "fes_bias.dat"), self.cvs.names, axes,
                         self.getFreeEnergyFromBias(), self.cvs.periodic, **dom)
         avg = self.getAveragedFreeEnergyFromBias()

@@ -282,7 +282,7 @@ class WalkerDeepVESUpdater(DeepVESUpdater):
     def _table_headers(self):
         if self.group.rank == 0:
             return super()._table_headers()
-        return {f"colvar.{self.group.rank}": "#! FIELDS time " + " ".join(self.cvs.names) + " bias rbias\n"}
+        return {f"colvar.{self.group.rank}": self._colvar_header()}
 
     def _run_files(self):
         if self.group.rank == 0:
