@@ -53,7 +53,7 @@ def attach(pep, box, cvs, backend, platform="Reference", scale=20.0, **kwargs):
 def energy_forces(context, x):
     context.setPositions(x)
     state = context.getState(getEnergy=True, getForces=True, groups={GROUP})
-    return state.getPotentialEnergy()._value, state.getForces(asNumpy=True)._value
+    return state.getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole), state.getForces(asNumpy=True).value_in_unit(unit.kilojoule_per_mole / unit.nanometer)
 
 
 def mdtraj_cvs(pep, frames, box, cvs):
@@ -197,7 +197,7 @@ def test_position_cv_is_the_unwrapped_coordinate(dipeptide, backend):
     cvs = CVSet([Position(0, "x", -2.0, 6.0, names="x0"), Position(0, "y", -2.0, 6.0, names="y0")])
     grid = {"gridBins": 161} if backend == "table" else {}
     nnforce, bias, context = attach(dipeptide, box, cvs, backend, scale=500.0, **grid)
-    x = np.array(straddling_frames(np.array(dipeptide.positions._value)[None], box)[1][0])
+    x = np.array(straddling_frames(np.array(dipeptide.positions.value_in_unit(unit.nanometer))[None], box)[1][0])
     x[0] = [4.7, -1.3, 0.2]  # outside the box: wrapping would give (1.7, 1.9, 0.2)
     e, f = energy_forces(context, x)
     with torch.no_grad():

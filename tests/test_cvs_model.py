@@ -164,8 +164,8 @@ def test_torch_backend_forces_match_autograd(dipeptide, dipeptide_frames):
     for k in range(4):
         ctx.setPositions(dipeptide_frames[k])
         state = ctx.getState(getEnergy=True, getForces=True)
-        assert state.getPotentialEnergy()._value == pytest.approx(float(energy[k].detach()), abs=1e-5)
-        np.testing.assert_allclose(state.getForces(asNumpy=True)._value, -grad[k].numpy(), rtol=0, atol=1e-4)
+        assert state.getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole) == pytest.approx(float(energy[k].detach()), abs=1e-5)
+        np.testing.assert_allclose(state.getForces(asNumpy=True).value_in_unit(unit.kilojoule_per_mole / unit.nanometer), -grad[k].numpy(), rtol=0, atol=1e-4)
     assert nnforce.getCollectiveVariables(ctx) == pytest.approx(_reference(x[3].detach()).tolist(), abs=1e-6)
 
 
