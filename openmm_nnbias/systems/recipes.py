@@ -143,6 +143,7 @@ DEEPVES_RECIPES: Mapping[str, DeepVESRecipe] = MappingProxyType({
 METAD_RECIPES: Mapping[str, MetadRecipe] = MappingProxyType({
     "alanine-dipeptide": MetadRecipe("alanine-dipeptide", ("phi", "psi"), 6.0, 1.0, grid_width=73),
     "alanine-tetrapeptide": MetadRecipe("alanine-tetrapeptide", ("phi1", "phi2", "phi3"), 8.0, 1.2),
+    "alanine-dipeptide-solvated": MetadRecipe("alanine-dipeptide-solvated", ("phi", "psi"), 6.0, 1.0, grid_width=73),
 })
 
 

@@ -22,7 +22,7 @@ from .._io import atomic_write, truncate_rows
 from .._units import KB
 from ..io import write_grid_file
 
-__all__ = ["run_reference", "run_reference_ala4"]
+__all__ = ["run_reference", "run_reference_ala4", "run_reference_restartable"]
 
 
 def _setup(name: str, platform: str, threads: int, seed: int, overrides: dict):
@@ -91,9 +91,13 @@ def run_reference(out: str, time_ns: float = 50.0, platform: str = "CPU", thread
     if system == "alanine-tetrapeptide":
         return run_reference_ala4(out, time_ns, platform=platform, threads=threads, seed=seed,
                                   progress=progress, restart=restart, **overrides)
+    if system == "alanine-dipeptide-solvated":
+        return run_reference_restartable(system, out, time_ns, platform=platform, threads=threads, seed=seed,
+                                         progress=progress, restart=restart, **overrides)
     if system != "alanine-dipeptide" or restart:
         raise ValueError(f"reference: system {system!r}" + (" with --restart" if restart else "")
-                         + " is not supported (alanine-dipeptide without restart, or alanine-tetrapeptide)")
+                         + " is not supported (alanine-dipeptide without restart, alanine-dipeptide-solvated, "
+                         "alanine-tetrapeptide)")
     if not time_ns > 0:
         raise ValueError(f"time must be > 0, got {time_ns} ns")
     from tqdm import tqdm
@@ -133,16 +137,40 @@ def run_reference_ala4(out: str, time_ns: float = 20.0, platform: str = "CPU", t
     >>> run_reference_ala4("ref_ala4", time_ns=0.001, progress=False)   # doctest: +SKIP
     'ref_ala4/fes_reference_3d.dat'
     """
-    from tqdm import tqdm
+    return run_reference_restartable("alanine-tetrapeptide", out, time_ns, platform, threads, seed, progress,
+                                     restart, chunk_ps, **overrides)
 
-    from ..analysis.marginals import marginals_from_fes3d, write_marginals
+
+def _write_reference(out: str, system: str, r, fes: np.ndarray) -> str:
+    """The FES files of a reference run; returns the main one's path."""
+    if len(r.torsions) == 3:
+        from ..analysis.marginals import marginals_from_fes3d, write_marginals
+
+        _write_fes(os.path.join(out, "fes_reference_3d.dat"), r.torsions, fes)
+        write_marginals(out, marginals_from_fes3d(fes, KB * r.temperature), fes.shape[0])
+        return os.path.join(out, "fes_reference_3d.dat")
+    _write_fes(os.path.join(out, "fes_reference.dat"), r.torsions, fes)
+    return os.path.join(out, "fes_reference.dat")
+
+
+def run_reference_restartable(system: str, out: str, time_ns: float, platform: str = "CPU", threads: int = 1,
+                              seed: int = 1, progress: bool = True, restart: bool = False, chunk_ps: float = 100.0,
+                              **overrides) -> str:
+    """WT-metaD of an embedded system over its recipe's torsions, restartable exactly, for ``time_ns`` ns in total.
+
+    Every ``chunk_ps`` ps it writes the FES (``fes_reference.dat``; for three torsions
+    ``fes_reference_3d.dat`` and its marginals), appends ``colvar`` (time ps, torsions rad, every
+    ``frequency`` steps) and saves ``checkpoint.pkl`` (bias grid, Context checkpoint, step) atomically;
+    ``restart`` continues from it (rows written after it are dropped). Returns the main FES path.
+    """
+    from tqdm import tqdm
 
     if not time_ns > 0:
         raise ValueError(f"time must be > 0, got {time_ns} ns")
     checkpoint, colvar = os.path.join(out, "checkpoint.pkl"), os.path.join(out, "colvar")
     if restart and not os.path.exists(checkpoint):
         raise ValueError(f"--restart: checkpoint {checkpoint!r} does not exist")
-    sim, meta, r = _setup("alanine-tetrapeptide", platform, threads, seed, overrides)
+    sim, meta, r = _setup(system, platform, threads, seed, overrides)
     dt = r.timestep
     os.makedirs(out, exist_ok=True)
     if restart:
@@ -155,10 +183,12 @@ def run_reference_ala4(out: str, time_ns: float = 20.0, platform: str = "CPU", t
             truncate_rows(colvar, lambda t: float(t) <= state["step"] * dt + 1e-9)
     else:
         with open(colvar, "w") as fh:
-            fh.write("#! FIELDS time phi1 phi2 phi3\n")
+            fh.write("#! FIELDS time " + " ".join(r.torsions) + "\n#! SET units_time ps\n"
+                     + "".join(f"#! SET units_{t} rad\n" for t in r.torsions))
     total = int(round(time_ns * 1000 / dt))
     chunk = max(r.frequency, int(round(chunk_ps / dt)) // r.frequency * r.frequency)
     t0, start = time.time(), sim.currentStep
+    path = None
     with tqdm(total=round(time_ns, 4), initial=round(start * dt / 1000, 4), unit="ns", disable=not progress) as bar:
         while sim.currentStep < total:
             rows = []
@@ -171,9 +201,7 @@ def run_reference_ala4(out: str, time_ns: float = 20.0, platform: str = "CPU", t
             bar.n = round(sim.currentStep * dt / 1000, 4)
             bar.set_postfix(ns_day=f"{(sim.currentStep - start) * dt * 1e-3 / ((time.time() - t0) / 86400):.0f}")
             bar.refresh()
-            fes = _free_energy(meta)
-            _write_fes(os.path.join(out, "fes_reference_3d.dat"), r.torsions, fes)
-            write_marginals(out, marginals_from_fes3d(fes, KB * r.temperature), fes.shape[0])
+            path = _write_reference(out, system, r, _free_energy(meta))
             state = {"bias": meta.getBias(), "context": sim.context.createCheckpoint(), "step": sim.currentStep}
             atomic_write(checkpoint, lambda tmp: _pickle(tmp, state), suffix=".pkl")
-    return os.path.join(out, "fes_reference_3d.dat")
+    return path or _write_reference(out, system, r, _free_energy(meta))
