@@ -114,3 +114,27 @@ def test_bias_pt_carries_the_bias_in_force_to_another_process(written):
     out = _python(STATIC, d / "bias.pt")
     assert out.returncode == 0, out.stderr
     assert abs(float(out.stdout.split()[-1]) - live) < 1e-9 and live > 50.0
+
+
+def test_the_live_buffer_outlives_the_python_force_object():
+    """A TorchForce stays usable in its System after the NeuralBiasForce object is gone (buffer never closed)."""
+    import gc
+
+    import openmm as mm
+
+    from openmm_nnbias.bias import NeuralBias, NeuralBiasForce
+    from openmm_nnbias.cvs import CVSet, Position
+
+    cvs = CVSet([Position(0, "x", -3.0, 3.0)])
+    bias = NeuralBias.from_cvs(cvs, seed=0, hidden=(8,), zero_output=False)
+    expected = float(bias(__import__("torch").tensor([[0.5]], dtype=bias.layers[0].weight.dtype)))
+    system = mm.System()
+    system.addParticle(1.0)
+    NeuralBiasForce(cvs, bias, backend="torch").addToSystem(system)
+    gc.collect()
+    for _ in range(3):  # other files opened meanwhile must not take its descriptor
+        open(__file__).close()
+    ctx = mm.Context(system, mm.VerletIntegrator(0.001), mm.Platform.getPlatformByName("Reference"))
+    ctx.setPositions([[0.5, 0.0, 0.0]])
+    energy = ctx.getState(getEnergy=True).getPotentialEnergy().value_in_unit(mm.unit.kilojoule_per_mole)
+    assert abs(energy - expected) < 1e-9

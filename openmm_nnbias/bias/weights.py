@@ -2,7 +2,9 @@
 
 The buffer is an unlinked file (``/dev/shm`` when available) reached only through this process's
 file descriptor, ``/proc/self/fd/<n>``: nothing is left in ``/dev/shm`` however the process ends,
-and no other process can map it (there the path names another descriptor or none). Its first
+and no other process can map it (there the path names another descriptor or none). The descriptor
+stays open for the life of the process (one per torch-backend force, ~14 kB of RAM each), since a
+TorchForce may be in a System long after its Python objects are gone. Its first
 elements are a header (a magic number and a random token) that the TorchScript module
 (:class:`~openmm_nnbias.bias.modules.LiveBiasEnergy`) checks before using the weights.
 """
@@ -18,6 +20,7 @@ import torch
 __all__ = ["SharedWeights"]
 
 _MAGIC = 20261201.0
+_OPEN: list = []  # descriptors of every buffer of this process (one per torch-backend force)
 _HEADER = 3  # magic, two 20-bit halves of the token (exact in float32 too)
 
 
@@ -75,6 +78,7 @@ class SharedWeights:
         finally:
             os.unlink(name)  # only the descriptor keeps it: nothing to clean up, nothing another process finds
         self._fd = fd
+        _OPEN.append(fd)  # never closed: a TorchForce in some System may map it long after this object is gone
         self.path = _fd_path(fd)
         self._array = np.memmap(self.path, dtype=np_dtype, mode="r+", shape=(_HEADER + self.numel,))
         self._array[:_HEADER] = self.header
@@ -106,8 +110,3 @@ class SharedWeights:
         raise TypeError("SharedWeights belong to the process that made them and cannot be pickled "
                         "(the process learner gets ForceBackend.preparer(), without them)")
 
-    def __del__(self):  # pragma: no cover - interpreter shutdown order varies
-        try:
-            os.close(self._fd)
-        except (AttributeError, OSError):
-            pass
