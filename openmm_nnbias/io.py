@@ -118,6 +118,8 @@ def read_grid_domain(path: str) -> dict:
                 continue
             key, val = line.split()[2:4]
             field, _, cv = key.partition("_")
+            if field == "units":  # read_units
+                continue
             out.setdefault(cv, {})[field] = (val == "true") if field == "periodic" else float(val)
     return out
 
