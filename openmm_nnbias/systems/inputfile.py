@@ -285,7 +285,8 @@ def _cvs(raw, labels: dict) -> list:
     return cvs
 
 
-def _deepves(d: _Section, n_cvs: int) -> dict:
+def _deepves(d: _Section, cvs: list) -> dict:
+    n_cvs = len(cvs)
     out = {k: d.number(k, 0, True) for k in ("biasFactor", "learningRate", "klThreshold")}
     out.update({k: d.number(k, 1.0) for k in ("tauKL", "tauDecay")})
     out.update({k: d.integer(k) for k in ("chains", "stride", "sampleStride", "pushInterval", "fesInterval",
@@ -299,7 +300,9 @@ def _deepves(d: _Section, n_cvs: int) -> dict:
     out["bins"] = d.ints("bins") if isinstance(bins, list) else d.integer("bins", 2)
     out["hidden"] = d.ints("hidden")
     out["target"] = d.text("target", (None,) + _TARGETS) or ("well-tempered" if n_cvs <= 3 else "monte-carlo")
-    out["backend"] = d.text("backend", (None, "table", "cmap", "torch")) or ("table" if n_cvs <= 3 else "torch")
+    mixed = len({c["type"] == "torsion" for c in cvs}) > 1  # the table backend takes one periodic flag
+    out["backend"] = d.text("backend", (None, "table", "cmap", "torch")) or ("table" if n_cvs <= 3 and not mixed
+                                                                              else "torch")
     out.update(activation=d.text("activation", _ACTIVATIONS), mode=d.text("mode", ("sync", "thread", "process")),
                precision=d.text("precision", ("mixed", "double")))
     cpus = d.value("learnerCPUs")
@@ -358,7 +361,7 @@ def parse_input(raw: Any, base: str = ".", overrides: Optional[dict] = None, che
     state = {"temperature": st.number("temperature", 0, True, "K"), "pressure": st.number("pressure", 0, True, "bar"),
              "pressure_given": "pressure" in st.raw, "timestep": st.number("timestep", 0, True, "fs") / 1000.0,
              "friction": st.number("friction", 0, False, "1/ps"), "platform": st.text("platform")}
-    deepves = _deepves(_Section(raw.get("deepves") or {}, "deepves", SCHEMA["deepves"], labels), len(cvs))
+    deepves = _deepves(_Section(raw.get("deepves") or {}, "deepves", SCHEMA["deepves"], labels), cvs)
     r = _Section(raw["run"], "run", SCHEMA["run"], labels)
     if r.has("time") == r.has("steps"):
         raise ValueError("run needs exactly one of 'time' (e.g. '10ns') and 'steps' (or --time / --steps)")
