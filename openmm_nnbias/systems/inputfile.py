@@ -21,7 +21,7 @@ Examples
 >>> parse_input({"system": {"xml": "s.xml"}, "sytem": {}}, check_files=False)
 Traceback (most recent call last):
 ...
-ValueError: unknown key 'sytem' (known: cvs, deepves, run, state, system)
+ValueError: unknown key 'sytem' (did you mean 'system'? known: cvs, deepves, run, state, system)
 """
 
 from __future__ import annotations
@@ -105,7 +105,7 @@ class RunInput:
 
 def _near(key: str, known) -> str:
     close = difflib.get_close_matches(key, list(known), n=1)
-    return f"did you mean {close[0]!r}? " if close else ""
+    return f"did you mean {close[0]!r}? " * bool(close)
 
 
 class _Section:
@@ -266,7 +266,7 @@ def _cv(raw, i: int, labels: dict) -> dict:
         raise ValueError(f"cvs[{i}] ({kind}) needs lower and upper (nm)")
     if kind == "angle":
         lower, upper = (0.0 if lower is None else lower), (math.pi if upper is None else upper)
-    if lower is not None and not upper > lower:
+    if lower is not None and not upper > lower:  # noqa: SIM102
         raise ValueError(f"cvs[{i}]: lower must be < upper, got [{lower:g}, {upper:g}] {unit}")
     cv.update(lower=lower, upper=upper, axis=s.text("axis", (None, "x", "y", "z")))
     if (kind == "position") != (cv["axis"] is not None):
