@@ -218,3 +218,15 @@ def test_version_and_help_show_units(capsys):
     for part in ("temperature in K (default 300 K", "MD time step in fs (default 2 fs", "--input",
                  "in iterations (default", "(default 0.001)", "MD steps per iteration (default 500)"):
         assert part in text, part
+
+
+def test_readme_example_is_valid(files, tmp_path):
+    readme = open(os.path.join(os.path.dirname(__file__), "..", "README.md")).read()
+    block = readme.split("A worked example")[1].split("```yaml")[1].split("```")[0]
+    (tmp_path / "ala.pdb").write_text((files / "ala.pdb").read_text())
+    (tmp_path / "run.yaml").write_text(block)
+    spec = read_input(str(tmp_path / "run.yaml"))
+    assert spec.steps == 10_000_000 and spec.deepves["backend"] == "torch" and spec.out == str(tmp_path / "run")
+    loaded = load_system(spec.system)
+    cvs = build_cvs(spec.cvs, loaded.topology, loaded.system.getNumParticles())
+    assert cvs.names == ["phi", "psi", "d"] and [s.atoms.tolist() for s in cvs.sources][:2] == [[PHI], [PSI]]
