@@ -133,6 +133,7 @@ def _set(content, path, value):
     ("state.temprature", 300, "unknown key 'state.temprature' (did you mean 'temperature'?"),
     ("cvs.0.lowr", 0.0, "unknown key 'cvs[0].lowr'"),
     ("deepves.stride", "500", "deepves.stride must be an integer, got str '500'"),
+    ("deepves.stride", None, "deepves.stride must not be null"),
     ("state.temperature", [300], "state.temperature must be a number in K or a string such as '1 K', got list"),
     ("state.temperature", -300, "state.temperature must be a finite number > 0 K, got -300"),
     ("state.temperature", "300 C", "cannot read state.temperature '300 C'"),

@@ -141,14 +141,19 @@ def _parser():
     return p
 
 
-def _cpu_list(text):
-    """"1,3" -> [1, 3]; None -> None."""
+def _int_list(text, flag: str = "--hidden", what: str = "integers, e.g. 48,24,12"):
+    """"48,24,12" -> [48, 24, 12]; None -> None (ValueError naming ``flag`` otherwise)."""
     if text is None:
         return None
     try:
         return [int(c) for c in str(text).split(",") if c.strip()]
     except ValueError:
-        raise ValueError(f"--learner-cpus takes comma-separated CPU ids, e.g. 1 or 2,3; got {text!r}") from None
+        raise ValueError(f"{flag} takes comma-separated {what}; got {text!r}") from None
+
+
+def _cpu_list(text):
+    """"1,3" -> [1, 3]; None -> None."""
+    return _int_list(text, "--learner-cpus", "CPU ids, e.g. 1 or 2,3")
 
 
 def _steps(args, timestep_ps: float) -> int:
@@ -175,16 +180,6 @@ _INPUT_KEYS = {"temperature": "state.temperature", "timestep": "state.timestep",
                "push_interval": "deepves.pushInterval", "fes_interval": "deepves.fesInterval",
                "checkpoint_interval": "deepves.checkpointInterval", "learner_cpus": "deepves.learnerCPUs",
                "asynchronous": "deepves.mode", "decay_after": "deepves.decayAfter"}
-
-
-def _int_list(text, flag: str):
-    """"48,24,12" -> [48, 24, 12]; None -> None."""
-    if text is None:
-        return None
-    try:
-        return [int(c) for c in str(text).split(",") if c.strip()]
-    except ValueError:
-        raise ValueError(f"{flag} takes comma-separated integers, e.g. 48,24,12; got {text!r}") from None
 
 
 def _flag_values(args) -> dict:

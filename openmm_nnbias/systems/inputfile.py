@@ -87,8 +87,8 @@ class RunInput:
         ``timestep`` ps, ``friction`` 1/ps, ``platform``.
     deepves : dict
         Deep-VES settings (strides in MD steps, times in iterations, ``decayAfter`` ps).
-    steps : int
-        MD steps of the run; ``out`` the output folder; ``seed``, ``threads``.
+    steps, out, seed, threads
+        MD steps of the run, output folder, seed, CPU threads; ``labels``: overridden keys -> flags.
     """
 
     system: dict
@@ -128,6 +128,8 @@ class _Section:
 
     def value(self, key: str):
         if key in self.raw:
+            if self.raw[key] is None and self.known[key] is not None:
+                raise TypeError(f"{self.name(key)} must not be null (leave it out for the default)")
             return self.raw[key]
         if self.known[key] is REQUIRED:
             raise ValueError(f"{self.path} needs the key '{key}'")
@@ -207,10 +209,9 @@ def _system(s: _Section, base: str, check: bool) -> dict:
         raise ValueError("system needs exactly one of 'xml' (with 'pdb' and/or 'state'), 'forcefield' (with "
                          f"'pdb') or 'prmtop' (with 'inpcrd'), got {forms or 'none'}")
     form = {"forcefield": "pdb"}.get(forms[0], forms[0])
-    allowed = {"xml": {"xml", "pdb", "state"}, "pdb": {"pdb", "forcefield", "nonbondedMethod", "cutoff",
-               "constraints", "rigidWater", "hydrogenMass"},
-               "prmtop": {"prmtop", "inpcrd", "nonbondedMethod", "cutoff", "constraints", "rigidWater",
-                          "hydrogenMass"}}[form]
+    built = {"nonbondedMethod", "cutoff", "constraints", "rigidWater", "hydrogenMass"}
+    allowed = {"xml": {"xml", "pdb", "state"}, "pdb": {"pdb", "forcefield"} | built,
+               "prmtop": {"prmtop", "inpcrd"} | built}[form]
     extra = sorted(k for k in s.raw if k not in allowed)
     if extra:
         raise ValueError(f"system.{extra[0]} does not apply to a system given by '{forms[0]}'")
@@ -270,7 +271,8 @@ def _cv(raw, i: int, labels: dict) -> dict:
         raise ValueError(f"cvs[{i}]: lower must be < upper, got [{lower:g}, {upper:g}] {unit}")
     cv.update(lower=lower, upper=upper, axis=s.text("axis", (None, "x", "y", "z")))
     if (kind == "position") != (cv["axis"] is not None):
-        raise ValueError(f"cvs[{i}].axis: {'a position CV needs axis x, y or z' if kind == 'position' else 'only a position CV has an axis'}")
+        why = "a position CV needs axis x, y or z" if kind == "position" else "only a position CV has an axis"
+        raise ValueError(f"cvs[{i}].axis: {why}")
     return cv
 
 
@@ -305,8 +307,7 @@ def _deepves(d: _Section, cvs: list) -> dict:
                                                                               else "torch")
     out.update(activation=d.text("activation", _ACTIVATIONS), mode=d.text("mode", ("sync", "thread", "process")),
                precision=d.text("precision", ("mixed", "double")))
-    cpus = d.value("learnerCPUs")
-    out["learnerCPUs"] = None if cpus is None else d.ints("learnerCPUs", 0)
+    out["learnerCPUs"] = d.ints("learnerCPUs", 0)
     after = d.value("decayAfter")
     out["decayAfter"] = None if after is None else parse_time(after, d.name("decayAfter"))
     if out["target"] == "uniform" and d.has("biasFactor"):
@@ -365,9 +366,8 @@ def parse_input(raw: Any, base: str = ".", overrides: Optional[dict] = None, che
     r = _Section(raw["run"], "run", SCHEMA["run"], labels)
     if r.has("time") == r.has("steps"):
         raise ValueError("run needs exactly one of 'time' (e.g. '10ns') and 'steps' (or --time / --steps)")
-    if r.has("steps"):
-        steps = r.integer("steps")
-    else:
+    steps = r.integer("steps")
+    if steps is None:
         ps = parse_time(r.value("time"), r.name("time"))
         steps = int(round(ps / state["timestep"]))
         if steps < 1:
