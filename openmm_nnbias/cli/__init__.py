@@ -20,6 +20,11 @@ class _Help(argparse.HelpFormatter):
             return text
         return f"{text} (default: %(default)s)"
 
+    def _format_action(self, action):
+        if not action.help and action.option_strings and action.default not in (None, False, argparse.SUPPRESS):
+            action.help = "default: %(default)s"  # argparse shows no default for an option without help
+        return super()._format_action(action)
+
 
 def _recipe_defaults(key: str, unit: str = "", factor: float = 1.0, default=None) -> str:
     """``"300 K (wolfe-quapp 120.3 K)"``: the value of ``key`` in most recipes, then the exceptions."""
@@ -100,8 +105,9 @@ def _parser():
                    help="alanine-tetrapeptide: decay after this many transitions of each phi (default 4; "
                         "0: marginal-KL threshold)")
     d.add_argument("--decay-after", default=None,
-                   help="keep the learning rate constant for at least this simulated time, e.g. 10ns (default "
-                        "0 ps; alanine-tetrapeptide 10ns, the paper's Ala4 schedule, 0 = recrossings only)")
+                   help="alanine-tetrapeptide and --input: keep the learning rate constant for at least this "
+                        "simulated time, e.g. 10ns (default 10ns for alanine-tetrapeptide, the paper's Ala4 schedule, "
+                        "0 = recrossings only; --input: 0 ps)")
     d.add_argument("--no-progress", action="store_true", help="no progress bar")
     r = sub.add_parser("reference", help="reference FES with OpenMM WT-metadynamics (Ala2: phi/psi; "
                                          "Ala4: phi1, phi2, phi3)")
@@ -226,7 +232,7 @@ def _deepves(args) -> None:
         if args.out is None or (args.time is None and args.steps is None):
             raise ValueError("deepves --system needs --out and one of --time and --steps")
         dt = args.timestep / 1000 if args.timestep is not None else get_recipe(args.system).timestep
-        steps, system, out, threads = _steps(args, dt * args.mts), args.system, args.out, args.threads or 1
+        steps, system, out, threads = _steps(args, dt * args.mts), args.system, args.out, 1 if args.threads is None else args.threads
         names = dict(stride="stride", tau_kl="tauKL", tau_decay="tauDecay", kl_threshold="klThreshold",
                      push_interval="pushInterval", precision="precision", activation="activation",
                      learner_cpus="learnerCPUs", learning_rate="learningRate", grid_bins="gridBins",

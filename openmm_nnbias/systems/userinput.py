@@ -256,4 +256,5 @@ def build_input_deepves(spec, out: Optional[str] = None, *, group=None, mts: int
                             target=target, decay=decay, sampleStride=sample, options=options, backend=d["backend"],
                             out=spec.out if out is None else out, group=group, mts=mts,
                             asynchronous=d["mode"] if asynchronous is None else asynchronous,
-                            box=loaded.box, velocities=loaded.velocities)
+                            box=loaded.box if loaded.system.usesPeriodicBoundaryConditions() else None,
+                            velocities=loaded.velocities)
