@@ -231,3 +231,29 @@ def test_readme_example_is_valid(files, tmp_path):
     loaded = load_system(spec.system)
     cvs = build_cvs(spec.cvs, loaded.topology, loaded.system.getNumParticles())
     assert cvs.names == ["phi", "psi", "d"] and [s.atoms.tolist() for s in cvs.sources][:2] == [[PHI], [PSI]]
+
+
+def test_pressure_and_barostat_rules():
+    from openmm_nnbias.systems.userinput import check_barostat
+
+    def periodic(barostat=False):
+        system = mm.System()
+        system.addParticle(1.0)
+        system.setDefaultPeriodicBoxVectors(mm.Vec3(3, 0, 0), mm.Vec3(0, 3, 0), mm.Vec3(0, 0, 3))
+        nb = mm.NonbondedForce()
+        nb.setNonbondedMethod(mm.NonbondedForce.PME)
+        nb.addParticle(0.0, 0.3, 0.5)
+        system.addForce(nb)
+        if barostat:
+            system.addForce(mm.MonteCarloBarostat(2 * unit.bar, 300 * unit.kelvin))
+        return system
+
+    state = {"temperature": 300.0, "pressure": 1.0, "pressure_given": True}
+    system = periodic()
+    check_barostat(system, state)  # NPT: a barostat at 1 bar is added
+    assert system.getForce(1).getDefaultPressure().value_in_unit(unit.bar) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match=r"state.pressure is null \(NVT\) but s.xml already has a MonteCarloBarostat at 2 bar"):
+        check_barostat(periodic(True), dict(state, pressure=None), "s.xml")
+    system = periodic(True)
+    check_barostat(system, dict(state, pressure=None, pressure_given=False))  # no key: the System's barostat stays
+    assert system.getNumForces() == 2
