@@ -1,5 +1,5 @@
 """``openmm-nnbias deepves``: Deep-VES on an embedded system (:func:`openmm_nnbias.systems.build_deepves`)
-with a progress bar, a final checkpoint and multiple walkers."""
+or on your own from an input file (:func:`openmm_nnbias.systems.userinput.build_input_deepves`) with a progress bar, a final checkpoint and multiple walkers."""
 
 import math
 import os
@@ -8,14 +8,21 @@ import time
 __all__ = ["run_deepves", "run_deepves_walkers"]
 
 
-def run_deepves(system_name: str, out: str, steps: int, restart: bool = False, progress: bool = True,
+def run_deepves(system_name, out: str, steps: int, restart: bool = False, progress: bool = True,
                 **kwargs):
-    """Run Deep-VES for ``steps`` MD steps in total (continuing a checkpoint with ``restart``)."""
+    """Run Deep-VES for ``steps`` MD steps in total (continuing a checkpoint with ``restart``).
+
+    ``system_name``: an embedded system (:func:`~openmm_nnbias.systems.build_deepves`) or a
+    :class:`~openmm_nnbias.systems.inputfile.RunInput` (:func:`~openmm_nnbias.systems.userinput.build_input_deepves`);
+    ``kwargs`` go to the builder.
+    """
     from tqdm import tqdm
 
     from ..systems import build_deepves
+    from ..systems.userinput import build_input_deepves
 
-    sim, updater, dt = build_deepves(system_name, out=out, **kwargs)
+    build = build_deepves if isinstance(system_name, str) else build_input_deepves
+    sim, updater, dt = build(system_name, out=out, **kwargs)
     checkpoint = os.path.join(out, "checkpoint.pt")
     if restart:
         updater.loadCheckpoint(checkpoint, sim)
@@ -42,7 +49,7 @@ def run_deepves(system_name: str, out: str, steps: int, restart: bool = False, p
     return sim, updater
 
 
-def run_deepves_walkers(walkers: int, system_name: str, out: str, steps: int, restart: bool = False,
+def run_deepves_walkers(walkers: int, system_name, out: str, steps: int, restart: bool = False,
                         progress: bool = True, **kwargs) -> None:
     """Run ``walkers`` Deep-VES walkers sharing one bias, ``steps`` MD steps each.
 
