@@ -6,7 +6,7 @@ import sys
 
 from .. import __version__
 from .._units import KB, parse_time
-from ..systems.recipes import DEEPVES_RECIPES
+from ..systems.recipes import DEEPVES_RECIPES, METAD_RECIPES
 
 __all__ = ["main"]
 
@@ -111,9 +111,9 @@ def _parser():
     d.add_argument("--no-progress", action="store_true", help="no progress bar")
     r = sub.add_parser("reference", help="reference FES with OpenMM WT-metadynamics (Ala2: phi/psi; "
                                          "Ala4: phi1, phi2, phi3)")
-    r.add_argument("--system", default="alanine-dipeptide", choices=["alanine-dipeptide", "alanine-tetrapeptide"])
+    r.add_argument("--system", default="alanine-dipeptide", choices=sorted(METAD_RECIPES))
     r.add_argument("--steps", type=int, default=None, help="MD steps (instead of --time)")
-    r.add_argument("--restart", action="store_true", help="alanine-tetrapeptide: continue OUT/checkpoint.pkl")
+    r.add_argument("--restart", action="store_true", help="alanine-tetrapeptide, alanine-dipeptide-solvated: continue OUT/checkpoint.pkl")
     r.add_argument("--no-progress", action="store_true")
     r.add_argument("--time", default="50ns")
     r.add_argument("--out", required=True)
