@@ -189,10 +189,10 @@ class StillingerWeberModule(torch.nn.Module):
         if self.analytic_forces:
             pair_i, pair_j, d = self._pairs(xyz, box)
             energy, forces = self._energy_forces(n, pair_i, pair_j, d)
-            return energy, forces.t()
+            return energy, forces.t().contiguous()
         xyz.requires_grad_(True)
         pair_i, pair_j, d = self._pairs(xyz, box)
         energy = self._energy_forces(n, pair_i, pair_j, d)[0]
         grad = torch.autograd.grad([energy], [xyz])[0]
         assert grad is not None
-        return energy.detach(), -grad.t()
+        return energy.detach(), -grad.t().contiguous()

@@ -8,6 +8,8 @@ routes (all exact, selectable for benchmarking):
     A TorchScript module on an openmm-torch ``TorchForce`` with its own Verlet list; the
     three-body sum is rewritten through per-atom sums of pair terms (see
     :mod:`openmm_nnbias.systems._sw_torch`), so no triplet is ever enumerated.
+``"torch-autograd"``
+    The same module with autograd forces instead of the hand-written ones (for comparison).
 ``"custom"``
     ``CustomNonbondedForce`` for the pair term and ``CustomManyParticleForce``
     (``UniqueCentralParticle``) for the three-body term.
@@ -44,7 +46,7 @@ SILICON_MASS = 28.0855
 #: Cubic-diamond lattice constant of silicon (nm).
 SILICON_LATTICE = 0.5431
 #: Routes accepted by :func:`stillinger_weber_system`, fastest first.
-SW_ROUTES = ("torch", "custom")
+SW_ROUTES = ("torch", "torch-autograd", "custom")
 
 _DIAMOND_BASIS = np.array([[0.0, 0.0, 0.0], [0.0, 0.5, 0.5], [0.5, 0.0, 0.5], [0.5, 0.5, 0.0],
                            [0.25, 0.25, 0.25], [0.25, 0.75, 0.75], [0.75, 0.25, 0.75],
@@ -185,7 +187,7 @@ def _as_box(box) -> np.ndarray:
 
 
 def stillinger_weber_module(n_atoms: int, parameters: StillingerWeberParameters = SW_SILICON,
-                            skin: float = 0.1):
+                            skin: float = 0.1, analytic_forces: bool = True):
     """Scripted :class:`~openmm_nnbias.systems._sw_torch.StillingerWeberModule` (kJ/mol, nm).
 
     Parameters
@@ -196,11 +198,13 @@ def stillinger_weber_module(n_atoms: int, parameters: StillingerWeberParameters 
         SW parameters (ε in eV, converted here).
     skin : float
         Verlet-list skin (nm).
+    analytic_forces : bool
+        Hand-written forces (True) or autograd forces (False).
 
     Returns
     -------
     torch.jit.ScriptModule
-        ``module(positions, boxvectors) -> energy``.
+        ``module(positions, boxvectors) -> (energy, forces)`` (kJ/mol, kJ/mol/nm).
     """
     import torch
 
@@ -208,7 +212,8 @@ def stillinger_weber_module(n_atoms: int, parameters: StillingerWeberParameters 
 
     p = parameters
     module = StillingerWeberModule(n_atoms, p.epsilon_kj, p.sigma, p.a, p.lam, p.gamma, p.cos0,
-                                   p.A, p.B, p.p, p.q, skin=skin)
+                                   p.A, p.B, p.p, p.q, skin=skin,
+                                   analytic_forces=analytic_forces)
     return torch.jit.script(module)
 
 
@@ -238,10 +243,14 @@ def _custom_forces(n_atoms: int, p: StillingerWeberParameters) -> list:
     return [pair, three]
 
 
-def _torch_forces(n_atoms: int, p: StillingerWeberParameters, skin: float) -> list:
+def _torch_forces(n_atoms: int, p: StillingerWeberParameters, skin: float, analytic: bool) -> list:
     from openmm_nnbias.bias.backends import import_torch_force
 
-    force = import_torch_force()(stillinger_weber_module(n_atoms, p, skin))
+    failed = [f for f in openmm.Platform.getPluginLoadFailures() if "OpenMMTorchReference" in f]
+    if failed:
+        raise RuntimeError("openmm-torch's CPU/Reference kernels did not load (import torch before "
+                           f"openmm so that they find torch's libraries): {failed[0]}")
+    force = import_torch_force()(stillinger_weber_module(n_atoms, p, skin, analytic))
     force.setUsesPeriodicBoundaryConditions(True)
     force.setOutputsForces(True)
     return [force]
@@ -260,13 +269,14 @@ def stillinger_weber_system(n_atoms: int, box, route: str = "torch",
         (3, 3) box vectors as rows (nm), OpenMM reduced form; every width must be at least
         twice the cut-off ``a σ`` (0.37712 nm for silicon).
     route : str
-        ``"torch"`` (default, fastest) or ``"custom"``; see the module docstring.
+        ``"torch"`` (default, fastest), ``"torch-autograd"`` or ``"custom"``; see the module
+        docstring.
     parameters : StillingerWeberParameters
         SW parameters (default: Stillinger-Weber silicon).
     mass : float
         Atomic mass (amu).
     skin : float
-        Verlet-list skin of the ``"torch"`` route (nm).
+        Verlet-list skin of the torch routes (nm).
 
     Returns
     -------
@@ -297,7 +307,8 @@ def stillinger_weber_system(n_atoms: int, box, route: str = "torch",
     if not skin >= 0:
         raise ValueError(f"skin must be >= 0 nm, got {skin}")
     vectors = _as_box(box)
-    reach = parameters.cutoff + (skin if route == "torch" else 0.0)
+    torch_route = route.startswith("torch")
+    reach = parameters.cutoff + (skin if torch_route else 0.0)
     if np.min(np.diag(vectors)) < 2 * reach:
         raise ValueError(f"box must be at least 2 x (cut-off + skin) = {2 * reach:.5f} nm wide "
                          f"(use a smaller skin), got widths {np.diag(vectors)}")
@@ -305,7 +316,10 @@ def stillinger_weber_system(n_atoms: int, box, route: str = "torch",
     for _ in range(n_atoms):
         system.addParticle(mass)
     system.setDefaultPeriodicBoxVectors(*[openmm.Vec3(*row) for row in vectors])
-    forces = _torch_forces(n_atoms, parameters, skin) if route == "torch" else _custom_forces(n_atoms, parameters)
+    if torch_route:
+        forces = _torch_forces(n_atoms, parameters, skin, analytic=route == "torch")
+    else:
+        forces = _custom_forces(n_atoms, parameters)
     for force in forces:
         system.addForce(force)
     return system
