@@ -187,7 +187,7 @@ def _as_box(box) -> np.ndarray:
 
 
 def stillinger_weber_module(n_atoms: int, parameters: StillingerWeberParameters = SW_SILICON,
-                            skin: float = 0.1, analytic_forces: bool = True):
+                            skin: float = 0.15, analytic_forces: bool = True):
     """Scripted :class:`~openmm_nnbias.systems._sw_torch.StillingerWeberModule` (kJ/mol, nm).
 
     Parameters
@@ -258,7 +258,7 @@ def _torch_forces(n_atoms: int, p: StillingerWeberParameters, skin: float, analy
 
 def stillinger_weber_system(n_atoms: int, box, route: str = "torch",
                             parameters: StillingerWeberParameters = SW_SILICON,
-                            mass: float = SILICON_MASS, skin: float = 0.1) -> openmm.System:
+                            mass: float = SILICON_MASS, skin: float = 0.15) -> openmm.System:
     """OpenMM System of ``n_atoms`` Stillinger-Weber atoms in a periodic box.
 
     Parameters
