@@ -43,3 +43,6 @@ __all__ = [
     "alanine_tetrapeptide",
     "backbone_torsions",
 ]
+
+from openmm_nnbias.systems.silicon import SiliconCrystal, silicon_crystal, stillinger_weber_system  # noqa: E402
+__all__ += ["SiliconCrystal", "silicon_crystal", "stillinger_weber_system"]
