@@ -17,8 +17,8 @@ import numpy as np
 import torch  # noqa: I001 (before openmm: openmm-torch's kernels need torch's libraries)
 import openmm
 
-from openmm_nnbias.systems.silicon import SW_ROUTES, silicon_crystal, stillinger_weber_system
-from openmm_nnbias.systems.sw_lammps import LammpsStillingerWeber, lammps_failure
+from openmm_nnbias.systems.silicon import SW_ROUTES, silicon_crystal, stillinger_weber_system, virial_pressure
+from openmm_nnbias.systems.sw_lammps import LammpsStillingerWeber, lammps_failure, reference_frames
 
 TEMPERATURE = 1700.0  # K
 TIMESTEP = 0.002  # ps
@@ -55,6 +55,30 @@ def _lammps_runner(xtal, seed: int):
     return run
 
 
+def agreement(route: str = "torch") -> None:
+    """Relative differences from LAMMPS on the reference frames (Reference platform, float64)."""
+    print(f"route {route!r} vs LAMMPS pair_style sw: dE = |dE|/|E|, dF = max|dF| / max(max|F|, "
+          "1 kJ/mol/nm), dP = max|dP_aa| / max|P_aa| (P: virial, ours by finite differences)")
+    for name, (positions, box) in reference_frames().items():
+        system = stillinger_weber_system(len(positions), box, route=route)
+        context = openmm.Context(system, openmm.VerletIntegrator(0.001),
+                                 openmm.Platform.getPlatformByName("Reference"))
+        context.setPeriodicBoxVectors(*[openmm.Vec3(*row) for row in box])
+        context.setPositions(positions)
+        state = context.getState(getEnergy=True, getForces=True)
+        energy = state.getPotentialEnergy()._value
+        forces = state.getForces(asNumpy=True)._value
+        pressure = virial_pressure(context)
+        lmp = LammpsStillingerWeber(positions, box)
+        de = abs(energy - lmp.energy()) / abs(lmp.energy())
+        df = np.max(np.abs(forces - lmp.forces())) / max(np.max(np.abs(lmp.forces())), 1.0)
+        dp = np.max(np.abs(pressure - lmp.pressure()[:3])) / np.max(np.abs(lmp.pressure()[:3]))
+        print(f"  {name:<12} E={lmp.energy() / len(positions) / 96.48533212:9.5f} eV/atom  "
+              f"max|F|={np.max(np.abs(forces)):8.1e} kJ/mol/nm  dE={de:.1e}  dF={df:.1e}  "
+              f"P_xx={lmp.pressure()[0]:10.1f} bar  dP={dp:.1e}")
+        lmp.close()
+
+
 def main(argv: list[str] | None = None) -> dict[str, float]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
@@ -70,6 +94,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
                                              args.custom_steps if route == "custom" else args.steps)
     why = lammps_failure()
     if why is None:
+        agreement()
         runners["lammps/1rank"] = (_lammps_runner(xtal, 7), args.steps)
     else:
         print(f"LAMMPS not run: {why}")

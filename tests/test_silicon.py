@@ -14,11 +14,16 @@ from openmm_nnbias.systems.silicon import (
     silicon_crystal,
     stillinger_weber_module,
     stillinger_weber_system,
+    virial_pressure,
 )
-from openmm_nnbias.systems.sw_lammps import LammpsStillingerWeber, lammps_failure, lammps_sw_file, read_sw_file
+from openmm_nnbias.systems.sw_lammps import (
+    LammpsStillingerWeber,
+    lammps_failure,
+    lammps_sw_file,
+    read_sw_file,
+    reference_frames,
+)
 
-#: kJ/mol/nm^3 in bar
-BAR_PER_KJ_MOL_NM3 = 16.6053906717
 LAMMPS_MISSING = lammps_failure()
 needs_lammps = pytest.mark.skipif(LAMMPS_MISSING is not None, reason=f"LAMMPS not usable: {LAMMPS_MISSING}")
 
@@ -37,36 +42,13 @@ class Evaluator:
         state = self.context.getState(getEnergy=True, getForces=True)
         return (state.getPotentialEnergy()._value, np.asarray(state.getForces(asNumpy=True)._value))
 
-    def pressure(self, positions, box, eps: float = 1e-4) -> np.ndarray:
-        """Virial pressure (bar) ``[xx, yy, zz]`` = -(1/V) dE/dε_aa, by a 4-point stencil."""
-        out = []
-        volume = abs(np.linalg.det(box))
-        for axis in range(3):
-            energies = []
-            for step in (-2, -1, 1, 2):
-                scale = np.ones(3)
-                scale[axis] += step * eps
-                energies.append(self(positions * scale, box * scale)[0])
-            de = (energies[0] - 8 * energies[1] + 8 * energies[2] - energies[3]) / (12 * eps)
-            out.append(-de / volume * BAR_PER_KJ_MOL_NM3)
-        return np.array(out)
+    def pressure(self, positions, box) -> np.ndarray:
+        """Virial pressure (bar) ``[xx, yy, zz]`` by finite differences of the energy."""
+        self(positions, box)
+        return virial_pressure(self.context)
 
 
-def _frames() -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    xtal = silicon_crystal(3)
-    rng = np.random.default_rng(2024)
-    shear = xtal.box.copy()
-    shear[1, 0] = 0.08  # b tilted along x (LAMMPS xy)
-    sheared = xtal.positions + np.outer(xtal.positions[:, 1] / xtal.box[1, 1], shear[1] - xtal.box[1])
-    return {
-        "perfect": (xtal.positions, xtal.box),
-        "strained": (xtal.positions * 1.02, xtal.box * 1.02),
-        "sheared": (sheared + rng.normal(0, 0.005, sheared.shape), shear),
-        "liquid-like": (xtal.positions + rng.normal(0, 0.03, xtal.positions.shape), xtal.box),
-    }
-
-
-FRAMES = _frames()
+FRAMES = reference_frames()
 
 
 @pytest.fixture(scope="module")

@@ -37,10 +37,14 @@ __all__ = [
     "silicon_crystal",
     "stillinger_weber_system",
     "stillinger_weber_module",
+    "virial_pressure",
+    "BAR_PER_KJ_MOL_NM3",
 ]
 
 #: kJ/mol per eV (CODATA 2018: e · N_A / 1000).
 EV_TO_KJ_PER_MOL = 96.48533212
+#: bar per kJ/mol/nm^3 (10^30 / N_A Pa).
+BAR_PER_KJ_MOL_NM3 = 16.6053906717
 #: Silicon atomic mass (amu).
 SILICON_MASS = 28.0855
 #: Cubic-diamond lattice constant of silicon (nm).
@@ -125,7 +129,7 @@ class SiliconCrystal:
 
 
 def _as_float(value, name: str, unit_name: str) -> float:
-    if unit.is_quantity(value):
+    if unit.is_quantity(value) and unit_name != "dimensionless":
         value = value.value_in_unit(getattr(unit, unit_name))
     if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
         raise TypeError(f"{name} must be a number in {unit_name} or a Quantity, got {type(value).__name__}")
@@ -323,3 +327,48 @@ def stillinger_weber_system(n_atoms: int, box, route: str = "torch",
     for force in forces:
         system.addForce(force)
     return system
+
+
+def virial_pressure(context: openmm.Context, eps: float = 1e-4) -> np.ndarray:
+    """Virial (potential) part of the pressure tensor diagonal, by finite differences.
+
+    ``P_aa = -(1/V) dE/dε_aa``: positions and box are stretched along axis ``a`` by
+    ``1 + k ε`` (k = ±1, ±2, a 4-point stencil); the Context is restored afterwards.
+
+    Parameters
+    ----------
+    context : openmm.Context
+        Any Context (all its forces count).
+    eps : float
+        Strain step (dimensionless).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``[P_xx, P_yy, P_zz]`` in bar (add the kinetic part ``N k_B T / V`` for the full pressure).
+    """
+    if not isinstance(context, openmm.Context):
+        raise TypeError(f"context must be an openmm.Context, got {type(context).__name__}")
+    eps = _as_float(eps, "eps", "dimensionless")
+    if not 0 < eps < 0.01:
+        raise ValueError(f"eps must be in (0, 0.01), got {eps}")
+    state = context.getState(getPositions=True)
+    positions = state.getPositions(asNumpy=True).value_in_unit(unit.nanometer)
+    box = np.array(state.getPeriodicBoxVectors(asNumpy=True).value_in_unit(unit.nanometer))
+    volume = abs(np.linalg.det(box))
+    out = []
+    try:
+        for axis in range(3):
+            energies = []
+            for k in (-2, -1, 1, 2):
+                scale = np.ones(3)
+                scale[axis] += k * eps
+                context.setPeriodicBoxVectors(*[openmm.Vec3(*row) for row in box * scale])
+                context.setPositions(positions * scale)
+                energies.append(context.getState(getEnergy=True).getPotentialEnergy()._value)
+            slope = (energies[0] - 8 * energies[1] + 8 * energies[2] - energies[3]) / (12 * eps)
+            out.append(-slope / volume * BAR_PER_KJ_MOL_NM3)
+    finally:
+        context.setPeriodicBoxVectors(*[openmm.Vec3(*row) for row in box])
+        context.setPositions(positions)
+    return np.array(out)

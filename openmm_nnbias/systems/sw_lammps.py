@@ -15,9 +15,14 @@ import time
 
 import numpy as np
 
-from openmm_nnbias.systems.silicon import EV_TO_KJ_PER_MOL, SILICON_MASS, StillingerWeberParameters
+from openmm_nnbias.systems.silicon import (
+    EV_TO_KJ_PER_MOL,
+    SILICON_MASS,
+    StillingerWeberParameters,
+    silicon_crystal,
+)
 
-__all__ = ["lammps_failure", "lammps_sw_file", "read_sw_file", "LammpsStillingerWeber"]
+__all__ = ["lammps_failure", "lammps_sw_file", "read_sw_file", "reference_frames", "LammpsStillingerWeber"]
 
 _LAMMPS = None
 
@@ -68,6 +73,26 @@ def read_sw_file(path: str) -> StillingerWeberParameters:
     eps, sigma, a, lam, gamma, cos0, A, B, p, q, tol = (float(w) for w in words[3:14])
     return StillingerWeberParameters(epsilon=eps, sigma=sigma / 10, a=a, lam=lam, gamma=gamma,
                                      cos0=cos0, A=A, B=B, p=p, q=q)
+
+
+def reference_frames(seed: int = 2024) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """216-atom test frames ``name -> (positions, box)`` (nm) for comparisons with LAMMPS.
+
+    ``perfect`` (a = 0.5431 nm), ``strained`` (+2 % isotropic), ``sheared`` (box vector b tilted
+    by 0.08 nm along x, atoms sheared with it and jiggled by 0.005 nm) and ``liquid-like``
+    (every coordinate displaced by N(0, 0.03 nm)).
+    """
+    xtal = silicon_crystal(3)
+    rng = np.random.default_rng(seed)
+    shear = xtal.box.copy()
+    shear[1, 0] = 0.08
+    sheared = xtal.positions + np.outer(xtal.positions[:, 1] / xtal.box[1, 1], shear[1] - xtal.box[1])
+    return {
+        "perfect": (xtal.positions, xtal.box),
+        "strained": (xtal.positions * 1.02, xtal.box * 1.02),
+        "sheared": (sheared + rng.normal(0, 0.005, sheared.shape), shear),
+        "liquid-like": (xtal.positions + rng.normal(0, 0.03, xtal.positions.shape), xtal.box),
+    }
 
 
 class LammpsStillingerWeber:
