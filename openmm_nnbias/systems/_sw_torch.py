@@ -184,17 +184,19 @@ class StillingerWeberModule(torch.nn.Module):
     def forward(self, positions: torch.Tensor, boxvectors: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """``(energy, forces)`` in kJ/mol and kJ/mol/nm of ``positions`` (N, 3) in the periodic
         box ``boxvectors`` (3, 3, rows), both in nm (``TorchForce.setOutputsForces(True)``)."""
-        box = boxvectors.to(torch.float64).detach()
-        xyz = positions.to(torch.float64).detach().t().contiguous()
-        n = xyz.shape[1]
         if self.analytic_forces:
             # openmm-torch hands in positions that require grad; without no_grad the TorchScript
             # executor runs this graph about 1.8x slower
             with torch.no_grad():
+                box = boxvectors.to(torch.float64)
+                xyz = positions.to(torch.float64).t().contiguous()
                 pair_i, pair_j, d = self._pairs(xyz, box)
-                energy, forces = self._energy_forces(n, pair_i, pair_j, d)
+                energy, forces = self._energy_forces(xyz.shape[1], pair_i, pair_j, d)
                 forces = forces.t().contiguous()
             return energy, forces
+        box = boxvectors.to(torch.float64).detach()
+        xyz = positions.to(torch.float64).detach().t().contiguous()
+        n = xyz.shape[1]
         xyz.requires_grad_(True)
         pair_i, pair_j, d = self._pairs(xyz, box)
         energy = self._energy_forces(n, pair_i, pair_j, d)[0]
