@@ -16,6 +16,7 @@ from openmm_nnbias.systems.silicon import (
     stillinger_weber_system,
     virial_pressure,
 )
+from openmm_nnbias.systems.silicon_md import bragg_order, density_g_cm3, silicon_npt_context
 from openmm_nnbias.systems.sw_lammps import (
     LammpsStillingerWeber,
     lammps_failure,
@@ -216,3 +217,34 @@ def test_against_lammps(name, torch_route):
         assert np.max(np.abs(p_ours - p_lmp)) < 1e-6 * np.max(np.abs(p_lmp)) + 1e-3
     finally:
         lmp.close()
+
+
+def test_bragg_order_and_density():
+    xtal = silicon_crystal(3)
+    assert abs(bragg_order(xtal.positions, xtal.box) - 1.0) < 1e-12
+    rng = np.random.default_rng(0)
+    liquid = rng.uniform(0, 1.6293, (216, 3))
+    assert bragg_order(liquid, xtal.box) < 0.2
+    assert abs(density_g_cm3(216, xtal.box) - xtal.density) < 1e-12
+
+
+def test_npt_context_moves_the_box_and_keeps_the_crystal():
+    """200 steps at 1 400 K, 1 atm, barostat every 10 steps: box changes, crystal stays, no NaN."""
+    context = silicon_npt_context(1400.0, barostat_interval=10, seed=3)
+    context.getIntegrator().step(200)
+    state = context.getState(getEnergy=True, getPositions=True)
+    box = state.getPeriodicBoxVectors(asNumpy=True)._value
+    assert np.isfinite(state.getPotentialEnergy()._value)
+    assert abs(box[0, 0] - 1.6293) > 1e-6 and box[0, 0] == box[1, 1] == box[2, 2]
+    assert bragg_order(state.getPositions(asNumpy=True)._value, box) > 0.6
+
+
+def test_npt_context_argument_errors():
+    with pytest.raises(ValueError, match="temperature"):
+        silicon_npt_context(-5.0)
+    with pytest.raises(TypeError, match="barostat_interval"):
+        silicon_npt_context(1700.0, barostat_interval=2.5)
+    with pytest.raises(ValueError, match="barostat"):
+        silicon_npt_context(1700.0, barostat="flexible")
+    with pytest.raises(ValueError, match="frozen"):
+        silicon_npt_context(1700.0, frozen=[0])
