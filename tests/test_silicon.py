@@ -124,6 +124,20 @@ def test_verlet_list_follows_moves_box_changes_and_wrapping():
     assert 1 < reused.n_builds < 12
 
 
+def test_verlet_list_with_far_unwrapped_atoms_and_a_new_box():
+    """Atoms several boxes away (unwrapped), then the box alone changes: still exact."""
+    xtal = silicon_crystal(3)
+    frame = xtal.positions.copy()
+    frame[::7] += 5 * xtal.box[0] - 3 * xtal.box[2]
+    reused = stillinger_weber_module(xtal.n_atoms)
+    for scale in (1.0, 1.004, 1.008):
+        args = (torch.tensor(frame), torch.tensor(xtal.box) * scale)
+        e1, f1 = reused(*args)
+        e2, f2 = stillinger_weber_module(xtal.n_atoms)(*args)
+        assert abs(float(e1 - e2)) < 1e-9 * abs(float(e2))
+        assert float(torch.max(torch.abs(f1 - f2))) < 1e-6
+
+
 def test_autograd_module_equals_hand_written_forces():
     positions, box = FRAMES["sheared"]
     args = (torch.tensor(positions), torch.tensor(box))

@@ -16,7 +16,8 @@ as (component, pair) rows so that no reduction runs over a length-3 axis.
 
 The module keeps a Verlet list (pairs within cut-off + ``skin``, with their periodic image in
 units of box vectors, so it stays valid when the Monte Carlo barostat rescales the box). It is
-rebuilt (brute force, row-chunked) once ``2 max|Δx| + Σ_k |Δbox_k|`` reaches ``skin``; every call
+rebuilt (brute force, row-chunked) once ``2 max|Δx| + Σ_k max|n_k| |Δbox_k|`` (n: the stored
+images) reaches ``skin``; every call
 then keeps only the pairs inside the cut-off, so the SW terms are evaluated on those alone.
 Forces are hand-written (``analytic_forces=True``, checked against autograd in the tests).
 
@@ -83,6 +84,7 @@ class StillingerWeberModule(torch.nn.Module):
         self.pair_i = torch.zeros(0, dtype=torch.long)
         self.pair_j = torch.zeros(0, dtype=torch.long)
         self.images = torch.zeros(3, 0, dtype=torch.float64)
+        self.max_image = torch.zeros(3, dtype=torch.float64)
         self.ref_positions = torch.full((3, self.n_atoms), float("inf"), dtype=torch.float64)
         self.ref_box = torch.zeros(3, 3, dtype=torch.float64)
         self.n_builds = 0
@@ -121,17 +123,21 @@ class StillingerWeberModule(torch.nn.Module):
         self.pair_i = torch.cat(ii)
         self.pair_j = torch.cat(jj)
         self.images = torch.cat(images, dim=1)
+        if self.images.shape[1] > 0:
+            self.max_image = torch.max(torch.abs(self.images), dim=1)[0]
+        else:
+            self.max_image = torch.zeros(3, dtype=torch.float64)
         self.ref_positions = xyz.clone()
         self.ref_box = box.clone()
         self.n_builds += 1
 
     def _pairs(self, xyz: torch.Tensor, box: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(i, j, x_j - x_i as (3, P))`` of the pairs inside the cut-off."""
-        # a separation changes by at most 2 max|Δx| + Σ_k |Δbox_k| <= 2 max|Δx| + 3√3 max|Δbox|
-        # (images are 0 or ±1)
+        # a separation x_j - x_i + n·box changes by at most 2 max|Δx| + Σ_k max|n_k| |Δbox_k|
+        # (positions are not wrapped, so |n_k| can exceed 1)
         delta = xyz.detach() - self.ref_positions
         moved = float(torch.max(torch.sum(delta * delta, dim=0))) ** 0.5
-        strain = float(torch.max(torch.abs(box - self.ref_box))) * 5.196152422706632
+        strain = float(torch.dot(self.max_image, torch.linalg.vector_norm(box - self.ref_box, dim=1)))
         if 2.0 * moved + strain >= self.skin:
             self._build(xyz.detach(), box)
         # torch.gather with an expanded index is the fastest column gather on CPU
