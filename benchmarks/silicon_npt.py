@@ -6,9 +6,10 @@ Langevin thermostat (1/ps), Monte Carlo barostat every 25 steps, 2 fs, torch rou
    1 700 and 2 200 K a defect-free periodic crystal superheats (no surface to melt from), so
    persisting there says nothing against T_m; these give the crystal density;
 2. the crystal melted at 3 500 K, then the liquid at 1 700 K: the liquid density;
-3. coexistence: a crystal with the 1 700 K lattice whose upper half is melted at 5 000 K (lower
-   half frozen, NVT), then NPT with a z-only barostat at 1 500 K and 1 900 K: the crystal half
-   must grow below the SW melting point (~1 690 K) and melt above it.
+3. coexistence: a 3×3×6-cell (432-atom) crystal with the 1 700 K lattice whose upper half is
+   melted at 5 000 K and brought to the run temperature (lower half frozen, NVT, 3 + 3 ps), then
+   NPT with a z-only barostat at 1 500 K and 1 900 K: the crystal half must grow below the SW
+   melting point (~1 690 K) and melt above it.
 
 Printed per run: mean density and potential energy over the second half, the (220) Bragg order
 at the start and end (1 perfect crystal, ~0.07 liquid) and the wall time per step.
@@ -33,7 +34,7 @@ SAMPLE = 50  # steps between samples
 
 
 def run(temperature: float, picoseconds: float, start=None, seed: int = 1, barostat: str = "isotropic",
-        frozen=()) -> dict:
+        frozen=(), n_cells=3) -> dict:
     """One run; returns its summary and final (positions, box)."""
     positions, box = start if start is not None else (None, None)
     context = silicon_npt_context(temperature, positions=positions, box=box, seed=seed,
@@ -42,7 +43,7 @@ def run(temperature: float, picoseconds: float, start=None, seed: int = 1, baros
     n_atoms = context.getSystem().getNumParticles()
     state = context.getState(getPositions=True)
     order_start = bragg_order(state.getPositions(asNumpy=True)._value,
-                              state.getPeriodicBoxVectors(asNumpy=True)._value)
+                              state.getPeriodicBoxVectors(asNumpy=True)._value, n_cells)
     samples = []
     wall = time.perf_counter()
     n_samples = max(2, int(round(picoseconds / STEP / SAMPLE)))
@@ -52,7 +53,7 @@ def run(temperature: float, picoseconds: float, start=None, seed: int = 1, baros
         box_now = np.array(state.getPeriodicBoxVectors(asNumpy=True).value_in_unit(unit.nanometer))
         samples.append((density_g_cm3(n_atoms, box_now),
                         state.getPotentialEnergy()._value / n_atoms / EV_TO_KJ_PER_MOL,
-                        bragg_order(state.getPositions(asNumpy=True)._value, box_now)))
+                        bragg_order(state.getPositions(asNumpy=True)._value, box_now, n_cells)))
     per_step = (time.perf_counter() - wall) / (n_samples * SAMPLE)
     second_half = np.array(samples[len(samples) // 2:])
     return {"T": temperature, "density": second_half[:, 0].mean(), "density_sd": second_half[:, 0].std(),
@@ -72,12 +73,17 @@ def main(argv: list[str] | None = None) -> None:
     # coexistence slab: crystal at the 1 700 K lattice, upper half melted with the lower half frozen
     lattice = (8 * SILICON_MASS / 6.02214076e23 / rows[1][2]["density"]) ** (1 / 3) * 1e7  # nm
     xtal = silicon_crystal(3, lattice)
-    lower = np.flatnonzero(xtal.positions[:, 2] < xtal.box[2, 2] / 2)
-    slab = run(5000.0, 4.0, start=(xtal.positions, xtal.box), barostat="none", frozen=lower, seed=3)
+    cells = (3, 3, 6)
+    positions = np.concatenate([xtal.positions, xtal.positions + xtal.box[2]])
+    box = xtal.box * np.array([1.0, 1.0, 2.0])
+    lower = np.flatnonzero(positions[:, 2] < xtal.box[2, 2])
+    slab = run(5000.0, 3.0, start=(positions, box), barostat="none", frozen=lower, seed=3, n_cells=cells)
     rows.append(("half crystal", "NVT", slab))
     for t in (1500.0, 1900.0):
-        rows.append(("coexistence", "z", run(t, args.coexistence_ps, start=slab["final"], barostat="z", seed=4)))
-    print(f"216-atom SW silicon, 1 atm, Langevin 1/ps, MC barostat every 25 steps, 2 fs; crystal/liquid "
+        ready = run(t, 3.0, start=slab["final"], barostat="none", frozen=lower, seed=4, n_cells=cells)
+        rows.append(("coexistence", "z", run(t, args.coexistence_ps, start=ready["final"], barostat="z",
+                                              seed=5, n_cells=cells)))
+    print(f"SW silicon (216 atoms; coexistence 432), 1 atm, Langevin 1/ps, MC barostat every 25 steps, 2 fs; crystal/liquid "
           f"runs {args.ps:g} ps, coexistence {args.coexistence_ps:g} ps (means over the second half)")
     print(f"{'start':<15}{'baro':>5}{'T (K)':>7}{'rho g/cm3':>11}{'sd':>8}{'E eV/atom':>11}"
           f"{'order 0':>9}{'order end':>10}{'phase':>9}{'us/step':>9}")
