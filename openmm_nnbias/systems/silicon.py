@@ -287,6 +287,13 @@ def stillinger_weber_system(n_atoms: int, box, route: str = "torch",
     openmm.System
         Masses set, the default box set, the SW force(s) added (no other force).
 
+    Notes
+    -----
+    The torch routes need ``import torch`` before ``import openmm`` (openmm-torch's kernels load
+    torch's libraries) and run in torch's intra-op pool: ``torch.set_num_threads(1)`` is fastest
+    for a few hundred atoms (about 1.7× LAMMPS's CPU time per step for 216 atoms, see
+    ``benchmarks/RESULTS.md``); more threads than free cores is many times slower.
+
     Examples
     --------
     >>> xtal = silicon_crystal(3)
