@@ -160,7 +160,7 @@ def test_no_nan_at_the_cutoff(route):
         assert abs(energy) < 1e-12 and np.max(np.abs(forces)) < 1e-9
 
 
-def _nve_energy_error(dt: float, time: float = 0.3) -> tuple[float, float]:
+def _nve_energy_error(dt: float, time: float = 0.15) -> tuple[float, float]:
     """Largest |E_total(t) - E_total(0)| (kJ/mol) over a 1 700 K NVE run, and the kinetic energy."""
     xtal = silicon_crystal(3)
     integrator = openmm.VerletIntegrator(dt)
