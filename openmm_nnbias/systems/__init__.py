@@ -63,3 +63,6 @@ __all__ = [
     "run_reference",
     "run_reference_ala4",
 ]
+
+from openmm_nnbias.systems.silicon import SiliconCrystal, silicon_crystal, stillinger_weber_system  # noqa: E402
+__all__ += ["SiliconCrystal", "silicon_crystal", "stillinger_weber_system"]
