@@ -1,7 +1,7 @@
 """Azobenzene on SevenNet-0, CHGNet and GFN2-xTB: minima, ΔE(cis − trans), rotation and inversion paths.
 
 Each model runs through its own ASE calculator (SevenNet's ``SevenNetCalculator``,
-CHGNet's ``CHGNetCalculator`` in a 40 Å box, tblite's ``TBLite(method="GFN2-xTB")``),
+CHGNet's ``CHGNetCalculator`` in a 40 Å box, tblite's ``TBLite(method="GFN2-xTB")``, and GFN1-xTB as a second tight-binding reference),
 so the comparison is independent of :class:`openmm_nnbias.diffsim.SevenNetEnergy`
 (whose agreement with ``SevenNetCalculator`` is a test).
 
@@ -44,17 +44,17 @@ INVERSION_DEG = (130, 145, 160, 170, 175, 178)  # FixInternals may stop before 1
 
 
 def calculator(model: str):
-    """ASE calculator of ``model`` ("sevennet", "chgnet" or "xtb")."""
+    """ASE calculator of ``model``: "sevennet" (SevenNet-0), "sevennet-l3i5", "chgnet", "xtb" (GFN2), "gfn1"."""
     if model in ("sevennet", "sevennet-l3i5"):
         from sevenn.calculator import SevenNetCalculator
         return SevenNetCalculator("7net-0" if model == "sevennet" else "7net-l3i5", device="cpu")
     if model == "chgnet":
         from chgnet.model.dynamics import CHGNetCalculator
         return CHGNetCalculator(use_device="cpu")
-    if model == "xtb":
+    if model in ("xtb", "gfn1"):
         from tblite.ase import TBLite
-        return TBLite(method="GFN2-xTB", verbosity=0)
-    raise ValueError(f"model must be sevennet, chgnet or xtb, got {model!r}")
+        return TBLite(method="GFN2-xTB" if model == "xtb" else "GFN1-xTB", verbosity=0)
+    raise ValueError(f"model must be sevennet, sevennet-l3i5, chgnet, xtb or gfn1, got {model!r}")
 
 
 def atoms_of(isomer: str, model: str):
@@ -82,7 +82,7 @@ def descriptors(atoms) -> dict:
 def fresh(calc, model: str):
     """tblite restarts its SCF from the previous wavefunction: a new calculator per structure
     avoids hysteresis (different SCF solutions) near the twisted, biradical-like geometries."""
-    return calculator(model) if model == "xtb" else calc
+    return calculator(model) if model in ("xtb", "gfn1") else calc
 
 
 def scan(start, calc, model: str, kind: str, values, fmax: float, steps: int, e_ref: float) -> list:
@@ -162,7 +162,7 @@ def table(paths) -> str:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", choices=("sevennet", "sevennet-l3i5", "chgnet", "xtb"))
+    p.add_argument("--model", choices=("sevennet", "sevennet-l3i5", "chgnet", "xtb", "gfn1"))
     p.add_argument("--out", help="JSON result file")
     p.add_argument("--fmax", type=float, default=0.02, help="BFGS force threshold, eV/Å (default 0.02)")
     p.add_argument("--steps", type=int, default=150, help="BFGS steps per scan point (default 150)")
