@@ -125,12 +125,12 @@ def minimize_positions(potential: Callable[[torch.Tensor], torch.Tensor], positi
 
 
 def _check_setup_args(ints: dict, positives: dict, timestep: float, dtype) -> None:
-    for name, v in ints.items():
-        if int(v) < 1:
-            raise ValueError(f"{name} must be >= 1, got {v!r}")
-    for name, v in positives.items():
-        if not (math.isfinite(float(v)) and float(v) > 0):
-            raise ValueError(f"{name} must be positive and finite, got {v!r}")
+    small = [name for name, v in ints.items() if int(v) < 1]
+    if small:
+        raise ValueError(f"{small[0]} must be >= 1, got {ints[small[0]]!r}")
+    bad = [name for name, v in positives.items() if not (math.isfinite(float(v)) and float(v) > 0)]
+    if bad:
+        raise ValueError(f"{bad[0]} must be positive and finite, got {positives[bad[0]]!r}")
     if float(timestep) > 0.001:
         raise ValueError(f"timestep {timestep} ps is too long for flexible C-H bonds; use <= 0.001 ps")
     if dtype not in (torch.float32, torch.float64):
@@ -173,16 +173,12 @@ def azobenzene_setup(*, potential: Optional[torch.nn.Module] = None, model: str 
         equilibrium properties, a stronger friction only equilibrates faster).
     minimize_steps : int, optional
         L-BFGS energy evaluations per minimum (300).
-    max_grad_norm : float, optional
-        Clip each mini-batch gradient (default off).
-    storage : {"window", "full"}, optional
-        Trainer frame storage (default ``"window"``).
+    max_grad_norm, storage : optional
+        Passed to :class:`~openmm_nnbias.diffsim.DiffSimTrainer` (no clipping; ``"window"``).
     seed : int, optional
         Seeds the symmetry-breaking displacement, the well runs, the network and the trainer.
-    dtype : torch.dtype, optional
-        float64 (default) or float32.
-    device : str or torch.device, optional
-        Simulation device (default ``"cpu"``).
+    dtype, device : optional
+        Simulation dtype (float64 or float32; default float64) and device (default CPU).
 
     Returns
     -------
@@ -220,30 +216,28 @@ def azobenzene_setup(*, potential: Optional[torch.nn.Module] = None, model: str 
         x = (x + 0.001 * torch.randn(x.shape, generator=gen, dtype=dtype)).to(device)
         minima[isomer], energies[isomer], f = minimize_positions(potential, x, max_steps=int(minimize_steps))
         max_force = max(max_force, f)
-    common = dict(temperature=float(temperature), timestep=float(timestep), friction=float(well_friction),
-                  n_replicas=int(well_replicas), n_steps=int(well_steps), equilibration=int(well_steps) // 3)
-    reactant, pool = unbiased_well_run(potential, masses, minima["cis"], cvs, seed=seed, **common)
-    product, _ = unbiased_well_run(potential, masses, minima["trans"], cvs, seed=seed + 1, **common)
+    wells = dict(temperature=float(temperature), timestep=float(timestep), friction=float(well_friction),
+                 n_replicas=int(well_replicas), n_steps=int(well_steps), equilibration=int(well_steps) // 3)
+    runs = {isomer: unbiased_well_run(potential, masses, minima[isomer], cvs, seed=seed + k, **wells)
+            for k, isomer in enumerate(("cis", "trans"))}
+    (reactant, pool), (product, _) = runs["cis"], runs["trans"]
     bias = NeuralBias.from_cvs(cvs, hidden=tuple(hidden), activation=activation, dtype=dtype, seed=seed)
-    trainer = DiffSimTrainer(potential, cvs, bias, masses, product, pool, temperature=float(temperature),
-                             timestep=float(timestep), friction=float(friction), n_steps=int(n_steps),
-                             n_replicas=int(n_replicas), adjoint_steps=int(adjoint_steps),
-                             batch_size=int(batch_size), lr=float(lr), max_grad_norm=max_grad_norm,
-                             storage=storage, seed=int(seed))
+    settings = dict(temperature=float(temperature), timestep=float(timestep), friction=float(friction),
+                    n_steps=int(n_steps), n_replicas=int(n_replicas), adjoint_steps=int(adjoint_steps),
+                    batch_size=int(batch_size), lr=float(lr), max_grad_norm=max_grad_norm, storage=storage,
+                    seed=int(seed))
+    trainer = DiffSimTrainer(potential, cvs, bias, masses, product, pool, **settings)
     with torch.no_grad():
         s = cvs(torch.stack([minima["cis"], minima["trans"]])).tolist()
     de = energies["cis"] - energies["trans"]
-    info = {"system": "azobenzene", "potential": type(potential).__name__,
-            "model": getattr(potential, "model_name", None), "constraints": "none (flexible bonds)",
-            "cm_motion_remover": False, "temperature_K": float(temperature),
-            "kT_kj_per_mol": KB_KJ_PER_MOL_K * float(temperature), "timestep_ps": float(timestep),
-            "friction_per_ps": float(friction), "n_steps": int(n_steps),
-            "trajectory_ps": int(n_steps) * float(timestep), "n_replicas": int(n_replicas),
-            "adjoint_steps": int(adjoint_steps), "reactant": "cis", "product": "trans",
-            "cis_cnnc_nnc": s[0], "trans_cnnc_nnc": s[1], "cis_energy_kj_per_mol": energies["cis"],
-            "trans_energy_kj_per_mol": energies["trans"], "delta_e_cis_trans_kj_per_mol": de,
-            "delta_e_cis_trans_ev": de / EV_TO_KJ_PER_MOL, "minimized_max_force_kj_per_mol_nm": max_force,
-            "n_start_configurations": int(pool.shape[0]), "seed": int(seed)}
+    info = dict(settings, system="azobenzene", potential=type(potential).__name__,
+                model=getattr(potential, "model_name", None), constraints="none (flexible bonds)",
+                cm_motion_remover=False, kT_kj_per_mol=KB_KJ_PER_MOL_K * float(temperature),
+                trajectory_ps=int(n_steps) * float(timestep), reactant="cis", product="trans",
+                cis_cnnc_nnc=s[0], trans_cnnc_nnc=s[1], cis_energy_kj_per_mol=energies["cis"],
+                trans_energy_kj_per_mol=energies["trans"], delta_e_cis_trans_kj_per_mol=de,
+                delta_e_cis_trans_ev=de / EV_TO_KJ_PER_MOL, minimized_max_force_kj_per_mol_nm=max_force,
+                n_start_configurations=int(pool.shape[0]))
     trainer.config.update({"system": "azobenzene"})
     return DiffSimSetup(name="azobenzene", trainer=trainer, potential=potential, cvs=cvs, bias=bias,
                         masses=masses, reactant_well=reactant, product_well=product, start_positions=pool,
