@@ -156,6 +156,8 @@ def table(paths) -> str:
                                                                if x["target_deg"] == v), "failed"))
     row("max along rotation (eV)", lambda r: f"{r['rotation_max_ev']:.3f}")
     row("max along inversion (eV)", lambda r: f"{r['inversion_max_ev']:.3f}")
+    row("rotation max − E(cis) (eV)", lambda r: f"{r['rotation_max_ev'] - r['delta_e_cis_trans_ev']:.3f}")
+    row("inversion max − E(cis) (eV)", lambda r: f"{r['inversion_max_ev'] - r['delta_e_cis_trans_ev']:.3f}")
     row("wall time (s)", lambda r: f"{r['seconds']:.0f}")
     return "\n".join(lines)
 

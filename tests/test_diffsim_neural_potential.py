@@ -14,8 +14,7 @@ import torch
 torch.set_num_threads(1)
 
 from openmm_nnbias.diffsim import LangevinSimulator, make_force_fn, partial_adjoint  # noqa: E402
-from openmm_nnbias.diffsim.azobenzene import (AZOBENZENE_MASSES, AZOBENZENE_NUMBERS,  # noqa: E402
-                                              AZOBENZENE_SYMBOLS, azobenzene_positions)
+from openmm_nnbias.diffsim.azobenzene import AZOBENZENE_MASSES, AZOBENZENE_NUMBERS  # noqa: E402
 from openmm_nnbias.diffsim.neural_potential import EV_TO_KJ_PER_MOL  # noqa: E402
 
 try:
@@ -35,7 +34,7 @@ DIAZENE = torch.tensor([[0.0, 0.0625, 0.0], [0.0, -0.0625, 0.0], [0.099, 0.091, 
 @pytest.fixture(scope="module")
 def azo_energy():
     from openmm_nnbias.diffsim import SevenNetEnergy
-    return SevenNetEnergy(AZOBENZENE_NUMBERS)
+    return SevenNetEnergy(AZOBENZENE_NUMBERS, dtype=torch.float32)  # float32: ~3x faster on a CPU
 
 
 @pytest.fixture(scope="module")
@@ -64,18 +63,18 @@ def test_missing_extra_gives_one_clear_import_error(monkeypatch):
 
 
 @needs_sevenn
-def test_matches_sevenn_ase_calculator(azo_energy):
-    """Energy and forces of trans azobenzene against SevenNetCalculator (float32, its own graph)."""
+def test_matches_sevenn_ase_calculator(diazene_energy):
+    """Energy and forces against SevenNetCalculator (float32, its own graph builder and force head)."""
     from ase import Atoms
     from sevenn.calculator import SevenNetCalculator
 
-    x = azobenzene_positions("trans")
-    atoms = Atoms("".join(AZOBENZENE_SYMBOLS), positions=10.0 * x.numpy())
+    x = _replicas(1, seed=7)[0]
+    atoms = Atoms("N2H2", positions=10.0 * x.numpy())
     atoms.calc = SevenNetCalculator("7net-0", device="cpu")
     e_ref = atoms.get_potential_energy() * EV_TO_KJ_PER_MOL
     f_ref = torch.tensor(atoms.get_forces()) * EV_TO_KJ_PER_MOL * 10.0  # eV/Å -> kJ/mol/nm
-    e = float(azo_energy(x[None])[0])
-    f = _forces(azo_energy, x[None])[0]
+    e = float(diazene_energy(x[None])[0])
+    f = _forces(diazene_energy, x[None])[0]
     assert abs(e - e_ref) < 1e-5 * abs(e_ref)  # float32 reference
     assert float((f - f_ref).abs().max()) < 1e-3 * float(f_ref.abs().max()) + 0.05
 
@@ -179,16 +178,19 @@ def test_shape_errors(diazene_energy):
         diazene_energy([[0.0, 0.0, 0.0]] * 4)
 
 
+@pytest.mark.slow
 @needs_sevenn
 def test_azobenzene_setup_builds(azo_energy):
+    """Minimal sizes (a SevenNet-0 force on azobenzene costs ~0.3 s per replica on one CPU core)."""
     from openmm_nnbias.diffsim.setups_azobenzene import azobenzene_setup
 
     setup = azobenzene_setup(potential=azo_energy, n_replicas=2, n_steps=4, adjoint_steps=2, well_replicas=2,
-                             well_steps=30, minimize_steps=15)
+                             well_steps=30, minimize_steps=6, dtype=torch.float32)
     info = setup.info
-    assert setup.cvs.names == ["cnnc", "nnc"] and setup.masses.tolist() == list(AZOBENZENE_MASSES)
+    assert setup.cvs.names == ["cnnc", "nnc"]
+    assert torch.allclose(setup.masses, torch.tensor(AZOBENZENE_MASSES, dtype=torch.float32))
     assert abs(info["cis_cnnc_nnc"][0]) < 0.5 and abs(abs(info["trans_cnnc_nnc"][0]) - math.pi) < 0.3
-    assert 0.2 < info["delta_e_cis_trans_ev"] < 1.0  # SevenNet-0: ~0.57 eV (benchmarks/RESULTS.md)
+    assert 0.2 < info["delta_e_cis_trans_ev"] < 0.8  # SevenNet-0 minima: 0.38 eV (benchmarks/RESULTS.md)
     cis_mean, trans_mean = setup.reactant_well.mean, setup.product_well.mean
     assert abs(float(cis_mean[0])) < 0.6 and abs(abs(float(trans_mean[0])) - math.pi) < 0.6
     assert not bool(setup.product_well.contains(cis_mean)) and not bool(setup.reactant_well.contains(trans_mean))
