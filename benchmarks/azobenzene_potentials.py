@@ -1,11 +1,12 @@
-"""Azobenzene on SevenNet-0, CHGNet and GFN2-xTB: minima, ΔE(cis − trans), rotation and inversion paths.
+"""Azobenzene on SevenNet-0/-l3i5, CHGNet, GFN2/GFN1-xTB: minima, ΔE(cis − trans), rotation, inversion.
 
 Each model runs through its own ASE calculator (SevenNet's ``SevenNetCalculator``,
-CHGNet's ``CHGNetCalculator`` in a 40 Å box, tblite's ``TBLite(method="GFN2-xTB")``, and GFN1-xTB as a second tight-binding reference),
+CHGNet's ``CHGNetCalculator`` in a 40 Å box, tblite's ``TBLite(method="GFN2-xTB")``,
+and GFN1-xTB as a second tight-binding reference),
 so the comparison is independent of :class:`openmm_nnbias.diffsim.SevenNetEnergy`
 (whose agreement with ``SevenNetCalculator`` is a test).
 
-Procedure, from the package's stored MMFF structures (:mod:`openmm_nnbias.diffsim.azobenzene`):
+Procedure, from the package's stored structures (:mod:`openmm_nnbias.diffsim.azobenzene`):
 
 1. trans and cis minimized (BFGS, fmax 0.02 eV/Å) from the stored structures displaced
    by 0.03 Å (seeded), so that no symmetric stationary point is kept;
@@ -28,12 +29,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 import warnings
-
-import numpy as np
 
 from openmm_nnbias.diffsim.azobenzene import (AZOBENZENE_SYMBOLS, CNN_ANGLE, CNNC_DIHEDRAL, NNC_ANGLE,
                                               PHENYL_ATOMS, azobenzene_positions)
