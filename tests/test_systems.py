@@ -120,6 +120,18 @@ def test_seeded_build_is_reproducible():
         assert np.array_equal(build(), first)
 
 
+def test_builds_are_reproducible_without_seeding_random():
+    import random
+
+    random.seed(123)
+    before = random.random()
+    random.seed(123)
+    a = np.asarray(get_system("alanine-dipeptide", constraints=None).positions.value_in_unit(unit.nanometer))
+    assert random.random() == before  # the global random state is restored
+    b = np.asarray(get_system("alanine-dipeptide", constraints=None).positions.value_in_unit(unit.nanometer))
+    assert np.array_equal(a, b)
+
+
 def test_tetrapeptide(tetrapeptide):
     assert tetrapeptide.topology.getNumAtoms() == 42
     assert [r.name for r in tetrapeptide.topology.residues()] == ["ACE", "ALA", "ALA", "ALA", "NME"]

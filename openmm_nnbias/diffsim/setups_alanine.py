@@ -35,7 +35,6 @@ Units: nm, ps, kJ/mol, amu, K, rad.
 from __future__ import annotations
 
 import math
-import random
 from typing import Optional, Sequence, Tuple
 
 import openmm
@@ -65,9 +64,7 @@ def alanine_dipeptide_vacuum(phi_psi: Sequence[float] = ALA2_C5, minimize: bool 
     minimize : bool, optional
         Energy-minimize (default True).
     seed : int, optional
-        Seeds Python's ``random`` while OpenMM's ``Modeller.addHydrogens`` places the
-        hydrogens (it draws random directions), so that the structure is reproducible; the
-        global random state is restored afterwards.
+        Seed of the hydrogen placement (:func:`~openmm_nnbias.systems.alanine_peptide`).
 
     Returns
     -------
@@ -86,12 +83,7 @@ def alanine_dipeptide_vacuum(phi_psi: Sequence[float] = ALA2_C5, minimize: bool 
     if len(phi_psi) != 2 or not all(math.isfinite(float(v)) for v in phi_psi):
         raise ValueError(f"phi_psi must be two finite angles in rad, got {phi_psi!r}")
     deg = tuple(math.degrees(float(v)) for v in phi_psi)
-    state = random.getstate()
-    try:
-        random.seed(int(seed))
-        pep = alanine_peptide(1, constraints=None, phi_psi=[deg], minimize=minimize)
-    finally:
-        random.setstate(state)
+    pep = alanine_peptide(1, constraints=None, phi_psi=[deg], minimize=minimize, seed=seed)
     for i in reversed(range(pep.system.getNumForces())):
         if isinstance(pep.system.getForce(i), openmm.CMMotionRemover):
             pep.system.removeForce(i)

@@ -11,6 +11,8 @@ All quantities are in MD units (nm, ps, kJ/mol, K, amu).
 
 from __future__ import annotations
 
+import random
+
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -262,6 +264,7 @@ def alanine_peptide(
     phi_psi: Sequence[tuple[float, float]] | None = None,
     minimize: bool = True,
     tolerance: float = 1.0,
+    seed: int = 0,
 ) -> PeptideSystem:
     """Build Ace-(Ala)n-Nme in vacuum with Amber99SB (``amber99sb.xml``), no cutoff.
 
@@ -280,6 +283,10 @@ def alanine_peptide(
         Energy-minimize on the Reference platform (default ``True``).
     tolerance : float, optional
         Minimizer force tolerance in kJ/mol/nm (default 1.0).
+    seed : int, optional
+        Seeds Python's ``random`` while ``Modeller.addHydrogens`` places the hydrogens (it draws
+        random directions), so that every build with the same arguments is the same structure;
+        the global random state is restored afterwards.
 
     Returns
     -------
@@ -311,7 +318,12 @@ def alanine_peptide(
     # addHydrogens minimizes the new hydrogens on the fastest platform unless told otherwise; the
     # multi-threaded CPU platform sums forces in a varying order, so the structure would differ
     # in the 4th decimal from call to call: the Reference platform makes the build reproducible
-    modeller.addHydrogens(forcefield, platform=openmm.Platform.getPlatformByName("Reference"))
+    state = random.getstate()
+    try:
+        random.seed(int(seed))
+        modeller.addHydrogens(forcefield, platform=openmm.Platform.getPlatformByName("Reference"))
+    finally:
+        random.setstate(state)
     pos = np.asarray(modeller.getPositions().value_in_unit(unit.nanometer))
     top, pos = _reorder(modeller.getTopology(), pos)
     _check_l_chirality(top, pos)
