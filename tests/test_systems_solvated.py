@@ -58,3 +58,23 @@ def test_energy_is_finite_and_hydrogen_mass_repartitioning():
         solvated_alanine_dipeptide(padding=0.0)
     with pytest.raises(ValueError, match="pressure must be > 0 bar"):
         solvated_alanine_dipeptide(pressure=-1.0, minimize=False)
+
+
+def test_hmr_variant_has_heavier_hydrogens_a_4_fs_step_and_the_same_time_per_iteration():
+    from openmm_nnbias.systems import get_recipe, get_system
+
+    pep = get_system("alanine-dipeptide-solvated-hmr", minimize=False)
+    top, system = pep.topology, pep.system
+    solute_h = [a.index for a in top.atoms() if a.element.symbol == "H" and a.residue.name != "HOH"]
+    water_h = [a.index for a in top.atoms() if a.element.symbol == "H" and a.residue.name == "HOH"][:3]
+    assert all(math.isclose(system.getParticleMass(i).value_in_unit(unit.dalton), 1.5) for i in solute_h)
+    assert all(system.getParticleMass(i).value_in_unit(unit.dalton) < 1.1 for i in water_h)
+    total = sum(system.getParticleMass(i).value_in_unit(unit.dalton) for i in range(system.getNumParticles()))
+    plain = solvated_alanine_dipeptide(minimize=False).system
+    assert math.isclose(total, sum(plain.getParticleMass(i).value_in_unit(unit.dalton)
+                                   for i in range(plain.getNumParticles())), rel_tol=1e-9)  # mass moved, not added
+    d, m = get_recipe("alanine-dipeptide-solvated-hmr"), get_recipe("alanine-dipeptide-solvated-hmr", "metad")
+    d2, m2 = get_recipe("alanine-dipeptide-solvated"), get_recipe("alanine-dipeptide-solvated", "metad")
+    assert d.timestep == m.timestep == 2 * d2.timestep == 0.004
+    assert d.options["stride"] * d.timestep == d2.options["stride"] * d2.timestep  # 1 ps per iteration
+    assert m.frequency * m.timestep == m2.frequency * m2.timestep  # a Gaussian per ps

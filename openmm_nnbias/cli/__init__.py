@@ -113,7 +113,7 @@ def _parser():
                                          "Ala4: phi1, phi2, phi3)")
     r.add_argument("--system", default="alanine-dipeptide", choices=sorted(METAD_RECIPES))
     r.add_argument("--steps", type=int, default=None, help="MD steps (instead of --time)")
-    r.add_argument("--restart", action="store_true", help="alanine-tetrapeptide, alanine-dipeptide-solvated: continue OUT/checkpoint.pkl")
+    r.add_argument("--restart", action="store_true", help="alanine-tetrapeptide, alanine-dipeptide-solvated(-hmr): continue OUT/checkpoint.pkl")
     r.add_argument("--no-progress", action="store_true")
     r.add_argument("--time", default="50ns")
     r.add_argument("--out", required=True)

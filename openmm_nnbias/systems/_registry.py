@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable
 
 from openmm_nnbias.systems.model_potentials import ModelSystem, mueller_brown, wolfe_quapp
@@ -14,6 +15,9 @@ _BUILDERS: dict[str, Callable[..., Any]] = {
     "alanine-dipeptide": alanine_dipeptide,
     "alanine-tetrapeptide": alanine_tetrapeptide,
     "alanine-dipeptide-solvated": solvated_alanine_dipeptide,
+    # hydrogen mass repartitioning for a 4 fs step (OpenMM moves mass from the bonded heavy atom;
+    # water keeps its masses)
+    "alanine-dipeptide-solvated-hmr": functools.partial(solvated_alanine_dipeptide, hydrogenMass=1.5),
     "wolfe-quapp": wolfe_quapp,
     "mueller-brown": mueller_brown,
 }
@@ -29,7 +33,7 @@ def get_system(name: str, **kwargs: Any) -> PeptideSystem | ModelSystem:
     ----------
     name : str
         One of ``"alanine-dipeptide"``, ``"alanine-tetrapeptide"``, ``"alanine-dipeptide-solvated"``
-        (TIP3P, PME, barostat), ``"wolfe-quapp"``, ``"mueller-brown"`` (case-insensitive; underscores are
+        (TIP3P, PME, barostat), ``"alanine-dipeptide-solvated-hmr"`` (the same, hydrogens 1.5 amu), ``"wolfe-quapp"``, ``"mueller-brown"`` (case-insensitive; underscores are
         accepted in place of hyphens).
     **kwargs
         Forwarded to the builder (e.g. ``constraints=None`` for peptides,

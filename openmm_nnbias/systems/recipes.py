@@ -137,6 +137,10 @@ DEEPVES_RECIPES: Mapping[str, DeepVESRecipe] = MappingProxyType({
     "alanine-dipeptide-solvated": DeepVESRecipe(
         "alanine-dipeptide-solvated", ("phi", "psi"), 300.0, 0.002, 1.0,
         options=_ro(stride=500, tauKL=10000, tauDecay=1000, gridBins=50, hidden=(48, 24, 12))),
+    # the same with hydrogen mass repartitioning (1.5 amu) and a 4 fs step: 250 steps keep 1 ps per iteration
+    "alanine-dipeptide-solvated-hmr": DeepVESRecipe(
+        "alanine-dipeptide-solvated-hmr", ("phi", "psi"), 300.0, 0.004, 1.0,
+        options=_ro(stride=250, tauKL=10000, tauDecay=1000, gridBins=50, hidden=(48, 24, 12))),
 })
 
 #: WT-metadynamics reference recipes by system name.
@@ -144,6 +148,9 @@ METAD_RECIPES: Mapping[str, MetadRecipe] = MappingProxyType({
     "alanine-dipeptide": MetadRecipe("alanine-dipeptide", ("phi", "psi"), 6.0, 1.0, grid_width=73),
     "alanine-tetrapeptide": MetadRecipe("alanine-tetrapeptide", ("phi1", "phi2", "phi3"), 8.0, 1.2),
     "alanine-dipeptide-solvated": MetadRecipe("alanine-dipeptide-solvated", ("phi", "psi"), 6.0, 1.0, grid_width=73),
+    # HMR, 4 fs: a Gaussian every 250 steps is the same 1 ps as every 500 steps of 2 fs
+    "alanine-dipeptide-solvated-hmr": MetadRecipe("alanine-dipeptide-solvated-hmr", ("phi", "psi"), 6.0, 1.0,
+                                                  frequency=250, grid_width=73, timestep=0.004),
 })
 
 
@@ -157,7 +164,7 @@ def get_recipe(name: str, kind: str = "deepves"):
     >>> get_recipe("argon")
     Traceback (most recent call last):
     ...
-    ValueError: system: deepves supports ['alanine-dipeptide', 'alanine-dipeptide-solvated', 'alanine-tetrapeptide', 'wolfe-quapp'], got 'argon'
+    ValueError: system: deepves supports ['alanine-dipeptide', 'alanine-dipeptide-solvated', 'alanine-dipeptide-solvated-hmr', 'alanine-tetrapeptide', 'wolfe-quapp'], got 'argon'
     """
     registry = {"deepves": DEEPVES_RECIPES, "metad": METAD_RECIPES}.get(kind)
     if registry is None:

@@ -91,12 +91,12 @@ def run_reference(out: str, time_ns: float = 50.0, platform: str = "CPU", thread
     if system == "alanine-tetrapeptide":
         return run_reference_ala4(out, time_ns, platform=platform, threads=threads, seed=seed,
                                   progress=progress, restart=restart, **overrides)
-    if system == "alanine-dipeptide-solvated":
+    if system in ("alanine-dipeptide-solvated", "alanine-dipeptide-solvated-hmr"):
         return run_reference_restartable(system, out, time_ns, platform=platform, threads=threads, seed=seed,
                                          progress=progress, restart=restart, **overrides)
     if system != "alanine-dipeptide" or restart:
         raise ValueError(f"reference: system {system!r}" + (" with --restart" if restart else "")
-                         + " is not supported (alanine-dipeptide without restart, alanine-dipeptide-solvated, "
+                         + " is not supported (alanine-dipeptide without restart, alanine-dipeptide-solvated(-hmr), "
                          "alanine-tetrapeptide)")
     if not time_ns > 0:
         raise ValueError(f"time must be > 0, got {time_ns} ns")
