@@ -257,3 +257,29 @@ def test_pressure_and_barostat_rules():
     system = periodic(True)
     check_barostat(system, dict(state, pressure=None, pressure_given=False))  # no key: the System's barostat stays
     assert system.getNumForces() == 2
+
+
+def test_amber_prmtop_inpcrd_runs_and_has_the_force_fields_energy(files):
+    parmed = pytest.importorskip("parmed", reason="ParmEd (test extra) writes the prmtop/inpcrd of this test")
+    pdb = app.PDBFile(str(files / "ala.pdb"))
+    ff_system = app.ForceField("amber99sbildn.xml").createSystem(pdb.topology, constraints=None)
+    structure = parmed.openmm.load_topology(pdb.topology, ff_system, xyz=pdb.positions)
+    structure.save(str(files / "ala.prmtop"), overwrite=True)
+    structure.save(str(files / "ala.inpcrd"), overwrite=True)
+    content = copy.deepcopy(BASE)
+    content["system"] = {"prmtop": "ala.prmtop", "inpcrd": "ala.inpcrd", "constraints": "HBonds"}
+    content["run"] = {"steps": 200, "out": "prmtop_run"}
+    path = write(files, content, "prmtop.yaml")
+    spec = read_input(path).system
+    loaded = load_system(spec)
+    assert loaded.system.getNumConstraints() == 12 and loaded.system.getNumParticles() == 22
+
+    def energy(system):
+        ctx = mm.Context(system, mm.VerletIntegrator(0.001), mm.Platform.getPlatformByName("Reference"))
+        ctx.setPositions(pdb.positions)
+        return ctx.getState(getEnergy=True).getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole)
+
+    unconstrained = load_system({**spec, "constraints": None}).system
+    assert energy(unconstrained) == pytest.approx(energy(ff_system), rel=1e-4, abs=1e-2)
+    assert main(["deepves", "--input", path, "--no-progress"]) == 0
+    assert list(read_colvar(str(files / "prmtop_run" / "colvar")))[:3] == ["time", "phi", "psi"]
