@@ -109,10 +109,10 @@ def _log_lines(path: str, max_epoch: int) -> list:
 #: Settings of ``openmm-nnbias diffsim --system azobenzene`` where they differ from
 #: :func:`~openmm_nnbias.diffsim.setups_azobenzene.azobenzene_setup` (SevenNet-0 costs ~0.2 s per
 #: replica-step on one CPU core): float32, 1 fs, K = 30, short well runs and minimizations.
-AZOBENZENE_CLI = {"dtype": "float32", "timestep": 0.001, "adjoint_steps": 30, "n_replicas": 2, "n_steps": 200,
+AZOBENZENE_CLI = {"dtype": "float32", "timestep": 0.001, "adjoint_steps": 30, "n_replicas": 2, "n_steps": 150,
                   "well_replicas": 2, "well_steps": 90, "minimize_steps": 60}
 #: The default two-stage schedule of the azobenzene run (K : Adam rate : epochs), see :mod:`.stages`.
-AZOBENZENE_STAGES = "300:1e-2:3,1000:1e-3:2"
+AZOBENZENE_STAGES = "300:1e-2:2,1000:1e-3:1"
 
 
 def _system_kwargs(system: str, kwargs: dict, replicas, steps):
