@@ -106,7 +106,13 @@ def pending_evaluations(setup, out: str, schedule, n: int, seed: int, report=pri
         state_path = os.path.join(out, f"bias_stage{k}.state.pt")
         if end == epoch and not os.path.exists(state_path):
             stage_boundary(setup, out, k)
-        if n > 0 and end <= epoch and os.path.exists(state_path):
+        if n > 0 and end <= epoch and os.path.exists(state_path) and not _done(out, f"stage{k}"):
             state = torch.load(state_path, map_location="cpu", weights_only=False)
             r = evaluate_point(setup, out, f"stage{k}", n, seed, bias_state=state)
             report(f"after stage {k}: {r['crossed']}/{r['n']} crossed ({r['fraction']:.3f} ± {r['se']:.3f})")
+
+
+def _done(out: str, label: str) -> bool:
+    path = os.path.join(out, "evaluation.json")
+    return os.path.exists(os.path.join(out, f"eval_{label}.pt")) and os.path.exists(path) \
+        and label in json.load(open(path))
