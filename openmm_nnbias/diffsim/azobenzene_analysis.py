@@ -86,7 +86,7 @@ def plot_log_density(panels: Sequence[tuple], path: str, wells: Optional[dict] =
     wells : dict, optional
         Name → (CNNC, NNC) centre in rad, marked on every panel.
     bins : int, optional
-        Histogram bins per axis (CNNC −180…180°, N=N–C 90…180°).
+        Histogram bins per axis (CNNC −90…270°, N=N–C 90…180°).
 
     Returns
     -------
@@ -104,19 +104,20 @@ def plot_log_density(panels: Sequence[tuple], path: str, wells: Optional[dict] =
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False, sharey=True)
     for ax, (title, cv) in zip(axes[0], panels):
         d = torch.rad2deg(torch.as_tensor(cv).double().reshape(-1, 2)).numpy()
-        dih = (d[:, 0] + 180.0) % 360.0 - 180.0
-        h, xe, ye = np.histogram2d(dih, d[:, 1], bins=bins, range=[[-180, 180], [90, 180]], density=True)
+        dih = (d[:, 0] + 90.0) % 360.0 - 90.0  # −90…270°: cis (±30°) and trans (180°) inside, both rotation senses
+        h, xe, ye = np.histogram2d(dih, d[:, 1], bins=bins, range=[[-90, 270], [90, 180]], density=True)
         with np.errstate(divide="ignore"):
             logh = np.log(h.T)
         im = ax.pcolormesh(xe, ye, np.where(np.isfinite(logh), logh, np.nan), shading="auto", cmap="viridis")
         fig.colorbar(im, ax=ax, label="ln density (1/deg²)")
         for name, (c, a) in (wells or {}).items():
-            ax.plot([math.degrees(c)], [math.degrees(a)], "r+", ms=10)
-            ax.annotate(name, (math.degrees(c), math.degrees(a)), color="r", xytext=(4, 4),
+            c = (math.degrees(c) + 90.0) % 360.0 - 90.0
+            ax.plot([c], [math.degrees(a)], "r+", ms=10)
+            ax.annotate(name, (c, math.degrees(a)), color="r", xytext=(4, 4),
                         textcoords="offset points")
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("CNNC dihedral (deg)")
-        ax.set_xlim(-180, 180)
+        ax.set_xlim(-90, 270)
         ax.set_ylim(90, 180)
     axes[0][0].set_ylabel("N=N–C angle (deg)")
     fig.tight_layout()
