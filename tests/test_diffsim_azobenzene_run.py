@@ -106,6 +106,12 @@ def test_restart_across_stage_boundary_is_exact(tmp_path):
     with pytest.raises(ValueError, match="stages"):
         run_diffsim("azobenzene", str(tmp_path / "r"), restart=True, replicas=2, steps=8, stages="300:1e-2:2",
                     progress=False, potential=BondSprings(), **TINY)
+    # extending the last stage on restart: one more epoch, stage 2 evaluated again at its new end
+    ext = run_diffsim("azobenzene", str(tmp_path / "r"), restart=True, replicas=2, steps=8,
+                      stages="300:1e-2:1,1000:1e-3:2", eval_replicas=2, progress=False, potential=BondSprings(), **TINY)
+    assert ext.trainer.epoch == 3
+    ev = json.load(open(tmp_path / "r" / "evaluation.json"))
+    assert (ev["stage1"]["epoch"], ev["stage2"]["epoch"]) == (1, 3)
 
 
 def test_cli_errors(capsys):

@@ -149,7 +149,8 @@ def run_diffsim(system: str, out: str, epochs: int = None, replicas: int = None,
         Replicas per epoch and steps per trajectory (default: the setup's; for azobenzene
         :data:`AZOBENZENE_CLI`).
     restart : bool, optional
-        Continue from ``OUT/checkpoint.pt``; the run settings must match it.
+        Continue from ``OUT/checkpoint.pt``; the run settings must match it, except that
+        ``stages`` may extend or append stages after the epochs already done.
     seed : int, optional
     threads : int, optional
         ``torch.set_num_threads`` (default: leave torch's setting).
@@ -219,6 +220,9 @@ def run_diffsim(system: str, out: str, epochs: int = None, replicas: int = None,
         state = torch.load(checkpoint, map_location="cpu", weights_only=False)
         old = {"setup_kwargs": {}, **state.get("cli", {})}
         diff = {k: (old.get(k), v) for k, v in meta.items() if old.get(k) != v}
+        if "stages" in diff and old.get("stages") and schedule is not None and \
+                StageSchedule.parse(old["stages"]).agrees_up_to(schedule, int(state["epoch"])):
+            del diff["stages"]  # the epochs done were trained on the same stages: extending is fine
         if diff:
             raise ValueError("--restart: settings differ from the checkpoint (checkpoint, now): "
                              + ", ".join(f"{k} {a!r} vs {b!r}" for k, (a, b) in diff.items()))

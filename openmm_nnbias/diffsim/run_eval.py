@@ -49,8 +49,11 @@ def _bias_fn(setup, state):
     return lambda x: net(cvs(x))
 
 
-def evaluate_point(setup, out: str, label: str, n: int, seed: int, bias_state=None) -> dict:
-    """Run (or read) the evaluation ``label``; returns its summary (see module docstring)."""
+def evaluate_point(setup, out: str, label: str, n: int, seed: int, bias_state=None, epoch: int = 0) -> dict:
+    """Run (or read) the evaluation ``label`` of the bias after ``epoch`` epochs; returns its summary.
+
+    An existing evaluation of the same label made at another epoch (a stage extended on restart)
+    is redone."""
     import torch
 
     from .stages import crossing_run
@@ -58,7 +61,7 @@ def evaluate_point(setup, out: str, label: str, n: int, seed: int, bias_state=No
     path = os.path.join(out, f"eval_{label}.pt")
     summary_path = os.path.join(out, "evaluation.json")
     summary = json.load(open(summary_path)) if os.path.exists(summary_path) else {}
-    if os.path.exists(path) and label in summary:
+    if os.path.exists(path) and label in summary and summary[label].get("epoch", epoch) == epoch:
         return summary[label]
     tr = setup.trainer
     R0, V0 = eval_start_states(setup, n, seed)
@@ -76,7 +79,7 @@ def evaluate_point(setup, out: str, label: str, n: int, seed: int, bias_state=No
     atomic_write(path, lambda tmp: torch.save(res, tmp), suffix=".pt")
     summary[label] = {"crossed": res["crossed"], "n": res["n"], "fraction": res["fraction"], "se": res["se"],
                       "mean_first_crossing_ps": mean_t, "temperature_K": setup.temperature,
-                      "trajectory_ps": tr.n_steps * dt}
+                      "trajectory_ps": tr.n_steps * dt, "epoch": int(epoch)}
 
     def write(tmp):
         with open(tmp, "w") as fh:
@@ -92,7 +95,7 @@ def stage_boundary(setup, out: str, k: int) -> None:
 
     from .._io import atomic_write
 
-    state = copy.deepcopy(setup.trainer.bias.state_dict())
+    state = {"bias": copy.deepcopy(setup.trainer.bias.state_dict()), "epoch": int(setup.trainer.epoch)}
     atomic_write(os.path.join(out, f"bias_stage{k}.state.pt"), lambda tmp: torch.save(state, tmp), suffix=".pt")
     setup.trainer.export(os.path.join(out, f"bias_stage{k}.pt"))
 
@@ -104,15 +107,25 @@ def pending_evaluations(setup, out: str, schedule, n: int, seed: int, report=pri
     epoch = setup.trainer.epoch
     for k, end in enumerate(schedule.boundaries[1:], start=1):
         state_path = os.path.join(out, f"bias_stage{k}.state.pt")
-        if end == epoch and not os.path.exists(state_path):
+        if end == epoch and _stage_epoch(out, k) != end:
             stage_boundary(setup, out, k)
-        if n > 0 and end <= epoch and os.path.exists(state_path) and not _done(out, f"stage{k}"):
-            state = torch.load(state_path, map_location="cpu", weights_only=False)
-            r = evaluate_point(setup, out, f"stage{k}", n, seed, bias_state=state)
+        if n > 0 and end <= epoch and _stage_epoch(out, k) == end and not _done(out, f"stage{k}", end):
+            state = torch.load(state_path, map_location="cpu", weights_only=False)["bias"]
+            r = evaluate_point(setup, out, f"stage{k}", n, seed, bias_state=state, epoch=end)
             report(f"after stage {k}: {r['crossed']}/{r['n']} crossed ({r['fraction']:.3f} ± {r['se']:.3f})")
 
 
-def _done(out: str, label: str) -> bool:
+def _stage_epoch(out: str, k: int):
+    """Epoch at which ``bias_stage{k}.state.pt`` was written (None: no file)."""
+    import torch
+
+    path = os.path.join(out, f"bias_stage{k}.state.pt")
+    if not os.path.exists(path):
+        return None
+    return int(torch.load(path, map_location="cpu", weights_only=False).get("epoch", -1))
+
+
+def _done(out: str, label: str, epoch: int) -> bool:
     path = os.path.join(out, "evaluation.json")
     return os.path.exists(os.path.join(out, f"eval_{label}.pt")) and os.path.exists(path) \
-        and label in json.load(open(path))
+        and json.load(open(path)).get(label, {}).get("epoch", epoch) == epoch

@@ -122,6 +122,15 @@ class StageSchedule:
                 return k
         return len(self.stages) - 1
 
+    def agrees_up_to(self, other: "StageSchedule", done_epochs: int) -> bool:
+        """True if both schedules train epochs ``1 … done_epochs`` at the same temperature and rate
+        (a restart may then extend or append stages)."""
+        def at(sch, e):
+            st = sch.stages[sch.stage_index(e)]
+            return st.temperature, st.lr, sch.stage_index(e)
+
+        return all(at(self, e) == at(other, e) for e in range(int(done_epochs)))
+
     def to_list(self) -> list:
         return [s.to_dict() for s in self.stages]
 
