@@ -65,7 +65,7 @@ def openmm_crossings(out: str, ev: dict, well, n_threads: int = 1) -> dict:
     x = R0[0].clone().requires_grad_(True)
     e_t = U(x[None])[0] + bias(x.float()).double().reshape(())
     (g,) = torch.autograd.grad(e_t, x)
-    check = {"energy_openmm_kj_per_mol": e_mm, "energy_torch_kj_per_mol": float(e_t),
+    check = {"energy_openmm_kj_per_mol": e_mm, "energy_torch_kj_per_mol": float(e_t.detach()),
              "force_rel_diff": float((f_mm + g).norm() / g.norm())}
     first, t0 = [], time.perf_counter()
     for b in range(R0.shape[0]):
