@@ -150,3 +150,26 @@ def test_cli_azobenzene_on_sevennet_smoke(tmp_path):
     ev = json.load(open(out / "evaluation.json"))
     assert set(ev) == {"unbiased", "stage1"} and ev["stage1"]["n"] == 1
     assert os.path.exists(out / "bias_stage1.pt") and len(AZOBENZENE_NUMBERS) == 24
+
+
+@pytest.mark.skipif(not HAS_SEVENN, reason="sevenn not installed (pip install 'openmm_nnbias[sevenn]')")
+def test_float32_sevennet_vjp_matches_float64():
+    """The CLI trains azobenzene in float32: its forces and vector–Hessian products (after warm-up calls,
+    where scripted kernels used to go wrong) agree with float64."""
+    from openmm_nnbias.diffsim.langevin import make_force_fn
+    from openmm_nnbias.diffsim.neural_potential import SevenNetEnergy
+
+    gen = torch.Generator().manual_seed(5)
+    x = azobenzene_positions("cis", torch.float64)[None] + 0.002 * torch.randn(1, 24, 3, generator=gen,
+                                                                              dtype=torch.float64)
+    v = torch.randn(x.shape, generator=gen, dtype=torch.float64)
+    out = {}
+    for dt in (torch.float32, torch.float64):
+        f = make_force_fn(SevenNetEnergy(AZOBENZENE_NUMBERS, dtype=dt))
+        xx = x.to(dt)
+        f(xx), f(xx)
+        F, vjp = torch.func.vjp(f, xx)
+        out[dt] = (F.double(), vjp(v.to(dt))[0].double())
+    (F32, H32), (F64, H64) = out[torch.float32], out[torch.float64]
+    assert float((F32 - F64).norm() / F64.norm()) < 1e-4
+    assert float((H32 - H64).norm() / H64.norm()) < 1e-4
