@@ -132,8 +132,15 @@ def _parser():
     rw.add_argument("--bins", type=int, default=50)
     rw.add_argument("--output", default=None, help="default RUN/fes_colvar_reweighted.dat")
     ds = sub.add_parser("diffsim", help="train a barrier-crossing bias by differentiable simulation")
-    ds.add_argument("--system", required=True, choices=["mueller-brown", "alanine-dipeptide"])
-    ds.add_argument("--epochs", type=int, required=True, help="total number of training epochs")
+    ds.add_argument("--system", required=True, choices=["mueller-brown", "alanine-dipeptide", "azobenzene"])
+    ds.add_argument("--epochs", type=int, default=None,
+                    help="total number of training epochs (default: the total of --stages)")
+    ds.add_argument("--stages", default=None,
+                    help="training stages TEMPERATURE_K:LR:EPOCHS[,...], e.g. 300:1e-2:4,1000:1e-3:2 "
+                         "(default: azobenzene that schedule, the others one stage at the system's T and rate)")
+    ds.add_argument("--eval-replicas", type=int, default=0,
+                    help="success fraction of this many replicas at the system's T, unbiased and after each "
+                         "stage (default 0: none)")
     ds.add_argument("--replicas", type=int, help="replicas per epoch (default: the system's)")
     ds.add_argument("--steps", type=int, help="Langevin steps per trajectory (default: the system's)")
     ds.add_argument("--out", required=True, help="output folder")
@@ -302,7 +309,8 @@ def main(argv=None) -> int:
 
             run_diffsim(args.system, args.out, args.epochs, replicas=args.replicas, steps=args.steps,
                         restart=args.restart, seed=args.seed, threads=args.threads,
-                        progress=not args.no_progress, device=args.device)
+                        progress=not args.no_progress, device=args.device, stages=args.stages,
+                        eval_replicas=args.eval_replicas)
             print(f"wrote {args.out}/bias.pt, checkpoint.pt, diffsim.log")
         elif args.command == "plot":
             from ..analysis.plots import plot_run

@@ -18,10 +18,13 @@ import inspect
 import os
 import time
 
-__all__ = ["SYSTEMS", "LOG_HEADER", "build_diffsim", "run_diffsim"]
+__all__ = ["SYSTEMS", "LOG_HEADER", "LOG_HEADER_STAGES", "AZOBENZENE_CLI", "AZOBENZENE_STAGES",
+           "build_diffsim", "run_diffsim"]
 
-SYSTEMS = ("mueller-brown", "alanine-dipeptide")
+SYSTEMS = ("mueller-brown", "alanine-dipeptide", "azobenzene")
 LOG_HEADER = "# epoch loss success_fraction wall_time_s n_active n_pairs"
+#: Log columns of a staged run (``stages``): the stage index, its temperature (K) and learning rate follow.
+LOG_HEADER_STAGES = LOG_HEADER + " stage temperature_K lr"
 
 
 def build_diffsim(system: str, replicas: int = None, steps: int = None, seed: int = 0, **kwargs):
@@ -30,7 +33,7 @@ def build_diffsim(system: str, replicas: int = None, steps: int = None, seed: in
     Parameters
     ----------
     system : str
-        ``"mueller-brown"`` or ``"alanine-dipeptide"``.
+        ``"mueller-brown"``, ``"alanine-dipeptide"`` or ``"azobenzene"`` (needs ``sevenn``).
     replicas, steps : int, optional
         Replicas per epoch and trajectory length in steps (default: the setup's defaults).
     seed : int, optional
@@ -53,7 +56,7 @@ def build_diffsim(system: str, replicas: int = None, steps: int = None, seed: in
     >>> build_diffsim("argon")
     Traceback (most recent call last):
     ...
-    ValueError: diffsim supports --system mueller-brown, alanine-dipeptide; got 'argon'
+    ValueError: diffsim supports --system mueller-brown, alanine-dipeptide, azobenzene; got 'argon'
     """
     if system not in SYSTEMS:
         raise ValueError(f"diffsim supports --system {', '.join(SYSTEMS)}; got {system!r}")
@@ -61,8 +64,10 @@ def build_diffsim(system: str, replicas: int = None, steps: int = None, seed: in
         if v is not None and int(v) < 1:
             raise ValueError(f"--{name} must be >= 1, got {v}")
     from . import setups
+    from .setups_azobenzene import azobenzene_setup
 
-    fn = {"mueller-brown": setups.mueller_brown_setup, "alanine-dipeptide": setups.alanine_dipeptide_setup}[system]
+    fn = {"mueller-brown": setups.mueller_brown_setup, "alanine-dipeptide": setups.alanine_dipeptide_setup,
+          "azobenzene": azobenzene_setup}[system]
     args = dict(kwargs, seed=int(seed))
     if replicas is not None:
         args["n_replicas"] = int(replicas)
@@ -101,30 +106,67 @@ def _log_lines(path: str, max_epoch: int) -> list:
     return keep
 
 
-def run_diffsim(system: str, out: str, epochs: int, replicas: int = None, steps: int = None,
+#: Settings of ``openmm-nnbias diffsim --system azobenzene`` where they differ from
+#: :func:`~openmm_nnbias.diffsim.setups_azobenzene.azobenzene_setup` (SevenNet-0 costs ~0.2 s per
+#: replica-step on one CPU core): float32, 1 fs, K = 30, short well runs and minimizations.
+AZOBENZENE_CLI = {"dtype": "float32", "timestep": 0.001, "adjoint_steps": 30, "n_replicas": 2, "n_steps": 150,
+                  "well_replicas": 2, "well_steps": 90, "minimize_steps": 60}
+#: The default two-stage schedule of the azobenzene run (K : Adam rate : epochs), see :mod:`.stages`.
+AZOBENZENE_STAGES = "300:1e-2:2,1000:1e-3:1"
+
+
+def _system_kwargs(system: str, kwargs: dict, replicas, steps):
+    """Setup keyword arguments and (replicas, steps) with the system's CLI defaults filled in."""
+    import torch
+
+    kw = dict(kwargs)
+    if system == "azobenzene":
+        for k, v in AZOBENZENE_CLI.items():
+            kw.setdefault(k, v)
+        default_replicas, default_steps = kw.pop("n_replicas"), kw.pop("n_steps")
+        replicas = default_replicas if replicas is None else replicas
+        steps = default_steps if steps is None else steps
+    if isinstance(kw.get("dtype"), str):
+        kw["dtype"] = {"float32": torch.float32, "float64": torch.float64}[kw["dtype"]]
+    return kw, replicas, steps
+
+
+def run_diffsim(system: str, out: str, epochs: int = None, replicas: int = None, steps: int = None,
                 restart: bool = False, seed: int = 0, threads: int = None, progress: bool = True,
-                device: str = "cpu", **kwargs):
+                device: str = "cpu", stages=None, eval_replicas: int = 0, **kwargs):
     """Train for ``epochs`` epochs in total (continuing ``OUT/checkpoint.pt`` with ``restart``).
 
     Parameters
     ----------
     system : str
-        ``"mueller-brown"`` or ``"alanine-dipeptide"``.
+        ``"mueller-brown"``, ``"alanine-dipeptide"`` or ``"azobenzene"``.
     out : str
         Output folder (created).
-    epochs : int
-        Total number of epochs (a restart trains ``epochs`` minus those already done).
+    epochs : int, optional
+        Total number of epochs (a restart trains ``epochs`` minus those already done);
+        default: the total of ``stages``.
     replicas, steps : int, optional
-        Replicas per epoch and steps per trajectory (default: the setup's).
+        Replicas per epoch and steps per trajectory (default: the setup's; for azobenzene
+        :data:`AZOBENZENE_CLI`).
     restart : bool, optional
-        Continue from ``OUT/checkpoint.pt``; the run settings must match it.
+        Continue from ``OUT/checkpoint.pt``; the run settings must match it, except that
+        ``stages`` may extend or append stages after the epochs already done.
     seed : int, optional
     threads : int, optional
         ``torch.set_num_threads`` (default: leave torch's setting).
     progress : bool, optional
-        tqdm bar over epochs with loss and success fraction.
+        tqdm bar over epochs with loss, success fraction and stage.
     device : str, optional
         Torch device of the simulation (default ``"cpu"``).
+    stages : StageSchedule or str, optional
+        Temperature/learning-rate schedule (:class:`~openmm_nnbias.diffsim.stages.StageSchedule`,
+        ``"300:1e-2:4,1000:1e-3:2"``); default one stage at the setup's temperature and rate
+        (for azobenzene :data:`AZOBENZENE_STAGES`). A restart may cross a stage boundary.
+    eval_replicas : int, optional
+        With ``R > 0``: success fraction of R replicas at the setup's temperature unbiased
+        (before training) and after every stage, see :mod:`.run_eval` (default 0: none).
+    **kwargs
+        Setup keyword arguments.
 
     Returns
     -------
@@ -142,8 +184,22 @@ def run_diffsim(system: str, out: str, epochs: int, replicas: int = None, steps:
     import torch
     from tqdm import tqdm
 
-    if int(epochs) < 0:
+    from .run_eval import evaluate_point, pending_evaluations
+    from .stages import StageSchedule, apply_stage
+
+    if epochs is not None and int(epochs) < 0:
         raise ValueError(f"--epochs must be >= 0, got {epochs}")
+    if int(eval_replicas) < 0:
+        raise ValueError(f"--eval-replicas must be >= 0, got {eval_replicas}")
+    if stages is None and system == "azobenzene":
+        stages = AZOBENZENE_STAGES
+    schedule = StageSchedule.parse(stages) if isinstance(stages, str) else stages
+    if schedule is not None and not isinstance(schedule, StageSchedule):
+        raise TypeError(f"stages must be a StageSchedule or a string, got {type(stages).__name__}")
+    if epochs is None:
+        if schedule is None:
+            raise ValueError("--epochs is required without --stages")
+        epochs = schedule.total_epochs
     if threads is not None:
         if int(threads) < 1:
             raise ValueError(f"--threads must be >= 1, got {threads}")
@@ -151,16 +207,22 @@ def run_diffsim(system: str, out: str, epochs: int, replicas: int = None, steps:
     checkpoint = os.path.join(out, "checkpoint.pt")
     if restart and not os.path.exists(checkpoint):
         raise ValueError(f"--restart: no checkpoint {checkpoint!r}")
-    setup = build_diffsim(system, replicas=replicas, steps=steps, seed=seed, device=device, **kwargs)
+    setup_kwargs, replicas, steps = _system_kwargs(system, kwargs, replicas, steps)
+    setup = build_diffsim(system, replicas=replicas, steps=steps, seed=seed, device=device, **setup_kwargs)
     trainer = _trainer(setup)
     meta = {"system": system, "seed": int(seed), "n_replicas": trainer.n_replicas, "n_steps": trainer.n_steps,
             "setup_kwargs": {k: repr(v) for k, v in sorted(kwargs.items())}}
+    if schedule is not None:
+        meta["stages"] = str(schedule)
     os.makedirs(out, exist_ok=True)
     log = os.path.join(out, "diffsim.log")
     if restart:
         state = torch.load(checkpoint, map_location="cpu", weights_only=False)
         old = {"setup_kwargs": {}, **state.get("cli", {})}
         diff = {k: (old.get(k), v) for k, v in meta.items() if old.get(k) != v}
+        if "stages" in diff and old.get("stages") and schedule is not None and \
+                StageSchedule.parse(old["stages"]).agrees_up_to(schedule, int(state["epoch"])):
+            del diff["stages"]  # the epochs done were trained on the same stages: extending is fine
         if diff:
             raise ValueError("--restart: settings differ from the checkpoint (checkpoint, now): "
                              + ", ".join(f"{k} {a!r} vs {b!r}" for k, (a, b) in diff.items()))
@@ -169,18 +231,34 @@ def run_diffsim(system: str, out: str, epochs: int, replicas: int = None, steps:
     else:
         lines = []
     with open(log, "w") as fh:
-        fh.write(LOG_HEADER + "\n" + "".join(lines))
+        fh.write((LOG_HEADER if schedule is None else LOG_HEADER_STAGES) + "\n" + "".join(lines))
+    say = tqdm.write if progress else (lambda msg: None)
+    if eval_replicas and trainer.epoch == 0:
+        r = evaluate_point(setup, out, "unbiased", int(eval_replicas), seed)
+        say(f"unbiased: {r['crossed']}/{r['n']} crossed ({r['fraction']:.3f} ± {r['se']:.3f})")
+    if schedule is not None:
+        pending_evaluations(setup, out, schedule, int(eval_replicas), seed, say)
     t_start = time.perf_counter()
     with tqdm(total=int(epochs), initial=min(trainer.epoch, int(epochs)), unit="epoch",
               disable=not progress, dynamic_ncols=True) as bar:
         while trainer.epoch < int(epochs):
+            extra = ""
+            if schedule is not None:
+                k = schedule.stage_index(trainer.epoch)
+                apply_stage(trainer, schedule.stages[k])
+                extra = f" {k + 1:d} {schedule.stages[k].temperature:g} {schedule.stages[k].lr:g}"
             r = trainer.train_epoch()
             _save_checkpoint(checkpoint, trainer, meta)
             with open(log, "a") as fh:
                 fh.write(f"{r.epoch:d} {r.mean_loss:.6g} {r.success_fraction:.4f} {r.wall_time_s:.2f} "
-                         f"{r.n_active:d} {r.n_pairs:d}\n")
+                         f"{r.n_active:d} {r.n_pairs:d}{extra}\n")
             bar.update(1)
-            bar.set_postfix(loss=f"{r.mean_loss:.4g}", success=f"{r.success_fraction:.2f}")
+            post = dict(loss=f"{r.mean_loss:.4g}", success=f"{r.success_fraction:.2f}")
+            if schedule is not None:
+                post.update(stage=extra.split()[0], T=extra.split()[1])
+            bar.set_postfix(**post)
+            if schedule is not None:
+                pending_evaluations(setup, out, schedule, int(eval_replicas), seed, say)
     if trainer.epoch == 0 or not os.path.exists(checkpoint):
         _save_checkpoint(checkpoint, trainer, meta)
     trainer.export(os.path.join(out, "bias.pt"))

@@ -1,0 +1,129 @@
+"""Azobenzene DiffSim run: log-density plot, mechanism and the OpenMM cross-check (issue 17, items 3–4).
+
+Reads a folder written by ``openmm-nnbias diffsim --system azobenzene --eval-replicas R``:
+
+1. the log-density of the sampled (CNNC, N=N–C) points of every evaluation (unbiased, after each
+   stage) → ``OUT/log_density.png``, and the mechanism of each crossing
+   (:func:`openmm_nnbias.diffsim.azobenzene_analysis.classify_crossings`);
+2. unless ``--no-openmm``: the same SevenNet-0 potential as an openmm-torch ``TorchForce``
+   (:func:`openmm_nnbias.diffsim.sevennet_openmm.azobenzene_openmm_system`) plus the trained
+   ``bias.pt`` (:func:`openmm_nnbias.bias.load_bias`), run with OpenMM's
+   ``LangevinMiddleIntegrator`` (CPU platform, 1 thread) from the *same* start positions and
+   velocities as the last torch evaluation (independent noise), same T, γ, dt and length;
+   crossing = first step inside the product well, checked every step as in the torch run.
+
+Writes ``OUT/check.json``. Usage::
+
+    python benchmarks/azobenzene_diffsim_check.py benchmarks/out/azo_diffsim
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import time
+
+import torch
+
+
+def binomial(k: int, n: int):
+    p = k / n
+    return p, math.sqrt(p * (1 - p) / n)
+
+
+def openmm_crossings(out: str, ev: dict, well, n_threads: int = 1) -> dict:
+    import openmm
+    import openmmtorch  # noqa: F401  (after torch)
+    from openmm import unit
+
+    from openmm_nnbias.bias import load_bias
+    from openmm_nnbias.diffsim.neural_potential import SevenNetEnergy
+    from openmm_nnbias.diffsim.azobenzene import AZOBENZENE_NUMBERS
+    from openmm_nnbias.diffsim.setups_azobenzene import azobenzene_cvs
+    from openmm_nnbias.diffsim.sevennet_openmm import azobenzene_openmm_system
+
+    ckpt = torch.load(os.path.join(out, "checkpoint.pt"), map_location="cpu", weights_only=False)
+    friction = float(ckpt["config"]["friction"])
+    system = azobenzene_openmm_system()
+    system.addForce(load_bias(os.path.join(out, "bias.pt"), forceGroup=1))
+    cvs = azobenzene_cvs()
+    R0, V0, n_steps = ev["R0"].double(), ev["V0"].double(), int(ev["n_steps"])
+    integ = openmm.LangevinMiddleIntegrator(ev["temperature"] * unit.kelvin, friction / unit.picosecond,
+                                            ev["timestep"] * unit.picosecond)
+    integ.setRandomNumberSeed(12345)
+    platform = openmm.Platform.getPlatformByName("CPU")
+    ctx = openmm.Context(system, integ, platform, {"Threads": str(n_threads)})
+    # energy and forces of OpenMM (SevenNet TorchForce + bias.pt) vs the torch side at the first start state
+    ctx.setPositions(R0[0].numpy())
+    st = ctx.getState(getEnergy=True, getForces=True)
+    e_mm = st.getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole)
+    f_mm = torch.tensor(st.getForces(asNumpy=True).value_in_unit(unit.kilojoule_per_mole / unit.nanometer))
+    bias = torch.jit.load(os.path.join(out, "bias.pt"))
+    U = SevenNetEnergy(AZOBENZENE_NUMBERS, dtype=torch.float64)
+    x = R0[0].clone().requires_grad_(True)
+    e_t = U(x[None])[0] + bias(x.float()).double().reshape(())
+    (g,) = torch.autograd.grad(e_t, x)
+    check = {"energy_openmm_kj_per_mol": e_mm, "energy_torch_kj_per_mol": float(e_t.detach()),
+             "force_rel_diff": float((f_mm + g).norm() / g.norm())}
+    first, t0 = [], time.perf_counter()
+    for b in range(R0.shape[0]):
+        ctx.setPositions(R0[b].numpy())
+        ctx.setVelocities(V0[b].numpy())
+        hit = -1
+        for step in range(1, n_steps + 1):
+            integ.step(1)
+            pos = ctx.getState(getPositions=True).getPositions(asNumpy=True).value_in_unit(unit.nanometer)
+            s = cvs(torch.tensor(pos)[None])[0]
+            if bool(well.contains(s)):
+                hit = step
+                break
+        first.append(hit)
+    steps_done = sum(n_steps if h < 0 else h for h in first)
+    k = sum(h >= 0 for h in first)
+    p, se = binomial(k, len(first))
+    return dict(check, first_step=first, crossed=k, n=len(first), fraction=p, se=se,
+                steps_per_s=steps_done / (time.perf_counter() - t0), friction=friction)
+
+
+def main(argv=None) -> None:
+    from openmm_nnbias.diffsim.azobenzene_analysis import classify_crossings, plot_log_density
+    from openmm_nnbias.diffsim.wells import Well
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("out")
+    ap.add_argument("--no-openmm", action="store_true")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    labels = [lab for lab in ("unbiased", "stage1", "stage2", "stage3")
+              if os.path.exists(os.path.join(args.out, f"eval_{lab}.pt"))]
+    evals = {lab: torch.load(os.path.join(args.out, f"eval_{lab}.pt"), weights_only=False) for lab in labels}
+    ckpt = torch.load(os.path.join(args.out, "checkpoint.pt"), map_location="cpu", weights_only=False)
+    well = Well.from_dict(ckpt["target_well"])
+    report = {"evaluations": {}, "mechanism": {}}
+    panels = []
+    for lab, ev in evals.items():
+        report["evaluations"][lab] = {"crossed": ev["crossed"], "n": ev["n"], "fraction": ev["fraction"],
+                                      "se": ev["se"], "first_step": ev["first_step"].tolist()}
+        report["mechanism"][lab] = classify_crossings(ev["cv"], ev["first_step"])
+        panels.append((f"{lab}: {ev['crossed']}/{ev['n']} crossed, {ev['temperature']:g} K", ev["cv"]))
+    cis = evals[labels[0]]["cv"][0].mean(0).tolist()
+    wells = {"cis (start)": cis, "trans": well.mean.tolist()}
+    report["plot"] = plot_log_density(panels, os.path.join(args.out, "log_density.png"), wells=wells)
+    if not args.no_openmm:
+        last = labels[-1]
+        mm = openmm_crossings(args.out, evals[last], well)
+        ev = evals[last]
+        p_t, p_m = ev["fraction"], mm["fraction"]
+        se = math.sqrt(ev["se"] ** 2 + mm["se"] ** 2)
+        mm.update(torch_label=last, torch_fraction=p_t, torch_se=ev["se"],
+                  z=(p_m - p_t) / se if se > 0 else (0.0 if p_m == p_t else math.inf))
+        report["openmm"] = mm
+    with open(os.path.join(args.out, "check.json"), "w") as fh:
+        json.dump(report, fh, indent=1, default=float)
+    print(json.dumps({k: v for k, v in report.items()}, indent=1, default=float))
+
+
+if __name__ == "__main__":
+    main()
