@@ -20,7 +20,7 @@ import time
 
 __all__ = ["SYSTEMS", "LOG_HEADER", "build_diffsim", "run_diffsim"]
 
-SYSTEMS = ("mueller-brown", "alanine-dipeptide")
+SYSTEMS = ("mueller-brown", "mueller-brown-authors", "alanine-dipeptide")
 LOG_HEADER = "# epoch loss success_fraction wall_time_s n_active n_pairs"
 
 
@@ -30,7 +30,8 @@ def build_diffsim(system: str, replicas: int = None, steps: int = None, seed: in
     Parameters
     ----------
     system : str
-        ``"mueller-brown"`` or ``"alanine-dipeptide"``.
+        ``"mueller-brown"``, ``"mueller-brown-authors"`` (the authors' 2-D setting, both
+        directions; ``replicas`` is then per direction) or ``"alanine-dipeptide"``.
     replicas, steps : int, optional
         Replicas per epoch and trajectory length in steps (default: the setup's defaults).
     seed : int, optional
@@ -53,16 +54,17 @@ def build_diffsim(system: str, replicas: int = None, steps: int = None, seed: in
     >>> build_diffsim("argon")
     Traceback (most recent call last):
     ...
-    ValueError: diffsim supports --system mueller-brown, alanine-dipeptide; got 'argon'
+    ValueError: diffsim supports --system mueller-brown, mueller-brown-authors, alanine-dipeptide; got 'argon'
     """
     if system not in SYSTEMS:
         raise ValueError(f"diffsim supports --system {', '.join(SYSTEMS)}; got {system!r}")
     for name, v in (("replicas", replicas), ("steps", steps)):
         if v is not None and int(v) < 1:
             raise ValueError(f"--{name} must be >= 1, got {v}")
-    from . import setups
+    from . import setups, setups_mb_authors
 
-    fn = {"mueller-brown": setups.mueller_brown_setup, "alanine-dipeptide": setups.alanine_dipeptide_setup}[system]
+    fn = {"mueller-brown": setups.mueller_brown_setup, "alanine-dipeptide": setups.alanine_dipeptide_setup,
+          "mueller-brown-authors": setups_mb_authors.mueller_brown_authors_setup}[system]
     args = dict(kwargs, seed=int(seed))
     if replicas is not None:
         args["n_replicas"] = int(replicas)
