@@ -132,8 +132,8 @@ def _parser():
     rw.add_argument("--bins", type=int, default=50)
     rw.add_argument("--output", default=None, help="default RUN/fes_colvar_reweighted.dat")
     ds = sub.add_parser("diffsim", help="train a barrier-crossing bias by differentiable simulation")
-    ds.add_argument("--system", required=True, choices=["mueller-brown", "mueller-brown-authors",
-                                                          "alanine-dipeptide"])
+    ds.add_argument("--system", required=True, choices=["mueller-brown", "alanine-dipeptide",
+                                                          "mueller-brown-authors"])
     ds.add_argument("--epochs", type=int, required=True, help="total number of training epochs")
     ds.add_argument("--replicas", type=int, help="replicas per epoch (default: the system's)")
     ds.add_argument("--steps", type=int, help="Langevin steps per trajectory (default: the system's)")

@@ -20,7 +20,7 @@ import time
 
 __all__ = ["SYSTEMS", "LOG_HEADER", "build_diffsim", "run_diffsim"]
 
-SYSTEMS = ("mueller-brown", "mueller-brown-authors", "alanine-dipeptide")
+SYSTEMS = ("mueller-brown", "alanine-dipeptide", "mueller-brown-authors")
 LOG_HEADER = "# epoch loss success_fraction wall_time_s n_active n_pairs"
 
 
@@ -54,7 +54,7 @@ def build_diffsim(system: str, replicas: int = None, steps: int = None, seed: in
     >>> build_diffsim("argon")
     Traceback (most recent call last):
     ...
-    ValueError: diffsim supports --system mueller-brown, mueller-brown-authors, alanine-dipeptide; got 'argon'
+    ValueError: diffsim supports --system mueller-brown, alanine-dipeptide, mueller-brown-authors; got 'argon'
     """
     if system not in SYSTEMS:
         raise ValueError(f"diffsim supports --system {', '.join(SYSTEMS)}; got {system!r}")

@@ -134,7 +134,7 @@ def mueller_brown_authors_setup(*, n_replicas: int = 300, n_steps: int = 6000, a
     --------
     >>> s = mueller_brown_authors_setup(n_replicas=2, n_steps=20, adjoint_steps=5, grid_points=5,
     ...                                 well_replicas=4, well_steps=1000)
-    >>> s.trainer.n_replicas, s.info["mass_amu"], round(s.info["barrier_kT"])
+    >>> s.trainer.n_replicas, round(s.info["mass_amu"], 3), round(s.info["barrier_kT"])
     (4, 0.256, 462)
     """
     check_setup_arguments(dict(n_replicas=n_replicas, n_steps=n_steps, adjoint_steps=adjoint_steps,
