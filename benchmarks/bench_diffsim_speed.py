@@ -162,7 +162,7 @@ def main(argv: List[str] = None) -> int:
             rows["speed"].append(r)
             print(f"| {r['dtype']} | {B} | {r['forward_s_per_step']:.4g} | {r['forward_replica_steps_per_s']:.4g} | "
                   f"{r['adjoint_replica_steps_per_s']:.4g} |", flush=True)
-    print(f"\n| steps | replicas | K | RSS after setup (MiB) | epoch peak − setup (MiB) | epoch s |")
+    print("\n| steps | replicas | K | RSS after setup (MiB) | epoch peak − setup (MiB) | epoch s |")
     print("|---|---|---|---|---|---|")
     for n in args.memory_steps:
         cmd = [sys.executable, os.path.abspath(__file__), "--system", args.system, "--window", str(args.window),
