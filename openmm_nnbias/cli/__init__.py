@@ -132,7 +132,8 @@ def _parser():
     rw.add_argument("--bins", type=int, default=50)
     rw.add_argument("--output", default=None, help="default RUN/fes_colvar_reweighted.dat")
     ds = sub.add_parser("diffsim", help="train a barrier-crossing bias by differentiable simulation")
-    ds.add_argument("--system", required=True, choices=["mueller-brown", "alanine-dipeptide", "azobenzene"])
+    ds.add_argument("--system", required=True, choices=["mueller-brown", "alanine-dipeptide", "azobenzene",
+                                                          "mueller-brown-authors"])
     ds.add_argument("--epochs", type=int, default=None,
                     help="total number of training epochs (default: the total of --stages)")
     ds.add_argument("--stages", default=None,

@@ -6,6 +6,8 @@ Units: nm, ps, kJ/mol, amu, K.
 """
 
 from .adjoint import AdjointPairs, partial_adjoint
+from .bidirectional import BidirectionalDiffSimTrainer
+from .gaussian_grid import GaussianGridBias
 from .neural_potential import EV_TO_KJ_PER_MOL, SevenNetEnergy
 from .langevin import KB_KJ_PER_MOL_K, LangevinSimulator, Trajectory, make_force_fn
 from .potentials import ONE_4PI_EPS0, MuellerBrownEnergy, OpenMMTorchEnergy, masses_from_system
@@ -19,4 +21,5 @@ __all__ = [
     "AdjointPairs", "DiffSimTrainer", "EpochResult", "bias_gradient", "minibatch_updates", "partial_adjoint",
     "LossResult", "Well", "crossing_loss", "loss_position_gradient", "success_fraction", "wrapped_difference",
     "AdjointRun", "forward_for_adjoint", "EV_TO_KJ_PER_MOL", "SevenNetEnergy",
+    "BidirectionalDiffSimTrainer", "GaussianGridBias",
 ]

@@ -21,7 +21,7 @@ import time
 __all__ = ["SYSTEMS", "LOG_HEADER", "LOG_HEADER_STAGES", "AZOBENZENE_CLI", "AZOBENZENE_STAGES",
            "build_diffsim", "run_diffsim"]
 
-SYSTEMS = ("mueller-brown", "alanine-dipeptide", "azobenzene")
+SYSTEMS = ("mueller-brown", "alanine-dipeptide", "azobenzene", "mueller-brown-authors")
 LOG_HEADER = "# epoch loss success_fraction wall_time_s n_active n_pairs"
 #: Log columns of a staged run (``stages``): the stage index, its temperature (K) and learning rate follow.
 LOG_HEADER_STAGES = LOG_HEADER + " stage temperature_K lr"
@@ -33,7 +33,8 @@ def build_diffsim(system: str, replicas: int = None, steps: int = None, seed: in
     Parameters
     ----------
     system : str
-        ``"mueller-brown"``, ``"alanine-dipeptide"`` or ``"azobenzene"`` (needs ``sevenn``).
+        ``"mueller-brown"``, ``"alanine-dipeptide"``, ``"azobenzene"`` (needs ``sevenn``) or
+        ``"mueller-brown-authors"`` (the authors' 2-D setting, both directions; ``replicas`` is then per direction).
     replicas, steps : int, optional
         Replicas per epoch and trajectory length in steps (default: the setup's defaults).
     seed : int, optional
@@ -56,18 +57,19 @@ def build_diffsim(system: str, replicas: int = None, steps: int = None, seed: in
     >>> build_diffsim("argon")
     Traceback (most recent call last):
     ...
-    ValueError: diffsim supports --system mueller-brown, alanine-dipeptide, azobenzene; got 'argon'
+    ValueError: diffsim supports --system mueller-brown, alanine-dipeptide, azobenzene, mueller-brown-authors; got 'argon'
     """
     if system not in SYSTEMS:
         raise ValueError(f"diffsim supports --system {', '.join(SYSTEMS)}; got {system!r}")
     for name, v in (("replicas", replicas), ("steps", steps)):
         if v is not None and int(v) < 1:
             raise ValueError(f"--{name} must be >= 1, got {v}")
-    from . import setups
+    from . import setups, setups_mb_authors
     from .setups_azobenzene import azobenzene_setup
 
     fn = {"mueller-brown": setups.mueller_brown_setup, "alanine-dipeptide": setups.alanine_dipeptide_setup,
-          "azobenzene": azobenzene_setup}[system]
+          "azobenzene": azobenzene_setup,
+          "mueller-brown-authors": setups_mb_authors.mueller_brown_authors_setup}[system]
     args = dict(kwargs, seed=int(seed))
     if replicas is not None:
         args["n_replicas"] = int(replicas)

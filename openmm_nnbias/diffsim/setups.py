@@ -10,10 +10,13 @@ with dt = 1 fs, γ = 0.1 ps⁻¹, 6 000 steps. Here the surface keeps its native
 
 * ``energy_scale = 0.0866 × 4.184 = 0.36234`` kJ/mol per MB unit, T = 300 K: the same
   barrier, 38.42 kJ/mol = 15.40 k_BT (B → A: 9.81 k_BT);
-* mass 2.56 amu: one MB length unit is 1.6 nm in the authors' frame and 1 nm here, and
-  the dynamics is unchanged under ``L → L/1.6, m → 1.6² m`` (the time scale is
-  ``L √(m/E)``), so this is the authors' particle if its mass was 1 amu (the paper does not
-  say; this is an assumption);
+* mass 2.56 amu: one MB length unit is 16 Å = 1.6 nm in the authors' frame and 1 nm here,
+  and the dynamics is unchanged under ``L → L/1.6, m → 1.6² m`` (the time scale is
+  ``L √(m/E)``). The authors' code (``rarediffsim``, ``MullerBrownNotebook2D``) uses mass
+  **0.1 amu** on its Å scale, i.e. 0.1 × 1.6² = **0.256 amu** here: this setup's particle is
+  10 × heavier than theirs (its dynamics √10 ≈ 3.2 × slower), a choice of this setup, not
+  the authors' value. :func:`~openmm_nnbias.diffsim.setups_mb_authors.mueller_brown_authors_setup`
+  has their mass, 10 K thermostat, both directions and Gaussian-grid bias;
 * dt = 1 fs, γ = 0.1 ps⁻¹ and the adjoint window K = 190 as the authors. The default
   trajectory is shorter (2 000 steps = 2 ps) and there are fewer replicas (64 instead of
   300) so that an epoch takes seconds on one CPU core; the unbiased success fraction
@@ -47,7 +50,7 @@ __all__ = ["DiffSimSetup", "mueller_brown_setup", "MB_ENERGY_SCALE", "MB_MASS", 
 
 #: kJ/mol per Müller–Brown energy unit (authors' 0.0866 kcal/mol).
 MB_ENERGY_SCALE = 0.0866 * 4.184
-#: Particle mass in amu (authors' 1 amu with 1 MB unit = 1.6 nm, see module docstring).
+#: Particle mass in amu of this setup, 1.6² × 1 amu (the authors' is 0.1 amu = 0.256 here, see module docstring).
 MB_MASS = 1.6 ** 2
 #: Minima (x, y) in nm.
 MB_MINIMA = {"A": (-0.5582, 1.4417), "B": (0.6235, 0.0280), "C": (-0.0500, 0.4667)}

@@ -141,7 +141,7 @@ def forward_for_adjoint(simulator, R0: torch.Tensor, V0: torch.Tensor, n_steps: 
 
     def score(s):  # squared distance to the target and "inside the well" of CV frames (T, B, D)
         dm = wrapped_difference(s, mean, well.period)
-        inside = torch.einsum("...i,ij,...j->...", dm, prec, dm) < well.threshold
+        inside = torch.einsum("...i,...ij,...j->...", dm, prec, dm) < well.threshold  # prec (D, D) or (B, D, D)
         return (wrapped_difference(s, tgt, well.period) ** 2).sum(-1), inside
 
     W, keep, chunk = window + 2, window + 1, max(int(chunk), window)
