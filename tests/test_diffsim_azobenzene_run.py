@@ -139,7 +139,7 @@ def test_classify_crossings_and_plot(tmp_path):
     assert os.path.getsize(p) > 1000
 
 
-@pytest.mark.slow
+@pytest.mark.long  # ~4 min of CPU (the setup minimizes and equilibrates on SevenNet): pytest -m long
 @pytest.mark.skipif(not HAS_SEVENN, reason="sevenn not installed (pip install 'openmm_nnbias[sevenn]')")
 def test_cli_azobenzene_on_sevennet_smoke(tmp_path):
     """The staged run on SevenNet-0 itself: one replica, 4 steps, one epoch, small wells (~1 min of CPU)."""
