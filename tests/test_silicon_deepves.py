@@ -19,10 +19,10 @@ def _rows(path, usecols=None):
 
 
 def test_recipes_hold_the_paper_settings():
-    for name, n, bins in (("silicon", 216, 216), ("silicon-64", 64, 64)):
+    for name, n, bins, stride in (("silicon", 216, 216, 500), ("silicon-64", 64, 64, 100)):
         r = get_recipe(name)
         assert r.temperature == 1700.0 and r.timestep == 0.002 and r.bias_factor == 100.0
-        assert r.options["tauDecay"] == 2000 and r.options["gridBins"] == bins
+        assert r.options["tauDecay"] == 2000 and r.options["gridBins"] == bins and r.options["stride"] == stride
         assert r.options["hidden"] == (48, 24, 12) and r.backend == "torch"
         built = r.builder(1)
         assert built.n_atoms == n
@@ -43,7 +43,7 @@ def test_silicon_system_arguments():
 
 def test_silicon64_smoke_run_and_restart(tmp_path):
     out = str(tmp_path / "si")
-    # stride 100 inner steps = 50 outer steps of 4 fs (--mts 2 by default): iterations of 0.2 ps
+    # stride 100 inner steps (the recipe's) = 50 outer steps of 4 fs (--mts 2 by default): iterations of 0.2 ps
     args = ["deepves", "--system", "silicon-64", "--out", out, "--stride", "100", "--no-progress"]
     assert main(args + ["--time", "0.6ps"]) == 0
     for name in ("colvar", "ves.log", "checkpoint.pt", "bias.pt", "fes_bias.dat"):
