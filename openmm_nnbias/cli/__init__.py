@@ -65,7 +65,8 @@ def _parser():
                    help="OpenMM platform (default CPU; Reference for wolfe-quapp; --input: the fastest here)")
     d.add_argument("--threads", type=int, default=None, help="CPU platform threads (default 1)")
     d.add_argument("--seed", type=int, default=None, help="seed of the network, the MD and the Monte Carlo target (default 1)")
-    d.add_argument("--bias-factor", type=float, default=None, help="well-tempered bias factor gamma, dimensionless (default 10)")
+    d.add_argument("--bias-factor", type=float, default=None,
+                   help="well-tempered bias factor gamma, dimensionless (default 10; silicon, silicon-64: 100)")
     d.add_argument("--grid-bins", type=int, help=f"target grid bins per CV (default {_recipe_defaults('gridBins')})")
     d.add_argument("--hidden", help=f"hidden-layer widths of the bias network, e.g. 48,24,12 (default "
                                     f"{_recipe_defaults('hidden')})")
@@ -96,9 +97,9 @@ def _parser():
     d.add_argument("--walkers", type=int, default=1,
                    help="N walkers sharing one bias, one process each (torch.distributed, gloo); "
                         "under torchrun: one walker per process (default 1)")
-    d.add_argument("--mts", type=int, default=1,
+    d.add_argument("--mts", type=int, default=None,
                    help="evaluate the bias every K inner steps (MTSLangevinIntegrator; one MD step = K time steps; "
-                        "default 1)")
+                        "default 1; silicon, silicon-64: 2)")
     d.add_argument("--mc-points", type=int, default=None,
                    help="alanine-tetrapeptide: Monte Carlo target points per iteration (default 10000)")
     d.add_argument("--recrossings", type=int, default=None,
@@ -225,6 +226,8 @@ def _deepves(args) -> None:
     from ..systems import get_recipe
     from .deepves import run_deepves_walkers
 
+    if args.mts is None:
+        args.mts = get_recipe(args.system).mts if args.system is not None else 1
     if args.mts < 1:
         raise ValueError(f"--mts must be an integer >= 1 (inner steps per bias evaluation), got {args.mts}")
     if args.timestep is not None and not args.timestep > 0:
@@ -250,7 +253,7 @@ def _deepves(args) -> None:
                          decayAfter=None if args.decay_after is None else parse_time(args.decay_after, "--decay-after"))
         kwargs = dict(backend=args.backend, platform=args.platform, threads=threads,
                       seed=1 if args.seed is None else args.seed,
-                      biasFactor=10.0 if args.bias_factor is None else args.bias_factor,
+                      biasFactor=args.bias_factor,
                       sampleStride=10 if args.sample_stride is None else args.sample_stride, overrides=overrides,
                       asynchronous=args.asynchronous, mts=args.mts, temperature=args.temperature,
                       timestep=None if args.timestep is None else args.timestep / 1000)

@@ -21,9 +21,9 @@ def mts_strides(stride: int, sample_stride: int, mts: int) -> tuple:
 
 
 def build_deepves(system_name: str, out: Optional[str] = None, backend: Optional[str] = None,
-                  platform: Optional[str] = None, threads: int = 1, seed: int = 1, biasFactor: float = 10.0,
+                  platform: Optional[str] = None, threads: int = 1, seed: int = 1, biasFactor: Optional[float] = None,
                   sampleStride: int = 10, overrides: Optional[dict] = None, asynchronous=False, group=None,
-                  mts: int = 1, temperature: Optional[float] = None, timestep: Optional[float] = None):
+                  mts: Optional[int] = None, temperature: Optional[float] = None, timestep: Optional[float] = None):
     """Build ``(simulation, updater, timestep_ps)`` for an embedded system with its recipe's settings.
 
     Parameters
@@ -38,8 +38,8 @@ def build_deepves(system_name: str, out: Optional[str] = None, backend: Optional
         CPU platform threads.
     seed : int
         Seed of the network, the MD and the Monte Carlo target.
-    biasFactor : float
-        Well-tempered target bias factor.
+    biasFactor : float, optional
+        Well-tempered target bias factor (default: the recipe's, 10 but silicon 100).
     sampleStride : int
         MD steps between CV samples.
     overrides : dict, optional
@@ -50,8 +50,8 @@ def build_deepves(system_name: str, out: Optional[str] = None, backend: Optional
     group : WalkerGroup, optional
         With a :class:`~openmm_nnbias.ves.walkers.WalkerGroup`, walker k uses the MD seed
         ``seed + k``, starts from walker 0's network and shares the bias with the other walkers.
-    mts : int
-        K > 1: the bias is evaluated every K inner steps (``MTSLangevinIntegrator``,
+    mts : int, optional
+        Default: the recipe's (1; silicon 2). K > 1: the bias is evaluated every K inner steps (``MTSLangevinIntegrator``,
         :mod:`openmm_nnbias.bias.mts`); one MD step is then K inner steps, ``timestep_ps`` the
         outer step, and stride/sampleStride are divided by K (rounded, ≈ the same simulated time).
     temperature, timestep : float, optional
@@ -75,6 +75,8 @@ def build_deepves(system_name: str, out: Optional[str] = None, backend: Optional
     from .recipes import get_recipe, tetrapeptide_options
 
     recipe = get_recipe(system_name)
+    mts = recipe.mts if mts is None else mts
+    biasFactor = recipe.bias_factor if biasFactor is None else biasFactor
     if isinstance(mts, bool) or not isinstance(mts, int) or mts < 1:
         raise ValueError(f"--mts must be an integer >= 1 (inner steps per bias evaluation), got {mts!r}")
     temperature = recipe.temperature if temperature is None else temperature
@@ -93,7 +95,7 @@ def build_deepves(system_name: str, out: Optional[str] = None, backend: Optional
         raise ValueError("--mc-points, --recrossings and --decay-after apply to alanine-tetrapeptide only")
     plat = get_platform(platform or recipe.platform)
     torch.manual_seed(seed)
-    built = get_system(system_name)
+    built = get_system(system_name) if recipe.builder is None else recipe.builder(seed)
     cvs = recipe.build_cvs(built)
     kl = opts.pop("klThreshold", 0.5)
     if recipe.tetrapeptide:

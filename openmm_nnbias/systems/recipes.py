@@ -3,8 +3,8 @@
 One registry used by the command line, the benchmarks and the examples:
 
 * :data:`DEEPVES_RECIPES` / :func:`get_recipe` — :class:`DeepVESRecipe` per system
-  (``alanine-dipeptide``, ``wolfe-quapp``, ``alanine-tetrapeptide``): the paper's settings
-  (Bonati et al. 2019 and NOTES.md).
+  (``alanine-dipeptide``, ``wolfe-quapp``, ``alanine-tetrapeptide``, ``silicon``, ``silicon-64``):
+  the paper's settings (Bonati et al. 2019 and NOTES.md).
 * :data:`METAD_RECIPES` — :class:`MetadRecipe` of the WT-metadynamics reference runs.
 * :func:`tetrapeptide_options`, :data:`PHI_STATES`, :func:`count_transitions` — the
   alanine-tetrapeptide Monte Carlo target and recrossing-triggered decay.
@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Mapping, Optional, Tuple
+from typing import Any, Callable, Mapping, Optional, Tuple
 
 import numpy as np
 
@@ -59,6 +59,14 @@ class DeepVESRecipe:
         ps); empty for systems without the Monte Carlo target.
     position_range : tuple of float
         nm, for a ``"x"`` CV.
+    bias_factor : float
+        Default well-tempered bias factor γ.
+    mts : int
+        Default inner steps per bias evaluation (CLI ``--mts``).
+    builder : callable, optional
+        ``builder(seed)`` → the built system (``topology``, ``system``, ``positions``, ``box``) for
+        systems outside :func:`~openmm_nnbias.systems.get_system` (silicon); its CV ``"n_diamond"``
+        is :class:`~openmm_nnbias.cvs.EnvironmentSimilarity` over all atoms.
     """
 
     name: str
@@ -71,6 +79,9 @@ class DeepVESRecipe:
     options: Mapping[str, Any] = field(default_factory=dict)
     tetrapeptide: Mapping[str, Any] = field(default_factory=dict)
     position_range: Tuple[float, float] = (-3.0, 3.0)
+    bias_factor: float = 10.0
+    mts: int = 1
+    builder: Optional[Callable[[int], Any]] = None
 
     def integrator(self, seed: Optional[int] = None):
         """A ``LangevinMiddleIntegrator`` at :attr:`temperature`, :attr:`friction`, :attr:`timestep` (random seed ``seed``)."""
@@ -85,10 +96,16 @@ class DeepVESRecipe:
 
     def build_cvs(self, built):
         """The :class:`~openmm_nnbias.cvs.CVSet` of :attr:`cvs` for the built system ``built``."""
-        from ..cvs import CVSet, Position, Torsion
+        from ..cvs import CVSet, EnvironmentSimilarity, Position, Torsion
 
-        return CVSet([Position(0, "x", *self.position_range) if n == "x" else Torsion(built.torsions[n], n)
-                      for n in self.cvs])
+        def one(n):
+            if n == "x":
+                return Position(0, "x", *self.position_range)
+            if n == "n_diamond":
+                return EnvironmentSimilarity(range(built.system.getNumParticles()), lattice=0.5431, sigma=0.04, names=n)
+            return Torsion(built.torsions[n], n)
+
+        return CVSet([one(n) for n in self.cvs])
 
 
 @dataclass(frozen=True)
@@ -113,6 +130,14 @@ class MetadRecipe:
 
 def _ro(**kw) -> Mapping[str, Any]:
     return MappingProxyType(kw)
+
+
+def _silicon(n_cells: int, skin: float):
+    def build(seed: int = 1):
+        from .silicon_deepves import silicon_deepves_system
+
+        return silicon_deepves_system(n_cells, skin=skin, seed=seed)
+    return build
 
 
 _PHI_PSI = ("phi1", "psi1", "phi2", "psi2", "phi3", "psi3")
@@ -141,6 +166,27 @@ DEEPVES_RECIPES: Mapping[str, DeepVESRecipe] = MappingProxyType({
     "alanine-dipeptide-solvated-hmr": DeepVESRecipe(
         "alanine-dipeptide-solvated-hmr", ("phi", "psi"), 300.0, 0.004, 1.0,
         options=_ro(stride=250, tauKL=10000, tauDecay=1000, gridBins=50, hidden=(48, 24, 12))),
+    # Stillinger-Weber silicon, 216 atoms, NPT 1 700 K / 1 atm (systems.silicon_deepves: the crystal to start,
+    # torch SW route, MonteCarloBarostat every 25 steps), 2 fs, Langevin 1/ps. CV: number of cubic-diamond atoms
+    # (EnvironmentSimilarity, sigma 0.04 nm) on [0, 216]. The paper's Methods: bias factor 100, tauDecay 2 000,
+    # 216 bins; tauKL is not in the paper, 5 000 as in the authors' archived input (which has gamma 70 and
+    # 500 bins: not used). The bias every 2 steps (--mts 2, outer step 4 fs): the CV costs about as much as SW.
+    "silicon": DeepVESRecipe(
+        "silicon", ("n_diamond",), 1700.0, 0.002, 1.0, backend="torch", bias_factor=100.0, mts=2,
+        builder=_silicon(3, 0.15),
+        options=_ro(stride=500, tauKL=5000, tauDecay=2000, gridBins=216, hidden=(48, 24, 12),
+                    checkpointInterval=50)),
+    # the small version: 2x2x2 cells, 64 atoms, 64 bins; SW skin 0.10 nm (the box must stay above
+    # 2 (a sigma + skin) = 0.954 nm; the 64-atom liquid at 1 700 K has about 1.06 nm, too close to 1.054 nm
+    # with the default 0.15 nm). One iteration every 100 steps (0.2 ps) instead of 500: the same Adam
+    # learning rate builds the bias 5x faster in simulated time, so that liquid <-> crystal transitions come
+    # within ~1 h of one core (at 500 steps the bias on the crystal had grown to 11 kJ/mol = 0.8 kT
+    # after 110 ps); tauKL 5 000 and tauDecay 2 000 iterations are then 1 ns and 0.4 ns.
+    "silicon-64": DeepVESRecipe(
+        "silicon-64", ("n_diamond",), 1700.0, 0.002, 1.0, backend="torch", bias_factor=100.0, mts=2,
+        builder=_silicon(2, 0.10),
+        options=_ro(stride=100, tauKL=5000, tauDecay=2000, gridBins=64, hidden=(48, 24, 12),
+                    checkpointInterval=50)),
 })
 
 #: WT-metadynamics reference recipes by system name.
@@ -164,7 +210,7 @@ def get_recipe(name: str, kind: str = "deepves"):
     >>> get_recipe("argon")
     Traceback (most recent call last):
     ...
-    ValueError: system: deepves supports ['alanine-dipeptide', 'alanine-dipeptide-solvated', 'alanine-dipeptide-solvated-hmr', 'alanine-tetrapeptide', 'wolfe-quapp'], got 'argon'
+    ValueError: system: deepves supports ['alanine-dipeptide', 'alanine-dipeptide-solvated', 'alanine-dipeptide-solvated-hmr', 'alanine-tetrapeptide', 'silicon', 'silicon-64', 'wolfe-quapp'], got 'argon'
     """
     registry = {"deepves": DEEPVES_RECIPES, "metad": METAD_RECIPES}.get(kind)
     if registry is None:

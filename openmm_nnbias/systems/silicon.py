@@ -250,11 +250,9 @@ def _custom_forces(n_atoms: int, p: StillingerWeberParameters) -> list:
 def _torch_forces(n_atoms: int, p: StillingerWeberParameters, skin: float, analytic: bool) -> list:
     from openmm_nnbias.bias.backends import import_torch_force
 
-    failed = [f for f in openmm.Platform.getPluginLoadFailures() if "OpenMMTorchReference" in f]
-    if failed:
-        raise RuntimeError("openmm-torch's CPU/Reference kernels did not load (import torch before "
-                           f"openmm so that they find torch's libraries): {failed[0]}")
-    force = import_torch_force()(stillinger_weber_module(n_atoms, p, skin, analytic))
+    # import_torch_force loads again the openmm-torch plugins that failed at an `import openmm` before torch
+    torch_force = import_torch_force()
+    force = torch_force(stillinger_weber_module(n_atoms, p, skin, analytic))
     force.setUsesPeriodicBoundaryConditions(True)
     force.setOutputsForces(True)
     return [force]

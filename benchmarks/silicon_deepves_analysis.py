@@ -1,0 +1,136 @@
+"""Analysis of a silicon Deep-VES run (issue 16, item 5): F(CV), the CV time series, transitions, schedule times.
+
+``PYTHONPATH=. python benchmarks/silicon_deepves_analysis.py RUN --atoms 64 [--t-min PS]`` reads
+``RUN/colvar``, ``RUN/ves.log`` and ``RUN/fes_bias.dat`` (the updater's files) and writes into RUN:
+
+* ``silicon_cv.png`` — number of cubic-diamond atoms against time (ns), with the state thresholds;
+* ``silicon_fes.png`` — F(CV) from the bias (F = −V − kT ln p, ``fes_bias.dat``) and reweighted
+  (histogram of the colvar with weights exp(rbias/kT), rbias = V − c(t), frames from ``--t-min``);
+* ``silicon_ves.png`` — KL divergence and learning rate per iteration;
+* ``silicon_summary.txt`` — the numbers printed.
+
+States (hysteresis): liquid while CV < ``--liquid`` × N, crystal while CV > ``--crystal`` × N
+(defaults 0.15 and 0.85; the liquid at 1 700 K gives ≈ 0–3 % of N, the hot crystal ≈ 99 %). A
+transition is a change of state; excursions between the thresholds that return are not counted.
+Units: time ps (plots ns), energies kJ/mol and k_BT, CV in atoms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+import numpy as np
+
+from openmm_nnbias._units import KB
+from openmm_nnbias.analysis import read_colvar, read_grid_file, reweight_colvar
+
+__all__ = ["states", "transitions", "schedule_times", "analyse"]
+
+
+def states(cv: np.ndarray, n_atoms: int, liquid: float = 0.15, crystal: float = 0.85) -> np.ndarray:
+    """State per frame: 0 liquid, 1 crystal, −1 before the first state is reached (hysteresis)."""
+    out = np.empty(len(cv), dtype=int)
+    state = -1
+    for k, v in enumerate(cv):
+        if v < liquid * n_atoms:
+            state = 0
+        elif v > crystal * n_atoms:
+            state = 1
+        out[k] = state
+    return out
+
+
+def transitions(cv: np.ndarray, times: np.ndarray, n_atoms: int, liquid: float = 0.15, crystal: float = 0.85):
+    """``[(time_ps, "melting" | "crystallization"), ...]`` of the state changes of :func:`states`."""
+    s = states(cv, n_atoms, liquid, crystal)
+    change = np.nonzero((s[1:] != s[:-1]) & (s[:-1] >= 0))[0] + 1
+    return [(float(times[k]), "crystallization" if s[k] == 1 else "melting") for k in change]
+
+
+def schedule_times(log_path: str, kl_threshold: float = 0.5) -> dict:
+    """Simulated times (ps) of the first KL < threshold and of the freeze, from ``ves.log`` (None if not yet)."""
+    rows = [ln.split() for ln in open(log_path) if ln.strip() and not ln.startswith("#")]
+    t = np.array([float(r[1]) for r in rows])
+    kl = np.array([float(r[3]) for r in rows])
+    phase = [r[6] for r in rows]
+    below = np.nonzero(kl < kl_threshold)[0]
+    frozen = [k for k, p in enumerate(phase) if p == "frozen"]
+    return dict(t_end=float(t[-1]) if len(t) else 0.0, iterations=len(rows),
+                kl_last=float(kl[-1]) if len(kl) else float("nan"),
+                t_kl=float(t[below[0]]) if len(below) else None, t_frozen=float(t[frozen[0]]) if frozen else None,
+                t=t, kl=kl, lr=np.array([float(r[4]) for r in rows]))
+
+
+def analyse(run: str, n_atoms: int, temperature: float = 1700.0, t_min: float = 0.0, liquid: float = 0.15,
+            crystal: float = 0.85) -> dict:
+    """Write the figures and the summary of ``run`` (see the module docstring); returns the numbers."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    kT = KB * temperature
+    col = read_colvar(os.path.join(run, "colvar"))
+    t, cv = col["time"], col["n_diamond"]
+    trans = transitions(cv, t, n_atoms, liquid, crystal)
+    sched = schedule_times(os.path.join(run, "ves.log"))
+    fig, ax = plt.subplots(figsize=(7, 2.6))
+    ax.plot(t / 1000, cv, ",", alpha=0.6)
+    for f in (liquid, crystal):
+        ax.axhline(f * n_atoms, color="gray", lw=0.6, ls="--")
+    ax.set_xlabel("time (ns)")
+    ax.set_ylabel("cubic-diamond atoms (atoms)")
+    ax.set_ylim(-1, n_atoms + 1)
+    fig.tight_layout()
+    fig.savefig(os.path.join(run, "silicon_cv.png"), dpi=110)
+    plt.close(fig)
+    pts, f_bias, _ = read_grid_file(os.path.join(run, "fes_bias.dat"))
+    f_bias = f_bias - np.min(f_bias)
+    (axis,), f_rw = reweight_colvar(os.path.join(run, "colvar"), kT, bins=n_atoms, column="rbias", t_min=t_min,
+                                    periodic=[False], lower=[0.0], upper=[float(n_atoms)])
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(np.ravel(pts), f_bias / kT, label="from the bias, −V − kT ln p")
+    ax.plot(axis, f_rw / kT, "o", ms=3, label=f"reweighted (t ≥ {t_min / 1000:g} ns)")
+    ax.set_xlabel("cubic-diamond atoms (atoms)")
+    ax.set_ylabel(f"F ($k_BT$, T = {temperature:g} K)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(os.path.join(run, "silicon_fes.png"), dpi=110)
+    plt.close(fig)
+    fig, axes = plt.subplots(2, 1, figsize=(6, 4), sharex=True)
+    axes[0].semilogy(sched["t"] / 1000, sched["kl"])
+    axes[0].axhline(0.5, color="gray", lw=0.6, ls="--")
+    axes[0].set_ylabel("KL divergence")
+    axes[1].semilogy(sched["t"] / 1000, np.where(sched["lr"] > 0, sched["lr"], np.nan))
+    axes[1].set_ylabel("learning rate")
+    axes[1].set_xlabel("time (ns)")
+    fig.tight_layout()
+    fig.savefig(os.path.join(run, "silicon_ves.png"), dpi=110)
+    plt.close(fig)
+    finite = np.isfinite(f_rw)
+    numbers = dict(t_end_ns=t[-1] / 1000, transitions=len(trans), melting=sum(k == "melting" for _, k in trans),
+                   crystallization=sum(k == "crystallization" for _, k in trans),
+                   first_transitions_ps=[round(x, 1) for x, _ in trans[:6]],
+                   cv_min=float(cv.min()), cv_max=float(cv.max()), iterations=sched["iterations"],
+                   kl_last=sched["kl_last"], t_kl_ps=sched["t_kl"], t_frozen_ps=sched["t_frozen"],
+                   f_bias_range_kT=float(np.ptp(f_bias) / kT),
+                   f_reweighted_range_kT=float(np.ptp(f_rw[finite]) / kT) if finite.any() else float("nan"),
+                   reweighted_bins_visited=int(finite.sum()))
+    text = "\n".join(f"{k}: {v}" for k, v in numbers.items())
+    with open(os.path.join(run, "silicon_summary.txt"), "w") as fh:
+        fh.write(text + "\n")
+    print(text)
+    return numbers
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run")
+    p.add_argument("--atoms", type=int, required=True, help="number of atoms (the CV's upper bound)")
+    p.add_argument("--temperature", type=float, default=1700.0, help="K")
+    p.add_argument("--t-min", type=float, default=0.0, help="first frame of the reweighting (ps)")
+    p.add_argument("--liquid", type=float, default=0.15, help="liquid below this fraction of the atoms")
+    p.add_argument("--crystal", type=float, default=0.85, help="crystal above this fraction of the atoms")
+    a = p.parse_args()
+    analyse(a.run, a.atoms, a.temperature, a.t_min, a.liquid, a.crystal)

@@ -1,0 +1,66 @@
+"""``deepves --system silicon-64`` / ``silicon``: the recipe, a smoke run of seconds and a restart."""
+
+import os
+
+import numpy as np
+import pytest
+import torch  # noqa: F401  (before openmmtorch)
+
+import openmm as mm
+
+from openmm_nnbias.cli import main
+from openmm_nnbias.cvs import EnvironmentSimilarity
+from openmm_nnbias.systems import get_recipe
+from openmm_nnbias.systems.silicon_deepves import silicon_deepves_system
+
+
+def _rows(path, usecols=None):
+    return np.loadtxt(path, comments="#", ndmin=2, usecols=usecols)
+
+
+def test_recipes_hold_the_paper_settings():
+    for name, n, bins, stride in (("silicon", 216, 216, 500), ("silicon-64", 64, 64, 100)):
+        r = get_recipe(name)
+        assert r.temperature == 1700.0 and r.timestep == 0.002 and r.bias_factor == 100.0
+        assert r.options["tauDecay"] == 2000 and r.options["gridBins"] == bins and r.options["stride"] == stride
+        assert r.options["hidden"] == (48, 24, 12) and r.backend == "torch"
+        built = r.builder(1)
+        assert built.n_atoms == n
+        cvs = r.build_cvs(built)
+        assert isinstance(cvs.sources[0], EnvironmentSimilarity) and cvs.upper == [float(n)]
+        baro = [f for f in built.system.getForces() if isinstance(f, mm.MonteCarloBarostat)]
+        assert len(baro) == 1 and baro[0].getDefaultPressure().value_in_unit(mm.unit.bar) == pytest.approx(1.01325)
+
+
+def test_silicon_system_arguments():
+    with pytest.raises(TypeError, match="n_cells must be an int"):
+        silicon_deepves_system(2.0)
+    with pytest.raises(ValueError, match="n_cells must be >= 2"):
+        silicon_deepves_system(1)
+    with pytest.raises(ValueError, match="pressure must be > 0"):
+        silicon_deepves_system(2, pressure=-1.0)
+
+
+def test_silicon64_smoke_run_and_restart(tmp_path):
+    out = str(tmp_path / "si")
+    # stride 100 inner steps (the recipe's) = 50 outer steps of 4 fs (--mts 2 by default): iterations of 0.2 ps
+    args = ["deepves", "--system", "silicon-64", "--out", out, "--stride", "100", "--no-progress"]
+    assert main(args + ["--time", "0.6ps"]) == 0
+    for name in ("colvar", "ves.log", "checkpoint.pt", "bias.pt", "fes_bias.dat"):
+        assert os.path.exists(os.path.join(out, name)), name
+    colvar = _rows(os.path.join(out, "colvar"))
+    assert colvar.shape[1] == 4 and np.isfinite(colvar).all()
+    np.testing.assert_allclose(colvar[-1, 0], 0.6, atol=1e-6)
+    assert (colvar[:, 1] > 55).all() and (colvar[:, 1] <= 64).all()  # the crystal it starts from, hot
+    log = _rows(os.path.join(out, "ves.log"), usecols=range(6))
+    assert log.shape[0] == 3 and np.isfinite(log[:, 3]).all()
+    fes = _rows(os.path.join(out, "fes_bias.dat"))
+    assert fes.shape[0] == 64 and np.isfinite(fes[:, 1]).all()
+    state = torch.load(os.path.join(out, "checkpoint.pt"), weights_only=False)
+    assert state["config"]["target"]["kind"] == "WellTempered"
+    assert main(args + ["--time", "1ps", "--restart"]) == 0
+    log = _rows(os.path.join(out, "ves.log"), usecols=range(6))
+    assert log.shape[0] == 5 and np.all(np.diff(log[:, 0]) == 1)  # iterations 3 and 4 appended
+    colvar = _rows(os.path.join(out, "colvar"))
+    np.testing.assert_allclose(colvar[-1, 0], 1.0, atol=1e-6)
+    assert np.all(np.diff(colvar[:, 0]) > 0)
