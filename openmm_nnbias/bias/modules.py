@@ -15,6 +15,14 @@ def flat_layout(bias: NeuralBias) -> List[List[int]]:
     return [list(p.shape) for p in bias.parameters()]
 
 
+def _float_dtype(module: torch.nn.Module) -> torch.dtype:
+    """dtype of the first floating-point parameter or buffer of ``module`` (float64 if none)."""
+    for t in list(module.parameters()) + list(module.buffers()):
+        if t.is_floating_point():
+            return t.dtype
+    return torch.float64
+
+
 class BiasEnergy(torch.nn.Module):
     """Self-contained bias: CVs of the positions, then V(s). Weights are embedded.
 
@@ -37,12 +45,12 @@ class BiasEnergy(torch.nn.Module):
     0.0
     """
 
-    def __init__(self, cvs, bias: NeuralBias):
+    def __init__(self, cvs, bias: torch.nn.Module):
         super().__init__()
         self.cvs = copy.deepcopy(cvs)
         self.bias = copy.deepcopy(bias).requires_grad_(False)
         self.cv_names: List[str] = list(cvs.names)
-        self.dtype = bias.layers[0].weight.dtype
+        self.dtype = _float_dtype(bias)
 
     @torch.jit.export
     def cv_values(self, positions: torch.Tensor, boxvectors: Optional[torch.Tensor] = None) -> torch.Tensor:

@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import List, Optional, Sequence
+from typing import Optional, Sequence
 
 import torch
+
+from ..bias.modules import BiasEnergy
 
 __all__ = ["GaussianGridBias", "GridBiasEnergy", "export_grid_bias"]
 
@@ -122,29 +124,12 @@ class GaussianGridBias(torch.nn.Module):
             raise ValueError("bias parameter 'heights' contains non-finite values (NaN or inf)")
 
 
-class GridBiasEnergy(torch.nn.Module):
-    """Self-contained ``positions (nm) → kJ/mol`` of CVs and a :class:`GaussianGridBias` (scriptable)."""
+class GridBiasEnergy(BiasEnergy):
+    """Self-contained ``positions (nm) → kJ/mol`` of CVs and a :class:`GaussianGridBias` (scriptable):
+    :class:`~openmm_nnbias.bias.BiasEnergy` with the Gaussian grid as V(s)."""
 
     def __init__(self, cvs, bias: GaussianGridBias):
-        super().__init__()
-        self.cvs = copy.deepcopy(cvs)
-        self.bias = copy.deepcopy(bias).requires_grad_(False)
-        self.cv_names: List[str] = list(cvs.names)
-        self.dtype = bias.heights.dtype
-
-    @torch.jit.export
-    def cv_values(self, positions: torch.Tensor, boxvectors: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """CV values of positions (nm)."""
-        if boxvectors is not None:
-            boxvectors = boxvectors.to(self.dtype)
-        return self.cvs(positions.to(self.dtype), boxvectors)
-
-    @torch.jit.export
-    def bias_from_cvs(self, s: torch.Tensor) -> torch.Tensor:
-        return self.bias(s.to(self.dtype))
-
-    def forward(self, positions: torch.Tensor, boxvectors: Optional[torch.Tensor] = None) -> torch.Tensor:
-        return self.bias(self.cv_values(positions, boxvectors))
+        super().__init__(cvs, bias)
 
 
 def export_grid_bias(cvs, bias: GaussianGridBias, path: str) -> None:
