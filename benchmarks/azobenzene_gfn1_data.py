@@ -10,8 +10,10 @@ hysteresis between structures):
    (their value → 175° every 5°), and a coarse (CNNC, NNC) grid made by setting NNC to
    140/160/175° on the rotation points (unrelaxed);
 3. around every base structure above: random perturbations — both N=N–C–C ring torsions
-   turned by U(−40°, 40°), CNNC by U(−8°, 8°), then Cartesian noise of σ ∈ {0.005, 0.01,
-   0.015} nm (``--per-base`` samples each);
+   turned by U(−40°, 40°), CNNC by U(−8°, 8°), then Cartesian noise of σ ∈ ``--sigmas``
+   (default 0.001, 0.0025, 0.004 nm; ``--per-base`` samples each). σ = 0.01 nm on every
+   coordinate is far hotter than 1 000 K (median ≈ 1 200 kJ/mol above trans, against
+   ≈ 300 kJ/mol in 1 000 K MD), σ = 0.004 nm is about 1 000 K;
 4. short GFN1 Langevin MD (ASE ``Langevin``, 0.5 fs, friction 0.01/fs) at 300, 600 and
    1000 K from cis, trans and the rotation/inversion points of highest energy, a frame
    every 10 steps.
@@ -140,8 +142,9 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default="/work/main/benchmarks/out/azo_gfn1/azo_gfn1_data.npz")
     p.add_argument("--per-base", type=int, default=24, help="perturbed samples per base structure (24)")
-    p.add_argument("--md-steps", type=int, default=600, help="MD steps per run (600 = 0.3 ps)")
+    p.add_argument("--md-steps", type=int, default=1000, help="MD steps per run (1 000 = 0.5 ps)")
     p.add_argument("--scan-steps", type=int, default=60, help="BFGS steps per relaxed scan point (60)")
+    p.add_argument("--sigmas", default="0.001,0.0025,0.004", help="Cartesian noise σ values, nm")
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
     warnings.filterwarnings("ignore")
@@ -164,9 +167,10 @@ def main(argv=None) -> int:
             atoms.set_angle(*NNC_ANGLE, nnc, mask=mask)
             structures.append(("grid", atoms.positions.copy()))
     bases = [x for _, x in structures]
+    sigmas = [float(v) for v in a.sigmas.split(",")]
     for x in bases:
         for k in range(a.per_base):
-            structures.append(("perturbed", perturb(x, rng, (0.005, 0.01, 0.015)[k % 3])))
+            structures.append(("perturbed", perturb(x, rng, sigmas[k % len(sigmas)])))
     starts = [mins["cis"], mins["trans"], min(rot, key=lambda r: abs(r[0] - 90))[1], inv_t[-1][1], inv_c[-1][1]]
     for i, x in enumerate(starts):
         for temperature in (300.0, 600.0, 1000.0):

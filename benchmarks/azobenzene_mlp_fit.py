@@ -39,7 +39,7 @@ KINDS = ("minimum", "scan", "grid", "perturbed", "md")
 
 
 def dihedral(x, idx):
-    b0, b1, b2 = x[..., idx[0], :] - x[..., idx[1], :], x[..., idx[2], :] - x[..., idx[1], :], \
+    b0, b1, b2 = x[..., idx[1], :] - x[..., idx[0], :], x[..., idx[2], :] - x[..., idx[1], :], \
         x[..., idx[3], :] - x[..., idx[2], :]
     n1, n2 = torch.linalg.cross(b0, b1), torch.linalg.cross(b1, b2)
     m = torch.linalg.cross(n1, b1 / b1.norm(dim=-1, keepdim=True))
@@ -75,8 +75,8 @@ def restrained_scan(model, starts, targets, kind, k=2.0e4, steps=300):
 
         x, _, _ = minimize_positions(U, x0, max_steps=steps)
         with torch.no_grad():
-            rows.append((float(model(x)), float(np.rad2deg(dihedral(x, CNNC_DIHEDRAL))),
-                         float(np.rad2deg(angle(x, NNC_ANGLE)))))
+            rows.append((float(model(x)), float(torch.rad2deg(dihedral(x, CNNC_DIHEDRAL))),
+                         float(torch.rad2deg(angle(x, NNC_ANGLE)))))
     return rows
 
 
@@ -140,6 +140,8 @@ def main(argv=None) -> int:
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--force-weight", type=float, default=1.0)
     p.add_argument("--patience", type=int, default=60)
+    p.add_argument("--e-max", type=float, default=600.0,
+                   help="drop points more than this above the lowest energy, kJ/mol (600)")
     p.add_argument("--load", action="store_true", help="load --out instead of fitting")
     p.add_argument("--no-setup", action="store_true", help="skip the azobenzene_setup / Langevin checks")
     a = p.parse_args(argv)
@@ -149,6 +151,9 @@ def main(argv=None) -> int:
     d = np.load(a.data)
     x, e, f = (torch.tensor(d[k], dtype=torch.float64) for k in ("positions", "energies", "forces"))
     kind = torch.tensor(d["kind"])
+    keep = e - e.min() <= a.e_max
+    print(f"kept {int(keep.sum())} of {keep.numel()} points within {a.e_max} kJ/mol of the lowest", flush=True)
+    x, e, f, kind = x[keep], e[keep], f[keep], kind[keep]
     print(f"data: {x.shape[0]} points, counts {dict(zip(KINDS, torch.bincount(kind, minlength=5).tolist()))}",
           flush=True)
     res = {"n_points": int(x.shape[0])}
@@ -188,8 +193,9 @@ def main(argv=None) -> int:
         xm, em, fm = minimize_positions(model, g[k], max_steps=500)
         mins[k] = xm
         rmsd = float(((xm - xm.mean(0)) - (g[k] - g[k].mean(0))).norm(dim=-1).pow(2).mean().sqrt())
-        res[f"{k}_model_min"] = dict(energy=em, max_force=fm, cnnc_deg=float(np.rad2deg(dihedral(xm, CNNC_DIHEDRAL))),
-                                     nnc_deg=float(np.rad2deg(angle(xm, NNC_ANGLE))),
+        res[f"{k}_model_min"] = dict(energy=em, max_force=fm,
+                                     cnnc_deg=float(torch.rad2deg(dihedral(xm, CNNC_DIHEDRAL))),
+                                     nnc_deg=float(torch.rad2deg(angle(xm, NNC_ANGLE))),
                                      gfn1_single_point_rel_trans=single_point(10.0 * xm.numpy())[0] - e_gfn["trans"],
                                      shift_from_gfn1_min_nm=rmsd)
     de_model = res["cis_model_min"]["energy"] - res["trans_model_min"]["energy"]
