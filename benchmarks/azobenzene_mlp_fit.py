@@ -5,7 +5,9 @@
 2. minima: the model minimized from the GFN1 trans/cis minima (L-BFGS), ΔE(cis − trans);
 3. scans: on the GFN1 relaxed rotation/inversion geometries (same geometry, GFN1 single
    point vs model) and *model-relaxed* scans (restrained to the same CNNC / NNC values,
-   harmonic restraint 2·10⁴ kJ/mol/rad², restraint energy not counted), barrier maxima;
+   harmonic restraint 2·10⁴ kJ/mol/rad², restraint energy not counted; safeguarded steepest
+   descent, :func:`descend` — L-BFGS with a strong-Wolfe line search jumped at some points
+   into unphysical geometries far from the data, where the MLP is wrong), barrier maxima;
 4. cost per replica-step: forces (``make_force_fn``) and vector–Hessian products
    (``torch.func.vjp`` of the forces) for 1 and 16 replicas, one thread;
 5. ``azobenzene_setup(potential=model)`` (minima, well runs) and unbiased Langevin runs of 16
@@ -60,10 +62,37 @@ def errors(model, x, e, f):
                 f_mae=float(df.abs().mean()), f_rmse=float(df.pow(2).mean().sqrt()))
 
 
-def restrained_scan(model, starts, targets, kind, k=2.0e4, steps=300):
+def descend(U, x0, steps=1500, max_step=0.002, ftol=10.0):
+    """Safeguarded steepest descent: step α·F, no atom moves more than ``max_step`` nm per
+    step, α grows ×1.2 on success and halves on an energy rise (then the step is undone).
+    Unlike L-BFGS with a line search it cannot jump far from the start into a region the
+    MLP never saw."""
+    x = x0.detach().clone()
+    alpha, e_old = 1e-5, None
+    for _ in range(steps):
+        xr = x.clone().requires_grad_(True)
+        e = U(xr[None])[0]
+        (g,) = torch.autograd.grad(e, xr)
+        if e_old is not None and float(e) > e_old:
+            x, alpha = x_prev, alpha * 0.5
+            continue
+        if float(g.abs().max()) < ftol:
+            break
+        step = -alpha * g
+        scale = float(step.norm(dim=-1).max()) / max_step
+        if scale > 1.0:
+            step = step / scale
+        x_prev, e_old = x, float(e.detach())
+        x, alpha = x + step, alpha * 1.2
+    return x
+
+
+def restrained_scan(model, starts, targets, kind, k=2.0e4):
     rows = []
     for x0, t in zip(starts, targets):
         t = float(np.deg2rad(t))
+        if kind == "rotation":  # the scan's CNNC may be −t (same point by symmetry): restrain to its sign
+            t = t if float(dihedral(x0, CNNC_DIHEDRAL)) >= 0 else -t
 
         def U(x, t=t):
             if kind == "rotation":
@@ -73,7 +102,7 @@ def restrained_scan(model, starts, targets, kind, k=2.0e4, steps=300):
                 d = angle(x, NNC_ANGLE) - t
             return model(x) + k * d ** 2
 
-        x, _, _ = minimize_positions(U, x0, max_steps=steps)
+        x = descend(U, x0)
         with torch.no_grad():
             rows.append((float(model(x)), float(torch.rad2deg(dihedral(x, CNNC_DIHEDRAL))),
                          float(torch.rad2deg(angle(x, NNC_ANGLE)))))
