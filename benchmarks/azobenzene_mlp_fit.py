@@ -11,7 +11,9 @@
 4. cost per replica-step: forces (``make_force_fn``) and vector–Hessian products
    (``torch.func.vjp`` of the forces) for 1 and 16 replicas, one thread;
 5. ``azobenzene_setup(potential=model)`` (minima, well runs) and unbiased Langevin runs of 16
-   replicas from cis at 300 K and 1000 K (γ = 1/ps, 0.5 fs): finite? leaves the cis well?
+   replicas from cis at 300 K and 1000 K (γ = 1/ps, 0.5 fs, 2 ps): finite? leaves the cis
+   well? and GFN1-xTB single points on 48 frames of the second half of each run (errors on
+   configurations the model generated itself, not drawn from the training distribution).
 
 Usage::
 
@@ -133,7 +135,7 @@ def cost(model, reps=20):
     return out
 
 
-def langevin_check(model, x_cis, temperature, n_steps=4000, replicas=16, seed=0):
+def langevin_check(model, x_cis, temperature, single_point, n_steps=4000, replicas=16, seed=0, n_check=48):
     masses = torch.tensor(AZOBENZENE_MASSES, dtype=torch.float64)
     sim = LangevinSimulator(model, masses, temperature=temperature, timestep=0.0005, friction=1.0, seed=seed)
     R0 = x_cis.expand(replicas, -1, -1).clone()
@@ -154,6 +156,14 @@ def langevin_check(model, x_cis, temperature, n_steps=4000, replicas=16, seed=0)
                nnc_deg_range=[float(nnc.min()), float(nnc.max())], n_replicas_cnnc_above_90=int(
                    (cnnc > 90).any(0).sum()), energy_above_cis_kj_per_mol_max=float(e.max()),
                energy_above_cis_kj_per_mol_mean=float(e.mean()), nn_nm_range=[float(nn.min()), float(nn.max())])
+    # out-of-sample test: GFN1-xTB single points on frames the model itself generated
+    frames = X[X.shape[0] // 2:].reshape(-1, 24, 3)
+    frames = frames[torch.randperm(frames.shape[0], generator=gen)[:n_check]]
+    ref = [single_point(10.0 * fr.numpy()) for fr in frames]
+    ok = [i for i, r in enumerate(ref) if r is not None]
+    er = errors(model, frames[ok], torch.tensor([ref[i][0] for i in ok], dtype=torch.float64),
+                torch.tensor(np.array([ref[i][1] for i in ok]), dtype=torch.float64))
+    res["gfn1_on_model_frames"] = er
     print(f"Langevin {temperature:.0f} K: {res}", flush=True)
     return res
 
@@ -247,13 +257,14 @@ def main(argv=None) -> int:
             same = (model(geo) - e_model_trans_g).tolist()
         relaxed = restrained_scan(model, list(geo), targets, kind_)
         rows = [dict(target_deg=t, gfn1=gv, model_same_geometry=sv, model_relaxed=r[0] - e_model_trans,
-                     model_relaxed_cnnc=r[1], model_relaxed_nnc=r[2]) for t, gv, sv, r in zip(targets, gfn, same, relaxed)]
+                     model_relaxed_cnnc=r[1], model_relaxed_nnc=r[2])
+                for t, gv, sv, r in zip(targets, gfn, same, relaxed)]
         res["scans"][name] = rows
         print(f"{name} scan (kJ/mol rel. trans; GFN1 relaxed geometry: GFN1 | model; model-relaxed):", flush=True)
         for r in rows:
             print(f"  {r['target_deg']:6.1f}°  {r['gfn1']:7.1f} | {r['model_same_geometry']:7.1f}   "
-                  f"{r['model_relaxed']:7.1f}  (CNNC {r['model_relaxed_cnnc']:6.1f}, NNC {r['model_relaxed_nnc']:5.1f})",
-                  flush=True)
+                  f"{r['model_relaxed']:7.1f}  (CNNC {r['model_relaxed_cnnc']:6.1f}, "
+                  f"NNC {r['model_relaxed_nnc']:5.1f})", flush=True)
         for key in ("gfn1", "model_same_geometry", "model_relaxed"):
             res["scans"][f"{name}_max_{key}"] = max(r[key] for r in rows)
         print(f"  max: GFN1 {res['scans'][f'{name}_max_gfn1']:.1f}, model same geometry "
@@ -270,7 +281,7 @@ def main(argv=None) -> int:
         res["setup"] = {k: setup.info[k] for k in keys}
         res["setup"]["seconds"] = time.time() - t
         print(f"azobenzene_setup(potential=AzobenzeneMLP): {res['setup']}", flush=True)
-        res["langevin"] = [langevin_check(model, mins["cis"], T) for T in (300.0, 1000.0)]
+        res["langevin"] = [langevin_check(model, mins["cis"], T, single_point) for T in (300.0, 1000.0)]
     path = a.json or os.path.splitext(a.out)[0] + ".json"
     with open(path, "w") as fh:
         json.dump(res, fh, indent=1)
