@@ -6,6 +6,7 @@ Units: nm, ps, kJ/mol, amu, K.
 """
 
 from .adjoint import AdjointPairs, partial_adjoint
+from .azobenzene_mlp import AzobenzeneMLP
 from .bidirectional import BidirectionalDiffSimTrainer
 from .gaussian_grid import GaussianGridBias
 from .neural_potential import EV_TO_KJ_PER_MOL, SevenNetEnergy
@@ -21,5 +22,5 @@ __all__ = [
     "AdjointPairs", "DiffSimTrainer", "EpochResult", "bias_gradient", "minibatch_updates", "partial_adjoint",
     "LossResult", "Well", "crossing_loss", "loss_position_gradient", "success_fraction", "wrapped_difference",
     "AdjointRun", "forward_for_adjoint", "EV_TO_KJ_PER_MOL", "SevenNetEnergy",
-    "BidirectionalDiffSimTrainer", "GaussianGridBias",
+    "BidirectionalDiffSimTrainer", "GaussianGridBias", "AzobenzeneMLP",
 ]
