@@ -114,6 +114,16 @@ def test_restart_across_stage_boundary_is_exact(tmp_path):
     assert (ev["stage1"]["epoch"], ev["stage2"]["epoch"]) == (1, 3)
 
 
+def test_restart_refuses_changed_cli_defaults(tmp_path, monkeypatch):
+    """The azobenzene CLI defaults (AZOBENZENE_CLI) are part of the checkpoint's settings."""
+    import openmm_nnbias.diffsim.run as run
+
+    _run(tmp_path / "d", epochs=1)
+    monkeypatch.setitem(run.AZOBENZENE_CLI, "timestep", 0.0005)
+    with pytest.raises(ValueError, match="settings differ from the checkpoint.*timestep"):
+        _run(tmp_path / "d", restart=True)
+
+
 def test_cli_errors(capsys):
     assert main(["diffsim", "--system", "azobenzene", "--stages", "300:1e-2", "--out", "/tmp/x"]) == 2
     assert "--stages" in capsys.readouterr().err

@@ -213,7 +213,8 @@ def run_diffsim(system: str, out: str, epochs: int = None, replicas: int = None,
     setup = build_diffsim(system, replicas=replicas, steps=steps, seed=seed, device=device, **setup_kwargs)
     trainer = _trainer(setup)
     meta = {"system": system, "seed": int(seed), "n_replicas": trainer.n_replicas, "n_steps": trainer.n_steps,
-            "setup_kwargs": {k: repr(v) for k, v in sorted(kwargs.items())}}
+            # with the system's CLI defaults filled in, so that a restart notices when those change
+            "setup_kwargs": {k: repr(v) for k, v in sorted(setup_kwargs.items())}}
     if schedule is not None:
         meta["stages"] = str(schedule)
     os.makedirs(out, exist_ok=True)
