@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-__all__ = ["strip_unit", "parse_time", "KB", "MD_UNITS"]
+__all__ = ["strip_unit", "parse_time", "parse_with_unit", "UNITS", "KB", "MD_UNITS"]
 
 #: Boltzmann constant in kJ/mol/K (``openmm.unit.MOLAR_GAS_CONSTANT_R``); the one value the package uses.
 KB = 0.00831446261815324
@@ -96,3 +96,34 @@ def parse_time(text: str, argument: str = "time") -> float:
                 raise ValueError(f"{argument} must be a finite time >= 0, got {text!r}")
             return value * factor
     raise ValueError(f"cannot read {argument} {text!r}: use a number and a unit, e.g. 20ns, 500ps")
+
+
+#: accepted unit names per quantity, as factors to the documented unit
+UNITS = {
+    "K": {"K": 1.0},
+    "bar": {"bar": 1.0, "atm": 1.01325},
+    "fs": {"fs": 1.0, "ps": 1000.0},
+    "1/ps": {"1/ps": 1.0, "/ps": 1.0, "ps^-1": 1.0, "1/fs": 1000.0},
+    "nm": {"nm": 1.0, "A": 0.1, "angstrom": 0.1},
+    "rad": {"rad": 1.0, "deg": math.pi / 180},
+    "amu": {"amu": 1.0, "Da": 1.0},
+}
+
+
+def parse_with_unit(name: str, text: str, unit: str) -> float:
+    """``"300 K"`` → 300.0 in ``unit`` (a key of :data:`UNITS`; ValueError naming ``name`` otherwise).
+
+    Examples
+    --------
+    >>> parse_with_unit("state.timestep", "0.002 ps", "fs")
+    2.0
+    """
+    t = text.strip()
+    for suffix, factor in sorted(UNITS[unit].items(), key=lambda kv: -len(kv[0])):
+        if t.endswith(suffix):
+            try:
+                return float(t[: -len(suffix)]) * factor
+            except ValueError:
+                break
+    raise ValueError(f"cannot read {name} {text!r}: use a number in {unit} or a number and one of "
+                     f"{list(UNITS[unit])}, e.g. '1 {unit}'")

@@ -33,20 +33,10 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from .._units import parse_time
+from .._units import UNITS, parse_time, parse_with_unit
 
 __all__ = ["RunInput", "read_input", "parse_input", "UNITS", "SCHEMA", "CV_TYPES"]
 
-#: accepted unit names per quantity, as factors to the documented unit
-UNITS = {
-    "K": {"K": 1.0},
-    "bar": {"bar": 1.0, "atm": 1.01325},
-    "fs": {"fs": 1.0, "ps": 1000.0},
-    "1/ps": {"1/ps": 1.0, "/ps": 1.0, "ps^-1": 1.0, "1/fs": 1000.0},
-    "nm": {"nm": 1.0, "A": 0.1, "angstrom": 0.1},
-    "rad": {"rad": 1.0, "deg": math.pi / 180},
-    "amu": {"amu": 1.0, "Da": 1.0},
-}
 CV_TYPES = {"torsion": 4, "distance": 2, "angle": 3, "position": 1}
 _NONBONDED = ("NoCutoff", "CutoffNonPeriodic", "CutoffPeriodic", "Ewald", "PME", "LJPME")
 _CONSTRAINTS = (None, "HBonds", "AllBonds", "HAngles")
@@ -140,7 +130,7 @@ class _Section:
         if v is None:
             return None
         if isinstance(v, str) and unit is not None:
-            v = _with_unit(self.name(key), v, unit)
+            v = parse_with_unit(self.name(key), v, unit)
         elif isinstance(v, bool) or not isinstance(v, numbers.Real):
             what = f"a number in {unit} or a string such as '1 {unit}'" if unit else "a number"
             raise TypeError(f"{self.name(key)} must be {what}, got {type(v).__name__} {v!r}")
@@ -188,19 +178,6 @@ class _Section:
         if check and not os.path.isfile(p):
             raise FileNotFoundError(f"{self.name(key)}: file {v!r} not found (looked for {p})")
         return p
-
-
-def _with_unit(name: str, text: str, unit: str) -> float:
-    """``"300 K"`` → 300.0 in ``unit`` (ValueError naming ``name`` otherwise)."""
-    t = text.strip()
-    for suffix, factor in sorted(UNITS[unit].items(), key=lambda kv: -len(kv[0])):
-        if t.endswith(suffix):
-            try:
-                return float(t[: -len(suffix)]) * factor
-            except ValueError:
-                break
-    raise ValueError(f"cannot read {name} {text!r}: use a number in {unit} or a number and one of "
-                     f"{list(UNITS[unit])}, e.g. '1 {unit}'")
 
 
 def _system(s: _Section, base: str, check: bool) -> dict:
