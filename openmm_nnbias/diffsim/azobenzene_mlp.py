@@ -36,7 +36,10 @@ from typing import Dict, Optional, Sequence
 
 import torch
 
-__all__ = ["AzobenzeneMLP", "fit"]
+__all__ = ["AzobenzeneMLP", "PRETRAINED_FILE", "fit"]
+
+#: File name of the shipped model under ``openmm_nnbias/diffsim/data/`` (:meth:`AzobenzeneMLP.pretrained`).
+PRETRAINED_FILE = "azobenzene_gfn1_mlp.pt"
 
 _ACTIVATIONS = {"silu": torch.nn.SiLU, "softplus": torch.nn.Softplus, "tanh": torch.nn.Tanh}
 
@@ -172,6 +175,34 @@ class AzobenzeneMLP(torch.nn.Module):
                       repulsion=float(self.repulsion), repulsion_radius=float(self.repulsion_radius),
                       dtype=str(self.energy_std.dtype).replace("torch.", ""))
         torch.save({"config": config, "state_dict": self.state_dict()}, path)
+
+    @classmethod
+    @torch.jit.unused
+    def pretrained(cls, dtype: Optional[torch.dtype] = None) -> "AzobenzeneMLP":
+        """The model that ships with the package: fitted to GFN1-xTB azobenzene data.
+
+        The file is ``openmm_nnbias/diffsim/data/azobenzene_gfn1_mlp.pt``; how it was made
+        (data, active-learning rounds, validation errors) is in ``data/README.md`` beside it
+        and in ``benchmarks/RESULTS.md``. It describes GFN1-xTB's azobenzene (ΔE(cis − trans)
+        ≈ 0.1 eV, barriers ≈ 1 eV above cis), not the real molecule's.
+
+        Parameters
+        ----------
+        dtype : torch.dtype, optional
+            Override the stored float64.
+
+        Examples
+        --------
+        >>> from openmm_nnbias.diffsim.azobenzene import azobenzene_positions
+        >>> m = AzobenzeneMLP.pretrained()
+        >>> de = m(azobenzene_positions("cis")) - m(azobenzene_positions("trans"))
+        >>> 0.0 < float(de.detach()) < 30.0  # kJ/mol, at the stored (not re-minimized) structures
+        True
+        """
+        from importlib.resources import as_file, files
+
+        with as_file(files("openmm_nnbias.diffsim") / "data" / PRETRAINED_FILE) as path:
+            return cls.load(str(path), dtype=dtype)
 
     @classmethod
     @torch.jit.unused
