@@ -168,3 +168,25 @@ def test_repulsion_prevents_collapse():
         AzobenzeneMLP(repulsion=-1.0)
     with pytest.raises(ValueError, match="repulsion_radius"):
         AzobenzeneMLP(repulsion_radius=0.0)
+
+
+def test_pretrained_model_ships_with_the_package_and_knows_both_isomers():
+    """The shipped GFN1 fit loads (float64 and float32), scripts, and minimizes to a cis above trans
+    by a few kJ/mol (GFN1-xTB: 10 kJ/mol) with the CNNC dihedrals of both isomers."""
+    from importlib.resources import files
+
+    from openmm_nnbias.diffsim.azobenzene_mlp import PRETRAINED_FILE
+    from openmm_nnbias.diffsim.setups_azobenzene import azobenzene_cvs, minimize_positions
+
+    assert (files("openmm_nnbias.diffsim") / "data" / PRETRAINED_FILE).is_file()
+    m = AzobenzeneMLP.pretrained()
+    assert m.energy_std.dtype == torch.float64
+    assert AzobenzeneMLP.pretrained(dtype=torch.float32).energy_std.dtype == torch.float32
+    x = azobenzene_positions("cis") + 0.002 * torch.randn(24, 3, generator=torch.Generator().manual_seed(0),
+                                                          dtype=torch.float64)
+    assert torch.allclose(torch.jit.script(m)(x), m(x), rtol=0, atol=1e-9)
+    (e_cis, s_cis), (e_trans, s_trans) = [
+        (e, azobenzene_cvs()(xm).tolist()) for xm, e, _ in
+        (minimize_positions(m, azobenzene_positions(k), max_steps=300) for k in ("cis", "trans"))]
+    assert 2.0 < e_cis - e_trans < 25.0  # kJ/mol
+    assert abs(s_cis[0]) < math.radians(30) and abs(s_trans[0]) > math.radians(160)
