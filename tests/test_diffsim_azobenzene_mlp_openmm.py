@@ -233,3 +233,37 @@ def test_cli_bad_potential_values(tmp_path, capsys):
     with pytest.raises(TypeError, match="--potential"):
         run_diffsim("azobenzene", str(tmp_path / "o"), potential=3)
     assert not os.path.exists(tmp_path / "o")
+
+
+def test_per_potential_defaults_table():
+    """The MLP defaults are azobenzene_setup's own; SevenNet keeps AZOBENZENE_CLI; --help lists them all."""
+    import inspect
+
+    import openmm_nnbias.diffsim.run as run
+    from openmm_nnbias.diffsim.setups_azobenzene import azobenzene_setup
+
+    params = inspect.signature(azobenzene_setup).parameters
+    for k, v in run.AZOBENZENE_MLP_CLI.items():
+        default = params[k].default
+        assert (str(default).replace("torch.", "") if k == "dtype" else default) == v, k
+    assert set(run.AZOBENZENE_DEFAULTS) == {"7net-0", "7net-l3i5", "gfn1-mlp", "mlp-file"}
+    assert run.AZOBENZENE_DEFAULTS["7net-l3i5"]["settings"] is run.AZOBENZENE_CLI
+    kw, replicas, steps = run._system_kwargs("azobenzene", {}, None, None, {"name": "7net-l3i5"})
+    assert (kw["dtype"], kw["timestep"], replicas, steps) == (torch.float32, 0.001, 2, 150)
+    kw, replicas, steps = run._system_kwargs("azobenzene", {}, None, 7, {"name": "mlp-file"})
+    assert (kw["dtype"], kw["adjoint_steps"], replicas, steps) == (torch.float64, 190, 16, 7)
+    text = run.azobenzene_defaults_help()
+    for piece in ("7net-0/7net-l3i5: float32", "gfn1-mlp/PATH: float64", "16 replicas", "stages 300:3e-3:8"):
+        assert piece in text
+
+
+@pytest.mark.long  # scripts SevenNet-0 twice (~1 min of CPU)
+@pytest.mark.skipif(importlib.util.find_spec("sevenn") is None or not HAS_TORCHFORCE,
+                    reason="needs sevenn (pip install 'openmm_nnbias[sevenn]') and openmm-torch")
+def test_openmm_system_7net_0_is_the_sevennet_system():
+    from openmm_nnbias.diffsim import azobenzene_openmm, sevennet_openmm
+
+    x = _perturbed("trans", 4)
+    e_new, f_new = _openmm_state(azobenzene_openmm.azobenzene_openmm_system("7net-0"), x, "Reference")
+    e_old, f_old = _openmm_state(sevennet_openmm.azobenzene_openmm_system(), x, "Reference")
+    assert e_new == pytest.approx(e_old, abs=1e-6) and _rel(f_new, f_old) < 1e-7
