@@ -5,8 +5,10 @@ Reads a folder written by ``openmm-nnbias diffsim --system azobenzene --eval-rep
 1. the log-density of the sampled (CNNC, N=N–C) points of every evaluation (unbiased, after each
    stage) → ``OUT/log_density.png``, and the mechanism of each crossing
    (:func:`openmm_nnbias.diffsim.azobenzene_analysis.classify_crossings`);
-2. unless ``--no-openmm``: the same SevenNet-0 potential as an openmm-torch ``TorchForce``
-   (:func:`openmm_nnbias.diffsim.sevennet_openmm.azobenzene_openmm_system`) plus the trained
+2. unless ``--no-openmm``: the run's potential (``checkpoint["cli"]["potential"]``: SevenNet-0 for runs
+   made before ``--potential``, else 7net-0, 7net-l3i5, gfn1-mlp or an AzobenzeneMLP file, whose sha256
+   must still match) as an openmm-torch ``TorchForce``
+   (:func:`openmm_nnbias.diffsim.azobenzene_openmm.azobenzene_openmm_system`) plus the trained
    ``bias.pt`` (:func:`openmm_nnbias.bias.load_bias`), run with OpenMM's
    ``LangevinMiddleIntegrator`` (CPU platform, 1 thread) from the *same* start positions and
    velocities as the last torch evaluation (independent noise), same T, γ, dt and length;
@@ -33,20 +35,27 @@ def binomial(k: int, n: int):
     return p, math.sqrt(p * (1 - p) / n)
 
 
+def run_potential(ckpt: dict) -> dict:
+    """The ``--potential`` record of a run (checkpoints before the option: SevenNet-0)."""
+    from openmm_nnbias.diffsim.run import AZOBENZENE_DEFAULT_POTENTIAL
+
+    return dict(ckpt.get("cli", {}).get("potential") or {"name": AZOBENZENE_DEFAULT_POTENTIAL})
+
+
 def openmm_crossings(out: str, ev: dict, well, n_threads: int = 1) -> dict:
     import openmm
     import openmmtorch  # noqa: F401  (after torch)
     from openmm import unit
 
     from openmm_nnbias.bias import load_bias
-    from openmm_nnbias.diffsim.neural_potential import SevenNetEnergy
-    from openmm_nnbias.diffsim.azobenzene import AZOBENZENE_NUMBERS
+    from openmm_nnbias.diffsim.azobenzene_openmm import azobenzene_openmm_system
+    from openmm_nnbias.diffsim.azobenzene_potential import load_potential
     from openmm_nnbias.diffsim.setups_azobenzene import azobenzene_cvs
-    from openmm_nnbias.diffsim.sevennet_openmm import azobenzene_openmm_system
 
     ckpt = torch.load(os.path.join(out, "checkpoint.pt"), map_location="cpu", weights_only=False)
     friction = float(ckpt["config"]["friction"])
-    system = azobenzene_openmm_system()
+    potential = run_potential(ckpt)
+    system = azobenzene_openmm_system(potential)
     system.addForce(load_bias(os.path.join(out, "bias.pt"), forceGroup=1))
     cvs = azobenzene_cvs()
     R0, V0, n_steps = ev["R0"].double(), ev["V0"].double(), int(ev["n_steps"])
@@ -61,9 +70,9 @@ def openmm_crossings(out: str, ev: dict, well, n_threads: int = 1) -> dict:
     e_mm = st.getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole)
     f_mm = torch.tensor(st.getForces(asNumpy=True).value_in_unit(unit.kilojoule_per_mole / unit.nanometer))
     bias = torch.jit.load(os.path.join(out, "bias.pt"))
-    U = SevenNetEnergy(AZOBENZENE_NUMBERS, dtype=torch.float64)
+    U = load_potential(potential, dtype=torch.float64)
     x = R0[0].clone().requires_grad_(True)
-    e_t = U(x[None])[0] + bias(x.float()).double().reshape(())
+    e_t = U(x[None])[0].double() + bias(x).double().reshape(())  # the bias casts to its own dtype
     (g,) = torch.autograd.grad(e_t, x)
     check = {"energy_openmm_kj_per_mol": e_mm, "energy_torch_kj_per_mol": float(e_t.detach()),
              "force_rel_diff": float((f_mm + g).norm() / g.norm())}
@@ -83,7 +92,7 @@ def openmm_crossings(out: str, ev: dict, well, n_threads: int = 1) -> dict:
     steps_done = sum(n_steps if h < 0 else h for h in first)
     k = sum(h >= 0 for h in first)
     p, se = binomial(k, len(first))
-    return dict(check, first_step=first, crossed=k, n=len(first), fraction=p, se=se,
+    return dict(check, first_step=first, crossed=k, n=len(first), fraction=p, se=se, potential=potential,
                 steps_per_s=steps_done / (time.perf_counter() - t0), friction=friction)
 
 

@@ -139,10 +139,17 @@ def _parser():
                     help="total number of training epochs (default: the total of --stages)")
     ds.add_argument("--stages", default=None,
                     help="training stages TEMPERATURE_K:LR:EPOCHS[,...], e.g. 300:1e-2:4,1000:1e-3:2 "
-                         "(default: azobenzene that schedule, the others one stage at the system's T and rate)")
+                         "(default: azobenzene the schedule of its --potential, the others one stage at the system's T and rate)")
     ds.add_argument("--eval-replicas", type=int, default=0,
                     help="success fraction of this many replicas at the system's T, unbiased and after each "
                          "stage (default 0: none)")
+    from ..diffsim.run import azobenzene_defaults_help
+
+    ds.add_argument("--potential", default=None,
+                    help="azobenzene only: energy 7net-0 (default), 7net-l3i5 (SevenNet, needs sevenn), "
+                         "gfn1-mlp (the shipped GFN1-xTB-fitted AzobenzeneMLP) or PATH of an "
+                         "AzobenzeneMLP.save .pt file; recorded in the checkpoint (--restart must match). "
+                         "Defaults per potential: " + azobenzene_defaults_help().replace("%", "%%"))
     ds.add_argument("--replicas", type=int, help="replicas per epoch (default: the system's)")
     ds.add_argument("--steps", type=int, help="Langevin steps per trajectory (default: the system's)")
     ds.add_argument("--out", required=True, help="output folder")
@@ -314,7 +321,7 @@ def main(argv=None) -> int:
             run_diffsim(args.system, args.out, args.epochs, replicas=args.replicas, steps=args.steps,
                         restart=args.restart, seed=args.seed, threads=args.threads,
                         progress=not args.no_progress, device=args.device, stages=args.stages,
-                        eval_replicas=args.eval_replicas)
+                        eval_replicas=args.eval_replicas, potential=args.potential)
             print(f"wrote {args.out}/bias.pt, checkpoint.pt, diffsim.log")
         elif args.command == "plot":
             from ..analysis.plots import plot_run

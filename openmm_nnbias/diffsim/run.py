@@ -19,6 +19,7 @@ import os
 import time
 
 __all__ = ["SYSTEMS", "LOG_HEADER", "LOG_HEADER_STAGES", "AZOBENZENE_CLI", "AZOBENZENE_STAGES",
+           "AZOBENZENE_MLP_CLI", "AZOBENZENE_DEFAULTS", "AZOBENZENE_DEFAULT_POTENTIAL", "azobenzene_defaults_help",
            "build_diffsim", "run_diffsim"]
 
 SYSTEMS = ("mueller-brown", "alanine-dipeptide", "azobenzene", "mueller-brown-authors")
@@ -108,22 +109,59 @@ def _log_lines(path: str, max_epoch: int) -> list:
     return keep
 
 
-#: Settings of ``openmm-nnbias diffsim --system azobenzene`` where they differ from
+#: Settings of ``openmm-nnbias diffsim --system azobenzene`` on SevenNet where they differ from
 #: :func:`~openmm_nnbias.diffsim.setups_azobenzene.azobenzene_setup` (SevenNet-0 costs ~0.2 s per
 #: replica-step on one CPU core): float32, 1 fs, K = 30, short well runs and minimizations.
 AZOBENZENE_CLI = {"dtype": "float32", "timestep": 0.001, "adjoint_steps": 30, "n_replicas": 2, "n_steps": 150,
                   "well_replicas": 2, "well_steps": 90, "minimize_steps": 60}
-#: The default two-stage schedule of the azobenzene run (K : Adam rate : epochs), see :mod:`.stages`.
+#: The default two-stage schedule of the azobenzene run on SevenNet (K : Adam rate : epochs), see :mod:`.stages`.
 AZOBENZENE_STAGES = "300:1e-2:2,1000:1e-3:1"
+#: On an :class:`~openmm_nnbias.diffsim.AzobenzeneMLP` (~1000× cheaper than SevenNet-0): the setup's own
+#: defaults (written out so that the checkpoint records them).
+AZOBENZENE_MLP_CLI = {"dtype": "float64", "timestep": 0.0005, "adjoint_steps": 190, "n_replicas": 16,
+                      "n_steps": 4000, "well_replicas": 4, "well_steps": 600, "minimize_steps": 300}
+#: The one table of per-potential defaults of ``--system azobenzene --potential P``: setup settings and
+#: stage schedule (``"mlp-file"``: a path to an ``AzobenzeneMLP.save`` file). The MLP schedule is one
+#: stage at the setup's 300 K and Adam rate 3e-3 (100 % crossing after ~7 epochs).
+AZOBENZENE_DEFAULTS = {
+    "7net-0": {"settings": AZOBENZENE_CLI, "stages": AZOBENZENE_STAGES},
+    "7net-l3i5": {"settings": AZOBENZENE_CLI, "stages": AZOBENZENE_STAGES},
+    "gfn1-mlp": {"settings": AZOBENZENE_MLP_CLI, "stages": "300:3e-3:8"},
+    "mlp-file": {"settings": AZOBENZENE_MLP_CLI, "stages": "300:3e-3:8"},
+}
+#: ``--potential`` of an azobenzene run without one (and of checkpoints written before the option).
+AZOBENZENE_DEFAULT_POTENTIAL = "7net-0"
 
 
-def _system_kwargs(system: str, kwargs: dict, replicas, steps):
+def azobenzene_defaults_help() -> str:
+    """The per-potential defaults of :data:`AZOBENZENE_DEFAULTS` as one line of ``--help`` text.
+
+    Examples
+    --------
+    >>> "gfn1-mlp" in azobenzene_defaults_help()
+    True
+    """
+    fmt = {"dtype": "{}", "timestep": "dt {} ps", "adjoint_steps": "K {}", "n_replicas": "{} replicas",
+           "n_steps": "{} steps", "well_replicas": "wells {}", "well_steps": "x {} steps",
+           "minimize_steps": "{} minimize steps"}
+    groups = {}
+    for name, d in AZOBENZENE_DEFAULTS.items():
+        groups.setdefault(id(d["settings"]), [[], d])[0].append("PATH" if name == "mlp-file" else name)
+    parts = []
+    for names, d in groups.values():
+        text = ", ".join(fmt[k].format(v) for k, v in d["settings"].items()).replace(", x ", " x ")
+        parts.append(f"{'/'.join(names)}: {text}, stages {d['stages']}")
+    return "; ".join(parts)
+
+
+def _system_kwargs(system: str, kwargs: dict, replicas, steps, spec=None):
     """Setup keyword arguments and (replicas, steps) with the system's CLI defaults filled in."""
     import torch
 
     kw = dict(kwargs)
     if system == "azobenzene":
-        for k, v in AZOBENZENE_CLI.items():
+        name = spec["name"] if spec is not None else AZOBENZENE_DEFAULT_POTENTIAL
+        for k, v in AZOBENZENE_DEFAULTS[name]["settings"].items():
             kw.setdefault(k, v)
         default_replicas, default_steps = kw.pop("n_replicas"), kw.pop("n_steps")
         replicas = default_replicas if replicas is None else replicas
@@ -133,9 +171,43 @@ def _system_kwargs(system: str, kwargs: dict, replicas, steps):
     return kw, replicas, steps
 
 
+def _potential(system: str, potential, kwargs: dict):
+    """(record or None, kwargs): a ``--potential`` value checked; a module stays a setup keyword."""
+    import torch
+
+    from .azobenzene_potential import potential_spec
+
+    if potential is None and "potential" in kwargs:
+        potential = kwargs.pop("potential")
+    if isinstance(potential, torch.nn.Module):
+        return None, dict(kwargs, potential=potential)
+    if system != "azobenzene":
+        if potential is not None:
+            raise ValueError(f"--potential is only for --system azobenzene, got --system {system}")
+        return None, kwargs
+    return potential_spec(AZOBENZENE_DEFAULT_POTENTIAL if potential is None else potential), kwargs
+
+
+def _check_restart_potential(old: dict, meta: dict) -> None:
+    """Refuse a restart on another ``--potential`` (checkpoints before the option: SevenNet-0)."""
+    from .azobenzene_potential import potential_label
+
+    if meta.get("system") != "azobenzene" or "potential" not in meta:
+        return
+    was = old.get("potential")
+    if was is None and "potential" not in old.get("setup_kwargs", {}):
+        was = {"name": AZOBENZENE_DEFAULT_POTENTIAL}
+    if was != meta["potential"]:
+        what = potential_label(was) if isinstance(was, dict) else \
+            f"a potential object {old.get('setup_kwargs', {}).get('potential')}"
+        raise ValueError(f"--restart: the checkpoint was trained with --potential {what}, "
+                         f"not {potential_label(meta['potential'])}")
+    old["potential"] = was
+
+
 def run_diffsim(system: str, out: str, epochs: int = None, replicas: int = None, steps: int = None,
                 restart: bool = False, seed: int = 0, threads: int = None, progress: bool = True,
-                device: str = "cpu", stages=None, eval_replicas: int = 0, **kwargs):
+                device: str = "cpu", stages=None, eval_replicas: int = 0, potential=None, **kwargs):
     """Train for ``epochs`` epochs in total (continuing ``OUT/checkpoint.pt`` with ``restart``).
 
     Parameters
@@ -149,7 +221,7 @@ def run_diffsim(system: str, out: str, epochs: int = None, replicas: int = None,
         default: the total of ``stages``.
     replicas, steps : int, optional
         Replicas per epoch and steps per trajectory (default: the setup's; for azobenzene
-        :data:`AZOBENZENE_CLI`).
+        those of :data:`AZOBENZENE_DEFAULTS` for the potential).
     restart : bool, optional
         Continue from ``OUT/checkpoint.pt``; the run settings must match it, except that
         ``stages`` may extend or append stages after the epochs already done.
@@ -167,6 +239,11 @@ def run_diffsim(system: str, out: str, epochs: int = None, replicas: int = None,
     eval_replicas : int, optional
         With ``R > 0``: success fraction of R replicas at the setup's temperature unbiased
         (before training) and after every stage, see :mod:`.run_eval` (default 0: none).
+    potential : str or torch.nn.Module, optional
+        Azobenzene only: ``"7net-0"`` (default), ``"7net-l3i5"``, ``"gfn1-mlp"`` or the path of an
+        ``AzobenzeneMLP.save`` file (see :mod:`.azobenzene_potential`; recorded in the checkpoint,
+        a file with its sha256); its defaults are :data:`AZOBENZENE_DEFAULTS`. A module is passed
+        to the setup as is (SevenNet's defaults; for tests with stand-in energies).
     **kwargs
         Setup keyword arguments.
 
@@ -182,6 +259,10 @@ def run_diffsim(system: str, out: str, epochs: int = None, replicas: int = None,
     Traceback (most recent call last):
     ...
     ValueError: --epochs must be >= 0, got -1
+    >>> run_diffsim("azobenzene", "/tmp/diffsim_doctest", potential="no-such.pt")
+    Traceback (most recent call last):
+    ...
+    ValueError: --potential must be one of 7net-0, 7net-l3i5, gfn1-mlp or an AzobenzeneMLP .pt file; no file 'no-such.pt'
     """
     import torch
     from tqdm import tqdm
@@ -193,8 +274,9 @@ def run_diffsim(system: str, out: str, epochs: int = None, replicas: int = None,
         raise ValueError(f"--epochs must be >= 0, got {epochs}")
     if int(eval_replicas) < 0:
         raise ValueError(f"--eval-replicas must be >= 0, got {eval_replicas}")
+    spec, kwargs = _potential(system, potential, kwargs)
     if stages is None and system == "azobenzene":
-        stages = AZOBENZENE_STAGES
+        stages = AZOBENZENE_DEFAULTS[spec["name"] if spec else AZOBENZENE_DEFAULT_POTENTIAL]["stages"]
     schedule = StageSchedule.parse(stages) if isinstance(stages, str) else stages
     if schedule is not None and not isinstance(schedule, StageSchedule):
         raise TypeError(f"stages must be a StageSchedule or a string, got {type(stages).__name__}")
@@ -209,19 +291,29 @@ def run_diffsim(system: str, out: str, epochs: int = None, replicas: int = None,
     checkpoint = os.path.join(out, "checkpoint.pt")
     if restart and not os.path.exists(checkpoint):
         raise ValueError(f"--restart: no checkpoint {checkpoint!r}")
-    setup_kwargs, replicas, steps = _system_kwargs(system, kwargs, replicas, steps)
-    setup = build_diffsim(system, replicas=replicas, steps=steps, seed=seed, device=device, **setup_kwargs)
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False) if restart else None
+    if restart and spec is not None:  # before the (expensive) setup
+        _check_restart_potential({"setup_kwargs": {}, **state.get("cli", {})}, {"system": system, "potential": spec})
+    setup_kwargs, replicas, steps = _system_kwargs(system, kwargs, replicas, steps, spec)
+    extra = {}
+    if spec is not None:
+        from .azobenzene_potential import load_potential
+
+        extra["potential"] = load_potential(spec, dtype=setup_kwargs.get("dtype"))
+    setup = build_diffsim(system, replicas=replicas, steps=steps, seed=seed, device=device, **setup_kwargs, **extra)
     trainer = _trainer(setup)
     meta = {"system": system, "seed": int(seed), "n_replicas": trainer.n_replicas, "n_steps": trainer.n_steps,
             # with the system's CLI defaults filled in, so that a restart notices when those change
             "setup_kwargs": {k: repr(v) for k, v in sorted(setup_kwargs.items())}}
+    if spec is not None:
+        meta["potential"] = spec
     if schedule is not None:
         meta["stages"] = str(schedule)
     os.makedirs(out, exist_ok=True)
     log = os.path.join(out, "diffsim.log")
     if restart:
-        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
         old = {"setup_kwargs": {}, **state.get("cli", {})}
+        _check_restart_potential(old, meta)
         diff = {k: (old.get(k), v) for k, v in meta.items() if old.get(k) != v}
         if "stages" in diff and old.get("stages") and schedule is not None and \
                 StageSchedule.parse(old["stages"]).agrees_up_to(schedule, int(state["epoch"])):

@@ -154,7 +154,10 @@ def sevennet_torch_force(atomic_numbers: Sequence[int], model: str = "7net-0", p
 
 def azobenzene_openmm_system(model: str = "7net-0"):
     """OpenMM ``System`` of azobenzene in vacuum on SevenNet: masses, one TorchForce, no constraints,
-    no CMMotionRemover (the equations of the torch simulator)."""
+    no CMMotionRemover (the equations of the torch simulator).
+
+    See :func:`openmm_nnbias.diffsim.azobenzene_openmm.azobenzene_openmm_system` for the same System on
+    any ``--potential`` of the DiffSim run (SevenNet or an AzobenzeneMLP)."""
     import openmm
 
     from .azobenzene import AZOBENZENE_MASSES, AZOBENZENE_NUMBERS
