@@ -253,7 +253,7 @@ def test_per_potential_defaults_table():
     kw, replicas, steps = run._system_kwargs("azobenzene", {}, None, 7, {"name": "mlp-file"})
     assert (kw["dtype"], kw["adjoint_steps"], replicas, steps) == (torch.float64, 190, 16, 7)
     text = run.azobenzene_defaults_help()
-    for piece in ("7net-0/7net-l3i5: float32", "gfn1-mlp/PATH: float64", "16 replicas", "stages 300:3e-3:8"):
+    for piece in ("7net-0/7net-l3i5: float32", "gfn1-mlp/PATH: float64", "16 replicas", "stages 300:3e-3:8,1000:3e-4:4"):
         assert piece in text
 
 
