@@ -45,7 +45,7 @@ def test_build_tetrapeptide_options_and_errors(tmp_path, capsys):
 
     sim, up, dt = build_deepves("alanine-tetrapeptide", backend="torch", mts=4, overrides=dict(mcPoints=200))
     assert isinstance(sim.integrator, mm.MTSLangevinIntegrator) and math.isclose(dt, 0.008)
-    assert up.stride * dt == pytest.approx(1.0, rel=0.01) and up.grid is None  # 124 outer steps = 0.992 ps
+    assert up.stride * dt == pytest.approx(1.0, rel=1e-12) and up.grid is None  # 125 outer steps of 8 fs
     assert isinstance(up.optimizer.recrossing, RecrossingMonitor) and up.optimizer.recrossing.cv_indices == [0, 2, 4]
     assert up.optimizer.recrossing.min_iterations == round(10000 / (up.stride * dt))  # paper: 10 ns constant lr
     _, up2, _ = build_deepves("alanine-tetrapeptide", backend="torch", overrides=dict(mcPoints=200, decayAfter=500.0))

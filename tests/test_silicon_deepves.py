@@ -64,3 +64,23 @@ def test_silicon64_smoke_run_and_restart(tmp_path):
     colvar = _rows(os.path.join(out, "colvar"))
     np.testing.assert_allclose(colvar[-1, 0], 1.0, atol=1e-6)
     assert np.all(np.diff(colvar[:, 0]) > 0)
+
+
+def test_silicon64_mts4_keeps_the_iteration_time(tmp_path):
+    """--mts 4: 25 outer steps of 8 fs per 100-inner-step iteration, so the colvar still lands on 0.2 ps."""
+    out = str(tmp_path / "si4")
+    assert main(["deepves", "--system", "silicon-64", "--out", out, "--stride", "100", "--mts", "4",
+                 "--time", "0.4ps", "--no-progress"]) == 0
+    colvar = _rows(os.path.join(out, "colvar"))
+    assert np.isfinite(colvar).all() and (colvar[:, 1] > 55).all() and (colvar[:, 1] <= 64).all()
+    np.testing.assert_allclose(colvar[-1, 0], 0.4, atol=1e-6)
+    log = _rows(os.path.join(out, "ves.log"), usecols=range(6))
+    assert log.shape[0] == 2
+    np.testing.assert_allclose(log[:, 1], [0.2, 0.4], atol=1e-6)
+
+
+def test_run_ending_inside_an_iteration_says_so(tmp_path):
+    out = str(tmp_path / "si_partial")
+    with pytest.warns(UserWarning, match="ended 5 MD steps into an iteration of 25 steps"):
+        assert main(["deepves", "--system", "silicon-64", "--out", out, "--stride", "100", "--mts", "4",
+                     "--steps", "30", "--no-progress"]) == 0

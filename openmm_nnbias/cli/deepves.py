@@ -44,7 +44,16 @@ def run_deepves(system_name, out: str, steps: int, restart: bool = False, progre
                             lr=f"{h.get('lr_next', math.nan):.2e}", phase=h.get("phase", "-"))
     updater.flush()
     updater.writeFes()
-    updater.saveCheckpoint(checkpoint, sim) if sim.currentStep % updater.stride == 0 else None
+    partial = sim.currentStep % updater.stride
+    if partial:  # say so: the samples of an unfinished iteration are neither written nor checkpointed
+        import warnings
+
+        warnings.warn(f"the run ended {partial} MD steps into an iteration of {updater.stride} steps: colvar "
+                      f"ends at step {sim.currentStep - partial} ({(sim.currentStep - partial) * dt:g} ps) and no "
+                      f"final checkpoint was written (a restart continues from the last interval checkpoint); "
+                      f"choose --time/--steps as a multiple of {updater.stride * dt:g} ps", stacklevel=2)
+    else:
+        updater.saveCheckpoint(checkpoint, sim)
     updater.close()
     return sim, updater
 

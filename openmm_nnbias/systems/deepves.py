@@ -15,9 +15,24 @@ def _take(options: dict, *names: str) -> dict:
 
 
 def mts_strides(stride: int, sample_stride: int, mts: int) -> tuple:
-    """Strides in outer steps for ``mts`` inner steps per outer step, ≈ the same simulated time per iteration."""
-    sample = max(1, round(sample_stride / mts))
-    return max(1, round(stride / mts / sample)) * sample, sample
+    """Strides in outer steps for ``mts`` inner steps per outer step: the same simulated time per iteration.
+
+    The iteration is ``round(stride / mts)`` outer steps (exactly ``stride`` inner steps when
+    ``mts`` divides it, so τ_KL and τ_decay keep their meaning in ps); the sample stride is the
+    divisor of it closest (in ratio) to ``sample_stride / mts``, as the updater needs whole
+    samples per iteration.
+
+    Examples
+    --------
+    >>> mts_strides(500, 10, 2), mts_strides(500, 10, 4), mts_strides(100, 10, 4)
+    ((250, 5), (125, 5), (25, 5))
+    """
+    import math
+
+    outer = max(1, int(round(stride / mts)))
+    target = max(1.0, sample_stride / mts)
+    divisors = [d for d in range(1, outer + 1) if outer % d == 0]
+    return outer, min(divisors, key=lambda d: (abs(math.log(d / target)), d))
 
 
 def build_deepves(system_name: str, out: Optional[str] = None, backend: Optional[str] = None,
