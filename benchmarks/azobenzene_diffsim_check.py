@@ -35,6 +35,38 @@ def binomial(k: int, n: int):
     return p, math.sqrt(p * (1 - p) / n)
 
 
+def crossing_time_comparison(first_torch, first_openmm, timestep: float) -> dict:
+    """Fractions crossed by the pooled 25/50/75 % first-crossing times (binomial SE, z) and a two-sample
+    Kolmogorov–Smirnov test of the first-crossing times (replicas that never cross left out); when both
+    engines cross every replica the fraction alone cannot tell them apart, the times can."""
+    a = [h for h in first_torch if h >= 0]
+    b = [h for h in first_openmm if h >= 0]
+    out = {"mean_first_crossing_ps": {}, "by_time": []}
+    for name, x in (("torch", a), ("openmm", b)):
+        if x:
+            m = sum(x) / len(x)
+            sd = math.sqrt(sum((v - m) ** 2 for v in x) / max(1, len(x) - 1))
+            out["mean_first_crossing_ps"][name] = [m * timestep, sd * timestep / math.sqrt(len(x))]
+    pooled = sorted(a + b)
+    if pooled:
+        for q in (0.25, 0.5, 0.75):
+            t = pooled[int(q * (len(pooled) - 1))]
+            pt, st = binomial(sum(0 <= h <= t for h in first_torch), len(first_torch))
+            pm, sm = binomial(sum(0 <= h <= t for h in first_openmm), len(first_openmm))
+            se = math.sqrt(st ** 2 + sm ** 2)
+            out["by_time"].append(dict(t_ps=t * timestep, torch=pt, openmm=pm,
+                                       z=(pm - pt) / se if se > 0 else 0.0))
+    try:
+        from scipy.stats import ks_2samp
+
+        if a and b:
+            r = ks_2samp(a, b)
+            out["ks_statistic"], out["ks_pvalue"] = float(r.statistic), float(r.pvalue)
+    except ImportError:
+        pass
+    return out
+
+
 def run_potential(ckpt: dict) -> dict:
     """The ``--potential`` record of a run (checkpoints before the option: SevenNet-0)."""
     from openmm_nnbias.diffsim.run import AZOBENZENE_DEFAULT_POTENTIAL
@@ -127,7 +159,8 @@ def main(argv=None) -> None:
         p_t, p_m = ev["fraction"], mm["fraction"]
         se = math.sqrt(ev["se"] ** 2 + mm["se"] ** 2)
         mm.update(torch_label=last, torch_fraction=p_t, torch_se=ev["se"],
-                  z=(p_m - p_t) / se if se > 0 else (0.0 if p_m == p_t else math.inf))
+                  z=(p_m - p_t) / se if se > 0 else (0.0 if p_m == p_t else math.inf),
+                  times=crossing_time_comparison(ev["first_step"].tolist(), mm["first_step"], float(ev["timestep"])))
         report["openmm"] = mm
     with open(os.path.join(args.out, "check.json"), "w") as fh:
         json.dump(report, fh, indent=1, default=float)

@@ -1,4 +1,4 @@
-"""Speed and memory of the DiffSim simulator on the CPU: azobenzene on SevenNet-0, Müller–Brown as a reference.
+"""Speed and memory of the DiffSim simulator on the CPU: azobenzene on SevenNet-0 or the GFN1 MLP, Müller–Brown as a reference.
 
 Speed: replica-steps per second of the forward Langevin run (``LangevinSimulator.run`` with the
 physical potential plus a (32, 32) silu NeuralBias over the CVs, no graph kept) and of the
@@ -36,21 +36,28 @@ import torch
 
 __all__ = ["build", "speed", "epoch_memory", "main"]
 
-SYSTEMS = ("azobenzene", "mueller-brown")
+SYSTEMS = ("azobenzene", "azobenzene-mlp", "mueller-brown")
 
 
 def build(system: str, dtype: torch.dtype):
     """``(potential, masses, cvs, start (N, 3), far_cv (D,), timestep_ps, friction_per_ps)`` of a system."""
     from openmm_nnbias.cvs import CVSet, Position
 
-    if system == "azobenzene":
+    if system in ("azobenzene", "azobenzene-mlp"):
         from openmm_nnbias.diffsim.azobenzene import AZOBENZENE_MASSES, AZOBENZENE_NUMBERS, azobenzene_positions
-        from openmm_nnbias.diffsim.neural_potential import SevenNetEnergy
         from openmm_nnbias.diffsim.setups_azobenzene import azobenzene_cvs
 
+        if system == "azobenzene":
+            from openmm_nnbias.diffsim.neural_potential import SevenNetEnergy
+
+            potential = SevenNetEnergy(AZOBENZENE_NUMBERS, dtype=dtype)
+        else:  # the shipped GFN1-xTB MLP (--potential gfn1-mlp)
+            from openmm_nnbias.diffsim.azobenzene_mlp import AzobenzeneMLP
+
+            potential = AzobenzeneMLP.pretrained(dtype=dtype)
         cvs = azobenzene_cvs()
         far = cvs(azobenzene_positions("trans", torch.float64)[None])[0].to(dtype)
-        return (SevenNetEnergy(AZOBENZENE_NUMBERS, dtype=dtype), torch.tensor(AZOBENZENE_MASSES, dtype=dtype), cvs,
+        return (potential, torch.tensor(AZOBENZENE_MASSES, dtype=dtype), cvs,
                 azobenzene_positions("cis", dtype), far, 0.0005, 1.0)
     if system == "mueller-brown":
         from openmm_nnbias.diffsim import MuellerBrownEnergy
