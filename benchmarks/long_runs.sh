@@ -32,8 +32,10 @@ start() {
         if running "$run"; then echo "$run: already running (pid $(cat "$OUT/$run.pid"))"; continue; fi
         restart=""
         if [ -e "$OUT/$run/checkpoint.pt" ] || [ -e "$OUT/$run/checkpoint.pkl" ]; then restart="--restart"; fi
-        (cd "$OUT" && PYTHONPATH="$WORKTREE" OMP_NUM_THREADS=1 nohup nice -n "${NICE[$run]}" \
-            python -m openmm_nnbias.cli ${CMD[$run]} $restart >> "$run.log" 2>&1 & echo $! > "$run.pid")
+        (cd "$OUT"
+         PYTHONPATH="$WORKTREE" OMP_NUM_THREADS=1 nohup nice -n "${NICE[$run]}" \
+             python -m openmm_nnbias.cli ${CMD[$run]} $restart >> "$run.log" 2>&1 &
+         echo $! > "$run.pid")
         echo "$run: started (pid $(cat "$OUT/$run.pid")) $restart"
     done
 }
