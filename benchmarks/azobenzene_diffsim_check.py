@@ -3,7 +3,8 @@
 Reads a folder written by ``openmm-nnbias diffsim --system azobenzene --eval-replicas R``:
 
 1. the log-density of the sampled (CNNC, N=N–C) points of every evaluation (unbiased, after each
-   stage) → ``OUT/log_density.png``, and the mechanism of each crossing
+   stage) → ``OUT/log_density.png`` (and over |CNNC| → ``OUT/log_density_folded.png``), and the
+   mechanism of each crossing
    (:func:`openmm_nnbias.diffsim.azobenzene_analysis.classify_crossings`);
 2. unless ``--no-openmm``: the run's potential (``checkpoint["cli"]["potential"]``: SevenNet-0 for runs
    made before ``--potential``, else 7net-0, 7net-l3i5, gfn1-mlp or an AzobenzeneMLP file, whose sha256
@@ -152,6 +153,8 @@ def main(argv=None) -> None:
     cis = evals[labels[0]]["cv"][0].mean(0).tolist()
     wells = {"cis (start)": cis, "trans": well.mean.tolist()}
     report["plot"] = plot_log_density(panels, os.path.join(args.out, "log_density.png"), wells=wells)
+    report["plot_folded"] = plot_log_density(panels, os.path.join(args.out, "log_density_folded.png"), wells=wells,
+                                             folded=True)
     if not args.no_openmm:
         last = labels[-1]
         mm = openmm_crossings(args.out, evals[last], well)

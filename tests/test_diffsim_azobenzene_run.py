@@ -146,6 +146,7 @@ def test_classify_crossings_and_plot(tmp_path):
     with pytest.raises(ValueError, match="cv"):
         classify_crossings(cv[..., :1], torch.tensor([1]))
     p = plot_log_density([("a", cv), ("b", cv[:, :2])], str(tmp_path / "d.png"), wells={"trans": (math.pi, 2.0)})
+    assert os.path.getsize(plot_log_density([("a", cv)], str(tmp_path / "f.png"), folded=True)) > 1000
     assert os.path.getsize(p) > 1000
 
 

@@ -74,7 +74,8 @@ def classify_crossings(cv: torch.Tensor, first_step: torch.Tensor, rotation_max:
     return {"labels": labels, "nnc_at_90_deg": at90, "nnc_max_deg": nmax, "counts": counts}
 
 
-def plot_log_density(panels: Sequence[tuple], path: str, wells: Optional[dict] = None, bins: int = 60) -> str:
+def plot_log_density(panels: Sequence[tuple], path: str, wells: Optional[dict] = None, bins: int = 60,
+                     folded: bool = False) -> str:
     """PNG of the log-density of sampled (CNNC, N=N–C) points, one panel per run.
 
     Parameters
@@ -87,6 +88,10 @@ def plot_log_density(panels: Sequence[tuple], path: str, wells: Optional[dict] =
         Name → (CNNC, NNC) centre in rad, marked on every panel.
     bins : int, optional
         Histogram bins per axis (CNNC −90…270°, N=N–C 90…180°).
+    folded : bool, optional
+        Plot |CNNC| on 0…180° instead (cis left, trans right, the rotation saddle at 90° in the
+        middle): the potential is the same for both rotation senses (mirror images), so this
+        pools them (default False: the signed dihedral).
 
     Returns
     -------
@@ -104,20 +109,22 @@ def plot_log_density(panels: Sequence[tuple], path: str, wells: Optional[dict] =
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False, sharey=True)
     for ax, (title, cv) in zip(axes[0], panels):
         d = torch.rad2deg(torch.as_tensor(cv).double().reshape(-1, 2)).numpy()
-        dih = (d[:, 0] + 90.0) % 360.0 - 90.0  # −90…270°: cis (±30°) and trans (180°) inside, both rotation senses
-        h, xe, ye = np.histogram2d(dih, d[:, 1], bins=bins, range=[[-90, 270], [90, 180]], density=True)
+        lo, hi = (0.0, 180.0) if folded else (-90.0, 270.0)
+        # −90…270°: cis (±30°) and trans (180°) inside, both rotation senses; folded: |CNNC|
+        dih = np.abs(d[:, 0]) if folded else (d[:, 0] + 90.0) % 360.0 - 90.0
+        h, xe, ye = np.histogram2d(dih, d[:, 1], bins=bins, range=[[lo, hi], [90, 180]], density=True)
         with np.errstate(divide="ignore"):
             logh = np.log(h.T)
         im = ax.pcolormesh(xe, ye, np.where(np.isfinite(logh), logh, np.nan), shading="auto", cmap="viridis")
         fig.colorbar(im, ax=ax, label="ln density (1/deg²)")
         for name, (c, a) in (wells or {}).items():
-            c = (math.degrees(c) + 90.0) % 360.0 - 90.0
+            c = abs(math.degrees(c)) if folded else (math.degrees(c) + 90.0) % 360.0 - 90.0
             ax.plot([c], [math.degrees(a)], "r+", ms=10)
             ax.annotate(name, (c, math.degrees(a)), color="r", xytext=(4, 4),
                         textcoords="offset points")
         ax.set_title(title, fontsize=9)
-        ax.set_xlabel("CNNC dihedral (deg)")
-        ax.set_xlim(-90, 270)
+        ax.set_xlabel("|CNNC dihedral| (deg)" if folded else "CNNC dihedral (deg)")
+        ax.set_xlim(lo, hi)
         ax.set_ylim(90, 180)
     axes[0][0].set_ylabel("N=N–C angle (deg)")
     fig.tight_layout()
