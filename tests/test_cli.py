@@ -55,3 +55,13 @@ def test_reweight_bad_window_names_the_option(tmp_path, capsys):
     assert os.listdir(tmp_path) == []
     assert main(["reweight", str(tmp_path / "missing")]) == 2
     assert "No such file" in capsys.readouterr().err
+
+
+def test_traceback_on_request(tmp_path, capsys, monkeypatch):
+    """OPENMM_NNBIAS_TRACEBACK=1 raises the error instead of the one-line message (for bug reports)."""
+    args = ["deepves", "--system", "wolfe-quapp", "--steps", "0", "--out", str(tmp_path / "r"), "--no-progress"]
+    monkeypatch.setenv("OPENMM_NNBIAS_TRACEBACK", "0")
+    assert main(args) == 2
+    monkeypatch.setenv("OPENMM_NNBIAS_TRACEBACK", "1")
+    with pytest.raises(ValueError, match="--steps must be >= 1"):
+        main(args)

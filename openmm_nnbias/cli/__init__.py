@@ -2,6 +2,7 @@
 
 import argparse
 import functools
+import os
 import sys
 
 from .. import __version__
@@ -295,7 +296,12 @@ def _reweight(args) -> str:
 
 
 def main(argv=None) -> int:
-    """Run the command line with ``argv`` (default ``sys.argv[1:]``); returns the exit status (2: error)."""
+    """Run the command line with ``argv`` (default ``sys.argv[1:]``); returns the exit status (2: error).
+
+    A bad argument or input (``ValueError``, ``TypeError``, ``FileNotFoundError``) is one line on
+    stderr; with the environment variable ``OPENMM_NNBIAS_TRACEBACK=1`` it is raised with its
+    traceback instead (for a bug report).
+    """
     args = _parser().parse_args(argv)
     try:
         if args.command == "deepves":
@@ -329,6 +335,8 @@ def main(argv=None) -> int:
             for path in plot_run(args.run):
                 print(f"wrote {path}")
     except (ValueError, TypeError, FileNotFoundError) as exc:
+        if os.environ.get("OPENMM_NNBIAS_TRACEBACK", "") not in ("", "0"):
+            raise
         print(f"openmm-nnbias: error: {exc}", file=sys.stderr)
         return 2
     return 0
