@@ -140,7 +140,13 @@ def test_openmm_system_potential_kinds(tmp_path):
 
 
 def test_potential_spec_values(tmp_path):
-    assert potential_spec("gfn1-mlp") == {"name": "gfn1-mlp"} and potential_spec("7net-l3i5") == {"name": "7net-l3i5"}
+    shipped = potential_spec("gfn1-mlp")
+    assert shipped["name"] == "gfn1-mlp" and len(shipped["sha256"]) == 64
+    assert potential_spec("7net-l3i5") == {"name": "7net-l3i5"}
+    # a record of other shipped weights (an older package version) is refused, not silently swapped
+    with pytest.raises(ValueError, match="shipped gfn1-mlp weights differ"):
+        load_potential(dict(shipped, sha256="0" * 64))
+    assert isinstance(load_potential({"name": "gfn1-mlp"}), AzobenzeneMLP)  # records written before the hash
     path = str(tmp_path / "m.pt")
     AzobenzeneMLP(hidden=(4,)).save(path)
     spec = potential_spec(path)
@@ -184,17 +190,17 @@ def test_cli_gfn1_mlp_smoke_and_restart_on_another_potential_refused(tmp_path, c
         assert os.path.exists(out / name)
     state = torch.load(out / "checkpoint.pt", weights_only=False)
     cli = state["cli"]
-    assert cli["potential"] == {"name": "gfn1-mlp"} and cli["setup_kwargs"]["dtype"] == "torch.float64"
+    assert cli["potential"] == potential_spec("gfn1-mlp") and cli["setup_kwargs"]["dtype"] == "torch.float64"
     assert cli["setup_kwargs"]["timestep"] == "0.0005" and state["config"]["n_replicas"] == 2
     assert len(open(out / "diffsim.log").read().splitlines()) == 2
     capsys.readouterr()
     assert _cli(out, "--restart", "--potential", "7net-0") == 2
     err = capsys.readouterr().err
-    assert "--potential 'gfn1-mlp', not '7net-0'" in err
+    assert "--potential 'gfn1-mlp' (weights sha256 " in err and "), not '7net-0'" in err
     path = str(tmp_path / "m.pt")
     AzobenzeneMLP(hidden=(4,)).save(path)
     assert _cli(out, "--restart", "--potential", path) == 2
-    assert "--potential 'gfn1-mlp', not " in capsys.readouterr().err
+    assert "--potential 'gfn1-mlp' (weights sha256 " in capsys.readouterr().err
     # the same potential continues (one more epoch of an extended stage)
     assert main(["diffsim", "--system", "azobenzene", "--replicas", "2", "--steps", "20", "--stages", "300:3e-3:2",
                  "--out", str(out), "--no-progress", "--restart", "--potential", "gfn1-mlp"]) == 0

@@ -9,8 +9,9 @@ A *potential specification* is one of
 * the path of a ``.pt`` file written by :meth:`~openmm_nnbias.diffsim.AzobenzeneMLP.save`.
 
 :func:`potential_spec` checks one and returns the record stored in a run's checkpoint
-(``{"name": ...}``, or for a file ``{"name": "mlp-file", "path": ..., "sha256": ...}``), so that
-a restart on another potential is refused; :func:`load_potential` builds the torch energy of
+(``{"name": ...}``; for the shipped MLP also the ``sha256`` of its weights, so that a package
+upgrade that changes them is noticed; for a file ``{"name": "mlp-file", "path": ..., "sha256": ...}``),
+so that a restart on another potential is refused; :func:`load_potential` builds the torch energy of
 the differentiable simulator from that record. ``sevenn`` is imported only for a SevenNet choice.
 
 Units: nm, kJ/mol.
@@ -40,6 +41,14 @@ def _sha256(path: str) -> str:
     return h.hexdigest()
 
 
+def _shipped_path() -> str:
+    from importlib.resources import files
+
+    from .azobenzene_mlp import PRETRAINED_FILE
+
+    return str(files("openmm_nnbias.diffsim") / "data" / PRETRAINED_FILE)
+
+
 def potential_spec(potential) -> dict:
     """Check a ``--potential`` value and return its checkpoint record.
 
@@ -52,7 +61,8 @@ def potential_spec(potential) -> dict:
     Returns
     -------
     dict
-        ``{"name": NAME}``, or for a file ``{"name": "mlp-file", "path": ABSPATH, "sha256": HEX}``.
+        ``{"name": NAME}`` (SevenNet), ``{"name": "gfn1-mlp", "sha256": HEX}`` (the shipped weights), or
+        for a file ``{"name": "mlp-file", "path": ABSPATH, "sha256": HEX}``.
 
     Raises
     ------
@@ -63,8 +73,8 @@ def potential_spec(potential) -> dict:
 
     Examples
     --------
-    >>> potential_spec("gfn1-mlp")
-    {'name': 'gfn1-mlp'}
+    >>> potential_spec("7net-0"), sorted(potential_spec("gfn1-mlp"))
+    ({'name': '7net-0'}, ['name', 'sha256'])
     >>> potential_spec("/nonexistent/model.pt")
     Traceback (most recent call last):
     ...
@@ -75,6 +85,8 @@ def potential_spec(potential) -> dict:
     if not isinstance(potential, (str, os.PathLike)):
         raise TypeError(f"--potential must be a string (a name or a path), got {type(potential).__name__}")
     value = os.fspath(potential)
+    if value in MLP_POTENTIALS:
+        return {"name": value, "sha256": _sha256(_shipped_path())}
     if value in AZOBENZENE_POTENTIALS:
         return {"name": value}
     choices = f"--potential must be one of {', '.join(AZOBENZENE_POTENTIALS)} or an AzobenzeneMLP .pt file"
@@ -102,6 +114,8 @@ def potential_label(spec: dict) -> str:
     """
     if spec.get("name") == "mlp-file":
         return f"{spec['path']!r} (sha256 {spec['sha256'][:12]})"
+    if "sha256" in spec:
+        return f"{spec.get('name')!r} (weights sha256 {spec['sha256'][:12]})"
     return repr(spec.get("name"))
 
 
@@ -155,6 +169,9 @@ def load_potential(spec, dtype=None):
     from .azobenzene_mlp import AzobenzeneMLP
 
     if spec["name"] == "gfn1-mlp":
+        if "sha256" in spec and _sha256(_shipped_path()) != spec["sha256"]:
+            raise ValueError(f"--potential: the shipped gfn1-mlp weights differ from those of the record "
+                             f"{potential_label(spec)} (another package version)")
         return AzobenzeneMLP.pretrained()
     if spec["name"] != "mlp-file":
         raise ValueError(f"--potential: unknown record {spec!r}")
