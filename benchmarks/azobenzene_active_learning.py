@@ -66,7 +66,8 @@ def train_bias(model, seed, a):
 
 
 def sample_runs(model, s, seed, n_replicas=16, n_steps=4000):
-    """Frames (every 20 steps, second half of each trajectory) of the four runs, and their CV ranges."""
+    """Frames every 20 steps of the four runs (all frames of the biased runs, whose crossing is early; the second
+    half of the unbiased ones, after they equilibrate at 1 000 K), and their CV ranges."""
     gen = torch.Generator().manual_seed(seed)
     pool = s.start_positions
     cis = pool[torch.randperm(pool.shape[0], generator=gen)[:n_replicas]]
