@@ -70,9 +70,9 @@ def crossing_time_comparison(first_torch, first_openmm, timestep: float) -> dict
 
 def run_potential(ckpt: dict) -> dict:
     """The ``--potential`` record of a run (checkpoints before the option: SevenNet-0)."""
-    from openmm_nnbias.diffsim.run import AZOBENZENE_DEFAULT_POTENTIAL
+    from openmm_nnbias.diffsim.run import AZOBENZENE_LEGACY_POTENTIAL
 
-    return dict(ckpt.get("cli", {}).get("potential") or {"name": AZOBENZENE_DEFAULT_POTENTIAL})
+    return dict(ckpt.get("cli", {}).get("potential") or {"name": AZOBENZENE_LEGACY_POTENTIAL})
 
 
 def openmm_crossings(out: str, ev: dict, well, n_threads: int = 1) -> dict:

@@ -273,3 +273,13 @@ def test_openmm_system_7net_0_is_the_sevennet_system():
     e_new, f_new = _openmm_state(azobenzene_openmm.azobenzene_openmm_system("7net-0"), x, "Reference")
     e_old, f_old = _openmm_state(sevennet_openmm.azobenzene_openmm_system(), x, "Reference")
     assert e_new == pytest.approx(e_old, abs=1e-6) and _rel(f_new, f_old) < 1e-7
+
+
+def test_new_runs_default_to_the_shipped_mlp_old_checkpoints_to_sevennet():
+    import openmm_nnbias.diffsim.run as run
+
+    spec, _ = run._potential("azobenzene", None, {})
+    assert spec["name"] == "gfn1-mlp" == run.AZOBENZENE_DEFAULT_POTENTIAL
+    assert run.AZOBENZENE_LEGACY_POTENTIAL == "7net-0"
+    with pytest.raises(ValueError, match="--potential '7net-0', not 'gfn1-mlp'"):
+        run._check_restart_potential({"setup_kwargs": {}}, {"system": "azobenzene", "potential": spec})

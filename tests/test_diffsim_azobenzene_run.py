@@ -156,7 +156,7 @@ def test_cli_azobenzene_on_sevennet_smoke(tmp_path):
     """The staged run on SevenNet-0 itself: one replica, 4 steps, one epoch, small wells (~1 min of CPU)."""
     out = tmp_path / "azo"
     setup = run_diffsim("azobenzene", str(out), epochs=1, replicas=1, steps=4, stages="300:1e-2:1,1000:1e-3:1",
-                        eval_replicas=1, progress=False, **TINY)
+                        eval_replicas=1, progress=False, potential="7net-0", **TINY)
     assert setup.info["potential"] == "SevenNetEnergy" and setup.trainer.dtype == torch.float32
     ev = json.load(open(out / "evaluation.json"))
     assert set(ev) == {"unbiased", "stage1"} and ev["stage1"]["n"] == 1

@@ -147,8 +147,8 @@ def _parser():
     from ..diffsim.run import azobenzene_defaults_help
 
     ds.add_argument("--potential", default=None,
-                    help="azobenzene only: energy 7net-0 (default), 7net-l3i5 (SevenNet, needs sevenn), "
-                         "gfn1-mlp (the shipped GFN1-xTB-fitted AzobenzeneMLP) or PATH of an "
+                    help="azobenzene only: energy gfn1-mlp (default: the shipped GFN1-xTB-fitted AzobenzeneMLP), "
+                         "7net-0 or 7net-l3i5 (SevenNet, needs sevenn) or PATH of an "
                          "AzobenzeneMLP.save .pt file; recorded in the checkpoint (--restart must match). "
                          "Defaults per potential: " + azobenzene_defaults_help().replace("%", "%%"))
     ds.add_argument("--replicas", type=int, help="replicas per epoch (default: the system's)")

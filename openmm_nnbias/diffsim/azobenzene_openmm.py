@@ -109,14 +109,14 @@ def mlp_torch_force(mlp, path: str = None, force_group: int = 0):
     return force
 
 
-def azobenzene_openmm_system(potential="7net-0"):
+def azobenzene_openmm_system(potential="gfn1-mlp"):
     """OpenMM ``System`` of azobenzene in vacuum: 24 masses, one energy ``TorchForce``, no constraints,
     no CMMotionRemover (the equations of the torch simulator).
 
     Parameters
     ----------
     potential : str, dict or AzobenzeneMLP, optional
-        A ``--potential`` value (``"7net-0"`` default, ``"7net-l3i5"``, ``"gfn1-mlp"``, the path of an
+        A ``--potential`` value (``"gfn1-mlp"`` default, ``"7net-0"``, ``"7net-l3i5"``, the path of an
         ``AzobenzeneMLP.save`` file), a checkpoint record of
         :func:`~openmm_nnbias.diffsim.azobenzene_potential.potential_spec` (``checkpoint["cli"]["potential"]``),
         or an :class:`AzobenzeneMLP` instance. SevenNet needs ``sevenn``; it is not imported otherwise.

@@ -20,7 +20,7 @@ import time
 
 __all__ = ["SYSTEMS", "LOG_HEADER", "LOG_HEADER_STAGES", "AZOBENZENE_CLI", "AZOBENZENE_STAGES",
            "AZOBENZENE_MLP_CLI", "AZOBENZENE_MLP_STAGES", "AZOBENZENE_DEFAULTS", "AZOBENZENE_DEFAULT_POTENTIAL",
-           "azobenzene_defaults_help",
+           "AZOBENZENE_LEGACY_POTENTIAL",            "azobenzene_defaults_help",
            "build_diffsim", "run_diffsim"]
 
 SYSTEMS = ("mueller-brown", "alanine-dipeptide", "azobenzene", "mueller-brown-authors")
@@ -132,8 +132,10 @@ AZOBENZENE_DEFAULTS = {
     "gfn1-mlp": {"settings": AZOBENZENE_MLP_CLI, "stages": AZOBENZENE_MLP_STAGES},
     "mlp-file": {"settings": AZOBENZENE_MLP_CLI, "stages": AZOBENZENE_MLP_STAGES},
 }
-#: ``--potential`` of an azobenzene run without one (and of checkpoints written before the option).
-AZOBENZENE_DEFAULT_POTENTIAL = "7net-0"
+#: ``--potential`` of a new azobenzene run without one: the shipped MLP (trains in CPU-minutes, no extra).
+AZOBENZENE_DEFAULT_POTENTIAL = "gfn1-mlp"
+#: The potential of checkpoints written before ``--potential`` existed (they were all SevenNet-0).
+AZOBENZENE_LEGACY_POTENTIAL = "7net-0"
 
 
 def azobenzene_defaults_help() -> str:
@@ -163,8 +165,9 @@ def _system_kwargs(system: str, kwargs: dict, replicas, steps, spec=None):
 
     kw = dict(kwargs)
     if system == "azobenzene":
-        name = spec["name"] if spec is not None else AZOBENZENE_DEFAULT_POTENTIAL
-        for k, v in AZOBENZENE_DEFAULTS[name]["settings"].items():
+        # a potential module passed in (tests, scripts): the reduced sizes, as for SevenNet
+        settings = AZOBENZENE_DEFAULTS[spec["name"]]["settings"] if spec is not None else AZOBENZENE_CLI
+        for k, v in settings.items():
             kw.setdefault(k, v)
         default_replicas, default_steps = kw.pop("n_replicas"), kw.pop("n_steps")
         replicas = default_replicas if replicas is None else replicas
@@ -199,7 +202,7 @@ def _check_restart_potential(old: dict, meta: dict) -> None:
         return
     was = old.get("potential")
     if was is None and "potential" not in old.get("setup_kwargs", {}):
-        was = {"name": AZOBENZENE_DEFAULT_POTENTIAL}
+        was = {"name": AZOBENZENE_LEGACY_POTENTIAL}
     if was != meta["potential"]:
         what = potential_label(was) if isinstance(was, dict) else \
             f"a potential object {old.get('setup_kwargs', {}).get('potential')}"
@@ -243,7 +246,7 @@ def run_diffsim(system: str, out: str, epochs: int = None, replicas: int = None,
         With ``R > 0``: success fraction of R replicas at the setup's temperature unbiased
         (before training) and after every stage, see :mod:`.run_eval` (default 0: none).
     potential : str or torch.nn.Module, optional
-        Azobenzene only: ``"7net-0"`` (default), ``"7net-l3i5"``, ``"gfn1-mlp"`` or the path of an
+        Azobenzene only: ``"gfn1-mlp"`` (default), ``"7net-0"``, ``"7net-l3i5"`` or the path of an
         ``AzobenzeneMLP.save`` file (see :mod:`.azobenzene_potential`; recorded in the checkpoint,
         a file with its sha256); its defaults are :data:`AZOBENZENE_DEFAULTS`. A module is passed
         to the setup as is (SevenNet's defaults; for tests with stand-in energies).
@@ -279,7 +282,7 @@ def run_diffsim(system: str, out: str, epochs: int = None, replicas: int = None,
         raise ValueError(f"--eval-replicas must be >= 0, got {eval_replicas}")
     spec, kwargs = _potential(system, potential, kwargs)
     if stages is None and system == "azobenzene":
-        stages = AZOBENZENE_DEFAULTS[spec["name"] if spec else AZOBENZENE_DEFAULT_POTENTIAL]["stages"]
+        stages = AZOBENZENE_DEFAULTS[spec["name"]]["stages"] if spec else AZOBENZENE_STAGES
     schedule = StageSchedule.parse(stages) if isinstance(stages, str) else stages
     if schedule is not None and not isinstance(schedule, StageSchedule):
         raise TypeError(f"stages must be a StageSchedule or a string, got {type(stages).__name__}")
