@@ -24,7 +24,9 @@ CMD[solv_hmr_deepves]="deepves --system alanine-dipeptide-solvated-hmr --time 20
 CMD[solv_hmr_ref]="reference --system alanine-dipeptide-solvated-hmr --time 50ns --out solv_hmr_ref --no-progress"
 NICE[si216]=3; NICE[si64]=5; NICE[solv_hmr_deepves]=0; NICE[solv_hmr_ref]=3
 
-running() { [ -f "$OUT/$1.pid" ] && kill -0 "$(cat "$OUT/$1.pid")" 2>/dev/null; }
+# a pid file left by an earlier session may name a reused pid: check that it is still our run
+running() { [ -f "$OUT/$1.pid" ] && kill -0 "$(cat "$OUT/$1.pid")" 2>/dev/null &&
+            tr '\0' ' ' < "/proc/$(cat "$OUT/$1.pid")/cmdline" 2>/dev/null | grep -q -- "--out $1 "; }
 
 start() {
     if [ ! -d "$WORKTREE" ]; then git worktree add --detach "$WORKTREE" HEAD; fi
