@@ -36,10 +36,17 @@ from typing import Dict, Optional, Sequence
 
 import torch
 
-__all__ = ["AzobenzeneMLP", "PRETRAINED_FILE", "fit"]
+__all__ = ["AzobenzeneMLP", "PRETRAINED_FILE", "pretrained_resource", "fit"]
 
 #: File name of the shipped model under ``openmm_nnbias/diffsim/data/`` (:meth:`AzobenzeneMLP.pretrained`).
 PRETRAINED_FILE = "azobenzene_gfn1_mlp.pt"
+
+def pretrained_resource():
+    """The shipped model file as an ``importlib.resources`` traversable (one place names it)."""
+    from importlib.resources import files
+
+    return files("openmm_nnbias.diffsim") / "data" / PRETRAINED_FILE
+
 
 _ACTIVATIONS = {"silu": torch.nn.SiLU, "softplus": torch.nn.Softplus, "tanh": torch.nn.Tanh}
 
@@ -199,9 +206,9 @@ class AzobenzeneMLP(torch.nn.Module):
         >>> 0.0 < float(de.detach()) < 30.0  # kJ/mol, at the stored (not re-minimized) structures
         True
         """
-        from importlib.resources import as_file, files
+        from importlib.resources import as_file
 
-        with as_file(files("openmm_nnbias.diffsim") / "data" / PRETRAINED_FILE) as path:
+        with as_file(pretrained_resource()) as path:
             return cls.load(str(path), dtype=dtype)
 
     @classmethod

@@ -41,12 +41,14 @@ def _sha256(path: str) -> str:
     return h.hexdigest()
 
 
-def _shipped_path() -> str:
-    from importlib.resources import files
+def _shipped_sha256() -> str:
+    """sha256 of the shipped gfn1-mlp weights (the file :meth:`AzobenzeneMLP.pretrained` reads)."""
+    from importlib.resources import as_file
 
-    from .azobenzene_mlp import PRETRAINED_FILE
+    from .azobenzene_mlp import pretrained_resource
 
-    return str(files("openmm_nnbias.diffsim") / "data" / PRETRAINED_FILE)
+    with as_file(pretrained_resource()) as path:
+        return _sha256(str(path))
 
 
 def potential_spec(potential) -> dict:
@@ -86,7 +88,7 @@ def potential_spec(potential) -> dict:
         raise TypeError(f"--potential must be a string (a name or a path), got {type(potential).__name__}")
     value = os.fspath(potential)
     if value in MLP_POTENTIALS:
-        return {"name": value, "sha256": _sha256(_shipped_path())}
+        return {"name": value, "sha256": _shipped_sha256()}
     if value in AZOBENZENE_POTENTIALS:
         return {"name": value}
     choices = f"--potential must be one of {', '.join(AZOBENZENE_POTENTIALS)} or an AzobenzeneMLP .pt file"
@@ -169,7 +171,7 @@ def load_potential(spec, dtype=None):
     from .azobenzene_mlp import AzobenzeneMLP
 
     if spec["name"] == "gfn1-mlp":
-        if "sha256" in spec and _sha256(_shipped_path()) != spec["sha256"]:
+        if "sha256" in spec and _shipped_sha256() != spec["sha256"]:
             raise ValueError(f"--potential: the shipped gfn1-mlp weights differ from those of the record "
                              f"{potential_label(spec)} (another package version)")
         return AzobenzeneMLP.pretrained()
