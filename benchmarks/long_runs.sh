@@ -4,17 +4,30 @@
 #   bash benchmarks/long_runs.sh start [RUN ...]   # continue (--restart) or begin each run in the background
 #   bash benchmarks/long_runs.sh status            # simulated time and state of each run
 #   bash benchmarks/long_runs.sh pause|resume|stop [RUN ...]
+#   bash benchmarks/long_runs.sh archive [RUN ...]   # save each run's restart state to benchmarks/runs/RUN.tar.xz
+#   bash benchmarks/long_runs.sh commit [RUN ...]    # archive, then commit only benchmarks/runs/
+#   bash benchmarks/long_runs.sh autocommit MIN      # commit every MIN minutes until every run has stopped
 #
 # RUN is one of: si216 si64 solv_hmr_deepves solv_hmr_ref (default for start: si216 solv_hmr_deepves
 # solv_hmr_ref). The runs use the code of a detached worktree (WORKTREE, default /work/wt_runs, made at
 # HEAD when missing) through PYTHONPATH: TorchScript re-reads a module's source when it scripts the bias,
 # so editing the checkout under a running job kills it at its next export. Each run writes
-# benchmarks/out/RUN.log and benchmarks/out/RUN.pid; nice levels put the solvated Deep-VES run first.
+# benchmarks/out/RUN.log and benchmarks/out/RUN.pid; nice levels put silicon and the solvated Deep-VES run first.
+#
+# benchmarks/out/ is not in git and has been lost between sessions, so a run's restart state also lives in
+# git: `archive` packs the last checkpoint, ves.log, the FES files and a colvar thinned to one row per
+# THIN_PS ps (default 1; restart truncates rows written after the checkpoint) into benchmarks/runs/RUN.tar.xz,
+# and `start` unpacks it when benchmarks/out/RUN is missing. For the metadynamics reference `archive` also keeps
+# a copy of the current FES in snapshots/<time ps>.dat (its drift is the reference's own uncertainty).
+# Analyses of a restored run therefore see 1-ps frames before the restore and denser ones after: resample to
+# one spacing (`--every-ps` of the analysis scripts) before reweighting.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 OUT="$ROOT/benchmarks/out"
 WORKTREE=${WORKTREE:-/work/wt_runs}
+ARCHIVE="$ROOT/benchmarks/runs"
+THIN_PS=${THIN_PS:-1}
 mkdir -p "$OUT"
 
 declare -A CMD NICE
@@ -22,7 +35,7 @@ CMD[si216]="deepves --system silicon --time 30ns --out si216 --no-progress"
 CMD[si64]="deepves --system silicon-64 --time 30ns --out si64 --no-progress"
 CMD[solv_hmr_deepves]="deepves --system alanine-dipeptide-solvated-hmr --time 20ns --out solv_hmr_deepves --async process --sample-stride 25 --push-interval 8 --no-progress"
 CMD[solv_hmr_ref]="reference --system alanine-dipeptide-solvated-hmr --time 50ns --out solv_hmr_ref --no-progress"
-NICE[si216]=3; NICE[si64]=5; NICE[solv_hmr_deepves]=0; NICE[solv_hmr_ref]=3
+NICE[si216]=0; NICE[si64]=5; NICE[solv_hmr_deepves]=0; NICE[solv_hmr_ref]=8
 
 # a pid file left by an earlier session may name a reused pid: check that it is still our run
 running() { [ -f "$OUT/$1.pid" ] && kill -0 "$(cat "$OUT/$1.pid")" 2>/dev/null &&
@@ -32,6 +45,9 @@ start() {
     if [ ! -d "$WORKTREE" ]; then git worktree add --detach "$WORKTREE" HEAD; fi
     for run in "$@"; do
         if running "$run"; then echo "$run: already running (pid $(cat "$OUT/$run.pid"))"; continue; fi
+        if [ ! -d "$OUT/$run" ] && [ -f "$ARCHIVE/$run.tar.xz" ]; then
+            tar -xJf "$ARCHIVE/$run.tar.xz" -C "$OUT"; echo "$run: restored from $ARCHIVE/$run.tar.xz"
+        fi
         restart=""
         if [ -e "$OUT/$run/checkpoint.pt" ] || [ -e "$OUT/$run/checkpoint.pkl" ]; then restart="--restart"; fi
         (cd "$OUT"
@@ -55,6 +71,39 @@ status() {
     done
 }
 
+archive() {
+    mkdir -p "$ARCHIVE"
+    for run in "$@"; do
+        dir="$OUT/$run"
+        [ -d "$dir" ] || continue
+        [ -e "$dir/checkpoint.pt" ] || [ -e "$dir/checkpoint.pkl" ] || { echo "$run: no checkpoint yet"; continue; }
+        if [ -f "$dir/fes_reference.dat" ]; then
+            t=$(grep -v '^#' "$dir/colvar" | tail -n 1 | awk '{printf "%d", $1}')
+            mkdir -p "$dir/snapshots"; cp "$dir/fes_reference.dat" "$dir/snapshots/$t.dat"
+        fi
+        tmp=$(mktemp -d); mkdir "$tmp/$run"
+        (cd "$dir" && cp -r $(ls -d checkpoint.* ves.log fes*.dat snapshots 2>/dev/null) "$tmp/$run/")
+        awk -v th="$THIN_PS" '/^#/ {print; next} {r = $1 / th - int($1 / th + 0.5); if (r < 1e-6 && r > -1e-6) print}' \
+            "$dir/colvar" > "$tmp/$run/colvar"
+        tar -cJf "$ARCHIVE/.$run.tar.xz.tmp" -C "$tmp" "$run" && mv "$ARCHIVE/.$run.tar.xz.tmp" "$ARCHIVE/$run.tar.xz"
+        rm -rf "$tmp"
+        echo "$run: archived $(grep -v '^#' "$dir/colvar" | tail -n 1 | awk '{printf "%.3f ns", $1/1000}') ($(du -h "$ARCHIVE/$run.tar.xz" | cut -f1))"
+    done
+}
+
+commit() {
+    archive "$@"
+    git add "$ARCHIVE"
+    # only benchmarks/runs/: whatever else is staged stays staged
+    for i in 1 2 3 4 5; do
+        if git commit -q -m "long runs: restart state at $(date -u +%H:%M) UTC" -- "$ARCHIVE" 2>/dev/null; then
+            echo "committed benchmarks/runs"; return 0; fi
+        git diff --cached --quiet -- "$ARCHIVE" && { echo "nothing new to commit"; return 0; }
+        sleep 5  # another git command holds the index
+    done
+    echo "commit of benchmarks/runs failed" >&2; return 1
+}
+
 signal() {
     sig=$1; shift
     for run in "$@"; do
@@ -68,6 +117,15 @@ runs=("$@")
 if [ ${#runs[@]} -eq 0 ]; then
     if [ "$action" = start ]; then runs=(si216 solv_hmr_deepves solv_hmr_ref); else runs=(si216 si64 solv_hmr_deepves solv_hmr_ref); fi
 fi
+if [ "$action" = autocommit ]; then
+    minutes=${runs[0]:-30}; runs=(si216 si64 solv_hmr_deepves solv_hmr_ref)
+    while :; do
+        sleep $((minutes * 60))
+        alive=(); for run in "${runs[@]}"; do running "$run" && alive+=("$run"); done
+        commit "${alive[@]}" || true
+        [ ${#alive[@]} -gt 0 ] || exit 0
+    done
+fi
 for run in "${runs[@]}"; do
     [ -n "${CMD[$run]:-}" ] || { echo "unknown run '$run' (si216 si64 solv_hmr_deepves solv_hmr_ref)" >&2; exit 2; }
 done
@@ -77,5 +135,7 @@ case "$action" in
     pause) signal STOP "${runs[@]}" ;;
     resume) signal CONT "${runs[@]}" ;;
     stop) signal TERM "${runs[@]}" ;;
-    *) echo "usage: bash benchmarks/long_runs.sh start|status|pause|resume|stop [RUN ...]" >&2; exit 2 ;;
+    archive) archive "${runs[@]}" ;;
+    commit) commit "${runs[@]}" ;;
+    *) echo "usage: bash benchmarks/long_runs.sh start|status|pause|resume|stop|archive|commit [RUN ...] | autocommit MIN" >&2; exit 2 ;;
 esac

@@ -63,15 +63,19 @@ def schedule_times(log_path: str, kl_threshold: float = 0.5) -> dict:
 
 
 def analyse(run: str, n_atoms: int, temperature: float = 1700.0, t_min: float = 0.0, liquid: float = 0.15,
-            crystal: float = 0.85) -> dict:
-    """Write the figures and the summary of ``run`` (see the module docstring); returns the numbers."""
+            crystal: float = 0.85, every_ps: float = None) -> dict:
+    """Write the figures and the summary of ``run`` (see the module docstring); returns the numbers.
+
+    ``every_ps`` keeps only the colvar rows at multiples of it (a run restored from the 1-ps archive of
+    ``benchmarks/long_runs.sh`` has 1-ps rows before the restore and denser ones after).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     kT = KB * temperature
-    col = read_colvar(os.path.join(run, "colvar"))
+    col = read_colvar(os.path.join(run, "colvar"), every=every_ps)
     t, cv = col["time"], col["n_diamond"]
     trans = transitions(cv, t, n_atoms, liquid, crystal)
     sched = schedule_times(os.path.join(run, "ves.log"))
@@ -88,7 +92,7 @@ def analyse(run: str, n_atoms: int, temperature: float = 1700.0, t_min: float = 
     pts, f_bias, _ = read_grid_file(os.path.join(run, "fes_bias.dat"))
     f_bias = f_bias - np.min(f_bias)
     (axis,), f_rw = reweight_colvar(os.path.join(run, "colvar"), kT, bins=n_atoms, column="rbias", t_min=t_min,
-                                    periodic=[False], lower=[0.0], upper=[float(n_atoms)])
+                                    periodic=[False], lower=[0.0], upper=[float(n_atoms)], every=every_ps)
     fig, ax = plt.subplots(figsize=(6, 3.5))
     ax.plot(np.ravel(pts), f_bias / kT, label="from the bias, −V − kT ln p")
     ax.plot(axis, f_rw / kT, "o", ms=3, label=f"reweighted (t ≥ {t_min / 1000:g} ns)")
@@ -132,5 +136,7 @@ if __name__ == "__main__":
     p.add_argument("--t-min", type=float, default=0.0, help="first frame of the reweighting (ps)")
     p.add_argument("--liquid", type=float, default=0.15, help="liquid below this fraction of the atoms")
     p.add_argument("--crystal", type=float, default=0.85, help="crystal above this fraction of the atoms")
+    p.add_argument("--every-ps", type=float, default=None,
+                   help="use only colvar rows at multiples of this time (ps); 1 for a run restored from its archive")
     a = p.parse_args()
-    analyse(a.run, a.atoms, a.temperature, a.t_min, a.liquid, a.crystal)
+    analyse(a.run, a.atoms, a.temperature, a.t_min, a.liquid, a.crystal, a.every_ps)

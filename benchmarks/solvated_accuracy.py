@@ -55,8 +55,11 @@ def landmarks(path):
     return {k: float(x - v[0]) for k, x in zip(LANDMARKS, v)}
 
 
-def describe(label, colvar):
-    col = read_colvar(colvar)
+def describe(label, colvar, every=None):
+    col = read_colvar(colvar, every=every)
+    dt = np.diff(col["time"])
+    if dt.size > 1 and dt.max() > 1.01 * dt.min():
+        print(f"WARNING {colvar}: frames {dt.min():g}–{dt.max():g} ps apart weigh unevenly; use --every-ps")
     phi = col["phi"]
     n = count_transitions(phi[:, None])[0]
     lo, hi = PHI_STATES[1]
@@ -102,13 +105,15 @@ def main(argv=None) -> int:
                    help="bins per torsion of the reference blocks (18: a block holds few frames)")
     p.add_argument("--system", default="alanine-dipeptide-solvated-hmr")
     p.add_argument("--png", default=None)
+    p.add_argument("--every-ps", type=float, default=None,
+                   help="use only colvar rows at multiples of this time (ps); 1 for runs restored from their archives")
     a = p.parse_args(argv)
     ref_path = os.path.join(a.reference, "fes_reference.dat")
     ref_pts, ref_f, _ = read_grid_file(ref_path)
     ref_f = ref_f - ref_f.min()
-    dv = describe("Deep-VES", os.path.join(a.deepves, "colvar"))
+    dv = describe("Deep-VES", os.path.join(a.deepves, "colvar"), a.every_ps)
     ves_state(a.deepves)
-    rc = describe("WT-metaD reference", os.path.join(a.reference, "colvar"))
+    rc = describe("WT-metaD reference", os.path.join(a.reference, "colvar"), a.every_ps)
     t_min = parse_time(a.t_min)
     rmse_b, n_b = compare_files(os.path.join(a.deepves, "fes_bias.dat"), ref_path)
     print(f"FES from the bias (Eq. 4) vs reference: RMSE {rmse_b:.2f} kJ/mol over {n_b} points (F_ref < {CUTOFF:g})")

@@ -124,8 +124,30 @@ def read_grid_domain(path: str) -> dict:
     return out
 
 
-def read_colvar(path: str):
-    """Read a COLVAR file → (dict of column name → array)."""
+def read_colvar(path: str, every: float = None):
+    """Read a COLVAR file → (dict of column name → array).
+
+    Parameters
+    ----------
+    path : str
+        A PLUMED-style file whose first column is ``time`` (ps).
+    every : float, optional
+        Keep only the rows whose time is a multiple of ``every`` ps (within 10⁻⁶ ps): one spacing
+        for a file whose rows are not evenly spaced, e.g. a run restored from a thinned archive.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> p = os.path.join(tempfile.mkdtemp(), "colvar")
+    >>> _ = open(p, "w").write("#! FIELDS time x\\n0.5 1\\n1.0 2\\n1.5 3\\n2.0 4\\n")
+    >>> read_colvar(p, every=1.0)["x"]
+    array([2., 4.])
+    """
     names = _fields(path, "COLVAR")
     data = np.loadtxt(path, comments="#", ndmin=2)
+    if every is not None:
+        if not every > 0:
+            raise ValueError(f"every must be a positive time in ps, got {every!r}")
+        t = data[:, 0] / every
+        data = data[np.abs(t - np.round(t)) * every < 1e-6]
     return {n: data[:, i] for i, n in enumerate(names)}

@@ -1,6 +1,7 @@
 """Reweighting of a COLVAR file (Eq. 11 with the time-dependent bias V − c(t))."""
 
 import math
+import warnings
 
 import numpy as np
 
@@ -11,16 +12,24 @@ __all__ = ["reweight_colvar"]
 
 
 def reweight_colvar(path: str, kT: float, bins=50, column: str = "rbias", t_min: float = 0.0,
-                    t_max: float = math.inf, periodic=None, lower=None, upper=None):
+                    t_max: float = math.inf, periodic=None, lower=None, upper=None, every: float = None):
     """Reweighted FES from a PLUMED-style colvar, frames with ``t_min ≤ time ≤ t_max`` (ps).
 
     Each frame gets the weight exp(column/kT); with ``rbias`` = V − c(t) this also uses frames
     from the learning phase (the usual Deep-VES / metadynamics reweighting), with ``bias`` and
     ``t_min`` after freezing it is Eq. 11 proper. Periodic CVs default to [−π, π).
+    ``every`` (ps) keeps only frames at multiples of it (:func:`~openmm_nnbias.io.read_colvar`);
+    frames that are not evenly spaced in time would weight the densely written stretches more,
+    so that case warns.
 
     Returns ``(axes, F)`` with F in kJ/mol (min 0, empty bins +inf) on bin centres.
     """
-    col = read_colvar(path)
+    col = read_colvar(path, every=every)
+    dt = np.diff(col["time"])
+    if dt.size > 1 and dt.max() > 1.01 * dt.min():
+        warnings.warn(f"{path}: frames are not evenly spaced in time ({dt.min():g}–{dt.max():g} ps); "
+                      f"the densely written stretches weigh more: pass every= (ps) to use one spacing",
+                      stacklevel=2)
     names = [k for k in col if k not in ("time", "bias", "rbias")]
     if column not in col:
         raise ValueError(f"{path} has no column {column!r} (columns: {list(col)})")
