@@ -35,7 +35,11 @@ CMD[si216]="deepves --system silicon --time 30ns --out si216 --no-progress"
 CMD[si64]="deepves --system silicon-64 --time 30ns --out si64 --no-progress"
 CMD[solv_hmr_deepves]="deepves --system alanine-dipeptide-solvated-hmr --time 20ns --out solv_hmr_deepves --async process --sample-stride 25 --push-interval 8 --no-progress"
 CMD[solv_hmr_ref]="reference --system alanine-dipeptide-solvated-hmr --time 50ns --out solv_hmr_ref --no-progress"
-NICE[si216]=0; NICE[si64]=5; NICE[solv_hmr_deepves]=0; NICE[solv_hmr_ref]=8
+NICE[si216]=0; NICE[si64]=5; NICE[solv_hmr_deepves]=0; NICE[solv_hmr_ref]=4
+# on 2 cores: silicon gets core 0 alone (its run is one thread), the solvated pair (Deep-VES with its learner
+# process, and the reference) shares core 1; PIN=0 leaves placement to the kernel
+declare -A CORE
+CORE[si216]=0; CORE[si64]=0; CORE[solv_hmr_deepves]=1; CORE[solv_hmr_ref]=1
 
 # a pid file left by an earlier session may name a reused pid: check that it is still our run
 running() { [ -f "$OUT/$1.pid" ] && kill -0 "$(cat "$OUT/$1.pid")" 2>/dev/null &&
@@ -51,7 +55,8 @@ start() {
         restart=""
         if [ -e "$OUT/$run/checkpoint.pt" ] || [ -e "$OUT/$run/checkpoint.pkl" ]; then restart="--restart"; fi
         (cd "$OUT"
-         PYTHONPATH="$WORKTREE" OMP_NUM_THREADS=1 nohup nice -n "${NICE[$run]}" \
+         pin=""; if [ "${PIN:-1}" = 1 ] && [ "$(nproc)" -ge 2 ]; then pin="taskset -c ${CORE[$run]}"; fi
+         PYTHONPATH="$WORKTREE" OMP_NUM_THREADS=1 nohup nice -n "${NICE[$run]}" $pin \
              python -m openmm_nnbias.cli ${CMD[$run]} $restart >> "$run.log" 2>&1 &
          echo $! > "$run.pid")
         echo "$run: started (pid $(cat "$OUT/$run.pid")) $restart"
