@@ -5,6 +5,7 @@
 #   bash benchmarks/long_runs.sh status            # simulated time and state of each run
 #   bash benchmarks/long_runs.sh pause|resume|stop [RUN ...]
 #   bash benchmarks/long_runs.sh archive [RUN ...]   # save each run's restart state to benchmarks/runs/RUN.tar.xz
+#   bash benchmarks/long_runs.sh restore [RUN ...]   # unpack it where benchmarks/out/RUN is missing (start does)
 #   bash benchmarks/long_runs.sh commit [RUN ...]    # archive, then commit only benchmarks/runs/
 #   bash benchmarks/long_runs.sh autocommit MIN      # commit every MIN minutes until every run has stopped
 #
@@ -24,9 +25,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
-OUT="$ROOT/benchmarks/out"
+OUT=${LONG_RUNS_OUT:-"$ROOT/benchmarks/out"}
 WORKTREE=${WORKTREE:-/work/wt_runs}
-ARCHIVE="$ROOT/benchmarks/runs"
+ARCHIVE=${LONG_RUNS_ARCHIVE:-"$ROOT/benchmarks/runs"}
 THIN_PS=${THIN_PS:-1}
 mkdir -p "$OUT"
 
@@ -49,9 +50,7 @@ start() {
     if [ ! -d "$WORKTREE" ]; then git worktree add --detach "$WORKTREE" HEAD; fi
     for run in "$@"; do
         if running "$run"; then echo "$run: already running (pid $(cat "$OUT/$run.pid"))"; continue; fi
-        if [ ! -d "$OUT/$run" ] && [ -f "$ARCHIVE/$run.tar.xz" ]; then
-            tar -xJf "$ARCHIVE/$run.tar.xz" -C "$OUT"; echo "$run: restored from $ARCHIVE/$run.tar.xz"
-        fi
+        restore "$run"
         restart=""
         if [ -e "$OUT/$run/checkpoint.pt" ] || [ -e "$OUT/$run/checkpoint.pkl" ]; then restart="--restart"; fi
         (cd "$OUT"
@@ -74,6 +73,12 @@ status() {
         fi
         echo "$run: $state; $last"
     done
+}
+
+restore() {  # unpack RUN's archive when benchmarks/out/RUN is missing
+    if [ ! -d "$OUT/$1" ] && [ -f "$ARCHIVE/$1.tar.xz" ]; then
+        tar -xJf "$ARCHIVE/$1.tar.xz" -C "$OUT"; echo "$1: restored from $ARCHIVE/$1.tar.xz"
+    fi
 }
 
 archive() {
@@ -141,6 +146,7 @@ case "$action" in
     resume) signal CONT "${runs[@]}" ;;
     stop) signal TERM "${runs[@]}" ;;
     archive) archive "${runs[@]}" ;;
+    restore) for run in "${runs[@]}"; do restore "$run"; done ;;
     commit) commit "${runs[@]}" ;;
-    *) echo "usage: bash benchmarks/long_runs.sh start|status|pause|resume|stop|archive|commit [RUN ...] | autocommit MIN" >&2; exit 2 ;;
+    *) echo "usage: bash benchmarks/long_runs.sh start|status|pause|resume|stop|archive|restore|commit [RUN ...] | autocommit MIN" >&2; exit 2 ;;
 esac

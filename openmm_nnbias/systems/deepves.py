@@ -9,11 +9,6 @@ __all__ = ["build_deepves", "assemble_deepves", "mts_strides"]
 _TETRA = ("mcPoints", "recrossings", "decayAfter")  # overrides for tetrapeptide_options, not the updater
 
 
-def _take(options: dict, *names: str) -> dict:
-    """Remove ``names`` (those present, not None) from ``options`` and return them."""
-    return {n: options.pop(n) for n in names if options.get(n) is not None}
-
-
 def mts_strides(stride: int, sample_stride: int, mts: int) -> tuple:
     """Strides in outer steps for ``mts`` inner steps per outer step: the same simulated time per iteration.
 
@@ -178,7 +173,8 @@ def assemble_deepves(topology, system, positions, cvs, *, temperature: float, ti
     from openmm import app, unit
 
     from ..bias import NeuralBias, NeuralBiasForce
-    from ..ves import DeepVESUpdater, ExecutionOptions, OutputOptions, ScheduleOptions
+    from ..ves import DeepVESUpdater
+    from ..ves.options import grouped_options
 
     opts = dict(options)
     bias = NeuralBias.from_cvs(cvs, hidden=opts.pop("hidden"), activation=opts.pop("activation", "relu"), seed=seed)
@@ -210,10 +206,8 @@ def assemble_deepves(topology, system, positions, cvs, *, temperature: float, ti
     else:
         sim.context.setVelocities(velocities)
     stride = opts.pop("stride")
-    schedule = ScheduleOptions(decay=decay, **_take(opts, "learningRate", "tauKL", "tauDecay", "freezeRatio"))
-    outputs = OutputOptions(out, **_take(opts, "fesInterval", "checkpointInterval", "snapshotInterval", "colvarStride"))
     mode = {False: "sync", None: "sync", True: "thread"}.get(asynchronous, asynchronous)
-    execution = ExecutionOptions(mode=mode, **_take(opts, "pushInterval", "device", "precision", "learnerCPUs"))
+    schedule, outputs, execution = grouped_options(opts, folder=out, decay=decay, mode=mode)
     if opts:
         raise ValueError(f"unknown Deep-VES option(s) {sorted(opts)}")
     grouped = dict(target=target, stride=stride, sampleStride=sampleStride, schedule=schedule, outputs=outputs,

@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from .triggers import DecayTrigger, KLThreshold, MinimumTime, Recrossings
 
-__all__ = ["ScheduleOptions", "OutputOptions", "ExecutionOptions", "legacy_options", "step_count"]
+__all__ = ["ScheduleOptions", "OutputOptions", "ExecutionOptions", "grouped_options", "legacy_options", "step_count"]
 
 
 def step_count(name: str, value, minimum: int = 1) -> int:
@@ -133,6 +133,31 @@ class ExecutionOptions:
                 raise ValueError("learnerCPUs applies to the 'process' execution mode only")
 
 
+def grouped_options(flat: dict[str, Any], *, folder: str | None = None, decay: DecayTrigger | None = None,
+                    mode: str = "sync") -> tuple[ScheduleOptions, OutputOptions, ExecutionOptions]:
+    """The three option groups from flat keywords named like their fields.
+
+    Removes from ``flat`` each key that is a field of one of the groups (``folder``, ``decay`` and
+    ``mode`` come as arguments); a key whose value is None keeps the group's default. What is left
+    in ``flat`` is not an option of any group.
+
+    Examples
+    --------
+    >>> flat = {"learningRate": 1e-4, "fesInterval": 10, "device": None, "hidden": [8]}
+    >>> schedule, outputs, execution = grouped_options(flat, mode="thread")
+    >>> schedule.learningRate, outputs.fesInterval, execution.mode, flat
+    (0.0001, 10, 'thread', {'hidden': [8]})
+    """
+    own = {"folder", "decay", "mode"}
+    made = []
+    for group, extra in ((ScheduleOptions, {} if decay is None else {"decay": decay}),
+                         (OutputOptions, {"folder": folder}), (ExecutionOptions, {"mode": mode})):
+        names = [f.name for f in fields(group) if f.name not in own]
+        taken = {n: flat.pop(n) for n in names if n in flat}
+        made.append(group(**extra, **{n: v for n, v in taken.items() if v is not None}))
+    return tuple(made)
+
+
 _LEGACY = {"biasFactor", "gridBins", "targetSampling", "monteCarlo", "learningRate", "tauKL", "klThreshold",
            "tauDecay", "freezeRatio", "recrossing", "out", "fesInterval", "checkpointInterval", "snapshotInterval",
            "colvarStride", "device", "asynchronous", "pushInterval", "precision", "learnerCPUs"}
@@ -176,15 +201,9 @@ def legacy_options(kwargs: dict[str, Any], n_cv: int) -> dict[str, Any]:
             decay = MinimumTime(iterations=rec.min_iterations) & decay
     else:
         decay = KLThreshold(k.get("klThreshold", 0.5))
-    schedule = ScheduleOptions(learningRate=k.get("learningRate", 1e-3), tauKL=k.get("tauKL", 10000),
-                               tauDecay=k.get("tauDecay", 1000), freezeRatio=k.get("freezeRatio", 5e-5), decay=decay)
-    outputs = OutputOptions(k.get("out"), fesInterval=k.get("fesInterval", 100),
-                            checkpointInterval=k.get("checkpointInterval", 100),
-                            snapshotInterval=k.get("snapshotInterval", 0), colvarStride=k.get("colvarStride"))
     asy = k.get("asynchronous", False)
     modes = {False: "sync", None: "sync", True: "thread", "thread": "thread", "process": "process"}
     if not isinstance(asy, (bool, str, type(None))) or asy not in modes:
         raise ValueError(f"asynchronous must be False, True/'thread' or 'process', got {asy!r}")
-    execution = ExecutionOptions(mode=modes[asy], pushInterval=k.get("pushInterval", 1), device=k.get("device"),
-                                 precision=k.get("precision", "mixed"), learnerCPUs=k.get("learnerCPUs"))
+    schedule, outputs, execution = grouped_options(dict(k), folder=k.get("out"), decay=decay, mode=modes[asy])
     return {"target": target, "schedule": schedule, "outputs": outputs, "execution": execution}
