@@ -17,7 +17,7 @@
 #
 # benchmarks/out/ is not in git and has been lost between sessions, so a run's restart state also lives in
 # git: `archive` packs the last checkpoint, ves.log, the FES files and a colvar thinned to one row per
-# THIN_PS ps (default 1; restart truncates rows written after the checkpoint) into benchmarks/runs/RUN.tar.xz,
+# THIN_PS ps (default 1; the rule of read_colvar(every=); restart truncates rows written after the checkpoint) into benchmarks/runs/RUN.tar.xz,
 # and `start` unpacks it when benchmarks/out/RUN is missing. For the metadynamics reference `archive` also keeps
 # a copy of the current FES in snapshots/<time ps>.dat (its drift is the reference's own uncertainty).
 # Analyses of a restored run therefore see 1-ps frames before the restore and denser ones after: resample to
@@ -93,7 +93,7 @@ archive() {
         fi
         tmp=$(mktemp -d); mkdir "$tmp/$run"
         (cd "$dir" && cp -r $(ls -d checkpoint.* ves.log fes*.dat snapshots 2>/dev/null) "$tmp/$run/")
-        awk -v th="$THIN_PS" '/^#/ {print; next} {r = $1 / th - int($1 / th + 0.5); if (r < 1e-6 && r > -1e-6) print}' \
+        awk -v th="$THIN_PS" '/^#/ {print; next} {r = ($1 / th - int($1 / th + 0.5)) * th; if (r < 1e-6 && r > -1e-6) print}' \
             "$dir/colvar" > "$tmp/$run/colvar"
         tar -cJf "$ARCHIVE/.$run.tar.xz.tmp" -C "$tmp" "$run" && mv "$ARCHIVE/.$run.tar.xz.tmp" "$ARCHIVE/$run.tar.xz"
         rm -rf "$tmp"

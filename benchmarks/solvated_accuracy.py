@@ -39,7 +39,7 @@ from openmm_nnbias._units import KB, parse_time
 from openmm_nnbias.analysis import compare_files, interpolate_grid, read_grid_file
 from openmm_nnbias.analysis.compare import fes_rmse
 from openmm_nnbias.analysis.histogram import histogram_fes
-from openmm_nnbias.io import read_colvar
+from openmm_nnbias.io import read_colvar, warn_uneven_spacing
 from openmm_nnbias.systems.recipes import METAD_RECIPES, PHI_STATES, count_transitions
 
 KT = KB * 300.0
@@ -57,9 +57,7 @@ def landmarks(path):
 
 def describe(label, colvar, every=None):
     col = read_colvar(colvar, every=every)
-    dt = np.diff(col["time"])
-    if dt.size > 1 and dt.max() > 1.01 * dt.min():
-        print(f"WARNING {colvar}: frames {dt.min():g}–{dt.max():g} ps apart weigh unevenly; use --every-ps")
+    warn_uneven_spacing(col["time"], colvar)  # then pass --every-ps
     phi = col["phi"]
     n = count_transitions(phi[:, None])[0]
     lo, hi = PHI_STATES[1]

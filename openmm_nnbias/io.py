@@ -10,8 +10,8 @@ import numpy as np
 
 from ._io import atomic_write
 
-__all__ = ["atomic_write_text", "write_grid_file", "read_grid_file", "read_grid_domain", "read_colvar", "read_units",
-           "units_lines"]
+__all__ = ["atomic_write_text", "write_grid_file", "read_grid_file", "read_grid_domain", "read_colvar",
+           "warn_uneven_spacing", "read_units", "units_lines"]
 
 
 def atomic_write_text(path: str, text: str) -> None:
@@ -151,3 +151,20 @@ def read_colvar(path: str, every: float = None):
         t = data[:, 0] / every
         data = data[np.abs(t - np.round(t)) * every < 1e-6]
     return {n: data[:, i] for i, n in enumerate(names)}
+
+
+def warn_uneven_spacing(times, path: str, stacklevel: int = 3) -> bool:
+    """Warn (and return True) when the frame times (ps) of ``path`` are not evenly spaced.
+
+    Averages over such frames weigh the densely written stretches more; ``read_colvar(every=)``
+    gives one spacing.
+    """
+    import warnings
+
+    dt = np.diff(np.asarray(times, dtype=float))
+    if dt.size > 1 and dt.max() > 1.01 * dt.min():
+        warnings.warn(f"{path}: frames are not evenly spaced in time ({dt.min():g}–{dt.max():g} ps); the densely "
+                      f"written stretches weigh more: read it with every= (ps) to use one spacing",
+                      stacklevel=stacklevel)
+        return True
+    return False

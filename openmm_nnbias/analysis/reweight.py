@@ -1,11 +1,10 @@
 """Reweighting of a COLVAR file (Eq. 11 with the time-dependent bias V − c(t))."""
 
 import math
-import warnings
 
 import numpy as np
 
-from ..io import read_colvar
+from ..io import read_colvar, warn_uneven_spacing
 from .histogram import histogram_fes
 
 __all__ = ["reweight_colvar"]
@@ -25,11 +24,7 @@ def reweight_colvar(path: str, kT: float, bins=50, column: str = "rbias", t_min:
     Returns ``(axes, F)`` with F in kJ/mol (min 0, empty bins +inf) on bin centres.
     """
     col = read_colvar(path, every=every)
-    dt = np.diff(col["time"])
-    if dt.size > 1 and dt.max() > 1.01 * dt.min():
-        warnings.warn(f"{path}: frames are not evenly spaced in time ({dt.min():g}–{dt.max():g} ps); "
-                      f"the densely written stretches weigh more: pass every= (ps) to use one spacing",
-                      stacklevel=2)
+    warn_uneven_spacing(col["time"], path)
     names = [k for k in col if k not in ("time", "bias", "rbias")]
     if column not in col:
         raise ValueError(f"{path} has no column {column!r} (columns: {list(col)})")
