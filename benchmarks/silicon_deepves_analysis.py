@@ -7,7 +7,12 @@
 * ``silicon_fes.png`` — F(CV) from the bias (F = −V − kT ln p, ``fes_bias.dat``) and reweighted
   (histogram of the colvar with weights exp(rbias/kT), rbias = V − c(t), frames from ``--t-min``);
 * ``silicon_ves.png`` — KL divergence and learning rate per iteration;
-* ``silicon_summary.txt`` — the numbers printed.
+* ``silicon_summary.txt`` — the numbers printed: transitions, the minima and barrier of both F(CV) (k_BT
+  above the crystal minimum; ΔF of the basins from their integrated probabilities; reweighted bins with
+  fewer than ``--min-count`` frames left out), the times of the KL
+  threshold and of the freeze, and the earliest freeze the schedule allows (``RUN/checkpoint.pt`` gives
+  τ_decay and the freeze ratio: threshold time + (n − 1) iterations, see
+  :attr:`~openmm_nnbias.ves.LearningRateSchedule.decays_to_freeze`).
 
 States (hysteresis): liquid while CV < ``--liquid`` × N, crystal while CV > ``--crystal`` × N
 (defaults 0.15 and 0.85; the liquid at 1 700 K gives ≈ 0–3 % of N, the hot crystal ≈ 99 %). A
@@ -24,8 +29,9 @@ import numpy as np
 
 from openmm_nnbias._units import KB
 from openmm_nnbias.analysis import read_colvar, read_grid_file, reweight_colvar
+from openmm_nnbias.ves import LearningRateSchedule
 
-__all__ = ["states", "transitions", "schedule_times", "analyse"]
+__all__ = ["states", "transitions", "schedule_times", "landmarks", "freeze_projection", "analyse"]
 
 
 def states(cv: np.ndarray, n_atoms: int, liquid: float = 0.15, crystal: float = 0.85) -> np.ndarray:
@@ -62,10 +68,53 @@ def schedule_times(log_path: str, kl_threshold: float = 0.5) -> dict:
                 t=t, kl=kl, lr=np.array([float(r[4]) for r in rows]))
 
 
+def landmarks(axis: np.ndarray, f: np.ndarray, n_atoms: int, kT: float, liquid: float = 0.15,
+              crystal: float = 0.85) -> dict:
+    """Minima of the liquid (CV < liquid N) and crystal (CV > crystal N) basins and the barrier between them.
+
+    Energies in k_BT above the crystal minimum; ``dF_basins`` = −ln(P_liquid / P_crystal) from the
+    probabilities integrated over the two basins (bins without data count as empty). NaN where a basin
+    has no finite value.
+    """
+    axis, f = np.asarray(axis, float), np.asarray(f, float) / kT
+    ok = np.isfinite(f)
+    liq, xtal = ok & (axis < liquid * n_atoms), ok & (axis > crystal * n_atoms)
+    if not (liq.any() and xtal.any()):
+        return dict(f_liquid=np.nan, f_crystal=np.nan, barrier=np.nan, dF_basins=np.nan, cv_liquid=np.nan,
+                    cv_crystal=np.nan, cv_barrier=np.nan)
+    i_l = np.flatnonzero(liq)[np.argmin(f[liq])]
+    i_c = np.flatnonzero(xtal)[np.argmin(f[xtal])]
+    between = np.arange(min(i_l, i_c), max(i_l, i_c) + 1)
+    between = between[ok[between]]
+    i_b = between[np.argmax(f[between])]
+    f0 = f[i_c]
+    p = np.where(ok, np.exp(-(f - f0)), 0.0)
+    return dict(f_liquid=float(f[i_l] - f0), f_crystal=0.0, barrier=float(f[i_b] - f0),
+                dF_basins=float(-np.log(p[liq].sum() / p[xtal].sum())), cv_liquid=float(axis[i_l]),
+                cv_crystal=float(axis[i_c]), cv_barrier=float(axis[i_b]))
+
+
+def freeze_projection(run: str, t_kl_ps, iteration_ps: float) -> dict:
+    """τ_decay, freeze ratio and decays to the freeze from ``RUN/checkpoint.pt``; earliest freeze time (ps).
+
+    The earliest freeze is ``t_kl + (n − 1) × iteration`` (the KL staying below the threshold); None
+    before the threshold is reached.
+    """
+    import torch
+
+    config = torch.load(os.path.join(run, "checkpoint.pt"), map_location="cpu", weights_only=False)["config"]
+    sched = config["schedule"]
+    n = LearningRateSchedule(tau_decay=sched["tauDecay"], freeze_ratio=sched["freezeRatio"]).decays_to_freeze
+    return dict(tau_decay=float(sched["tauDecay"]), freeze_ratio=float(sched["freezeRatio"]), decays_to_freeze=n,
+                decay_span_ps=(n - 1) * iteration_ps,
+                t_freeze_earliest_ps=None if t_kl_ps is None else float(t_kl_ps + (n - 1) * iteration_ps))
+
+
 def analyse(run: str, n_atoms: int, temperature: float = 1700.0, t_min: float = 0.0, liquid: float = 0.15,
-            crystal: float = 0.85, every_ps: float = None) -> dict:
+            crystal: float = 0.85, every_ps: float = None, min_count: int = 20) -> dict:
     """Write the figures and the summary of ``run`` (see the module docstring); returns the numbers.
 
+    ``min_count``: bins of the reweighted F with fewer colvar frames are left out of its landmarks.
     ``every_ps`` keeps only the colvar rows at multiples of it (a run restored from the 1-ps archive of
     ``benchmarks/long_runs.sh`` has 1-ps rows before the restore and denser ones after).
     """
@@ -113,6 +162,12 @@ def analyse(run: str, n_atoms: int, temperature: float = 1700.0, t_min: float = 
     fig.savefig(os.path.join(run, "silicon_ves.png"), dpi=110)
     plt.close(fig)
     finite = np.isfinite(f_rw)
+    marks_bias = landmarks(np.ravel(pts), f_bias, n_atoms, kT, liquid, crystal)
+    # sparse bins of the reweighted F carry one or two frames of large weight: keep them out of the landmarks
+    counts, _ = np.histogram(cv[t >= t_min], bins=n_atoms, range=(0.0, float(n_atoms)))
+    marks_rw = landmarks(axis, np.where(counts >= min_count, f_rw, np.inf), n_atoms, kT, liquid, crystal)
+    iteration_ps = float(np.median(np.diff(sched["t"]))) if len(sched["t"]) > 1 else float("nan")
+    proj = freeze_projection(run, sched["t_kl"], iteration_ps)
     numbers = dict(t_end_ns=t[-1] / 1000, transitions=len(trans), melting=sum(k == "melting" for _, k in trans),
                    crystallization=sum(k == "crystallization" for _, k in trans),
                    first_transitions_ps=[round(x, 1) for x, _ in trans[:6]],
@@ -120,7 +175,10 @@ def analyse(run: str, n_atoms: int, temperature: float = 1700.0, t_min: float = 
                    kl_last=sched["kl_last"], t_kl_ps=sched["t_kl"], t_frozen_ps=sched["t_frozen"],
                    f_bias_range_kT=float(np.ptp(f_bias) / kT),
                    f_reweighted_range_kT=float(np.ptp(f_rw[finite]) / kT) if finite.any() else float("nan"),
-                   reweighted_bins_visited=int(finite.sum()))
+                   reweighted_bins_visited=int(finite.sum()),
+                   **{f"bias_{k}": round(v, 2) for k, v in marks_bias.items()},
+                   **{f"reweighted_{k}": round(v, 2) for k, v in marks_rw.items()},
+                   **proj)
     text = "\n".join(f"{k}: {v}" for k, v in numbers.items())
     with open(os.path.join(run, "silicon_summary.txt"), "w") as fh:
         fh.write(text + "\n")
@@ -138,5 +196,7 @@ if __name__ == "__main__":
     p.add_argument("--crystal", type=float, default=0.85, help="crystal above this fraction of the atoms")
     p.add_argument("--every-ps", type=float, default=None,
                    help="use only colvar rows at multiples of this time (ps); 1 for a run restored from its archive")
+    p.add_argument("--min-count", type=int, default=20,
+                   help="bins of the reweighted F with fewer frames are left out of its minima and barrier")
     a = p.parse_args()
-    analyse(a.run, a.atoms, a.temperature, a.t_min, a.liquid, a.crystal, a.every_ps)
+    analyse(a.run, a.atoms, a.temperature, a.t_min, a.liquid, a.crystal, a.every_ps, a.min_count)

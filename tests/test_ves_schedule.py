@@ -153,3 +153,18 @@ def test_schedule_state_roundtrip_and_validation():
     ]:
         with pytest.raises(ValueError, match=message):
             LearningRateSchedule(**kwargs)
+
+
+@pytest.mark.parametrize("tau, ratio", [(1, 0.5), (2, 0.2), (3, 0.25), (10, 5e-5), (2000, 5e-5), (7.5, 0.01)])
+def test_decays_to_freeze_is_where_step_freezes(tau, ratio):
+    # the freeze time the silicon analysis projects: threshold iteration + n - 1 with the KL kept below
+    schedule = LearningRateSchedule(lr0=1.0, kl_threshold=0.5, tau_decay=tau, freeze_ratio=ratio)
+    n = schedule.decays_to_freeze
+    for _ in range(3):
+        schedule.step(0.9)
+    while not schedule.frozen:
+        schedule.step(0.1)
+    assert schedule.iteration_frozen == schedule.iteration_threshold_reached + n - 1
+    assert (1 - 1 / tau) ** n < ratio <= (1 - 1 / tau) ** (n - 1)
+    if (tau, ratio) == (2000, 5e-5):
+        assert n == 19803  # ≈ 9.9 tau_decay: 19.8 ns at 1 ps per iteration

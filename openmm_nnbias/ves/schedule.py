@@ -195,6 +195,28 @@ class LearningRateSchedule:
         return (1.0 - 1.0 / self.tau_decay) ** self.n_decays
 
     @property
+    def decays_to_freeze(self) -> int:
+        """Decaying iterations from the KL threshold to the freeze: the least n with (1 − 1/τ)ⁿ < ratio.
+
+        The first iteration below the threshold is one of them, so with the KL below the threshold
+        from then on the bias freezes at iteration ``iteration_threshold_reached + n − 1``; iterations
+        with the KL back above it postpone the freeze. For τ_decay = 2 000 and the default ratio
+        5·10⁻⁵, n = 19 803.
+
+        >>> LearningRateSchedule(tau_decay=2, freeze_ratio=0.2).decays_to_freeze
+        3
+        """
+        q = 1.0 - 1.0 / self.tau_decay
+        if q <= 0.0:  # tau_decay == 1: the first decay already gives scale 0
+            return 1
+        n = max(1, math.ceil(math.log(self.freeze_ratio) / math.log(q)))
+        while q ** n >= self.freeze_ratio:  # the same power as `scale`, so rounding agrees with step()
+            n += 1
+        while n > 1 and q ** (n - 1) < self.freeze_ratio:
+            n -= 1
+        return n
+
+    @property
     def lr(self) -> float:
         """Current learning rate (0 once frozen)."""
         return self.lr0 * self.scale
