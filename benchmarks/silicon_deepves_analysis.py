@@ -31,7 +31,8 @@ from openmm_nnbias._units import KB
 from openmm_nnbias.analysis import read_colvar, read_grid_file, reweight_colvar
 from openmm_nnbias.ves import LearningRateSchedule
 
-__all__ = ["states", "transitions", "schedule_times", "landmarks", "freeze_projection", "analyse"]
+__all__ = ["states", "transitions", "schedule_times", "schedule_config", "kl_threshold_of", "landmarks",
+           "freeze_projection", "analyse"]
 
 
 def states(cv: np.ndarray, n_atoms: int, liquid: float = 0.15, crystal: float = 0.85) -> np.ndarray:
@@ -94,16 +95,28 @@ def landmarks(axis: np.ndarray, f: np.ndarray, n_atoms: int, kT: float, liquid: 
                 cv_crystal=float(axis[i_c]), cv_barrier=float(axis[i_b]))
 
 
+def schedule_config(run: str) -> dict:
+    """The ``schedule`` options of ``RUN/checkpoint.pt`` (tauDecay, freezeRatio, decay triggers, ...)."""
+    import torch
+
+    return torch.load(os.path.join(run, "checkpoint.pt"), map_location="cpu", weights_only=False)["config"]["schedule"]
+
+
+def kl_threshold_of(sched: dict, default: float = 0.5) -> float:
+    """The KL threshold of the run's decay trigger (``default`` if it has none)."""
+    for name, kwargs in sched.get("decay") or []:
+        if name == "KLThreshold":
+            return float(kwargs["threshold"])
+    return default
+
+
 def freeze_projection(run: str, t_kl_ps, iteration_ps: float) -> dict:
     """τ_decay, freeze ratio and decays to the freeze from ``RUN/checkpoint.pt``; earliest freeze time (ps).
 
     The earliest freeze is ``t_kl + (n − 1) × iteration`` (the KL staying below the threshold); None
     before the threshold is reached.
     """
-    import torch
-
-    config = torch.load(os.path.join(run, "checkpoint.pt"), map_location="cpu", weights_only=False)["config"]
-    sched = config["schedule"]
+    sched = schedule_config(run)
     n = LearningRateSchedule(tau_decay=sched["tauDecay"], freeze_ratio=sched["freezeRatio"]).decays_to_freeze
     return dict(tau_decay=float(sched["tauDecay"]), freeze_ratio=float(sched["freezeRatio"]), decays_to_freeze=n,
                 decay_span_ps=(n - 1) * iteration_ps,
@@ -127,7 +140,8 @@ def analyse(run: str, n_atoms: int, temperature: float = 1700.0, t_min: float = 
     col = read_colvar(os.path.join(run, "colvar"), every=every_ps)
     t, cv = col["time"], col["n_diamond"]
     trans = transitions(cv, t, n_atoms, liquid, crystal)
-    sched = schedule_times(os.path.join(run, "ves.log"))
+    threshold = kl_threshold_of(schedule_config(run))
+    sched = schedule_times(os.path.join(run, "ves.log"), threshold)
     fig, ax = plt.subplots(figsize=(7, 2.6))
     ax.plot(t / 1000, cv, ",", alpha=0.6)
     for f in (liquid, crystal):
@@ -153,7 +167,7 @@ def analyse(run: str, n_atoms: int, temperature: float = 1700.0, t_min: float = 
     plt.close(fig)
     fig, axes = plt.subplots(2, 1, figsize=(6, 4), sharex=True)
     axes[0].semilogy(sched["t"] / 1000, sched["kl"])
-    axes[0].axhline(0.5, color="gray", lw=0.6, ls="--")
+    axes[0].axhline(threshold, color="gray", lw=0.6, ls="--")
     axes[0].set_ylabel("KL divergence")
     axes[1].semilogy(sched["t"] / 1000, np.where(sched["lr"] > 0, sched["lr"], np.nan))
     axes[1].set_ylabel("learning rate")

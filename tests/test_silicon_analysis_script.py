@@ -39,3 +39,8 @@ def test_freeze_projection_reads_the_schedule_of_the_checkpoint(tmp_path):
     assert proj["decays_to_freeze"] == 19803 and proj["t_freeze_earliest_ps"] is None
     proj = sda.freeze_projection(str(tmp_path), 10_000.0, 1.0)
     assert proj["t_freeze_earliest_ps"] == pytest.approx(10_000.0 + 19_802.0)  # the paper: 10 ns, then ~30 ns
+
+
+def test_kl_threshold_comes_from_the_run_decay_trigger():
+    assert sda.kl_threshold_of({"decay": [["KLThreshold", {"threshold": 0.3}]]}) == 0.3
+    assert sda.kl_threshold_of({"decay": [["MinimumTime", {"time": 5.0}]]}) == 0.5
