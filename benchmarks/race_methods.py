@@ -1,0 +1,227 @@
+"""The runners of the convergence race (``benchmarks/race.py``): Deep-VES (and its variants), OpenMM WT-metaD, OPES.
+
+Every runner simulates vacuum alanine dipeptide (``openmm_nnbias.systems.alanine_dipeptide``:
+Amber99SB, HBonds) at 300 K, 2 fs, ``LangevinMiddleIntegrator`` 1/ps, CPU platform, 1 thread,
+MD seed = ``seed``, from the built positions with velocities drawn at 300 K with ``seed``.
+Each has ``step(n)``, ``estimates()`` → ``{name: (phi, psi, F)}`` (kJ/mol; the first is the main
+one), ``save(path)`` / ``load(path)`` (exact continuation) and ``steps`` (MD steps done).
+
+Settings (all bias every 1 ps = 500 steps, target/bias factor 10):
+
+* ``deepves``: ``build_deepves("alanine-dipeptide")`` with the CLI defaults (MLP 48-24-12 ReLU,
+  stride 500, τ_KL 10 000, τ_decay 1 000, KL threshold 0.5, 50 bins, γ 10, sample stride 10,
+  table backend, synchronous); network seed = ``seed``. Estimates: ``fes_bias.dat`` and, if the
+  updater writes one, ``fes.dat``. Checkpoint: ``updater.saveCheckpoint`` / ``loadCheckpoint``.
+  Variants: :data:`DEEPVES_VARIANTS` (name → ``build_deepves`` keywords), method ``deepves-<name>``.
+* ``metad``: ``openmm.app.Metadynamics`` over φ, ψ: γ 10, height 1.2 kJ/mol, σ 0.35 rad, every
+  500 steps, 73 grid points per torsion (the PLUMED alanine-dipeptide tutorial settings
+  HEIGHT=1.2 SIGMA=0.35 PACE=500 with BIASFACTOR=10). Estimate: ``getFreeEnergy()``. Checkpoint:
+  Context checkpoint + its bias grids (``_selfBias``/``_totalBias``, private attributes of OpenMM 8.4).
+* ``opes``: ``openmm_opes.OPES`` with its README quick-start settings (barrier 50 kJ/mol, a kernel
+  every 1 ps = 500 steps at 2 fs, fixed bandwidth ``varianceFrequency=None`` with σ 0.15 rad,
+  γ 10, 101 grid points per torsion). Estimates: ``getFreeEnergy(correctSmoothing=True)`` and,
+  second, without the correction. Checkpoint: Context checkpoint + ``getState()``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import pickle
+
+import numpy as np
+
+from race_score import grid_from_openmm, read_fes
+
+TEMPERATURE, TIMESTEP_PS, FRICTION = 300.0, 0.002, 1.0
+
+#: Deep-VES variants: method ``deepves-<name>`` → keywords of ``build_deepves`` (``overrides`` for the updater).
+DEEPVES_VARIANTS = {
+    "": {},  # the CLI default
+    "s100": {"sampleStride": 100},  # one sample per 0.2 ps instead of 0.02 ps (README's fast setting)
+}
+
+
+def _atomic_pickle(path, obj):
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as fh:
+        pickle.dump(obj, fh)
+    os.replace(tmp, path)
+
+
+def _simulation(pep, seed):
+    import openmm as mm
+    from openmm import app, unit
+
+    integ = mm.LangevinMiddleIntegrator(TEMPERATURE * unit.kelvin, FRICTION / unit.picosecond,
+                                        TIMESTEP_PS * unit.picosecond)
+    integ.setRandomNumberSeed(int(seed))
+    plat = mm.Platform.getPlatformByName("CPU")
+    sim = app.Simulation(pep.topology, pep.system, integ, plat, {"Threads": "1"})
+    sim.context.setPositions(pep.positions)
+    sim.context.setVelocitiesToTemperature(TEMPERATURE * unit.kelvin, int(seed))
+    return sim
+
+
+def _torsion(atoms):
+    import openmm as mm
+
+    t = mm.CustomTorsionForce("theta")
+    t.addTorsion(*atoms, [])
+    return t
+
+
+class Unbiased:
+    """Plain MD of the same system (speed yardstick): ``cpu_per_ns(steps)`` in CPU s per simulated ns."""
+
+    def __init__(self, seed=12345):
+        import time
+
+        from openmm_nnbias.systems import alanine_dipeptide
+
+        self.sim = _simulation(alanine_dipeptide(), seed)
+        self.sim.step(100)
+        self._clock = time.process_time
+
+    def cpu_per_ns(self, steps=2500):
+        c0 = self._clock()
+        self.sim.step(steps)
+        return (self._clock() - c0) / (steps * TIMESTEP_PS / 1000)
+
+
+class MetadRunner:
+    def __init__(self, seed, folder):
+        from openmm import app, unit
+
+        from openmm_nnbias.systems import alanine_dipeptide
+
+        pep = alanine_dipeptide()
+        cvs = [app.BiasVariable(_torsion(pep.torsions[n]), -math.pi, math.pi, 0.35, True, 73) for n in ("phi", "psi")]
+        self.meta = app.Metadynamics(pep.system, cvs, TEMPERATURE * unit.kelvin, 10.0,
+                                     1.2 * unit.kilojoule_per_mole, 500)
+        self.sim = _simulation(pep, seed)
+
+    @property
+    def steps(self):
+        return self.sim.currentStep
+
+    def step(self, n):
+        self.meta.step(self.sim, n)
+
+    def estimates(self):
+        from openmm import unit
+
+        return {"bias": grid_from_openmm(self.meta.getFreeEnergy().value_in_unit(unit.kilojoule_per_mole))}
+
+    def save(self, path):
+        _atomic_pickle(path, {"context": self.sim.context.createCheckpoint(), "self": self.meta._selfBias,
+                              "total": self.meta._totalBias})
+
+    def load(self, path):
+        with open(path, "rb") as fh:
+            st = pickle.load(fh)
+        m = self.meta
+        m._selfBias[...] = st["self"]
+        m._totalBias[...] = st["total"]
+        m._table.setFunctionParameters(*m._widths, m._totalBias.flatten(), *m._limits)
+        self.sim.context.loadCheckpoint(st["context"])
+        m._force.updateParametersInContext(self.sim.context)
+
+
+class OPESRunner:
+    def __init__(self, seed, folder):
+        from openmm import app, unit
+        from openmm_opes import OPES
+
+        from openmm_nnbias.systems import alanine_dipeptide
+
+        pep = alanine_dipeptide()
+        cvs = [app.BiasVariable(_torsion(pep.torsions[n]), -math.pi, math.pi, 0.15, True, 101) for n in ("phi", "psi")]
+        self.opes = OPES(pep.system, cvs, temperature=TEMPERATURE * unit.kelvin,
+                         barrier=50 * unit.kilojoule_per_mole, frequency=500, varianceFrequency=None, biasFactor=10)
+        self.sim = _simulation(pep, seed)
+
+    @property
+    def steps(self):
+        return self.sim.currentStep
+
+    def step(self, n):
+        self.opes.step(self.sim, n)
+
+    def estimates(self):
+        from openmm import unit
+
+        def kj(f):
+            return f.value_in_unit(unit.kilojoule_per_mole) if unit.is_quantity(f) else np.asarray(f)
+
+        return {"smooth": grid_from_openmm(kj(self.opes.getFreeEnergy(correctSmoothing=True))),
+                "raw": grid_from_openmm(kj(self.opes.getFreeEnergy()))}
+
+    def save(self, path):
+        _atomic_pickle(path, {"context": self.sim.context.createCheckpoint(), "opes": self.opes.getState()})
+
+    def load(self, path):
+        with open(path, "rb") as fh:
+            st = pickle.load(fh)
+        self.opes.setState(st["opes"])
+        self.sim.context.loadCheckpoint(st["context"])
+        self.opes.updateContext(self.sim.context)
+
+
+class DeepVESRunner:
+    def __init__(self, seed, folder, variant=""):
+        import torch
+
+        from openmm_nnbias.systems import build_deepves
+
+        torch.set_num_threads(1)
+        kw = dict(DEEPVES_VARIANTS[variant])
+        kw.setdefault("sampleStride", 10)  # the CLI default
+        self.out = os.path.join(folder, "ves")
+        self.sim, self.updater, dt = build_deepves("alanine-dipeptide", out=self.out, platform="CPU", threads=1,
+                                                   seed=int(seed), **kw)
+        if abs(dt - TIMESTEP_PS) > 1e-12:
+            raise ValueError(f"Deep-VES time step {dt} ps, the race uses {TIMESTEP_PS} ps")
+
+    @property
+    def steps(self):
+        return self.sim.currentStep
+
+    def step(self, n):
+        self.sim.step(n)
+
+    def estimates(self):
+        self.updater.flush()
+        self.updater.writeFes()
+        out = {"bias": read_fes(os.path.join(self.out, "fes_bias.dat"))}
+        best = os.path.join(self.out, "fes.dat")
+        if os.path.exists(best):
+            out["best"] = read_fes(best)
+        return out
+
+    def save(self, path):
+        self.updater.saveCheckpoint(path, self.sim)
+
+    def load(self, path):
+        self.updater.loadCheckpoint(path, self.sim)
+
+    def close(self):
+        self.updater.close()
+
+
+def make_runner(method, seed, folder):
+    """The runner of ``method`` (``deepves``, ``deepves-<variant>``, ``metad``, ``opes``)."""
+    if method == "metad":
+        return MetadRunner(seed, folder)
+    if method == "opes":
+        return OPESRunner(seed, folder)
+    if method == "deepves" or method.startswith("deepves-"):
+        variant = method[len("deepves-"):] if "-" in method else ""
+        if variant not in DEEPVES_VARIANTS:
+            raise ValueError(f"unknown Deep-VES variant {variant!r}; known: {sorted(DEEPVES_VARIANTS)}")
+        return DeepVESRunner(seed, folder, variant)
+    raise ValueError(f"unknown method {method!r} (deepves, deepves-<variant>, metad, opes)")
+
+
+def checkpoint_name(method):
+    return "checkpoint.pt" if method.startswith("deepves") else "checkpoint.pkl"

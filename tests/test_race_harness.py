@@ -1,0 +1,76 @@
+"""The convergence-race harness (benchmarks/race.py): scoring on a synthetic case, a tiny resumable run, the report."""
+
+import csv
+import math
+import os
+import sys
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir, "benchmarks"))
+race = pytest.importorskip("race")
+from race_score import marginal_phi, rmse_best_shift, score  # noqa: E402
+
+
+def _grid(n):
+    return -math.pi + 2 * math.pi * np.arange(n) / n
+
+
+def test_rmse_after_best_shift_known_answer():
+    ref = np.array([0.0, 5.0, 10.0, 15.0, 30.0, 40.0])
+    fes = ref + 7.0 + np.array([0.5, -0.5, 0.5, -0.5, 100.0, 100.0])  # shift 7, ±0.5 inside F_ref < 20
+    rmse, n = rmse_best_shift(fes, ref, cutoff=20.0)
+    assert n == 4 and rmse == pytest.approx(0.5, abs=1e-12)
+    fes[1] = np.inf  # no estimate at a point: left out
+    rmse, n = rmse_best_shift(fes, ref, cutoff=20.0)
+    assert n == 3 and rmse == pytest.approx(math.sqrt(2) / 3, abs=1e-12)
+
+
+def test_score_2d_and_marginal_known_answer():
+    phi = psi = _grid(36)
+    p, s = np.meshgrid(phi, psi, indexing="ij")
+    ref = 5 * (1 - np.cos(p)) + 3 * (1 - np.cos(s))  # separable: F(phi) = 5 (1 - cos phi) + const
+    m = marginal_phi(ref)
+    assert np.allclose(m, 5 * (1 - np.cos(phi)), atol=1e-9)
+    delta = 0.4 * np.where(np.arange(36)[None, :] % 2, 1.0, -1.0) * np.ones((36, 1))  # ±0.4 along psi only
+    got = score((phi, psi, ref + 3.0 + delta), (phi, psi, ref))
+    assert got["rmse_2d"] == pytest.approx(0.4, abs=1e-9) and got["n_2d"] == 36 * 36
+    assert got["rmse_phi"] < 1e-9  # the same delta in every phi column: F(phi) only shifts
+    # a finer run grid, shifted, interpolated onto the reference points: interpolation error only
+    fine = _grid(72)
+    pf, sf = np.meshgrid(fine, fine, indexing="ij")
+    got = score((fine, fine, 5 * (1 - np.cos(pf)) + 3 * (1 - np.cos(sf)) - 2.0), (phi, psi, ref))
+    assert got["rmse_2d"] < 0.05 and got["rmse_phi"] < 0.05
+
+
+def test_tiny_race_resumes_and_reports(tmp_path):
+    root = str(tmp_path / "race")
+    args = ["run", "--methods", "deepves,metad,opes", "--seeds", "1", "--every", "1ps", "--root", root,
+            "--unbiased-steps", "100"]
+    race.main(args + ["--time", "1ps"])
+    race.main(args + ["--time", "2ps"])  # continues from the 1 ps checkpoints
+    for method, ckpt in (("deepves", "checkpoint.pt"), ("metad", "checkpoint.pkl"), ("opes", "checkpoint.pkl")):
+        folder = os.path.join(root, method, "1")
+        with open(os.path.join(folder, "progress.csv")) as fh:
+            rows = list(csv.DictReader(fh))
+        assert [r["t_ns"] for r in rows] == ["0.001", "0.002"]
+        assert float(rows[1]["cpu_s"]) > float(rows[0]["cpu_s"]) > 0
+        for r in rows:
+            assert math.isfinite(float(r["rmse_phi"])) and math.isfinite(float(r["rmse_2d"]))
+            assert float(r["speed_ratio"]) > 0
+            assert os.path.exists(os.path.join(folder, "snapshots", f"{r['estimate']}_{float(r['t_ns']):.3f}ns.npz"))
+        assert os.path.exists(os.path.join(folder, ckpt))
+    assert rows[0]["estimate_alt"] == "raw"  # OPES: also the estimate without the smoothing correction
+    fig = str(tmp_path / "race.png")
+    race.main(["report", "--root", root, "--figure", fig])
+    text = open(os.path.join(root, "report.md")).read()
+    assert "| opes | F(φ) |" in text and "| deepves | (φ, ψ) |" in text
+    assert os.path.getsize(fig) > 0
+
+
+def test_time_to_stays_below():
+    rows = [{"t_ns": t, "cpu_s": 10 * t, "r": r} for t, r in ((0.25, 3), (0.5, 0.9), (0.75, 1.2), (1.0, 0.8), (1.25, 0.7))]
+    assert race.time_to(rows, "r", 1.0, "t_ns") == 1.0
+    assert race.time_to(rows, "r", 1.0, "cpu_s") == 10.0
+    assert race.time_to(rows, "r", 0.5, "t_ns") == math.inf
