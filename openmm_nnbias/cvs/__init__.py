@@ -1,9 +1,16 @@
 """Collective variables: positions (nm) → CV values, as TorchScript modules."""
 
 from .base import Angle, CollectiveVariable, Distance, Position, Torsion, minimum_image
+from .centroid_distance import CentroidDistance
 from .cvset import CVSet
 from .envsim import EnvironmentSimilarity, diamond_references
+from .helix_torsion_content import HelixTorsionContent
 from .model import ModelCV
+from .number_of_contacts import NumberOfContacts
+from .path_cv import PathCV
+from .radius_of_gyration import RadiusOfGyration
+from .rmsd import RMSD
 
 __all__ = ["CollectiveVariable", "Torsion", "Distance", "Angle", "Position", "CVSet", "ModelCV", "EnvironmentSimilarity",
-           "diamond_references", "minimum_image"]
+           "diamond_references", "minimum_image", "RadiusOfGyration", "RMSD", "NumberOfContacts", "CentroidDistance",
+           "HelixTorsionContent", "PathCV"]

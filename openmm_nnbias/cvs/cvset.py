@@ -70,10 +70,10 @@ class CVSet(torch.nn.Module):
             for j in range(cv.n_cvs):
                 order.append((kind, start + j))
             names += cv.names
-            units += [str(getattr(cv, "unit", "1"))] * cv.n_cvs
+            units += [str(u) for u in getattr(cv, "units", [getattr(cv, "unit", "1")] * cv.n_cvs)]
             periodic += [cv.periodic] * cv.n_cvs
-            lower += [cv.lower] * cv.n_cvs
-            upper += [cv.upper] * cv.n_cvs
+            lower += list(getattr(cv, "lowers", [cv.lower] * cv.n_cvs))  # per output where a CV declares them (PathCV)
+            upper += list(getattr(cv, "uppers", [cv.upper] * cv.n_cvs))
         if len(set(names)) != len(names):
             raise ValueError(f"CV names must be unique, got {names}")
         groups = [members[0].merged_with(members[1:]) for members in kinds.values()]
