@@ -183,6 +183,10 @@ def collect(root, reference, methods=None):
         rows = rescore(folder, reference)
         if rows:
             runs.setdefault(method, []).append(rows)
+            alt = rows[-1]["estimate_alt"]
+            if alt and all(r["estimate_alt"] == alt for r in rows):  # the second estimate as its own entry
+                runs.setdefault(f"{method} ({alt})", []).append(
+                    [dict(r, rmse_phi=r["rmse_phi_alt"], rmse_2d=r["rmse_2d_alt"]) for r in rows])
     return runs
 
 
