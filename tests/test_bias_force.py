@@ -305,9 +305,10 @@ def test_force_added_after_the_context_is_one_clear_error(dipeptide, backend):
         nnforce.updateWeights(ctx)
     with pytest.raises(ValueError, match="not part of this Context"):
         nnforce.applyWeights(nnforce.prepareWeights(), ctx)
-    if backend != "cmap":  # no marker parameter on a CMAPTorsionForce
-        with pytest.raises(ValueError, match="not part of this Context"):
-            nnforce.getBiasEnergy(ctx)
+    with pytest.raises(ValueError, match="not part of this Context"):
+        nnforce.getBiasEnergy(ctx)
+    with pytest.raises(ValueError, match="not part of this Context"):
+        nnforce.checkContext(ctx)
     ctx.reinitialize(preserveState=True)  # the remedy the message names
     nnforce.updateWeights(ctx)
     assert nnforce.getBiasEnergy(ctx).value_in_unit(unit.kilojoule_per_mole) != 0.0
@@ -369,3 +370,40 @@ def test_live_weights_reach_module_on_device(dipeptide, dipeptide_frames, device
             bias.layers[-1].weight.mul_(-1.5)
         nnforce.updateWeights()
     assert module.device_flat.numel() == (0 if torch.device(device).type == "cpu" else nnforce.backend.weights.numel)
+
+
+def _step_cpu_seconds(integrator, steps=1500, repeats=3):
+    """Smallest CPU time (process) of ``repeats`` runs of ``steps`` MD steps."""
+    import time
+
+    best = math.inf
+    for _ in range(repeats):
+        t0 = time.process_time()
+        integrator.step(steps)
+        best = min(best, time.process_time() - t0)
+    return best
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["table", "cmap", "torch"])
+def test_step_cost_does_not_grow_with_weight_pushes(dipeptide, backend):
+    """A long run pushes new weights thousands of times; the cost of an MD step must not grow with
+    their number. With a global parameter on the table backend's CustomCompoundBondForce, OpenMM's
+    reference kernel (used by the CPU platform) re-appended the parameter to its per-step look-up
+    list on every push of a changed table: ~2x slower steps after 3000 pushes, 3-4x after a 10 ns
+    run (the CLI default pushes every 500 steps)."""
+    system = copy.deepcopy(dipeptide.system)
+    cvs = _phipsi(dipeptide)
+    nnforce = NeuralBiasForce(cvs, _scaled_bias(cvs), backend=backend, gridBins=None if backend == "torch" else 8)
+    nnforce.addToSystem(system)
+    integrator = mm.LangevinMiddleIntegrator(300 * unit.kelvin, 1 / unit.picosecond, 2 * unit.femtosecond)
+    ctx = mm.Context(system, integrator, mm.Platform.getPlatformByName("CPU"), {"Threads": "1"})
+    ctx.setPositions(dipeptide.positions)
+    integrator.step(200)
+    before = _step_cpu_seconds(integrator)
+    with torch.no_grad():
+        for i in range(3000):
+            nnforce.bias.layers[-1].bias.fill_(1e-3 * i)  # a changed table every push
+            nnforce.updateWeights(ctx)
+    after = _step_cpu_seconds(integrator)
+    assert after < 1.3 * before, f"{backend}: {after / before:.2f}x the step cost after 3000 pushes"

@@ -192,18 +192,23 @@ class NeuralBiasForce:
         if contexts and self._force is None:
             raise ValueError("the NeuralBias force was never added to a System: call addToSystem(system) "
                              "before the Context/Simulation is created")
-        probe = self.backend.probe
         for context in contexts:
-            if probe is not None and probe not in context.getParameters():
+            if not self.backend.contains(context):
                 raise ValueError(NOT_IN_CONTEXT)
         return contexts
 
     def _apply(self, payload, contexts) -> None:
         import openmm as mm
 
+        # a push checks the probe parameter where the backend has one; for the others OpenMM's own
+        # check inside updateParametersInContext raises, and is translated here (no second call)
+        contexts = self._checked(contexts) if self.backend.probe is not None else _contexts(contexts)
+        if contexts and self._force is None:
+            raise ValueError("the NeuralBias force was never added to a System: call addToSystem(system) "
+                             "before the Context/Simulation is created")
         try:
-            self.backend.apply(payload, self._checked(contexts))
-        except mm.OpenMMException as exc:  # a backend without probe parameter (cmap)
+            self.backend.apply(payload, contexts)
+        except mm.OpenMMException as exc:  # a backend without probe parameter (table, cmap)
             if "not present in the Context" in str(exc):
                 raise ValueError(NOT_IN_CONTEXT) from None
             raise
