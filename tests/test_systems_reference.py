@@ -24,3 +24,28 @@ def test_ala4_restart_is_exact(tmp_path):
         np.testing.assert_array_equal(a, b, err_msg=name)
     f3 = read_grid_file(os.path.join(tmp_path, "one", "fes_reference_3d.dat"))[1]
     assert f3.size == 12 ** 3 and f3.max() > 0
+
+
+def test_checkpoint_is_plain_data_and_a_legacy_pickle_is_converted_once(tmp_path):
+    """``checkpoint.pt`` loads with ``weights_only=True``; the ``checkpoint.pkl`` of earlier versions is
+    read once, written as ``checkpoint.pt``, and the restart equals an uninterrupted run."""
+    import pickle
+
+    import torch
+
+    from openmm_nnbias.systems.reference import load_reference_checkpoint
+
+    _run(tmp_path / "one", 0.003)
+    _run(tmp_path / "two", 0.002)
+    state = torch.load(tmp_path / "two" / "checkpoint.pt", weights_only=True)
+    assert set(state) == {"bias", "context", "step"} and state["step"] == 1000
+    legacy = {"bias": state["bias"].numpy(), "context": state["context"], "step": state["step"]}
+    with open(tmp_path / "two" / "checkpoint.pkl", "wb") as fh:
+        pickle.dump(legacy, fh)
+    os.remove(tmp_path / "two" / "checkpoint.pt")
+    restored = load_reference_checkpoint(str(tmp_path / "two"))
+    assert os.path.exists(tmp_path / "two" / "checkpoint.pt") and restored["step"] == 1000
+    np.testing.assert_array_equal(restored["bias"], legacy["bias"])
+    _run(tmp_path / "two", 0.003, restart=True)
+    a, b = (np.loadtxt(os.path.join(tmp_path, d, "colvar"), comments="#") for d in ("one", "two"))
+    np.testing.assert_array_equal(a, b)

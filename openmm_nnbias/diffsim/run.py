@@ -297,7 +297,7 @@ def run_diffsim(system: str, out: str, epochs: int = None, replicas: int = None,
     checkpoint = os.path.join(out, "checkpoint.pt")
     if restart and not os.path.exists(checkpoint):
         raise ValueError(f"--restart: no checkpoint {checkpoint!r}")
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False) if restart else None
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True) if restart else None
     if restart and spec is not None:  # before the (expensive) setup
         _check_restart_potential({"setup_kwargs": {}, **state.get("cli", {})}, {"system": system, "potential": spec})
     setup_kwargs, replicas, steps = _system_kwargs(system, kwargs, replicas, steps, spec)

@@ -110,7 +110,7 @@ def pending_evaluations(setup, out: str, schedule, n: int, seed: int, report=pri
         if end == epoch and _stage_epoch(out, k) != end:
             stage_boundary(setup, out, k)
         if n > 0 and end <= epoch and _stage_epoch(out, k) == end and not _done(out, f"stage{k}", end):
-            state = torch.load(state_path, map_location="cpu", weights_only=False)["bias"]
+            state = torch.load(state_path, map_location="cpu", weights_only=True)["bias"]
             r = evaluate_point(setup, out, f"stage{k}", n, seed, bias_state=state, epoch=end)
             report(f"after stage {k}: {r['crossed']}/{r['n']} crossed ({r['fraction']:.3f} ± {r['se']:.3f})")
 
@@ -122,7 +122,7 @@ def _stage_epoch(out: str, k: int):
     path = os.path.join(out, f"bias_stage{k}.state.pt")
     if not os.path.exists(path):
         return None
-    return int(torch.load(path, map_location="cpu", weights_only=False).get("epoch", -1))
+    return int(torch.load(path, map_location="cpu", weights_only=True).get("epoch", -1))
 
 
 def _done(out: str, label: str, epoch: int) -> bool:

@@ -3,7 +3,7 @@
 * :func:`run_reference` — alanine dipeptide over φ/ψ → ``fes_reference.dat``; with
   ``system="alanine-tetrapeptide"`` it calls :func:`run_reference_ala4`.
 * :func:`run_reference_ala4` — Ace-Ala3-Nme over φ1, φ2, φ3 on a 3-D grid, the 3-D FES and its
-  marginals (:mod:`openmm_nnbias.analysis.marginals`); restartable exactly from ``checkpoint.pkl``.
+  marginals (:mod:`openmm_nnbias.analysis.marginals`); restartable exactly from ``checkpoint.pt``.
 
 Settings come from :data:`~openmm_nnbias.systems.recipes.METAD_RECIPES`. MD units: rad, kJ/mol, K, ps.
 """
@@ -59,9 +59,37 @@ def _free_energy(meta) -> np.ndarray:
     return f - f.min()
 
 
-def _pickle(path: str, obj) -> None:
+def _save_state(path: str, bias: np.ndarray, context: bytes, step: int) -> None:
+    """``checkpoint.pt``: plain data only (loads with ``torch.load(weights_only=True)``)."""
+    import torch
+
     with open(path, "wb") as fh:
-        pickle.dump(obj, fh)
+        torch.save({"bias": torch.from_numpy(np.ascontiguousarray(bias)), "context": context, "step": int(step)}, fh)
+
+
+def load_reference_checkpoint(out: str) -> dict:
+    """The reference run's restart state in ``out``: ``{"bias": ndarray, "context": bytes, "step": int}``.
+
+    Reads ``checkpoint.pt`` (plain data, ``weights_only=True``). A run whose folder holds only the
+    ``checkpoint.pkl`` of earlier versions is converted once: the pickle (written by this package)
+    is read and ``checkpoint.pt`` written beside it; later restarts read only ``checkpoint.pt``.
+    Raises ValueError when neither exists.
+    """
+    import logging
+
+    import torch
+
+    path, legacy = os.path.join(out, "checkpoint.pt"), os.path.join(out, "checkpoint.pkl")
+    if not os.path.exists(path):
+        if not os.path.exists(legacy):
+            raise ValueError(f"restart: checkpoint {path!r} does not exist")
+        with open(legacy, "rb") as fh:
+            state = pickle.load(fh)
+        atomic_write(path, lambda tmp: _save_state(tmp, state["bias"], state["context"], state["step"]), suffix=".pt")
+        logging.getLogger(__name__).warning("converted %s to %s (plain data); the .pkl file is no longer read",
+                                            legacy, path)
+    state = torch.load(path, weights_only=True)
+    return {"bias": state["bias"].numpy(), "context": state["context"], "step": int(state["step"])}
 
 
 def _axis(n: int) -> np.ndarray:
@@ -127,7 +155,7 @@ def run_reference_ala4(out: str, time_ns: float = 20.0, platform: str = "CPU", t
 
     Writes ``fes_reference_3d.dat`` (φ1 slowest; ``grid_width − 1`` points per periodic axis),
     the marginals ``fes_reference_phi1_phi2.dat``, ``..._phi2_phi3.dat``, ``..._phi{i}.dat``,
-    ``colvar`` (time ps, φ1, φ2, φ3 rad every ``frequency`` steps) and ``checkpoint.pkl`` (bias
+    ``colvar`` (time ps, φ1, φ2, φ3 rad every ``frequency`` steps) and ``checkpoint.pt`` (bias
     grid, Context checkpoint, step) every ``chunk_ps`` ps; ``restart`` continues from it exactly.
     ``overrides``: fields of the recipe's :class:`~openmm_nnbias.systems.recipes.MetadRecipe`
     (``bias_factor``, ``height``, ``width``, ``frequency``, ``grid_width``).
@@ -160,22 +188,21 @@ def run_reference_restartable(system: str, out: str, time_ns: float, platform: s
 
     Every ``chunk_ps`` ps it writes the FES (``fes_reference.dat``; for three torsions
     ``fes_reference_3d.dat`` and its marginals), appends ``colvar`` (time ps, torsions rad, every
-    ``frequency`` steps) and saves ``checkpoint.pkl`` (bias grid, Context checkpoint, step) atomically;
+    ``frequency`` steps) and saves ``checkpoint.pt`` (bias grid, Context checkpoint, step) atomically;
     ``restart`` continues from it (rows written after it are dropped). Returns the main FES path.
     """
     from tqdm import tqdm
 
     if not time_ns > 0:
         raise ValueError(f"time must be > 0, got {time_ns} ns")
-    checkpoint, colvar = os.path.join(out, "checkpoint.pkl"), os.path.join(out, "colvar")
-    if restart and not os.path.exists(checkpoint):
-        raise ValueError(f"--restart: checkpoint {checkpoint!r} does not exist")
+    checkpoint, colvar = os.path.join(out, "checkpoint.pt"), os.path.join(out, "colvar")
+    if restart and not (os.path.exists(checkpoint) or os.path.exists(os.path.join(out, "checkpoint.pkl"))):
+        raise ValueError(f"restart: checkpoint {checkpoint!r} does not exist")
     sim, meta, r = _setup(system, platform, threads, seed, overrides)
     dt = r.timestep
     os.makedirs(out, exist_ok=True)
     if restart:
-        with open(checkpoint, "rb") as fh:
-            state = pickle.load(fh)
+        state = load_reference_checkpoint(out)
         meta.setBias(state["bias"], sim.context)
         sim.context.loadCheckpoint(state["context"])
         sim.currentStep = state["step"]
@@ -202,6 +229,6 @@ def run_reference_restartable(system: str, out: str, time_ns: float, platform: s
             bar.set_postfix(ns_day=f"{(sim.currentStep - start) * dt * 1e-3 / ((time.time() - t0) / 86400):.0f}")
             bar.refresh()
             path = _write_reference(out, system, r, _free_energy(meta))
-            state = {"bias": meta.getBias(), "context": sim.context.createCheckpoint(), "step": sim.currentStep}
-            atomic_write(checkpoint, lambda tmp: _pickle(tmp, state), suffix=".pkl")
+            bias, context, step = meta.getBias(), sim.context.createCheckpoint(), sim.currentStep
+            atomic_write(checkpoint, lambda tmp: _save_state(tmp, bias, context, step), suffix=".pt")
     return path or _write_reference(out, system, r, _free_energy(meta))

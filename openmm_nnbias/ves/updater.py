@@ -334,7 +334,7 @@ class DeepVESUpdater(UpdaterFiles):
         """
         if not os.path.exists(path):
             raise ValueError(f"checkpoint {path!r} does not exist")
-        state = torch.load(path, weights_only=False)
+        state = torch.load(path, weights_only=True)  # plain data only: tensors, numbers, strings, bytes, containers
         if state.get("config") != self.config:
             old = state.get("config", {})
             diff = {k: (old.get(k), v) for k, v in self.config.items() if old.get(k) != v}

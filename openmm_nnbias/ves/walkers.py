@@ -378,6 +378,7 @@ def spawn_walkers(fn: Callable, world_size: int, args: tuple = (), backend: str 
                     with open(err) as fh:
                         raise ValueError(f"walker {rank}: {fh.read()}") from exc
             raise
+        # results of this call's own walker processes, in its private temporary folder (not a checkpoint)
         return [torch.load(os.path.join(tmp, f"result.{r}"), weights_only=False) for r in range(int(world_size))]
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
