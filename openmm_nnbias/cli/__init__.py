@@ -295,6 +295,20 @@ def _reweight(args) -> str:
     return path
 
 
+def _log_to_terminal() -> None:
+    """The package's log records (INFO and above) reach a CLI user as plain lines on stderr."""
+    import logging
+
+    class _Stderr(logging.Handler):  # the sys.stderr of the moment (not the one at set-up)
+        def emit(self, record):
+            sys.stderr.write(self.format(record) + "\n")
+
+    logger = logging.getLogger("openmm_nnbias")
+    if not any(type(h).__name__ == "_Stderr" for h in logger.handlers):  # once per process
+        logger.addHandler(_Stderr())
+        logger.setLevel(logging.INFO)
+
+
 def main(argv=None) -> int:
     """Run the command line with ``argv`` (default ``sys.argv[1:]``); returns the exit status (2: error).
 
@@ -303,6 +317,7 @@ def main(argv=None) -> int:
     traceback instead (for a bug report).
     """
     args = _parser().parse_args(argv)
+    _log_to_terminal()
     try:
         if args.command == "deepves":
             _deepves(args)

@@ -31,10 +31,13 @@ Units: nm, kJ/mol, kJ/mol/nm.
 from __future__ import annotations
 
 import copy
+import logging
 import math
 from typing import Dict, Optional, Sequence
 
 import torch
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["AzobenzeneMLP", "PRETRAINED_FILE", "pretrained_resource", "fit"]
 
@@ -286,7 +289,7 @@ def fit(model: AzobenzeneMLP, positions: torch.Tensor, energies: torch.Tensor, f
     seed : int, optional
         Seeds the split and the shuffling (default 0).
     verbose : int, optional
-        Print every ``verbose`` epochs (default 0: silent).
+        Log (``logging.INFO``, logger ``openmm_nnbias.diffsim.azobenzene_mlp``) every ``verbose`` epochs (default 0: silent).
 
     Returns
     -------
@@ -370,8 +373,7 @@ def fit(model: AzobenzeneMLP, positions: torch.Tensor, energies: torch.Tensor, f
         else:
             wait += 1
         if verbose and (epoch % int(verbose) == 0 or epoch == int(epochs) - 1):
-            print(f"epoch {epoch:4d}  train {run / count:.4e}  val {val:.4e}  lr {sched.get_last_lr()[0]:.2e}",
-                  flush=True)
+            logger.info("epoch %4d  train %.4e  val %.4e  lr %.2e", epoch, run / count, val, sched.get_last_lr()[0])
         if n_val and wait >= int(patience):
             break
     model.load_state_dict(best_state)

@@ -15,8 +15,11 @@ Heavy imports happen inside the functions.
 from __future__ import annotations
 
 import inspect
+import logging
 import os
 import time
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["SYSTEMS", "LOG_HEADER", "LOG_HEADER_STAGES", "AZOBENZENE_CLI", "AZOBENZENE_STAGES",
            "AZOBENZENE_MLP_CLI", "AZOBENZENE_MLP_STAGES", "AZOBENZENE_DEFAULTS", "AZOBENZENE_DEFAULT_POTENTIAL",
@@ -364,5 +367,5 @@ def run_diffsim(system: str, out: str, epochs: int = None, replicas: int = None,
         _save_checkpoint(checkpoint, trainer, meta)
     trainer.export(os.path.join(out, "bias.pt"))
     if progress:
-        print(f"{trainer.epoch} epochs, {time.perf_counter() - t_start:.1f} s this run")
+        logger.info("%d epochs, %.1f s this run", trainer.epoch, time.perf_counter() - t_start)
     return setup
