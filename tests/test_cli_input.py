@@ -148,7 +148,9 @@ def _set(content, path, value):
     ("cvs.1.atoms", [4, 6, 8, 14], "cvs[1].atoms as a list takes one selection string per atom"),
     ("cvs.1.name", "phi", "cvs: names must be unique, 'phi' is used twice"),
     ("cvs.1", {"type": "distance", "name": "d", "atoms": {"indices": [0, 1]}}, "cvs[1] (distance) needs lower and upper"),
-    ("cvs.1.type", "dihedral", "cvs[1].type must be one of ['torsion', 'distance', 'angle', 'position']"),
+    ("cvs.1.type", "dihedral", "cvs[1].type must be one of ['torsion', 'distance', 'angle', 'position', "
+                               "'radius_of_gyration', 'rmsd', 'number_of_contacts', 'centroid_distance', "
+                               "'helix_torsion_content', 'path']"),
     ("run.steps", ..., "run needs exactly one of 'time'"),
     ("run.steps", 0, "run.steps must be >= 1, got 0"),
     ("run", {"time": "10 parsecs", "out": "run"}, "cannot read run.time '10 parsecs'"),

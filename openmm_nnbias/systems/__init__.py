@@ -34,9 +34,12 @@ from openmm_nnbias.systems.recipes import (
 )
 from openmm_nnbias.systems.reference import run_reference, run_reference_ala4
 from openmm_nnbias.systems.solvated import solvated_alanine_dipeptide
+from openmm_nnbias.systems.villin import ProteinSystem, villin_headpiece
 
 __all__ = [
     "solvated_alanine_dipeptide",
+    "villin_headpiece",
+    "ProteinSystem",
     "SYSTEM_NAMES",
     "get_system",
     "KB_KJ_PER_MOL_K",

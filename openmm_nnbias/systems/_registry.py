@@ -8,6 +8,7 @@ from typing import Any, Callable
 from openmm_nnbias.systems.model_potentials import ModelSystem, mueller_brown, wolfe_quapp
 from openmm_nnbias.systems.peptides import PeptideSystem, alanine_dipeptide, alanine_tetrapeptide
 from openmm_nnbias.systems.solvated import solvated_alanine_dipeptide
+from openmm_nnbias.systems.villin import villin_headpiece
 
 __all__ = ["get_system", "SYSTEM_NAMES"]
 
@@ -18,6 +19,7 @@ _BUILDERS: dict[str, Callable[..., Any]] = {
     # hydrogen mass repartitioning for a 4 fs step (OpenMM moves mass from the bonded heavy atom;
     # water keeps its masses)
     "alanine-dipeptide-solvated-hmr": functools.partial(solvated_alanine_dipeptide, hydrogenMass=1.5),
+    "villin": villin_headpiece,
     "wolfe-quapp": wolfe_quapp,
     "mueller-brown": mueller_brown,
 }
@@ -33,8 +35,9 @@ def get_system(name: str, **kwargs: Any) -> PeptideSystem | ModelSystem:
     ----------
     name : str
         One of ``"alanine-dipeptide"``, ``"alanine-tetrapeptide"``, ``"alanine-dipeptide-solvated"``
-        (TIP3P, PME, barostat), ``"alanine-dipeptide-solvated-hmr"`` (the same, hydrogens 1.5 amu), ``"wolfe-quapp"``, ``"mueller-brown"`` (case-insensitive; underscores are
-        accepted in place of hyphens).
+        (TIP3P, PME, barostat), ``"alanine-dipeptide-solvated-hmr"`` (the same, hydrogens 1.5 amu),
+        ``"villin"`` (the villin headpiece in TIP3P, :func:`~openmm_nnbias.systems.villin.villin_headpiece`),
+        ``"wolfe-quapp"``, ``"mueller-brown"`` (case-insensitive; underscores are accepted in place of hyphens).
     **kwargs
         Forwarded to the builder (e.g. ``constraints=None`` for peptides,
         ``energy_scale=0.2`` for Müller-Brown).

@@ -215,7 +215,14 @@ def _system(s: _Section, base: str, check: bool) -> dict:
     return out
 
 
-def _cv(raw, i: int, labels: dict) -> dict:
+def _cv(raw, i: int, labels: dict, base: str = ".", check: bool = False) -> dict:
+    from .inputfile_cvs import GROUP_CV_TYPES, parse_group_cv
+
+    if isinstance(raw, dict) and "type" in raw:  # the type first: it decides the keys
+        kind = _Section({"type": raw["type"]}, f"cvs[{i}]", {"type": REQUIRED}, labels).text(
+            "type", tuple(CV_TYPES) + GROUP_CV_TYPES)
+        if kind in GROUP_CV_TYPES:
+            return parse_group_cv(raw, i, kind, labels, base, check)
     s = _Section(raw, f"cvs[{i}]", SCHEMA["cvs"], labels)
     kind = s.text("type", tuple(CV_TYPES))
     cv = {"type": kind, "name": s.text("name"), "atoms": s.value("atoms")}
@@ -253,11 +260,13 @@ def _cv(raw, i: int, labels: dict) -> dict:
     return cv
 
 
-def _cvs(raw, labels: dict) -> list:
+def _cvs(raw, labels: dict, base: str = ".", check: bool = False) -> list:
+    from .inputfile_cvs import output_names
+
     if not isinstance(raw, list) or not raw:
         raise TypeError(f"cvs must be a non-empty list of CVs, got {type(raw).__name__}")
-    cvs = [_cv(c, i, labels) for i, c in enumerate(raw)]
-    names = [c["name"] for c in cvs]
+    cvs = [_cv(c, i, labels, base, check) for i, c in enumerate(raw)]
+    names = [n for c in cvs for n in output_names(c)]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
         raise ValueError(f"cvs: names must be unique, {dup[0]!r} is used twice")
@@ -265,7 +274,10 @@ def _cvs(raw, labels: dict) -> list:
 
 
 def _deepves(d: _Section, cvs: list) -> dict:
-    n_cvs = len(cvs)
+    from .inputfile_cvs import GROUP_CV_TYPES, output_names
+
+    n_cvs = sum(len(output_names(c)) for c in cvs)
+    group = next((c["type"] for c in cvs if c["type"] in GROUP_CV_TYPES), None)
     out = {k: d.number(k, 0, True) for k in ("biasFactor", "learningRate", "klThreshold")}
     out.update({k: d.number(k, 1.0) for k in ("tauKL", "tauDecay")})
     out.update({k: d.integer(k) for k in ("chains", "stride", "sampleStride", "pushInterval", "fesInterval",
@@ -281,7 +293,9 @@ def _deepves(d: _Section, cvs: list) -> dict:
     out["target"] = d.text("target", (None,) + _TARGETS) or ("well-tempered" if n_cvs <= 3 else "monte-carlo")
     mixed = len({c["type"] == "torsion" for c in cvs}) > 1  # the table backend takes one periodic flag
     out["backend"] = d.text("backend", (None, "table", "cmap", "torch")) or ("table" if n_cvs <= 3 and not mixed
-                                                                              else "torch")
+                                                                              and not group else "torch")
+    if group and out["backend"] != "torch":
+        raise ValueError(f"{d.name('backend')}: a {group} CV needs the torch backend, got {out['backend']!r}")
     out.update(activation=d.text("activation", _ACTIVATIONS), mode=d.text("mode", ("sync", "thread", "process")),
                precision=d.text("precision", ("mixed", "double")))
     out["learnerCPUs"] = d.ints("learnerCPUs", 0)
@@ -334,7 +348,7 @@ def parse_input(raw: Any, base: str = ".", overrides: Optional[dict] = None, che
         if key not in raw:
             raise ValueError(f"the input file needs a '{key}' section")
     system = _system(_Section(raw["system"], "system", SCHEMA["system"], labels), base, check_files)
-    cvs = _cvs(raw["cvs"], labels)
+    cvs = _cvs(raw["cvs"], labels, base, check_files)
     st = _Section(raw.get("state") or {}, "state", SCHEMA["state"], labels)
     state = {"temperature": st.number("temperature", 0, True, "K"), "pressure": st.number("pressure", 0, True, "bar"),
              "pressure_given": "pressure" in st.raw, "timestep": st.number("timestep", 0, True, "fs") / 1000.0,

@@ -3,8 +3,8 @@
 One registry used by the command line, the benchmarks and the examples:
 
 * :data:`DEEPVES_RECIPES` / :func:`get_recipe` — :class:`DeepVESRecipe` per system
-  (``alanine-dipeptide``, ``wolfe-quapp``, ``alanine-tetrapeptide``, ``silicon``, ``silicon-64``):
-  the paper's settings (Bonati et al. 2019 and NOTES.md).
+  (``alanine-dipeptide``, ``wolfe-quapp``, ``alanine-tetrapeptide``, ``silicon``, ``silicon-64``,
+  the solvated dipeptide, ``villin``): the paper's settings (Bonati et al. 2019 and NOTES.md).
 * :data:`METAD_RECIPES` — :class:`MetadRecipe` of the WT-metadynamics reference runs.
 * :func:`tetrapeptide_options`, :data:`PHI_STATES`, :func:`count_transitions` — the
   alanine-tetrapeptide Monte Carlo target and recrossing-triggered decay.
@@ -39,8 +39,9 @@ class DeepVESRecipe:
     name : str
         System name of :func:`openmm_nnbias.systems.get_system`.
     cvs : tuple of str
-        Biased CVs: torsion names of the peptide's ``torsions`` or ``"x"`` (position of particle 0,
-        nm, on ``position_range``).
+        Biased CVs: torsion names of the peptide's ``torsions``, ``"x"`` (position of particle 0,
+        nm, on ``position_range``), or ``"rg_ca"`` / ``"rmsd_ca"`` (radius of gyration of the Cα
+        atoms, their RMSD to the starting structure after optimal superposition; nm, on ``ranges``).
     temperature : float
         K.
     timestep : float
@@ -63,6 +64,8 @@ class DeepVESRecipe:
         Default well-tempered bias factor γ.
     mts : int
         Default inner steps per bias evaluation (CLI ``--mts``).
+    ranges : Mapping
+        ``{cv name: (lower, upper)}`` of the protein CVs (nm).
     builder : callable, optional
         ``builder(seed)`` → the built system (``topology``, ``system``, ``positions``, ``box``) for
         systems outside :func:`~openmm_nnbias.systems.get_system` (silicon); its CV ``"n_diamond"``
@@ -81,6 +84,7 @@ class DeepVESRecipe:
     position_range: Tuple[float, float] = (-3.0, 3.0)
     bias_factor: float = 10.0
     mts: int = 1
+    ranges: Mapping[str, Tuple[float, float]] = field(default_factory=dict)
     builder: Optional[Callable[[int], Any]] = None
 
     def integrator(self, seed: Optional[int] = None):
@@ -96,13 +100,17 @@ class DeepVESRecipe:
 
     def build_cvs(self, built):
         """The :class:`~openmm_nnbias.cvs.CVSet` of :attr:`cvs` for the built system ``built``."""
-        from ..cvs import CVSet, EnvironmentSimilarity, Position, Torsion
+        from ..cvs import RMSD, CVSet, EnvironmentSimilarity, Position, RadiusOfGyration, Torsion
 
         def one(n):
             if n == "x":
                 return Position(0, "x", *self.position_range)
             if n == "n_diamond":
                 return EnvironmentSimilarity(range(built.system.getNumParticles()), lattice=0.5431, sigma=0.04, names=n)
+            if n == "rg_ca":
+                return RadiusOfGyration(built.ca, names=n, lower=self.ranges[n][0], upper=self.ranges[n][1])
+            if n == "rmsd_ca":
+                return RMSD(built.ca, built.positions, names=n, lower=self.ranges[n][0], upper=self.ranges[n][1])
             return Torsion(built.torsions[n], n)
 
         return CVSet([one(n) for n in self.cvs])
@@ -187,6 +195,14 @@ DEEPVES_RECIPES: Mapping[str, DeepVESRecipe] = MappingProxyType({
         builder=_silicon(2, 0.10),
         options=_ro(stride=100, tauKL=5000, tauDecay=2000, gridBins=64, hidden=(48, 24, 12),
                     checkpointInterval=50)),
+    # villin headpiece in TIP3P (systems.villin: OpenMM's test.pdb, 8 867 atoms, Amber14, PME, 1 bar barostat), 2 fs;
+    # Rg of the 35 CA and their RMSD to the starting structure, torch backend; the dipeptide's Deep-VES settings.
+    # Ranges: a 4 ps unbiased run from the PDB (benchmarks/results/protein_cvs.md) kept Rg_CA in 0.89-0.91 nm and
+    # RMSD_CA below 0.05 nm; the ranges leave room below the folded state and reach partly unfolded states
+    "villin": DeepVESRecipe(
+        "villin", ("rg_ca", "rmsd_ca"), 300.0, 0.002, 1.0, backend="torch",
+        ranges=_ro(rg_ca=(0.8, 1.6), rmsd_ca=(0.0, 1.0)),
+        options=_ro(stride=500, tauKL=10000, tauDecay=1000, gridBins=50, hidden=(48, 24, 12))),
 })
 
 #: WT-metadynamics reference recipes by system name.
@@ -210,7 +226,7 @@ def get_recipe(name: str, kind: str = "deepves"):
     >>> get_recipe("argon")
     Traceback (most recent call last):
     ...
-    ValueError: system: deepves supports ['alanine-dipeptide', 'alanine-dipeptide-solvated', 'alanine-dipeptide-solvated-hmr', 'alanine-tetrapeptide', 'silicon', 'silicon-64', 'wolfe-quapp'], got 'argon'
+    ValueError: system: deepves supports ['alanine-dipeptide', 'alanine-dipeptide-solvated', 'alanine-dipeptide-solvated-hmr', 'alanine-tetrapeptide', 'silicon', 'silicon-64', 'villin', 'wolfe-quapp'], got 'argon'
     """
     registry = {"deepves": DEEPVES_RECIPES, "metad": METAD_RECIPES}.get(kind)
     if registry is None:

@@ -4,7 +4,8 @@
   section: a serialized ``system.xml`` with a PDB and/or a serialized State, a PDB and OpenMM
   force-field files, or Amber ``prmtop``/``inpcrd``.
 * :func:`select_atoms`, :func:`build_cvs` — CV atoms from mdtraj selections, 0-based indices or
-  the ``phi``/``psi`` torsion of a residue.
+  the ``phi``/``psi`` torsion of a residue; the group (protein) CVs through
+  :mod:`~openmm_nnbias.systems.inputfile_cvs`.
 * :func:`build_input_deepves` — ``(simulation, updater, timestep_ps)``, like
   :func:`~openmm_nnbias.systems.build_deepves` for the embedded systems; everything is checked
   before the output folder is created.
@@ -156,12 +157,20 @@ def select_atoms(cv: dict, index: int, topology, n_atoms: int) -> list:
     return picked
 
 
-def build_cvs(cvs: list, topology, n_atoms: int):
-    """The :class:`~openmm_nnbias.cvs.CVSet` of ``RunInput.cvs``."""
+def build_cvs(cvs: list, topology, n_atoms: int, positions=None, system=None):
+    """The :class:`~openmm_nnbias.cvs.CVSet` of ``RunInput.cvs``.
+
+    ``positions`` (nm, the starting structure: the default RMSD reference) and ``system`` (for
+    ``weights: masses``) are needed by some group CVs (:mod:`~openmm_nnbias.systems.inputfile_cvs`).
+    """
     from ..cvs import Angle, CVSet, Distance, Position, Torsion
+    from .inputfile_cvs import GROUP_CV_TYPES, build_group_cv
 
     made = []
     for i, cv in enumerate(cvs):
+        if cv["type"] in GROUP_CV_TYPES:
+            made.append(build_group_cv(cv, i, topology, n_atoms, positions, system))
+            continue
         idx, name, lo, hi = select_atoms(cv, i, topology, n_atoms), cv["name"], cv["lower"], cv["upper"]
         made.append({"torsion": lambda: Torsion(idx, name), "distance": lambda: Distance(idx, lo, hi, name),
                      "angle": lambda: Angle(idx, lo, hi, name),
@@ -233,7 +242,7 @@ def build_input_deepves(spec, out: Optional[str] = None, *, group=None, mts: int
     loaded = load_system(spec.system)
     source = {"xml": spec.system["xml"]}.get(spec.system["form"], "the System")
     check_barostat(loaded.system, st, source)
-    cvs = build_cvs(spec.cvs, loaded.topology, loaded.system.getNumParticles())
+    cvs = build_cvs(spec.cvs, loaded.topology, loaded.system.getNumParticles(), loaded.positions, loaded.system)
     torch.manual_seed(spec.seed)
     stride, sample = d["stride"], d["sampleStride"]
     if mts > 1:
