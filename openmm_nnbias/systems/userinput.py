@@ -127,9 +127,14 @@ def select_atoms(cv: dict, index: int, topology, n_atoms: int) -> list:
         if isinstance(atoms, dict):
             name = next(iter(atoms))
             rows, _ = getattr(md, f"compute_{name}")(md.Trajectory(np.zeros((1, top.n_atoms, 3)), top))
+            valid = sorted({top.atom(int(r[2])).residue.index for r in rows})
             rows = [list(map(int, r)) for r in rows if top.atom(int(r[2])).residue.index == atoms[name]]
             if not rows:
-                raise ValueError(f"{key}: residue {atoms[name]} has no {name} torsion")
+                contiguous = len(valid) > 1 and valid == list(range(valid[0], valid[-1] + 1))
+                where = f"{valid[0]}..{valid[-1]}" if contiguous else ", ".join(map(str, valid)) or "none"
+                raise ValueError(f"{key}: residue {atoms[name]} has no {name} torsion; residue numbers are 0-based "
+                                 f"(mdtraj resid; the first residue is 0) and the residues with a {name} torsion "
+                                 f"here are {where}")
             picked = rows[0]
         else:
             def pick(sel):
