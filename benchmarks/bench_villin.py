@@ -1,0 +1,76 @@
+"""Deep-VES speed on the villin headpiece in water (8 867 atoms, PME, barostat): learning on vs unbiased MD.
+
+    OMP_NUM_THREADS=1 taskset -c 1 python benchmarks/bench_villin.py [--repeats 6] [--block 500] [--threads 1]
+
+Configurations, stepped in interleaved blocks of ``--block`` MD steps so that machine load hits all alike,
+each with its own copy of the System (``get_system("villin")``) on the CPU platform with ``--threads`` threads:
+
+* unbiased: plain LangevinMiddle MD, 300 K, 2 fs;
+* static: the bias force of the recipe (torch backend: Rg and RMSD of the 35 Cα atoms, MLP [48, 24, 12]),
+  no updater;
+* deepves: ``build_deepves("villin")``, i.e. ``openmm-nnbias deepves --system villin``: samples every 10
+  steps, one optimizer step every 500 steps (well-tempered target on a 50 × 50 grid), weights pushed every
+  iteration, learning on the MD thread (sync).
+
+The first block of each (TorchScript warm-up, first iteration) is not timed. Prints ms/step and the ratio
+unbiased / configuration (1 = no cost), then a ``RESULT`` line.
+"""
+
+import argparse
+import time
+
+import openmm as mm
+import torch
+from openmm import app, unit
+
+from openmm_nnbias.bias import NeuralBias, NeuralBiasForce
+from openmm_nnbias.systems import build_deepves, get_recipe, get_system
+
+
+def plain(threads: int, biased: bool):
+    built = get_system("villin")
+    if biased:
+        cvs = get_recipe("villin").build_cvs(built)
+        NeuralBiasForce(cvs, NeuralBias.from_cvs(cvs, hidden=[48, 24, 12], seed=1), backend="torch").addToSystem(
+            built.system)
+    integ = mm.LangevinMiddleIntegrator(300 * unit.kelvin, 1 / unit.picosecond, 2 * unit.femtosecond)
+    integ.setRandomNumberSeed(1)
+    sim = app.Simulation(built.topology, built.system, integ, mm.Platform.getPlatformByName("CPU"),
+                         {"Threads": str(threads)})
+    sim.context.setPositions(built.positions)
+    sim.context.setVelocitiesToTemperature(300 * unit.kelvin, 1)
+    return sim, None
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=6, help="timed interleaved blocks per configuration")
+    parser.add_argument("--block", type=int, default=500, help="MD steps per block (500 = one Deep-VES iteration)")
+    parser.add_argument("--threads", type=int, default=1, help="CPU platform threads")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    runs = {"unbiased": plain(args.threads, False), "static": plain(args.threads, True),
+            "deepves": build_deepves("villin", threads=args.threads)[:2]}
+    for sim, _ in runs.values():  # warm-up, not timed
+        sim.step(args.block)
+    wall = dict.fromkeys(runs, 0.0)
+    for _ in range(args.repeats):
+        for name, (sim, _) in runs.items():
+            t0 = time.perf_counter()
+            sim.step(args.block)
+            wall[name] += time.perf_counter() - t0
+    n = args.repeats * args.block
+    up = runs["deepves"][1]
+    print(f"villin ({runs['unbiased'][0].topology.getNumAtoms()} atoms, PME, barostat), CPU {args.threads} thread(s), "
+          f"2 fs, {args.repeats} interleaved blocks of {args.block} steps after one warm-up block; Deep-VES "
+          f"iterations done: {len(up.history)}")
+    for name in runs:
+        print(f"{name:10s} {wall[name] / n * 1e3:8.2f} ms/step  ratio {wall['unbiased'] / wall[name]:.3f}")
+    cvs = up.force.getCollectiveVariables(runs["deepves"][0])
+    print("deepves last CVs (nm):", ", ".join(f"{k} {v:.3f}" for k, v in zip(up.force.cvs.names, cvs)))
+    up.close()
+    print("RESULT " + " ".join(f"ratio_{k}={wall['unbiased'] / v:.3f}" for k, v in wall.items() if k != "unbiased"))
+
+
+if __name__ == "__main__":
+    main()
