@@ -9,8 +9,10 @@
 #   bash benchmarks/long_runs.sh commit [RUN ...]    # archive, then commit only benchmarks/runs/
 #   bash benchmarks/long_runs.sh autocommit MIN      # commit every MIN minutes until every run has stopped
 #
-# RUN is one of: si216 si64 solv_hmr_deepves solv_hmr_ref (default for start: si216 solv_hmr_deepves
-# solv_hmr_ref). The runs use the code of a detached worktree (WORKTREE, default /work/wt_runs, made at
+# RUN is one of: si216 si64 solv_hmr_deepves solv_hmr_ref villin (default for start: si216 solv_hmr_deepves
+# solv_hmr_ref; villin, the solvated villin headpiece biased along Rg and RMSD of its CA atoms, ~70 ms per step
+# on one core, i.e. ~1.7 days for its 2 ns, only when named; if WORKTREE predates the villin system, start it
+# from a worktree of its own: WORKTREE=/work/wt_villin bash benchmarks/long_runs.sh start villin). The runs use the code of a detached worktree (WORKTREE, default /work/wt_runs, made at
 # HEAD when missing) through PYTHONPATH: TorchScript re-reads a module's source when it scripts the bias,
 # so editing the checkout under a running job kills it at its next export. Each run writes
 # benchmarks/out/RUN.log and benchmarks/out/RUN.pid; nice levels put silicon and the solvated Deep-VES run first.
@@ -37,10 +39,13 @@ CMD[si64]="deepves --system silicon-64 --time 30ns --out si64 --no-progress"
 CMD[solv_hmr_deepves]="deepves --system alanine-dipeptide-solvated-hmr --time 20ns --out solv_hmr_deepves --async process --sample-stride 25 --push-interval 8 --no-progress"
 CMD[solv_hmr_ref]="reference --system alanine-dipeptide-solvated-hmr --time 50ns --out solv_hmr_ref --no-progress"
 NICE[si216]=0; NICE[si64]=5; NICE[solv_hmr_deepves]=0; NICE[solv_hmr_ref]=4
+CMD[villin]="deepves --system villin --time 2ns --out villin --no-progress"
+NICE[villin]=5
 # on 2 cores: silicon gets core 0 alone (its run is one thread), the solvated pair (Deep-VES with its learner
 # process, and the reference) shares core 1; PIN=0 leaves placement to the kernel
 declare -A CORE
 CORE[si216]=0; CORE[si64]=0; CORE[solv_hmr_deepves]=1; CORE[solv_hmr_ref]=1
+CORE[villin]=1
 
 # a pid file left by an earlier session may name a reused pid: check that it is still our run
 running() { [ -f "$OUT/$1.pid" ] && kill -0 "$(cat "$OUT/$1.pid")" 2>/dev/null &&
@@ -63,7 +68,7 @@ start() {
 }
 
 status() {
-    for run in si216 si64 solv_hmr_deepves solv_hmr_ref; do
+    for run in si216 si64 solv_hmr_deepves solv_hmr_ref villin; do
         [ -d "$OUT/$run" ] || continue
         state=$(running "$run" && echo running || echo stopped)
         if [ -f "$OUT/$run/ves.log" ]; then
@@ -125,10 +130,10 @@ signal() {
 action=${1:-status}; shift || true
 runs=("$@")
 if [ ${#runs[@]} -eq 0 ]; then
-    if [ "$action" = start ]; then runs=(si216 solv_hmr_deepves solv_hmr_ref); else runs=(si216 si64 solv_hmr_deepves solv_hmr_ref); fi
+    if [ "$action" = start ]; then runs=(si216 solv_hmr_deepves solv_hmr_ref); else runs=(si216 si64 solv_hmr_deepves solv_hmr_ref villin); fi
 fi
 if [ "$action" = autocommit ]; then
-    minutes=${runs[0]:-30}; runs=(si216 si64 solv_hmr_deepves solv_hmr_ref)
+    minutes=${runs[0]:-30}; runs=(si216 si64 solv_hmr_deepves solv_hmr_ref villin)
     while :; do
         sleep $((minutes * 60))
         alive=(); for run in "${runs[@]}"; do running "$run" && alive+=("$run"); done
@@ -137,7 +142,7 @@ if [ "$action" = autocommit ]; then
     done
 fi
 for run in "${runs[@]}"; do
-    [ -n "${CMD[$run]:-}" ] || { echo "unknown run '$run' (si216 si64 solv_hmr_deepves solv_hmr_ref)" >&2; exit 2; }
+    [ -n "${CMD[$run]:-}" ] || { echo "unknown run '$run' (si216 si64 solv_hmr_deepves solv_hmr_ref villin)" >&2; exit 2; }
 done
 case "$action" in
     start) start "${runs[@]}" ;;
