@@ -90,7 +90,7 @@ def test_exported_bias_in_openmm_matches_trainer(ala2, tmp_path, attach, platfor
         force = load_bias(path, forceGroup=5)
         system.addForce(force)
     else:
-        NeuralBiasForce(setup.trainer.cvs, setup.trainer.bias, forceGroup=5).addToSystem(system)
+        NeuralBiasForce(setup.trainer.cvs, setup.trainer.bias, backend="torch", forceGroup=5).addToSystem(system)
     ctx = make_context(system, openmm.VerletIntegrator(0.001), platform)
     frames = torch.cat([setup.start_positions[:: max(1, setup.start_positions.shape[0] // 3)][:3],
                         torch.randn(1, 22, 3, generator=g, dtype=F64) * 0.3])

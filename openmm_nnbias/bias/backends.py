@@ -15,7 +15,7 @@ import torch
 from .modules import LiveBiasEnergy
 from .weights import SharedWeights
 
-__all__ = ["ForceBackend", "TorchBackend", "TableBackend", "CMAPBackend", "BACKENDS", "table_expression",
+__all__ = ["ForceBackend", "TorchBackend", "TableBackend", "CMAPBackend", "CVForceBackend", "BACKENDS", "table_expression",
            "plugin_load_failures", "load_failed_plugins"]
 
 
@@ -157,6 +157,9 @@ class TorchBackend(ForceBackend):
 
     def __init__(self, cvs, bias):
         super().__init__(cvs, bias)
+        if cvs.has_force_cvs:
+            raise ValueError("the torch backend computes the CVs from positions in TorchScript; Force CVs "
+                             "(ForceCV) are computed by OpenMM: use backend='cvforce'")
         dtype = bias.layers[0].weight.dtype
         self.weights = SharedWeights(bias.n_parameters, dtype)
         self.weights.write_parameters(bias)
@@ -187,8 +190,9 @@ def _check_expressible(cvs, backend: str) -> None:
 
     for cv in cvs.sources:
         if not isinstance(cv, (Torsion, Distance, Angle, Position)):
+            use = "'cvforce'" if cvs.has_force_cvs else "'torch'"
             raise ValueError(f"the {backend} backend cannot compute CV {cv.names} ({type(cv).__name__}: "
-                             "no OpenMM expression for it); use backend='torch'")
+                             f"no OpenMM expression for it); use backend={use}")
 
 
 def table_expression(cvs, particle_of_atom: dict) -> str:
@@ -266,10 +270,7 @@ class TableBackend(_GridBackend):
 
     def __init__(self, cvs, bias, bins=None):
         super().__init__(cvs, bias)
-        _check_expressible(cvs, self.name)
-        n = cvs.n_cvs
-        if n > 3:
-            raise ValueError(f"the table backend supports at most 3 CVs, got {n}; use backend='torch'")
+        n = self._check_cvs(cvs)
         if bins is None:
             bins = [self.DEFAULT_BINS[n]] * n
         elif isinstance(bins, int):
@@ -289,6 +290,13 @@ class TableBackend(_GridBackend):
                              f"(OpenMM tabulated functions have one periodic flag); got {cvs.periodic}")
         self.function = None
         self.force = None
+
+    def _check_cvs(self, cvs) -> int:
+        """ValueError unless the CVs have OpenMM expressions and are at most 3; their number."""
+        _check_expressible(cvs, self.name)
+        if cvs.n_cvs > 3:
+            raise ValueError(f"the table backend supports at most 3 CVs, got {cvs.n_cvs}; use backend='torch'")
+        return cvs.n_cvs
 
     def table_values(self) -> list:
         v = self._grid_values()
@@ -400,4 +408,6 @@ class CMAPBackend(_GridBackend):
         self.force.setMapParameters(0, self.bins, payload)
 
 
-BACKENDS = {"torch": TorchBackend, "table": TableBackend, "cmap": CMAPBackend}
+from .cvforce import CVForceBackend  # noqa: E402  (a TableBackend subclass: defined after it)
+
+BACKENDS = {"torch": TorchBackend, "table": TableBackend, "cmap": CMAPBackend, "cvforce": CVForceBackend}

@@ -8,10 +8,10 @@ import torch
 
 from .._io import atomic_write
 from .backends import BACKENDS, ForceBackend
-from .modules import BiasEnergy
+from .modules import BiasEnergy, CVBiasEnergy
 from .network import NeuralBias
 
-__all__ = ["NeuralBiasForce", "export_bias", "load_bias"]
+__all__ = ["NeuralBiasForce", "export_bias", "load_bias", "default_backend"]
 
 
 def _contexts(contexts) -> list:
@@ -32,9 +32,12 @@ def export_bias(cvs, bias: NeuralBias, path: str) -> None:
 
     The file can be loaded with :func:`load_bias` or ``torch.jit.load`` and attached to any
     System whose atom numbering matches the CVs. The module's ``forward(positions,
-    boxvectors=None)`` computes the CVs with the minimum image when given the box (nm).
+    boxvectors=None)`` computes the CVs with the minimum image when given the box (nm). For Force CVs
+    (:class:`~openmm_nnbias.cvs.ForceCV`, computed by OpenMM) the file holds V(s) of the CV values
+    alone (:class:`~openmm_nnbias.bias.modules.CVBiasEnergy`).
     """
-    module = torch.jit.script(BiasEnergy(cvs, copy.deepcopy(bias).cpu()))
+    energy = CVBiasEnergy if cvs.has_force_cvs else BiasEnergy
+    module = torch.jit.script(energy(cvs, copy.deepcopy(bias).cpu()))
     atomic_write(path, module.save, suffix=".pt")
 
 
@@ -67,12 +70,38 @@ def load_bias(path: str, forceGroup: int = None, periodic: bool = False):
         raise ValueError(f"bias file {path!r} does not exist")
     if not isinstance(periodic, bool):
         raise TypeError(f"periodic must be a bool, got {type(periodic).__name__}")
-    force = TorchForce(torch.jit.load(path))
+    module = torch.jit.load(path)
+    if hasattr(module, "takes_cvs"):
+        raise ValueError(f"{path!r} holds V(s) of Force CVs (ForceCV), computed by OpenMM, not a positions → energy "
+                         "module: evaluate it on CV values (module.bias_from_cvs(s)), or attach the bias with "
+                         "NeuralBiasForce(cvs, bias, backend='cvforce')")
+    force = TorchForce(module)
     force.setUsesPeriodicBoundaryConditions(periodic)
     force.setName("NeuralBias")
     if forceGroup is not None:
         force.setForceGroup(int(forceGroup))
     return force
+
+
+def default_backend(cvs) -> str:
+    """The backend :class:`NeuralBiasForce` chooses for ``cvs`` (as the command line does).
+
+    ``"cvforce"`` for Force CVs; ``"table"`` for ≤ 3 Torsion/Distance/Angle/Position CVs that are all
+    periodic or all non-periodic; ``"torch"`` otherwise.
+
+    Examples
+    --------
+    >>> from openmm_nnbias.cvs import CVSet, Distance, Torsion
+    >>> default_backend(CVSet([Torsion([0, 1, 2, 3], "phi")])), default_backend(
+    ...     CVSet([Torsion([0, 1, 2, 3], "phi"), Distance([0, 3], 0.1, 1.0, "d")]))
+    ('table', 'torch')
+    """
+    from ..cvs import Angle, Distance, Position, Torsion
+
+    if cvs.has_force_cvs:
+        return "cvforce"
+    expressible = all(isinstance(cv, (Torsion, Distance, Angle, Position)) for cv in cvs.sources)
+    return "table" if expressible and cvs.n_cvs <= 3 and len(set(cvs.periodic)) == 1 else "torch"
 
 
 class NeuralBiasForce:
@@ -84,21 +113,32 @@ class NeuralBiasForce:
 
     Parameters
     ----------
-    cvs : CVSet
-        Collective variables (positions → s).
+    cvs : CVSet or list of CVs
+        Collective variables (positions → s); a list is wrapped in a :class:`~openmm_nnbias.cvs.CVSet`.
     bias : NeuralBias
         The network; its inputs must match ``cvs`` (count, periodicity, ranges).
-    backend : {"torch", "table", "cmap"}
-        ``"torch"``: openmm-torch ``TorchForce`` reading weights from shared memory (any number
-        of CVs, push ≈ 0.1 ms). ``"table"``: the network tabulated on a grid in a
-        ``CustomCompoundBondForce`` (≤ 3 CVs, fast MD, push = re-tabulation + expression
-        recompilation, tens of ms). ``"cmap"``: exactly two torsions through the native
-        ``CMAPTorsionForce`` (fastest MD, push ≈ 4 ms).
+    backend : {"torch", "table", "cmap", "cvforce"}, optional
+        Which CVs each backend takes:
+
+        * ``"torch"``: any of this package's CVs, any number (Torsion, Distance, Angle, Position,
+          RadiusOfGyration, ModelCV, ...); openmm-torch ``TorchForce`` reading weights from
+          shared memory, exact network, push ≈ 0.1 ms.
+        * ``"table"``: ≤ 3 Torsion/Distance/Angle/Position CVs, all periodic or all non-periodic;
+          the network tabulated on a grid in a ``CustomCompoundBondForce`` (fast MD on the CPU
+          platform, push = re-tabulation + expression recompilation, tens of ms).
+        * ``"cmap"``: exactly two Torsions through the native ``CMAPTorsionForce`` (fastest MD,
+          push ≈ 4 ms).
+        * ``"cvforce"``: ≤ 3 :class:`~openmm_nnbias.cvs.ForceCV` (cvpack CVs, ``CustomCVForce``,
+          any OpenMM force whose energy is the CV), all periodic or all non-periodic; the network
+          tabulated in a ``CustomCVForce`` over the CV forces.
+
+        Default None chooses as the command line does: ``"cvforce"`` for Force CVs, ``"table"``
+        where it takes the CVs, ``"torch"`` otherwise.
     forceGroup : int, optional
         Force group of the bias (default: the highest group not used in the System), so that
         its energy can be read alone with :meth:`getBiasEnergy`.
     gridBins : int or sequence of int, optional
-        Table and cmap backends: grid points per CV.
+        Table, cmap and cvforce backends: grid points per CV.
 
     Examples
     --------
@@ -118,8 +158,18 @@ class NeuralBiasForce:
     >>> nnforce.updateWeights(context)             # the running Context sees it at once
     """
 
-    def __init__(self, cvs, bias: NeuralBias, backend: str = "torch", forceGroup: int = None,
+    def __init__(self, cvs, bias: NeuralBias, backend: str = None, forceGroup: int = None,
                  gridBins=None):
+        from ..cvs import CVSet
+
+        if isinstance(cvs, (list, tuple)):
+            cvs = CVSet(cvs)
+        if not isinstance(cvs, CVSet):
+            raise TypeError(f"cvs must be a CVSet (or a list of CVs), got {type(cvs).__name__}")
+        if not isinstance(bias, NeuralBias):
+            raise TypeError(f"bias must be a NeuralBias, got {type(bias).__name__}")
+        if backend is None:
+            backend = default_backend(cvs)
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; choose one of {sorted(BACKENDS)}")
         if cvs.n_cvs != bias.n_cvs:
@@ -139,7 +189,7 @@ class NeuralBiasForce:
         self.cvs = cvs
         self.bias = bias
         self.forceGroup = None if forceGroup is None else int(forceGroup)
-        kwargs = {"bins": gridBins} if backend in ("table", "cmap") else {}
+        kwargs = {"bins": gridBins} if backend != "torch" else {}
         if gridBins is not None and backend == "torch":
             raise ValueError("gridBins applies to the 'table' and 'cmap' backends only")
         self.backend: ForceBackend = BACKENDS[backend](cvs, bias, **kwargs)
@@ -175,7 +225,8 @@ class NeuralBiasForce:
             self.forceGroup = free[0]
         force = self.getForce()
         force.setForceGroup(self.forceGroup)
-        force.setUsesPeriodicBoundaryConditions(periodic)
+        if hasattr(force, "setUsesPeriodicBoundaryConditions"):  # a CustomCVForce follows its CV forces
+            force.setUsesPeriodicBoundaryConditions(periodic)
         return system.addForce(force)
 
     def checkContext(self, context) -> None:
@@ -252,20 +303,23 @@ class NeuralBiasForce:
         from openmm import unit
 
         context = getattr(context, "context", context)
-        state = context.getState(getPositions=True)
-        pos = state.getPositions(asNumpy=True).value_in_unit(unit.nanometer)
-        box = None
-        if context.getSystem().usesPeriodicBoundaryConditions():
-            box = torch.tensor(state.getPeriodicBoxVectors(asNumpy=True).value_in_unit(unit.nanometer),
-                               dtype=torch.float64)
-        with torch.no_grad():
-            s = self.cvs(torch.tensor(pos, dtype=torch.float64), box).tolist()
+        if self.cvs.has_force_cvs:  # computed by OpenMM
+            s = self.backend.cv_values(context)
+        else:
+            state = context.getState(getPositions=True)
+            pos = state.getPositions(asNumpy=True).value_in_unit(unit.nanometer)
+            box = None
+            if context.getSystem().usesPeriodicBoundaryConditions():
+                box = torch.tensor(state.getPeriodicBoxVectors(asNumpy=True).value_in_unit(unit.nanometer),
+                                   dtype=torch.float64)
+            with torch.no_grad():
+                s = self.cvs(torch.tensor(pos, dtype=torch.float64), box).tolist()
         for name, value, per, lo, hi in zip(self.cvs.names, s, self.cvs.periodic, self.cvs.lower, self.cvs.upper):
             if not math.isfinite(value):
                 raise ValueError(f"CV {name!r} is {value}: non-finite coordinates")
             if not per and not lo <= value <= hi:
                 raise ValueError(f"CV {name!r} = {value:.4f} is outside its declared range [{lo}, {hi}]"
-                                 + (" covered by the bias table" if self.backend.name == "table" else ""))
+                                 + (" covered by the bias table" if self.backend.name in ("table", "cvforce") else ""))
         return s
 
     def getBiasEnergy(self, context):

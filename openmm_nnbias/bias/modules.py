@@ -7,7 +7,7 @@ import torch
 
 from .network import NeuralBias, mlp_value_and_grad
 
-__all__ = ["BiasEnergy", "LiveBiasEnergy", "flat_layout"]
+__all__ = ["BiasEnergy", "CVBiasEnergy", "LiveBiasEnergy", "flat_layout"]
 
 
 def flat_layout(bias: NeuralBias) -> List[List[int]]:
@@ -68,6 +68,41 @@ class BiasEnergy(torch.nn.Module):
         if boxvectors is not None:
             boxvectors = boxvectors.to(self.dtype)
         return self.bias(self.cvs(positions.to(self.dtype), boxvectors))
+
+
+class CVBiasEnergy(torch.nn.Module):
+    """V(s) of CV values alone: what ``bias.pt`` holds for Force CVs (OpenMM computes those CVs).
+
+    ``forward(s)`` and ``bias_from_cvs(s)`` map CVs ``(..., n_cvs)`` (their units) to kJ/mol;
+    ``cv_names`` and ``takes_cvs = True`` tell it from a positions module (:class:`BiasEnergy`).
+
+    Examples
+    --------
+    >>> import openmm as mm, torch
+    >>> from openmm_nnbias.cvs import CVSet, ForceCV
+    >>> from openmm_nnbias.bias import NeuralBias
+    >>> cvs = CVSet([ForceCV(mm.CustomBondForce("r"), 0.0, 2.0, name="d")])
+    >>> energy = torch.jit.script(CVBiasEnergy(cvs, NeuralBias.from_cvs(cvs)))
+    >>> float(energy(torch.tensor([[0.5]], dtype=torch.float64))[0]), energy.cv_names
+    (0.0, ['d'])
+    """
+
+    takes_cvs: bool
+
+    def __init__(self, cvs, bias: torch.nn.Module):
+        super().__init__()
+        self.bias = copy.deepcopy(bias).requires_grad_(False)
+        self.cv_names: List[str] = list(cvs.names)
+        self.takes_cvs = True
+        self.dtype = _float_dtype(bias)
+
+    @torch.jit.export
+    def bias_from_cvs(self, s: torch.Tensor) -> torch.Tensor:
+        return self.bias(s.to(self.dtype))
+
+    def forward(self, s: torch.Tensor) -> torch.Tensor:
+        """Bias energy (kJ/mol) of CV values ``s`` ``(..., n_cvs)``."""
+        return self.bias(s.to(self.dtype))
 
 
 class LiveBiasEnergy(torch.nn.Module):

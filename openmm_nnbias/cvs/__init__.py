@@ -1,9 +1,10 @@
-"""Collective variables: positions (nm) → CV values, as TorchScript modules."""
+"""Collective variables: positions (nm) → CV values, as TorchScript modules, or OpenMM forces (ForceCV)."""
 
 from .base import Angle, CollectiveVariable, Distance, Position, Torsion, minimum_image
 from .centroid_distance import CentroidDistance
 from .cvset import CVSet
 from .envsim import EnvironmentSimilarity, diamond_references
+from .force_cv import ForceCV
 from .helix_torsion_content import HelixTorsionContent
 from .model import ModelCV
 from .number_of_contacts import NumberOfContacts
@@ -13,4 +14,4 @@ from .rmsd import RMSD
 
 __all__ = ["CollectiveVariable", "Torsion", "Distance", "Angle", "Position", "CVSet", "ModelCV", "EnvironmentSimilarity",
            "diamond_references", "minimum_image", "RadiusOfGyration", "RMSD", "NumberOfContacts", "CentroidDistance",
-           "HelixTorsionContent", "PathCV"]
+           "HelixTorsionContent", "PathCV", "ForceCV"]

@@ -6,6 +6,7 @@ from typing import List, Optional, Sequence
 import torch
 
 from .base import CollectiveVariable, Distance
+from .force_cv import ForceCV
 
 __all__ = ["CVSet"]
 
@@ -18,9 +19,11 @@ class CVSet(torch.nn.Module):
 
     Parameters
     ----------
-    cvs : sequence of CollectiveVariable
-        CV modules (each may itself hold several CVs of its kind). Their order defines the
-        order of the output vector.
+    cvs : sequence of CollectiveVariable or ForceCV
+        CV modules (each may itself hold several CVs of its kind), or OpenMM forces wrapped in
+        :class:`~openmm_nnbias.cvs.ForceCV` (cvpack CVs, ``CustomCVForce``, ...). Their order
+        defines the order of the output vector. A set holds either kind, not both: the values
+        of Force CVs come from OpenMM (a Context), not from positions in torch.
 
     Notes
     -----
@@ -40,7 +43,7 @@ class CVSet(torch.nn.Module):
     torch.Size([2])
     """
 
-    __jit_unused_properties__ = ["n_cvs", "max_atom_index"]
+    __jit_unused_properties__ = ["n_cvs", "max_atom_index", "has_force_cvs"]
     names: List[str]
     units: List[str]
     periodic: List[bool]
@@ -52,9 +55,7 @@ class CVSet(torch.nn.Module):
         cvs = list(cvs)
         if not cvs:
             raise ValueError("CVSet needs at least one collective variable")
-        for cv in cvs:
-            if not isinstance(cv, CollectiveVariable):
-                raise ValueError(f"CVSet takes CollectiveVariable modules, got {type(cv).__name__}")
+        _check_kinds(cvs)
         names: List[str] = []
         units: List[str] = []
         periodic: List[bool] = []
@@ -63,17 +64,19 @@ class CVSet(torch.nn.Module):
         kinds: dict = {}
         order: List[tuple] = []  # (kind, position within kind) for each output CV
         for cv in cvs:
+            names += cv.names
+            units += [str(u) for u in getattr(cv, "units", [getattr(cv, "unit", "1")] * cv.n_cvs)]
+            periodic += [cv.periodic] * cv.n_cvs
+            lower += list(getattr(cv, "lowers", [cv.lower] * cv.n_cvs))  # per output where a CV declares them (PathCV)
+            upper += list(getattr(cv, "uppers", [cv.upper] * cv.n_cvs))
+            if isinstance(cv, ForceCV):  # computed by OpenMM: no torch group
+                continue
             kind = type(cv) if getattr(cv, "fusable", True) else id(cv)  # a ModelCV is its own group
             kinds.setdefault(kind, [])
             start = sum(m.n_cvs for m in kinds[kind])
             kinds[kind].append(cv)
             for j in range(cv.n_cvs):
                 order.append((kind, start + j))
-            names += cv.names
-            units += [str(u) for u in getattr(cv, "units", [getattr(cv, "unit", "1")] * cv.n_cvs)]
-            periodic += [cv.periodic] * cv.n_cvs
-            lower += list(getattr(cv, "lowers", [cv.lower] * cv.n_cvs))  # per output where a CV declares them (PathCV)
-            upper += list(getattr(cv, "uppers", [cv.upper] * cv.n_cvs))
         if len(set(names)) != len(names):
             raise ValueError(f"CV names must be unique, got {names}")
         groups = [members[0].merged_with(members[1:]) for members in kinds.values()]
@@ -101,9 +104,16 @@ class CVSet(torch.nn.Module):
     def max_atom_index(self) -> int:
         return max(int(g.atoms.max()) for g in self.groups)
 
+    @property
+    def has_force_cvs(self) -> bool:
+        """True for a set of :class:`~openmm_nnbias.cvs.ForceCV`: OpenMM computes the values."""
+        return isinstance(self.sources[0], ForceCV)
+
     def check_system(self, num_particles: int) -> None:
         """Raise ValueError if any CV refers to an atom index ≥ ``num_particles``."""
         for cv in self.sources:
+            if isinstance(cv, ForceCV):  # OpenMM checks a force's atoms when the Context is made
+                continue
             bad = [row for row in cv.atoms.tolist() if max(row) >= num_particles]
             if bad:
                 raise ValueError(
@@ -210,8 +220,30 @@ class CVSet(torch.nn.Module):
 
     def forward(self, positions: torch.Tensor, box: Optional[torch.Tensor] = None) -> torch.Tensor:
         """CVs ``(..., n_cvs)`` of positions ``(..., n_atoms, 3)`` (nm); ``box`` (nm) as in the Notes."""
+        if len(self.groups) == 0:
+            raise ValueError("the CVs of this set are OpenMM forces (ForceCV): read their values from a Context "
+                             "(NeuralBiasForce.getCollectiveVariables), not from positions")
         values = [g(positions, box) for g in self.groups]
         out = values[0] if len(values) == 1 else torch.cat(values, dim=-1)
         if self.identity_order:
             return out
         return out.index_select(-1, self.permutation)
+
+
+def _check_kinds(cvs: list) -> None:
+    """TypeError for a member that is neither a CollectiveVariable nor a ForceCV, or a mixed set."""
+    import openmm as mm
+
+    for i, cv in enumerate(cvs):
+        if isinstance(cv, mm.Force):
+            raise TypeError(f"cvs[{i}] is an OpenMM force ({type(cv).__name__}): wrap it as "
+                            "openmm_nnbias.cvs.ForceCV(force, lower, upper, name=...) to declare its range")
+        if not isinstance(cv, (CollectiveVariable, ForceCV)):
+            raise TypeError(f"CVSet takes CollectiveVariable modules or ForceCV, got {type(cv).__name__} (cvs[{i}])")
+    forces = [isinstance(cv, ForceCV) for cv in cvs]
+    if any(forces) and not all(forces):
+        raise ValueError(
+            "CVSet cannot mix Force CVs (ForceCV) with TorchScript CVs "
+            f"({sorted({type(cv).__name__ for cv in cvs if not isinstance(cv, ForceCV)})}): "
+            "wrap those as ForceCV too (e.g. cvpack.Torsion, cvpack.Distance) for the 'cvforce' backend, "
+            "or use only this package's CVs (openmm_nnbias.cvs.RadiusOfGyration, ...) with the 'torch' backend")

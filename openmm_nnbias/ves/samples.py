@@ -68,8 +68,10 @@ class SampleEvaluator:
     ----------
     cvs : CVSet
         The declared CVs (names, ranges: :meth:`CVSet.check_range`).
-    sub_cvs : CVSet
-        The same CVs indexing into the recorded subset of atoms.
+    sub_cvs : CVSet or None
+        The same CVs indexing into the recorded subset of atoms; None for Force CVs
+        (:class:`~openmm_nnbias.cvs.ForceCV`), whose values OpenMM computes: the evaluator then
+        takes those values ``(n, n_cvs)`` instead of positions.
     net : NeuralBias
         The bias in force; the evaluator keeps this reference and :meth:`advance` replaces its
         weights in place (give it a copy of the network being trained).
@@ -87,10 +89,13 @@ class SampleEvaluator:
         self.need_v, self.grid = bool(need_v), bool(grid)
         self.frozen, self.c = bool(frozen), float(c)
         self._staged = []  # (iteration, weights or None, frozen, c) of steps the MD side has not applied yet
-        self.n_atoms = 1 + max(int(g.atoms.max()) for g in sub_cvs.groups)  # atoms the positions must hold
+        # atoms the positions must hold (0: Force CVs, the evaluator takes CV values)
+        self.n_atoms = 0 if sub_cvs is None else 1 + max(int(g.atoms.max()) for g in sub_cvs.groups)
 
     def __call__(self, x, times, steps=None, boxes=None) -> SampleRecord:
         """Checked CVs of positions ``x`` recorded at ``times`` (ps) and, when needed, V of the bias in force.
+
+        For Force CVs (``sub_cvs`` None) ``x`` holds the CV values ``(n, n_cvs)`` instead of positions.
 
         ``boxes``: periodic box vectors of each sample, ``(n, 3, 3)`` nm (rows a, b, c), or None
         for a non-periodic system. Raises ValueError naming the first non-periodic CV outside its
@@ -98,16 +103,12 @@ class SampleEvaluator:
         iteration and reports it).
         """
         x = torch.as_tensor(np.asarray(x), dtype=torch.float64)
-        if x.dim() != 3 or x.shape[1] < self.n_atoms or x.shape[2] != 3:
-            raise ValueError(f"positions must have shape (samples, >= {self.n_atoms} atoms, 3) in nm, got {tuple(x.shape)}")
-        with torch.no_grad():
-            if boxes is None:
-                s = self.sub_cvs(x)
-            else:
-                box = torch.as_tensor(np.asarray(boxes), dtype=torch.float64)
-                if box.shape != (x.shape[0], 3, 3):
-                    raise ValueError(f"boxes must have shape ({x.shape[0]}, 3, 3) in nm, got {tuple(box.shape)}")
-                s = self.sub_cvs(x, box)
+        if self.sub_cvs is None:  # Force CVs: x holds the values OpenMM computed
+            if x.dim() != 2 or x.shape[1] != self.cvs.n_cvs:
+                raise ValueError(f"Force CV values must have shape (samples, {self.cvs.n_cvs}), got {tuple(x.shape)}")
+            s = x
+        else:
+            s = self._cvs_of_positions(x, boxes)
         finite = bool(torch.isfinite(s).all())
         if finite:
             self.cvs.check_range(s, times)
@@ -119,6 +120,17 @@ class SampleEvaluator:
                 v = self.net(s.to(device=ref.device, dtype=ref.dtype)).double().cpu()
         return SampleRecord(s, v, self.c, reweight, None if times is None else np.asarray(times),
                             None if steps is None else np.asarray(steps))
+
+    def _cvs_of_positions(self, x: torch.Tensor, boxes) -> torch.Tensor:
+        if x.dim() != 3 or x.shape[1] < self.n_atoms or x.shape[2] != 3:
+            raise ValueError(f"positions must have shape (samples, >= {self.n_atoms} atoms, 3) in nm, got {tuple(x.shape)}")
+        with torch.no_grad():
+            if boxes is None:
+                return self.sub_cvs(x)
+            box = torch.as_tensor(np.asarray(boxes), dtype=torch.float64)
+            if box.shape != (x.shape[0], 3, 3):
+                raise ValueError(f"boxes must have shape ({x.shape[0]}, 3, 3) in nm, got {tuple(box.shape)}")
+            return self.sub_cvs(x, box)
 
     def stage(self, iteration: int, weights, frozen: bool, c: float) -> None:
         """After optimizer step ``iteration``: what is in force once the MD side has applied that step.

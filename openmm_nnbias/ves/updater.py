@@ -24,7 +24,8 @@ __all__ = ["DeepVESUpdater"]
 class DeepVESUpdater(UpdaterFiles):
     """OpenMM reporter running Deep-VES (Bonati, Zhang, Parrinello 2019) during ``simulation.step``.
 
-    Every ``sampleStride`` MD steps it records the positions of the CV atoms; every ``stride``
+    Every ``sampleStride`` MD steps it records the positions of the CV atoms (for Force CVs,
+    :class:`~openmm_nnbias.cvs.ForceCV`, the CV values OpenMM computes in the Context); every ``stride``
     steps (one iteration) its learner evaluates the CVs, takes one Adam step on Ω (Eq. 10) towards
     the target, and the new weights are pushed into the running Context through the
     :class:`~openmm_nnbias.bias.NeuralBiasForce`; files are written as the steps finish. Once the
@@ -103,6 +104,8 @@ class DeepVESUpdater(UpdaterFiles):
         self.colvarStride = outputs.colvarStride or self.sampleStride
         if self.colvarStride % self.sampleStride:
             raise ValueError(f"colvarStride ({self.colvarStride}) must be a multiple of sampleStride ({sampleStride})")
+        if execution.mode == "process" and self.cvs.has_force_cvs:
+            raise ValueError("execution mode 'process' does not take Force CVs (ForceCV); use mode 'thread' or 'sync'")
         if execution.mode == "process" and reducer is not None:
             raise ValueError("the 'process' execution mode cannot be combined with multiple walkers; use 'thread'")
         self.target, self.schedule, self.outputs, self.execution = target, schedule, outputs, execution
@@ -125,14 +128,16 @@ class DeepVESUpdater(UpdaterFiles):
         self.config = dict(cvs=list(self.cvs.names), temperature=self.temperature, stride=self.stride,
                            sampleStride=self.sampleStride, target=target.describe(), schedule=schedule.describe(),
                            network=dict(hidden=list(self.bias.hidden), activation=self.bias.activation))
-        # atoms the CVs need, and a copy of the CV set indexing into that subset
-        atoms = sorted({a for g in self.cvs.groups for a in g.atoms.reshape(-1).tolist()})
-        lookup = torch.full((max(atoms) + 1,), -1, dtype=torch.long)
-        lookup[atoms] = torch.arange(len(atoms))
-        self._atoms = np.array(atoms)
-        self._sub_cvs = copy.deepcopy(self.cvs)
-        for g in self._sub_cvs.groups:
-            g.atoms = lookup[g.atoms]
+        # atoms the CVs need, and a copy of the CV set indexing into that subset (Force CVs: values recorded)
+        self._atoms, self._sub_cvs = None, None
+        if not self.cvs.has_force_cvs:
+            atoms = sorted({a for g in self.cvs.groups for a in g.atoms.reshape(-1).tolist()})
+            lookup = torch.full((max(atoms) + 1,), -1, dtype=torch.long)
+            lookup[atoms] = torch.arange(len(atoms))
+            self._atoms = np.array(atoms)
+            self._sub_cvs = copy.deepcopy(self.cvs)
+            for g in self._sub_cvs.groups:
+                g.atoms = lookup[g.atoms]
         self._samples, self._keep_states = [], None  # per sample: (State or positions, time, step)
         self.c = 0.0  # c(t) of the bias in force
         self.history = []
@@ -149,7 +154,7 @@ class DeepVESUpdater(UpdaterFiles):
     # ----------------------------------------------------------------- reporter protocol
     def describeNextReport(self, simulation):
         steps = self.sampleStride - simulation.currentStep % self.sampleStride
-        return {"steps": steps, "periodic": False, "include": ["positions"]}
+        return {"steps": steps, "periodic": False, "include": [] if self.cvs.has_force_cvs else ["positions"]}
 
     def report(self, simulation, state):
         if not self._checked:
@@ -159,7 +164,13 @@ class DeepVESUpdater(UpdaterFiles):
         if self._keep_states is None:  # small systems (≤ ~2.4 MB per iteration): read the States at the
             # iteration's end, all at once — right after integrator.step every read is slow (RESULTS.md)
             self._keep_states = simulation.system.getNumParticles() * (self.stride // self.sampleStride) <= 100_000
-        self._samples.append(state if self._keep_states else self._read(state))
+        if self.cvs.has_force_cvs:  # the values OpenMM computes now, read at this step
+            from openmm import unit
+
+            values = np.asarray(self.force.backend.cv_values(simulation.context), dtype=np.float64)
+            self._samples.append((values, state.getTime().value_in_unit(unit.picosecond), state.getStepCount(), None))
+        else:
+            self._samples.append(state if self._keep_states else self._read(state))
         if simulation.currentStep % self.stride == 0:
             self._iterate(simulation)
 
@@ -203,9 +214,12 @@ class DeepVESUpdater(UpdaterFiles):
         self._simulation = simulation
         read = [self._read(r) for r in self._samples]
         self._samples = []
-        positions = np.stack([r[0][self._atoms] for r in read])
+        if self._atoms is None:  # Force CVs: the values, (n, n_cvs)
+            positions, boxes = np.stack([r[0] for r in read]), None
+        else:
+            positions = np.stack([r[0][self._atoms] for r in read])
+            boxes = np.stack([r[3] for r in read]) if self._periodic else None
         times, steps = np.array([r[1] for r in read]), np.array([r[2] for r in read])
-        boxes = np.stack([r[3] for r in read]) if self._periodic else None
         applied = self._applied  # the steps whose weights were in force while these samples were drawn
         self._finish_pending()
         force_push = self._sync_point()
