@@ -1,6 +1,7 @@
 """Bias networks, their TorchScript export, and OpenMM force backends behind one adapter."""
 
-from .backends import BACKENDS, ForceBackend, TableBackend, TorchBackend
+from .backends import ForceBackend, TableBackend, TorchBackend
+from .registry import BACKENDS
 from .force import NeuralBiasForce, export_bias, load_bias
 from .mts import bias_force_group, mts_langevin_integrator
 from .modules import BiasEnergy, LiveBiasEnergy

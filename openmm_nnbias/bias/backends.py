@@ -2,7 +2,7 @@
 
 A backend creates the OpenMM force once and afterwards only pushes new weights into running
 Contexts. Add a backend (e.g. ``openmm.PythonForce`` on OpenMM ≥ 8.5) by subclassing
-:class:`ForceBackend` and registering it in :data:`BACKENDS`.
+:class:`ForceBackend` and registering it in :data:`openmm_nnbias.bias.registry.BACKENDS`.
 """
 
 import math
@@ -15,7 +15,7 @@ import torch
 from .modules import LiveBiasEnergy
 from .weights import SharedWeights
 
-__all__ = ["ForceBackend", "TorchBackend", "TableBackend", "CMAPBackend", "CVForceBackend", "BACKENDS", "table_expression",
+__all__ = ["ForceBackend", "TorchBackend", "TableBackend", "CMAPBackend", "table_expression",
            "plugin_load_failures", "load_failed_plugins"]
 
 
@@ -406,8 +406,3 @@ class CMAPBackend(_GridBackend):
 
     def _set_parameters(self, payload: list) -> None:
         self.force.setMapParameters(0, self.bins, payload)
-
-
-from .cvforce import CVForceBackend  # noqa: E402  (a TableBackend subclass: defined after it)
-
-BACKENDS = {"torch": TorchBackend, "table": TableBackend, "cmap": CMAPBackend, "cvforce": CVForceBackend}

@@ -7,7 +7,8 @@ import os
 import torch
 
 from .._io import atomic_write
-from .backends import BACKENDS, ForceBackend
+from .backends import ForceBackend
+from .registry import BACKENDS
 from .modules import BiasEnergy, CVBiasEnergy
 from .network import NeuralBias
 
