@@ -150,7 +150,7 @@ def _set(content, path, value):
     ("cvs.1", {"type": "distance", "name": "d", "atoms": {"indices": [0, 1]}}, "cvs[1] (distance) needs lower and upper"),
     ("cvs.1.type", "dihedral", "cvs[1].type must be one of ['torsion', 'distance', 'angle', 'position', "
                                "'radius_of_gyration', 'rmsd', 'number_of_contacts', 'centroid_distance', "
-                               "'helix_torsion_content', 'path']"),
+                               "'helix_torsion_content', 'path', 'force']"),
     ("run.steps", ..., "run needs exactly one of 'time'"),
     ("run.steps", 0, "run.steps must be >= 1, got 0"),
     ("run", {"time": "10 parsecs", "out": "run"}, "cannot read run.time '10 parsecs'"),

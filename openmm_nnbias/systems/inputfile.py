@@ -216,13 +216,13 @@ def _system(s: _Section, base: str, check: bool) -> dict:
 
 
 def _cv(raw, i: int, labels: dict, base: str = ".", check: bool = False) -> dict:
-    from .inputfile_cvs import GROUP_CV_TYPES, parse_group_cv
+    from .inputfile_cvs import EXTRA_CV_TYPES, parse_extra_cv
 
     if isinstance(raw, dict) and "type" in raw:  # the type first: it decides the keys
         kind = _Section({"type": raw["type"]}, f"cvs[{i}]", {"type": REQUIRED}, labels).text(
-            "type", tuple(CV_TYPES) + GROUP_CV_TYPES)
-        if kind in GROUP_CV_TYPES:
-            return parse_group_cv(raw, i, kind, labels, base, check)
+            "type", tuple(CV_TYPES) + EXTRA_CV_TYPES)
+        if kind in EXTRA_CV_TYPES:
+            return parse_extra_cv(raw, i, kind, labels, base, check)
     s = _Section(raw, f"cvs[{i}]", SCHEMA["cvs"], labels)
     kind = s.text("type", tuple(CV_TYPES))
     cv = {"type": kind, "name": s.text("name"), "atoms": s.value("atoms")}
@@ -274,10 +274,9 @@ def _cvs(raw, labels: dict, base: str = ".", check: bool = False) -> list:
 
 
 def _deepves(d: _Section, cvs: list) -> dict:
-    from .inputfile_cvs import GROUP_CV_TYPES, output_names
+    from .inputfile_cvs import choose_backend, output_names
 
     n_cvs = sum(len(output_names(c)) for c in cvs)
-    group = next((c["type"] for c in cvs if c["type"] in GROUP_CV_TYPES), None)
     out = {k: d.number(k, 0, True) for k in ("biasFactor", "learningRate", "klThreshold")}
     out.update({k: d.number(k, 1.0) for k in ("tauKL", "tauDecay")})
     out.update({k: d.integer(k) for k in ("chains", "stride", "sampleStride", "pushInterval", "fesInterval",
@@ -291,11 +290,8 @@ def _deepves(d: _Section, cvs: list) -> dict:
     out["bins"] = d.ints("bins") if isinstance(bins, list) else d.integer("bins", 2)
     out["hidden"] = d.ints("hidden")
     out["target"] = d.text("target", (None,) + _TARGETS) or ("well-tempered" if n_cvs <= 3 else "monte-carlo")
-    mixed = len({c["type"] == "torsion" for c in cvs}) > 1  # the table backend takes one periodic flag
-    out["backend"] = d.text("backend", (None, "table", "cmap", "torch")) or ("table" if n_cvs <= 3 and not mixed
-                                                                              and not group else "torch")
-    if group and out["backend"] != "torch":
-        raise ValueError(f"{d.name('backend')}: a {group} CV needs the torch backend, got {out['backend']!r}")
+    out["backend"] = choose_backend(cvs, d.text("backend", (None, "table", "cmap", "torch", "cvforce")),
+                                    d.name("backend"))
     out.update(activation=d.text("activation", _ACTIVATIONS), mode=d.text("mode", ("sync", "thread", "process")),
                precision=d.text("precision", ("mixed", "double")))
     out["learnerCPUs"] = d.ints("learnerCPUs", 0)

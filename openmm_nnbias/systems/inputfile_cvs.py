@@ -19,7 +19,10 @@ A ``cvs[i]`` entry whose ``type`` is one of :data:`GROUP_CV_TYPES` takes the key
   ``helix_torsion_content`` to [0, residues − 2] ([0, 1] with ``normalize``).
 
 :func:`parse_group_cv` checks the keys (one error naming the key), :func:`build_group_cv` selects the
-atoms and builds the CV; the ``path`` CV gives two columns, ``<name>_s`` and ``<name>_z``.
+atoms and builds the CV; the ``path`` CV gives two columns, ``<name>_s`` and ``<name>_z``. The ``force``
+type (an OpenMM Force as the CV) is in :mod:`~openmm_nnbias.systems.inputfile_force`;
+:func:`parse_extra_cv` and :func:`build_extra_cv` dispatch to either, :func:`choose_backend` picks the bias
+backend (group CVs: ``torch``; force CVs: ``cvforce``).
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ from __future__ import annotations
 import math
 import numbers
 
-__all__ = ["GROUP_CV_TYPES", "GROUP_SCHEMAS", "parse_group_cv", "build_group_cv", "output_names"]
+__all__ = ["GROUP_CV_TYPES", "EXTRA_CV_TYPES", "GROUP_SCHEMAS", "parse_extra_cv", "parse_group_cv", "build_extra_cv",
+           "build_group_cv", "output_names", "choose_backend"]
 
 _DEG = math.pi / 180
 _RANGE = {"lower": None, "upper": None}
@@ -44,8 +48,52 @@ GROUP_SCHEMAS = {
              "zUpper": None},
 }
 GROUP_CV_TYPES = tuple(GROUP_SCHEMAS)
+#: the CV types parsed here: the group CVs and ``force`` (:mod:`~openmm_nnbias.systems.inputfile_force`)
+EXTRA_CV_TYPES = GROUP_CV_TYPES + ("force",)
 _NEEDS_RANGE = {"radius_of_gyration": ("lower", "upper"), "rmsd": ("lower", "upper"),
                 "centroid_distance": ("lower", "upper"), "path": ("zUpper",)}
+
+
+def parse_extra_cv(raw: dict, i: int, kind: str, labels: dict, base: str, check: bool) -> dict:
+    """Validate ``cvs[i]`` of a type of :data:`EXTRA_CV_TYPES`."""
+    if kind == "force":
+        from .inputfile_force import parse_force_cv
+
+        return parse_force_cv(raw, i, labels, base, check)
+    return parse_group_cv(raw, i, kind, labels, base, check)
+
+
+def build_extra_cv(cv: dict, i: int, topology, n_atoms: int, positions=None, system=None):
+    """The CV of a parsed ``cvs[i]`` of a type of :data:`EXTRA_CV_TYPES` (see :func:`build_group_cv`)."""
+    if cv["type"] == "force":
+        from .inputfile_force import build_force_cv
+
+        return build_force_cv(cv, i)
+    return build_group_cv(cv, i, topology, n_atoms, positions, system)
+
+
+def choose_backend(cvs: list, given, key: str) -> str:
+    """The bias backend of parsed CVs: ``given`` (from ``key``) checked, or the default.
+
+    ``cvforce`` for ``force`` CVs (which take no other kind), ``torch`` with a group CV or more than 3
+    CV columns or torsions mixed with other CVs, else ``table``.
+    """
+    kinds = [c["type"] for c in cvs]
+    if "force" in kinds:
+        other = next((f"cvs[{k}] is a {t}" for k, t in enumerate(kinds) if t != "force"), None)
+        if other:
+            raise ValueError(f"cvs: force CVs take no other kind of CV ({other})")
+        if given not in (None, "cvforce"):
+            raise ValueError(f"{key}: force CVs need the cvforce backend, got {given!r}")
+        return "cvforce"
+    group = next((t for t in kinds if t in GROUP_CV_TYPES), None)
+    if given == "cvforce":
+        raise ValueError(f"{key}: the cvforce backend takes force CVs only")
+    if group and given not in (None, "torch"):
+        raise ValueError(f"{key}: a {group} CV needs the torch backend, got {given!r}")
+    n_cvs = sum(len(output_names(c)) for c in cvs)
+    mixed = len({t == "torsion" for t in kinds}) > 1  # the table backend takes one periodic flag
+    return given or ("table" if n_cvs <= 3 and not mixed and not group else "torch")
 
 
 def output_names(cv: dict) -> list:

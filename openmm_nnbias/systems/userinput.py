@@ -169,12 +169,12 @@ def build_cvs(cvs: list, topology, n_atoms: int, positions=None, system=None):
     ``weights: masses``) are needed by some group CVs (:mod:`~openmm_nnbias.systems.inputfile_cvs`).
     """
     from ..cvs import Angle, CVSet, Distance, Position, Torsion
-    from .inputfile_cvs import GROUP_CV_TYPES, build_group_cv
+    from .inputfile_cvs import EXTRA_CV_TYPES, build_extra_cv
 
     made = []
     for i, cv in enumerate(cvs):
-        if cv["type"] in GROUP_CV_TYPES:
-            made.append(build_group_cv(cv, i, topology, n_atoms, positions, system))
+        if cv["type"] in EXTRA_CV_TYPES:
+            made.append(build_extra_cv(cv, i, topology, n_atoms, positions, system))
             continue
         idx, name, lo, hi = select_atoms(cv, i, topology, n_atoms), cv["name"], cv["lower"], cv["upper"]
         made.append({"torsion": lambda: Torsion(idx, name), "distance": lambda: Distance(idx, lo, hi, name),
