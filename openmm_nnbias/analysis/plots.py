@@ -6,13 +6,32 @@ import numpy as np
 
 from ..io import read_colvar, read_grid_file, read_units
 
-__all__ = ["plot_fes", "plot_run"]
+__all__ = ["plot_fes", "plot_run", "time_axis"]
 
 
 def _label(name: str, units: dict) -> str:
     """``name (unit)`` from a file's ``#! SET units_*`` lines; the bare name when the file has none."""
     unit = units.get(name)
     return name if unit in (None, "", "1", "-") else f"{name} ({unit})"
+
+
+def time_axis(times_ps) -> tuple:
+    """Times (ps) in the unit that suits the run's length: ``(values, "time (ps)")`` below 1 ns, else in ns.
+
+    Examples
+    --------
+    >>> time_axis(np.array([0.0, 2.0]))[1], time_axis(np.array([0.0, 5000.0]))
+    ('time (ps)', (array([0., 5.]), 'time (ns)'))
+    """
+    t = np.asarray(times_ps, dtype=float)
+    if t.size and np.nanmax(np.abs(t)) >= 1000.0:
+        return t / 1000.0, "time (ns)"
+    return t, "time (ps)"
+
+
+def _marker_size(n: int) -> float:
+    """Marker size (points) of a scatter of ``n`` samples: visible for a short run, fine for a long one."""
+    return 4.0 if n <= 500 else 2.0 if n <= 20_000 else 1.0
 
 
 def plot_fes(path: str, png: str, title: str = None, vmax: float = None) -> str:
@@ -66,11 +85,11 @@ def plot_run(run: str) -> list:
         col, units = read_colvar(colvar), {"rbias": "kJ/mol", **read_units(colvar)}
         cvs = [k for k in col if k not in ("time", "bias", "rbias")]
         fig, axes = plt.subplots(len(cvs) + 1, 1, figsize=(7, 1.8 * (len(cvs) + 1)), sharex=True)
-        t = col["time"] / 1000.0
+        t, t_label = time_axis(col["time"])
         for ax, k in zip(axes, cvs + ["rbias"]):
-            ax.plot(t, col[k], ",", alpha=0.5)
+            ax.plot(t, col[k], ".", ms=_marker_size(len(t)), alpha=0.5)
             ax.set_ylabel(_label(k, units))
-        axes[-1].set_xlabel("time (ns)")
+        axes[-1].set_xlabel(t_label)
         fig.tight_layout()
         written.append(os.path.join(run, "colvar.png"))
         fig.savefig(written[-1], dpi=110)
@@ -79,10 +98,10 @@ def plot_run(run: str) -> list:
     if os.path.exists(log):  # Deep-VES: KL and learning rate per iteration over simulated time
         rows = [ln.split() for ln in open(log) if not ln.startswith("#") and ln.strip()]
         if rows:
-            t = np.array([float(r[1]) for r in rows]) / 1000.0
+            t, t_label = time_axis([float(r[1]) for r in rows])
             kl = np.array([float(r[3]) for r in rows])
             lr = np.array([float(r[4]) for r in rows])
-            written.append(_two_panels(os.path.join(run, "ves.png"), "time (ns)",
+            written.append(_two_panels(os.path.join(run, "ves.png"), t_label,
                                        (t, kl, "KL", dict(yscale="log")),
                                        (t, np.where(lr > 0, lr, np.nan), "learning rate", dict(yscale="log"))))
     dlog = os.path.join(run, "diffsim.log")

@@ -159,8 +159,12 @@ def _parser():
     ds.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     ds.add_argument("--device", default="cpu", help="torch device (default cpu)")
     ds.add_argument("--no-progress", action="store_true")
-    pl = sub.add_parser("plot", help="PNG plots of a run folder")
-    pl.add_argument("run")
+    pl = sub.add_parser("plot", help="PNG plots of a run folder",
+                        description="Write PNG plots into a run folder, one per file found: fes_bias.png and "
+                                    "fes_reweighted.png (1D or 2D free energies), colvar.png (the CVs and V - c over "
+                                    "time), ves.png (KL and learning rate per iteration), diffsim.png (DiffSim runs).")
+    pl.add_argument("run", metavar="RUN", help="run folder (the --out of openmm-nnbias deepves or diffsim) "
+                                                "holding colvar, ves.log, fes_*.dat or diffsim.log")
     return p
 
 
@@ -309,13 +313,29 @@ def _log_to_terminal() -> None:
         logger.setLevel(logging.INFO)
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A warning as one line ``openmm-nnbias: warning: ...`` on stderr (no source path, no code line)."""
+    text = " ".join(str(message).split("\n"))
+    (file or sys.stderr).write(f"openmm-nnbias: warning: {text}\n")
+
+
 def main(argv=None) -> int:
     """Run the command line with ``argv`` (default ``sys.argv[1:]``); returns the exit status (2: error).
 
     A bad argument or input (``ValueError``, ``TypeError``, ``FileNotFoundError``) is one line on
     stderr; with the environment variable ``OPENMM_NNBIAS_TRACEBACK=1`` it is raised with its
-    traceback instead (for a bug report).
+    traceback instead (for a bug report). Warnings are one line each, ``openmm-nnbias: warning: ...``.
     """
+    import warnings
+
+    shown, warnings.showwarning = warnings.showwarning, _show_warning
+    try:
+        return _main(argv)
+    finally:
+        warnings.showwarning = shown
+
+
+def _main(argv) -> int:
     args = _parser().parse_args(argv)
     _log_to_terminal()
     try:

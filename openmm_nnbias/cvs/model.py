@@ -138,6 +138,9 @@ class ModelCV(CollectiveVariable):
         One name per output (default ``"modelcv"``, or ``"modelcv0"``, ... for several).
     periodic : bool, optional
         Whether the outputs are periodic (default False).
+    unit : str, optional
+        Unit of the outputs, for file headers (``colvar``'s ``#! SET units_<name>``) and plot
+        axes, e.g. ``"nm"`` or ``"rad"`` (default ``"1"``: dimensionless, as most learned CVs).
 
     Notes
     -----
@@ -160,6 +163,8 @@ class ModelCV(CollectiveVariable):
     -0.2
     >>> CVSet([cv]).names, cv.atoms.tolist()
     (['asym'], [[0, 1, 2]])
+    >>> CVSet([ModelCV(model, pair, lower=-2.0, upper=2.0, names="asym", unit="nm")]).units
+    ['nm']
     """
 
     fusable = False  # every model CV is its own group of a CVSet
@@ -167,9 +172,11 @@ class ModelCV(CollectiveVariable):
     n_outputs: int
 
     def __init__(self, model, inputs, lower: float, upper: float,
-                 names: Union[str, Sequence[str], None] = None, periodic: bool = False):
+                 names: Union[str, Sequence[str], None] = None, periodic: bool = False, unit: str = "1"):
         if not isinstance(periodic, bool):
             raise TypeError(f"periodic must be a bool, got {type(periodic).__name__}")
+        if not isinstance(unit, str) or not unit.strip() or any(c.isspace() for c in unit):
+            raise TypeError(f"unit must be a str without spaces (e.g. 'nm', 'rad', '1'), got {unit!r}")
         for arg, value in (("lower", lower), ("upper", upper)):
             if isinstance(value, bool) or not isinstance(value, numbers.Real):
                 raise TypeError(f"{arg} must be a float, got {type(value).__name__}")
@@ -187,6 +194,7 @@ class ModelCV(CollectiveVariable):
         self.model_dtype = dtype
         self.n_inputs = n_in
         self.n_outputs = n_out
+        self.unit = unit  # of its values, for file headers and plot axes
 
     def __getstate__(self) -> dict:
         """Pickle (and deepcopy) support: the TorchScript model travels as its serialized bytes.

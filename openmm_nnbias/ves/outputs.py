@@ -89,9 +89,14 @@ class UpdaterFiles:
     # ----------------------------------------------------------------- files
 
     def _prepare_out(self, out):
+        """ValueError unless ``out`` can be created or written; creates nothing (the first report makes the folder)."""
+        existing = os.path.abspath(out)
+        while not os.path.exists(existing):  # the nearest existing ancestor holds the folder to be made
+            existing = os.path.dirname(existing)
+        if not os.path.isdir(existing):
+            raise ValueError(f"output folder {out!r} is not writable: {existing!r} is a file, not a folder")
         try:
-            os.makedirs(out, exist_ok=True)
-            probe = tempfile.NamedTemporaryFile(dir=out, prefix=".probe_", delete=True)
+            probe = tempfile.NamedTemporaryFile(dir=existing, prefix=".probe_", delete=True)
             probe.close()
         except OSError as exc:
             raise ValueError(f"output folder {out!r} is not writable: {exc}") from exc
@@ -119,6 +124,7 @@ class UpdaterFiles:
         """Set up the output files once: back up a previous run's files unless ``restarted``, write headers."""
         if self.out is None or getattr(self, "_outputs_ready", True):
             return
+        os.makedirs(self.out, exist_ok=True)
         if not restarted:
             old = [n for n in self._run_files() if os.path.exists(os.path.join(self.out, n))]
             if old:
