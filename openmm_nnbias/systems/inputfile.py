@@ -26,14 +26,13 @@ ValueError: unknown key 'sytem' (did you mean 'system'? known: cvs, deepves, run
 
 from __future__ import annotations
 
-import difflib
 import math
-import numbers
 import os
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from .._units import UNITS, parse_time, parse_with_unit
+from .._units import UNITS, parse_time
+from .inputfile_common import REQUIRED, _near, _Section
 
 __all__ = ["RunInput", "read_input", "parse_input", "UNITS", "SCHEMA", "CV_TYPES"]
 
@@ -44,7 +43,6 @@ _TARGETS = ("well-tempered", "uniform", "monte-carlo")
 _ACTIVATIONS = ("relu", "elu", "tanh", "softplus", "silu")  # = bias.network.ACTIVATIONS
 
 #: known keys of each section and their defaults (``REQUIRED``: no default)
-REQUIRED = object()
 SCHEMA = {
     "system": {"xml": None, "pdb": None, "state": None, "forcefield": None, "nonbondedMethod": "NoCutoff",
                "cutoff": 1.0, "constraints": "HBonds", "rigidWater": True, "hydrogenMass": None,
@@ -91,93 +89,6 @@ class RunInput:
     threads: int = 1
     source: Optional[str] = None
     labels: dict = field(default_factory=dict)
-
-
-def _near(key: str, known) -> str:
-    close = difflib.get_close_matches(key, list(known), n=1)
-    return f"did you mean {close[0]!r}? " * bool(close)
-
-
-class _Section:
-    """Keys of one mapping, read with their path for messages; overridden keys are named by their flag."""
-
-    def __init__(self, raw, path: str, known: dict, labels: dict) -> None:
-        if not isinstance(raw, dict):
-            raise TypeError(f"{path} must be a mapping of keys, got {type(raw).__name__}")
-        for key in raw:
-            if key not in known:
-                raise ValueError(f"unknown key '{path}.{key}' ({_near(str(key), known)}known: {', '.join(known)})")
-        self.raw, self.path, self.known, self.labels = raw, path, known, labels
-
-    def name(self, key: str) -> str:
-        full = f"{self.path}.{key}"
-        return self.labels.get(full, full)
-
-    def has(self, key: str) -> bool:
-        return self.raw.get(key) is not None
-
-    def value(self, key: str):
-        if key in self.raw:
-            if self.raw[key] is None and self.known[key] is not None:
-                raise TypeError(f"{self.name(key)} must not be null (leave it out for the default)")
-            return self.raw[key]
-        if self.known[key] is REQUIRED:
-            raise ValueError(f"{self.path} needs the key '{key}'")
-        return self.known[key]
-
-    def number(self, key: str, lo: float = -math.inf, lo_open: bool = False, unit: Optional[str] = None):
-        v = self.value(key)
-        if v is None:
-            return None
-        if isinstance(v, str) and unit is not None:
-            v = parse_with_unit(self.name(key), v, unit)
-        elif isinstance(v, bool) or not isinstance(v, numbers.Real):
-            what = f"a number in {unit} or a string such as '1 {unit}'" if unit else "a number"
-            raise TypeError(f"{self.name(key)} must be {what}, got {type(v).__name__} {v!r}")
-        v = float(v)
-        if not math.isfinite(v) or (v <= lo if lo_open else v < lo):
-            raise ValueError(f"{self.name(key)} must be a finite number {'>' if lo_open else '>='} {lo:g}"
-                             f"{' ' + unit if unit else ''}, got {v:g}")
-        return v
-
-    def integer(self, key: str, minimum: int = 1):
-        v = self.value(key)
-        if v is None:
-            return None
-        if isinstance(v, bool) or not isinstance(v, numbers.Integral):
-            raise TypeError(f"{self.name(key)} must be an integer, got {type(v).__name__} {v!r}")
-        if v < minimum:
-            raise ValueError(f"{self.name(key)} must be >= {minimum}, got {v}")
-        return int(v)
-
-    def text(self, key: str, choices=None):
-        v = self.value(key)
-        if v is None and (choices is None or None in choices):
-            return None
-        if not isinstance(v, str):
-            raise TypeError(f"{self.name(key)} must be a string, got {type(v).__name__} {v!r}")
-        if choices is not None and v not in choices:
-            raise ValueError(f"{self.name(key)} must be one of {[c for c in choices if c is not None]}, got {v!r}")
-        return v
-
-    def ints(self, key: str, minimum: int = 1):
-        v = self.value(key)
-        if v is None:
-            return None
-        if not isinstance(v, list) or not v or any(isinstance(x, bool) or not isinstance(x, int) for x in v):
-            raise TypeError(f"{self.name(key)} must be a non-empty list of integers, got {v!r}")
-        if min(v) < minimum:
-            raise ValueError(f"{self.name(key)} entries must be >= {minimum}, got {v}")
-        return [int(x) for x in v]
-
-    def path_(self, key: str, base: str, check: bool):
-        v = self.text(key)
-        if v is None:
-            return None
-        p = os.path.normpath(os.path.join(base, os.path.expanduser(v)))
-        if check and not os.path.isfile(p):
-            raise FileNotFoundError(f"{self.name(key)}: file {v!r} not found (looked for {p})")
-        return p
 
 
 def _system(s: _Section, base: str, check: bool) -> dict:

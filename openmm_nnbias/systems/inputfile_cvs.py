@@ -103,7 +103,7 @@ def output_names(cv: dict) -> list:
 
 def _group(s, key: str, what: str = "atom"):
     """A selection string or ``{indices: [...]}`` (0-based), checked."""
-    from .inputfile import REQUIRED, _Section
+    from .inputfile_common import REQUIRED, _Section
 
     v = s.value(key)
     if v is None or isinstance(v, str):
@@ -137,13 +137,13 @@ def _weights(s):
 
 def parse_group_cv(raw: dict, i: int, kind: str, labels: dict, base: str, check: bool) -> dict:
     """Validate ``cvs[i]`` of group type ``kind`` (keys of :data:`GROUP_SCHEMAS`); paths made absolute."""
-    from .inputfile import REQUIRED, _Section
+    from .inputfile_common import REQUIRED, _Section
 
     known = {"type": REQUIRED, "name": REQUIRED}
     known.update({k: (REQUIRED if v == "required" else v) for k, v in GROUP_SCHEMAS[kind].items()})
     for key in raw:
         if key not in known:
-            from .inputfile import _near
+            from .inputfile_common import _near
 
             raise ValueError(f"unknown key 'cvs[{i}].{key}' for a {kind} CV ({_near(str(key), known)}known: "
                              f"{', '.join(known)})")
@@ -203,7 +203,7 @@ def _path(s, key: str, value: str, base: str, check: bool) -> str:
 
 def _select(cv: dict, i: int, key: str, topology, n_atoms: int) -> list:
     """0-based atom indices of the group ``cv[key]``."""
-    from .userinput import _first_line
+    from .inputfile_common import _first_line
 
     name, spec = f"cvs[{i}].{key}", cv[key]
     if isinstance(spec, dict):
@@ -231,7 +231,7 @@ def _models(key: str, path: str, n_system: int, n_cv: int) -> list:
     import numpy as np
     from openmm import app, unit
 
-    from .userinput import _read
+    from .inputfile_common import _read
 
     pdb = _read(key, path, app.PDBFile)
     out = []

@@ -24,7 +24,7 @@ FORCE_SCHEMA = {"xml": None, "cvpack": None, "args": None, "lower": "required", 
 
 def parse_force_cv(raw: dict, i: int, labels: dict, base: str, check: bool) -> dict:
     """Validate a ``force`` entry ``cvs[i]`` (one error naming the key)."""
-    from .inputfile import REQUIRED, _near, _Section
+    from .inputfile_common import REQUIRED, _near, _Section
 
     known = {"type": REQUIRED, "name": REQUIRED}
     known.update({k: (REQUIRED if v == "required" else v) for k, v in FORCE_SCHEMA.items()})
@@ -55,7 +55,7 @@ def build_force_cv(cv: dict, i: int):
     """The :class:`~openmm_nnbias.cvs.ForceCV` of a parsed ``force`` entry ``cvs[i]``."""
     import openmm as mm
 
-    from .userinput import _first_line, _read
+    from .inputfile_common import _first_line, _read
 
     if cv["xml"] is not None:
         force = _read(f"cvs[{i}].xml", cv["xml"], lambda p: mm.XmlSerializer.deserialize(open(p).read()))

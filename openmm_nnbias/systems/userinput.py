@@ -17,6 +17,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Optional
 
+from .inputfile_common import _first_line, _read
+
 __all__ = ["LoadedSystem", "load_system", "select_atoms", "build_cvs", "check_barostat", "build_input_deepves"]
 
 
@@ -30,19 +32,6 @@ class LoadedSystem:
     positions: Any
     box: Any = None
     velocities: Any = None
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-def _read(key: str, path: str, reader):
-    """``reader(path)``, any failure as one ValueError line naming ``key``."""
-    try:
-        return reader(path)
-    except Exception as exc:  # noqa: BLE001 - OpenMM's and mdtraj's parsers raise many kinds
-        raise ValueError(f"{key}: cannot read {path}: {_first_line(exc)}") from None
 
 
 def load_system(spec: dict) -> LoadedSystem:

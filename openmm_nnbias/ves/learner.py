@@ -17,7 +17,7 @@ finish the pending step, submit this one, finish it now when synchronous or at a
 
 Examples
 --------
->>> learner = make_learner("thread", LearnerCore(optimizer, force.backend, evaluator, 1))  # doctest: +SKIP
+>>> learner = ThreadLearner(LearnerCore(optimizer, force.backend, evaluator, 1))  # doctest: +SKIP
 >>> learner.submit(positions, times, steps, applied=-1, force_push=False)   # doctest: +SKIP
 >>> result = learner.result()                                # doctest: +SKIP
 """
@@ -31,7 +31,7 @@ from typing import Any
 
 from .samples import SampleEvaluator, SampleRecord
 
-__all__ = ["IterationResult", "LearnerCore", "Learner", "InlineLearner", "ThreadLearner", "make_learner",
+__all__ = ["IterationResult", "LearnerCore", "Learner", "InlineLearner", "ThreadLearner",
            "validate_cpus"]
 
 
@@ -188,19 +188,6 @@ class ThreadLearner(Learner):
     def close(self) -> None:
         super().close()
         self._executor.shutdown(wait=True)
-
-
-def make_learner(mode: str, core: LearnerCore, cpus=None) -> Learner:
-    """The learner of execution ``mode`` ("sync", "thread" or "process") around ``core``."""
-    if mode == "sync":
-        return InlineLearner(core)
-    if mode == "thread":
-        return ThreadLearner(core)
-    if mode == "process":
-        from .learner_process import ProcessLearner
-
-        return ProcessLearner(core, cpus=cpus)
-    raise ValueError(f"execution mode must be 'sync', 'thread' or 'process', got {mode!r}")
 
 
 def validate_cpus(cpus) -> list[int] | None:

@@ -20,7 +20,10 @@ from .._io import truncate_rows
 from ..io import units_lines
 from .reweight import accumulate_log_weights
 
-__all__ = ["UpdaterFiles"]
+__all__ = ["UpdaterFiles", "BEST_WINDOW"]
+
+#: ``fes.dat`` reweights the frames drawn after this fraction of the run so far (1/2: the last half).
+BEST_WINDOW = 0.5
 
 
 class UpdaterFiles:
@@ -30,8 +33,12 @@ class UpdaterFiles:
     """
 
     # ----------------------------------------------------------------- records of finished steps
-    def _record(self, record):
+    def _record(self, record, iteration: int):
         """Colvar rows and reweighting of one iteration's samples (when its step finishes)."""
+        windowed = getattr(self, "_windowed", None)
+        if windowed is not None and record.v is not None and bool(torch.isfinite(record.s).all()):
+            windowed.add(iteration, float(record.times[0]), self.grid.index(record.s.to(self.grid.device)).cpu(),
+                         (record.v - record.c) / self.kT)
         if record.reweight:
             self._rw_logsum = accumulate_log_weights(
                 self._rw_logsum, self.grid.index(record.s.to(self.grid.device)).cpu(), record.v / self.kT,
@@ -81,6 +88,23 @@ class UpdaterFiles:
         f = -self.kT * self._rw_logsum
         return (f - f[torch.isfinite(f)].min()).reshape(self.grid.shape).numpy()
 
+    def getFreeEnergy(self):
+        """The run's best FES estimate now (kJ/mol, min 0, unsampled bins +inf), written as ``fes.dat``.
+
+        Frames reweighted with exp(β(V − c(t))), the bias and c(t) in force when each was drawn,
+        over the last half of the run so far (frames after t/2, in blocks of ``fesInterval``
+        iterations): the early transient is forgotten, and a learning bias already gives an estimate
+        (see :mod:`~openmm_nnbias.ves.running_fes`). None before the first iteration.
+        """
+        self._need_grid("getFreeEnergy")
+        self._finish_pending()
+        windowed = getattr(self, "_windowed", None)
+        if windowed is None or windowed.empty:
+            return None
+        now = self.history[-1]["time_ps"] if self.history else windowed.starts[-1]
+        f = windowed.fes(self.kT, since=windowed.starts[0] + BEST_WINDOW * (now - windowed.starts[0]))
+        return None if f is None else f.reshape(self.grid.shape).numpy()
+
     def gridAxes(self):
         """Bin centres of each CV (rad, nm)."""
         self._need_grid("gridAxes")
@@ -116,8 +140,8 @@ class UpdaterFiles:
 
     def _run_files(self):
         """Names (in ``out``) of the files this updater writes; a fresh run backs them up."""
-        names = list(self._table_headers()) + ["checkpoint.pt", "bias.pt", "fes_bias.dat", "fes_bias_avg.dat",
-                                               "fes_reweighted.dat"]
+        names = list(self._table_headers()) + ["checkpoint.pt", "bias.pt", "fes.dat", "fes_bias.dat",
+                                               "fes_bias_avg.dat", "fes_reweighted.dat"]
         return names + sorted(os.path.basename(p) for p in glob.glob(os.path.join(self.out, "bias_*.pt")))
 
     def _ensure_outputs(self, restarted: bool = False) -> None:
@@ -143,7 +167,8 @@ class UpdaterFiles:
         self._outputs_ready = True
 
     def writeFes(self):
-        """Write ``fes_bias.dat``, ``fes_bias_avg.dat`` (decay on), ``fes_reweighted.dat`` (frozen on) and ``bias.pt``."""
+        """Write ``fes.dat`` (the best estimate, :meth:`getFreeEnergy`), ``fes_bias.dat``, ``fes_bias_avg.dat``
+        (decay on), ``fes_reweighted.dat`` (frozen on) and ``bias.pt``."""
         from ..io import write_grid_file
 
         self._ensure_outputs()
@@ -157,6 +182,9 @@ class UpdaterFiles:
         if avg is not None:
             write_grid_file(os.path.join(self.out, "fes_bias_avg.dat"), self.cvs.names, axes, avg,
                             self.cvs.periodic, **dom)
+        best = self.getFreeEnergy()
+        if best is not None:
+            write_grid_file(os.path.join(self.out, "fes.dat"), self.cvs.names, axes, best, self.cvs.periodic, **dom)
         rw = self.getReweightedFreeEnergy()
         if rw is not None:
             write_grid_file(os.path.join(self.out, "fes_reweighted.dat"), self.cvs.names, axes, rw,

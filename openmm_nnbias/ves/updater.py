@@ -10,10 +10,12 @@ import torch
 
 from .._io import atomic_write
 from .._units import KB, strip_unit
-from .learner import LearnerCore, make_learner
+from .learner import LearnerCore
+from .learner_modes import make_learner
 from .options import ExecutionOptions, OutputOptions, ScheduleOptions, legacy_options, step_count
 from .optimizer import DeepVESOptimizer
 from .outputs import UpdaterFiles
+from .running_fes import WindowedReweighting
 from .samples import SampleEvaluator
 from .targets import MonteCarlo, TargetChoice, WellTempered
 from .triggers import MinimumTime
@@ -142,6 +144,9 @@ class DeepVESUpdater(UpdaterFiles):
         self.c = 0.0  # c(t) of the bias in force
         self.history = []
         self._rw_logsum, self._rw_count = None, 0  # per-bin log Σ exp(βV) after freezing
+        # per-bin log Σ exp(β(V − c)) of every iteration, in blocks of fesInterval iterations (fes.dat)
+        self._windowed = (WindowedReweighting(self.grid.n_points, self.fesInterval)
+                          if self.grid is not None and self.out is not None else None)
         self._learner, self._simulation, self._checked, self._periodic = None, None, False, False
         self._applied = self.optimizer.iteration - 1  # last optimizer step whose weights reached the Context
         self._last_phase = self.optimizer.phase
@@ -247,7 +252,7 @@ class DeepVESUpdater(UpdaterFiles):
         import time
 
         simulation, stats, it = self._simulation, result.stats, result.iteration
-        self._record(result.record)
+        self._record(result.record, it)
         t0 = time.perf_counter()
         if result.payload is not None:
             self.force.applyWeights(result.payload, simulation)
@@ -330,6 +335,7 @@ class DeepVESUpdater(UpdaterFiles):
         state = {
             "config": self.config, "optimizer": self.optimizer.state_dict(), "c": self.c,
             "rw_logsum": self._rw_logsum, "rw_count": self._rw_count,
+            "windowed": None if self._windowed is None else self._windowed.state_dict(),
             "history": self.history[-1000:],  # the full record is ves.log
             "context": simulation.context.createCheckpoint(), "torch_rng": torch.get_rng_state(),
         }
@@ -359,6 +365,14 @@ class DeepVESUpdater(UpdaterFiles):
         self.optimizer.load_state_dict(state["optimizer"])
         self.c = state["c"]
         self._rw_logsum, self._rw_count = state["rw_logsum"], state["rw_count"]
+        if self._windowed is not None:
+            if state.get("windowed") is not None:
+                self._windowed.load_state_dict(state["windowed"])
+            else:  # a checkpoint of an earlier version: fes.dat covers the frames from this restart on
+                import logging
+
+                logging.getLogger(__name__).warning(
+                    "checkpoint %s holds no windowed reweighting state: fes.dat covers the frames from here on", path)
         self.history = state["history"]
         torch.set_rng_state(state["torch_rng"])
         simulation.context.loadCheckpoint(state["context"])

@@ -1,0 +1,59 @@
+"""fes.dat, the run's best FES estimate: windowed reweighting against an offline reweighting of colvar,
+and an exact restart."""
+
+import os
+import sys
+
+import numpy as np
+import pytest
+
+from openmm_nnbias.analysis import read_colvar, read_grid_file, reweight_colvar
+from openmm_nnbias.ves.outputs import BEST_WINDOW
+
+sys.path.insert(0, os.path.dirname(__file__))
+from test_ves_updater import make_run  # noqa: E402
+
+
+def test_fes_dat_equals_offline_reweighting_of_the_last_half(tmp_path):
+    out = str(tmp_path / "run")
+    sim, up, _ = make_run(out, fesInterval=20, checkpointInterval=1000)
+    sim.step(200 * 120)
+    up.writeFes()
+    pts, fes, names = read_grid_file(os.path.join(out, "fes.dat"))
+    assert names == ["x"] and len(fes) == 50 and np.nanmin(fes) == 0.0
+    # the same frames reweighted offline from colvar's rbias: the blocks of 20 iterations (20 frames each)
+    # whose first frame is at or after t0 + BEST_WINDOW (t - t0)
+    col = read_colvar(os.path.join(out, "colvar"))
+    t = col["time"]
+    starts = t[::20 * 20]
+    since = starts[0] + BEST_WINDOW * (t[-1] - starts[0])
+    t_min = starts[starts >= since - 1e-9][0]
+    assert 0.4 * t[-1] < t_min < 0.7 * t[-1]
+    _, offline = reweight_colvar(os.path.join(out, "colvar"), up.kT, bins=50, t_min=t_min, periodic=[False],
+                                 lower=[-3.0], upper=[3.0])
+    finite = np.isfinite(offline)
+    assert np.array_equal(finite, np.isfinite(fes))
+    np.testing.assert_allclose(fes[finite], offline[finite], atol=1e-4)
+
+
+def test_fes_dat_of_a_restarted_run_equals_the_uninterrupted_one(tmp_path):
+    sim, up, _ = make_run(str(tmp_path / "a"), checkpointInterval=10, fesInterval=4)
+    sim.step(200 * 10)
+    sim.step(200 * 6)
+    up.writeFes()
+    sim2, up2, _ = make_run(str(tmp_path / "b"), checkpointInterval=1000, fesInterval=4, seed=99)
+    up2.loadCheckpoint(str(tmp_path / "a" / "checkpoint.pt"), sim2)
+    sim2.step(200 * 6)
+    up2.writeFes()
+    a, b = (read_grid_file(str(tmp_path / d / "fes.dat"))[1] for d in ("a", "b"))
+    np.testing.assert_array_equal(a, b)
+
+
+def test_windowed_reweighting_bad_input():
+    from openmm_nnbias.ves.running_fes import WindowedReweighting
+
+    with pytest.raises(ValueError, match="blockIterations"):
+        WindowedReweighting(10, blockIterations=0)
+    w = WindowedReweighting(10, 5)
+    with pytest.raises(ValueError, match="another grid"):
+        w.load_state_dict(WindowedReweighting(12, 5).state_dict())
