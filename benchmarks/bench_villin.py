@@ -13,6 +13,9 @@ each with its own copy of the System (``get_system("villin")``) on the CPU platf
   steps, one optimizer step every 500 steps (well-tempered target on a 50 × 50 grid), weights pushed every
   iteration, learning on the MD thread (sync).
 
+``--ranges-ps T`` instead runs T ps of unbiased MD from the PDB and prints the range of the recipe's CVs (Rg and
+RMSD of the Cα atoms, every 50 steps): how the recipe's CV ranges were chosen.
+
 The first block of each (TorchScript warm-up) is not timed. Each block is timed by wall clock and by the
 process's CPU time (``time.process_time``: on a core shared with other jobs the wall time of a block depends on
 the scheduler's share, its CPU time much less; with one OpenMM thread and one torch thread the process's CPU time
@@ -46,14 +49,37 @@ def plain(threads: int, biased: bool):
     return sim, None
 
 
+def cv_ranges(ps: float, threads: int) -> None:
+    """Unbiased MD for ``ps`` ps; min/max of the recipe's CVs every 50 steps (0.1 ps)."""
+    import numpy as np
+
+    sim, _ = plain(threads, False)
+    cvs = get_recipe("villin").build_cvs(get_system("villin"))
+    values = []
+    for _ in range(max(1, int(round(ps / 0.1)))):
+        sim.step(50)
+        state = sim.context.getState(getPositions=True)
+        x = torch.tensor(np.asarray(state.getPositions(asNumpy=True).value_in_unit(unit.nanometer)))
+        box = torch.tensor(np.asarray(state.getPeriodicBoxVectors(asNumpy=True).value_in_unit(unit.nanometer)))
+        values.append(cvs(x, box).tolist())
+    v = np.array(values)
+    for k, name in enumerate(cvs.names):
+        print(f"{name}: min {v[:, k].min():.4f} max {v[:, k].max():.4f} nm over {len(v)} frames "
+              f"({len(v) * 0.1:g} ps); recipe range [{cvs.lower[k]:g}, {cvs.upper[k]:g}] nm")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=2, help="timed interleaved blocks per configuration")
     parser.add_argument("--block", type=int, default=250, help="MD steps per block (one Deep-VES iteration: 500)")
     parser.add_argument("--threads", type=int, default=1, help="CPU platform threads")
     parser.add_argument("--static", action="store_true", help="also the bias force without an updater")
+    parser.add_argument("--ranges-ps", type=float, default=None,
+                        help="instead: ps of unbiased MD, printing the range of the recipe's CVs")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if args.ranges_ps is not None:
+        return cv_ranges(args.ranges_ps, args.threads)
     runs = {"unbiased": plain(args.threads, False)}
     if args.static:
         runs["static"] = plain(args.threads, True)

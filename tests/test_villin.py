@@ -49,7 +49,7 @@ def test_system_force_field_box_and_cvs():
 
     values = cvs(torch.tensor(np.asarray(built.positions.value_in_unit(unit.nanometer))))
     assert values[0] == pytest.approx(0.8965, abs=1e-3) and abs(float(values[1])) < 1e-6  # RMSD to itself
-    assert all(lo < float(v) < hi for v, lo, hi in zip(values, cvs.lower, cvs.upper))
+    assert all(lo <= float(v) <= hi for v, lo, hi in zip(values, cvs.lower, cvs.upper))
     with pytest.raises(ValueError, match="cutoff must be > 0 nm and at most half the shortest box width"):
         get_system("villin", cutoff=2.5)
 
