@@ -391,7 +391,7 @@ def test_step_cost_does_not_grow_with_weight_pushes(dipeptide, backend):
     their number. With a global parameter on the table backend's CustomCompoundBondForce, OpenMM's
     reference kernel (used by the CPU platform) re-appended the parameter to its per-step look-up
     list on every push of a changed table: ~2x slower steps after 3000 pushes, 3-4x after a 10 ns
-    run (the CLI default pushes every 500 steps)."""
+    run (the CLI default pushes every 500 steps); 1.7x after the 2000 pushes here."""
     system = copy.deepcopy(dipeptide.system)
     cvs = _phipsi(dipeptide)
     nnforce = NeuralBiasForce(cvs, _scaled_bias(cvs), backend=backend, gridBins=None if backend == "torch" else 8)
@@ -402,8 +402,8 @@ def test_step_cost_does_not_grow_with_weight_pushes(dipeptide, backend):
     integrator.step(200)
     before = _step_cpu_seconds(integrator)
     with torch.no_grad():
-        for i in range(3000):
+        for i in range(2000):
             nnforce.bias.layers[-1].bias.fill_(1e-3 * i)  # a changed table every push
             nnforce.updateWeights(ctx)
     after = _step_cpu_seconds(integrator)
-    assert after < 1.3 * before, f"{backend}: {after / before:.2f}x the step cost after 3000 pushes"
+    assert after < 1.3 * before, f"{backend}: {after / before:.2f}x the step cost after 2000 pushes"

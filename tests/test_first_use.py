@@ -97,22 +97,29 @@ def test_a_failed_start_creates_no_output_folder(dipeptide, tmp_path):
     assert (out / "colvar").exists() and (out / "bias.pt").exists()
 
 
-def test_cli_warnings_are_one_line(monkeypatch, capsys, tmp_path):
-    """Before: a warning showed the source path and a line of code."""
-    from openmm_nnbias.analysis import plots
+def test_cli_warnings_are_one_line(tmp_path):
+    """Before: a warning showed the source path and a line of code. Run as a user runs it (a new process:
+    under pytest warnings are recorded, not printed)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "openmm_nnbias.cli", "deepves", "--system", "wolfe-quapp",
+                           "--steps", "10", "--out", str(tmp_path / "run"), "--no-progress"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if "warning" in ln.lower()]
+    assert lines and all(ln.startswith("openmm-nnbias: warning: ") for ln in lines), proc.stderr
+    assert "ended 10 MD steps into an iteration" in proc.stderr and ".py:" not in proc.stderr
+
+
+def test_cli_restores_the_warning_format():
+    from openmm_nnbias.analysis import plots  # noqa: F401
     from openmm_nnbias.cli import main
 
-    def plot_run(run):
-        warnings.warn("first line\nsecond line", stacklevel=2)
-        return []
-
-    monkeypatch.setattr(plots, "plot_run", plot_run)
-    shown = warnings.showwarning
-    with warnings.catch_warnings():
-        warnings.simplefilter("always")
-        assert main(["plot", str(tmp_path)]) == 0
-    assert capsys.readouterr().err == "openmm-nnbias: warning: first line second line\n"
-    assert warnings.showwarning is shown  # restored after main
+    formatted = warnings.formatwarning
+    with pytest.raises(SystemExit):
+        main(["plot", "--help"])
+    assert warnings.formatwarning is formatted
 
 
 def test_plot_help_describes_its_argument(capsys):

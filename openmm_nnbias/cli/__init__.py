@@ -59,9 +59,10 @@ def _parser():
     d.add_argument("--temperature", type=float, help=f"temperature in K (default {_recipe_defaults('temperature', 'K')})")
     d.add_argument("--timestep", type=float,
                    help=f"MD time step in fs (default {_recipe_defaults('timestep', 'fs', 1000)}); with --mts K the inner step")
-    d.add_argument("--backend", default=None, choices=["table", "cmap", "torch"],
-                   help="bias force backend (default table: fastest MD on the CPU platform; "
-                        "torch for alanine-tetrapeptide and for more than 3 CVs, the only one for 6 CVs)")
+    d.add_argument("--backend", default=None, choices=_backend_names(),
+                   help="bias force backend (default: the system's recipe; table: fastest MD on the CPU platform "
+                        "for up to 3 torsions/distances/angles/positions; torch: any TorchScript CVs, any number "
+                        "(alanine-tetrapeptide, silicon, villin); cvforce: OpenMM Force CVs of an input file)")
     d.add_argument("--platform", default=None,
                    help="OpenMM platform (default CPU; Reference for wolfe-quapp; --input: the fastest here)")
     d.add_argument("--threads", type=int, default=None, help="CPU platform threads (default 1)")
@@ -299,6 +300,13 @@ def _reweight(args) -> str:
     return path
 
 
+def _backend_names() -> list:
+    """The force backends' names, from the one registry (:data:`openmm_nnbias.bias.registry.BACKENDS`)."""
+    from ..bias.registry import BACKENDS
+
+    return sorted(BACKENDS)
+
+
 def _log_to_terminal() -> None:
     """The package's log records (INFO and above) reach a CLI user as plain lines on stderr."""
     import logging
@@ -313,10 +321,14 @@ def _log_to_terminal() -> None:
         logger.setLevel(logging.INFO)
 
 
-def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    """A warning as one line ``openmm-nnbias: warning: ...`` on stderr (no source path, no code line)."""
+def _format_warning(message, category, filename, lineno, line=None) -> str:
+    """A warning as one line ``openmm-nnbias: warning: ...`` (no source path, no code line).
+
+    Installed as ``warnings.formatwarning``, not ``showwarning``: warnings that a caller records
+    (``warnings.catch_warnings(record=True)``, ``pytest.warns``) are still recorded, not printed.
+    """
     text = " ".join(str(message).split("\n"))
-    (file or sys.stderr).write(f"openmm-nnbias: warning: {text}\n")
+    return f"openmm-nnbias: warning: {text}\n"
 
 
 def main(argv=None) -> int:
@@ -328,11 +340,11 @@ def main(argv=None) -> int:
     """
     import warnings
 
-    shown, warnings.showwarning = warnings.showwarning, _show_warning
+    formatted, warnings.formatwarning = warnings.formatwarning, _format_warning
     try:
         return _main(argv)
     finally:
-        warnings.showwarning = shown
+        warnings.formatwarning = formatted
 
 
 def _main(argv) -> int:
