@@ -57,3 +57,17 @@ def test_windowed_reweighting_bad_input():
     w = WindowedReweighting(10, 5)
     with pytest.raises(ValueError, match="another grid"):
         w.load_state_dict(WindowedReweighting(12, 5).state_dict())
+
+
+def test_fes_dat_is_written_from_the_first_fes_interval(tmp_path):
+    """Before: with one block of frames (the first FES interval, or a short run) no block started in the
+    last half of the run and fes.dat was missing."""
+    out = str(tmp_path / "run")
+    sim, up, _ = make_run(out, fesInterval=20, checkpointInterval=1000)
+    sim.step(200 * 20)
+    assert os.path.exists(os.path.join(out, "fes.dat"))
+    _, fes, _ = read_grid_file(os.path.join(out, "fes.dat"))
+    _, offline = reweight_colvar(os.path.join(out, "colvar"), up.kT, bins=50, periodic=[False],
+                                 lower=[-3.0], upper=[3.0])
+    finite = np.isfinite(offline)
+    np.testing.assert_allclose(fes[finite], offline[finite], atol=1e-4)

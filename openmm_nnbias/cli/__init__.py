@@ -275,7 +275,7 @@ def _deepves(args) -> None:
                         **kwargs)
     many = max(args.walkers, int(os.environ.get("WORLD_SIZE", 1))) > 1
     if os.environ.get("RANK", "0") == "0":  # torchrun: walker 0 only
-        names = [n for n in ("fes_bias.dat", "fes_reweighted.dat", "bias.pt", "colvar", "ves.log")
+        names = [n for n in ("fes.dat", "fes_bias.dat", "fes_bias_avg.dat", "fes_reweighted.dat", "bias.pt", "colvar", "ves.log")
                  if os.path.exists(os.path.join(out, n))]
         print(f"wrote {', '.join(names)} in {out}/" + (" (colvar.k: walker k)" if many else ""))
 

@@ -16,6 +16,8 @@ Examples
 [inf, 0.0]
 >>> [round(x, 3) for x in w.fes(kT=1.0, since=0.0).tolist()]   # both: 2 frames in bin 0, 3 in bin 1
 [0.405, 0.0]
+>>> [round(x, 3) for x in w.fes(kT=1.0, since=5.0).tolist()]   # none starts that late: the newest block
+[inf, 0.0]
 """
 
 from __future__ import annotations
@@ -65,10 +67,10 @@ class WindowedReweighting:
 
     def fes(self, kT: float, since: float = 0.0) -> torch.Tensor | None:
         """F = −kT ln Σ exp(β(V − c)) (kJ/mol, min 0, empty bins +inf) of the blocks that start at or after
-        ``since`` (ps); None when there is none."""
-        chosen = [s for s, t in zip(self.logsums, self.starts) if t >= since - 1e-9]
-        if not chosen:
+        ``since`` (ps), or of the newest block when none does; None before the first frame."""
+        if not self.logsums:
             return None
+        chosen = [s for s, t in zip(self.logsums, self.starts) if t >= since - 1e-9] or self.logsums[-1:]
         logsum = torch.logsumexp(torch.stack(chosen), dim=0)
         f = -float(kT) * logsum
         finite = torch.isfinite(f)
