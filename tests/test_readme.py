@@ -20,7 +20,7 @@ def test_quick_start_leaves_the_files_the_readme_lists(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     exec(compile(code.replace("sim.step(500_000)", "sim.step(2_000)"), "README quick start", "exec"), {})
     files = sorted(os.listdir(tmp_path / "run"))
-    assert files == ["bias.pt", "checkpoint.pt", "colvar", "fes_bias.dat", "ves.log"]
+    assert files == ["bias.pt", "checkpoint.pt", "colvar", "fes.dat", "fes_bias.dat", "ves.log"]
     listed = re.search(r"`run/` then holds (.*?)\sonce the learning rate", open(README).read(), re.S).group(1)
     for name in files:
         assert f"`{name}`" in listed, name

@@ -137,7 +137,7 @@ def test_finish_writes_every_file_the_readme_lists(tmp_path, mode):
     sim.step(200 * 3)
     assert sorted(os.listdir(out)) == ["colvar", "ves.log"]
     up.finish()
-    assert sorted(os.listdir(out)) == ["bias.pt", "checkpoint.pt", "colvar", "fes_bias.dat", "ves.log"]
+    assert sorted(os.listdir(out)) == ["bias.pt", "checkpoint.pt", "colvar", "fes.dat", "fes_bias.dat", "ves.log"]
     assert up._learner is None and len(up.history) == 3
     sim2, up2, _ = make_run(None, mode=mode, seed=9)
     up2.loadCheckpoint(str(out / "checkpoint.pt"), sim2)  # a checkpoint a restart can use
@@ -151,7 +151,7 @@ def test_context_manager_finishes_and_warns_mid_iteration(tmp_path):
         with up:
             sim.step(200 * 6 + 50)  # frozen; ends 50 steps into an iteration
     files = sorted(os.listdir(out))
-    assert files == ["bias.pt", "colvar", "fes_bias.dat", "fes_bias_avg.dat", "fes_reweighted.dat", "ves.log"]
+    assert files == ["bias.pt", "colvar", "fes.dat", "fes_bias.dat", "fes_bias_avg.dat", "fes_reweighted.dat", "ves.log"]
 
 
 def test_close_puts_the_network_in_force_and_a_later_step_goes_on(tmp_path):
