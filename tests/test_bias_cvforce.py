@@ -184,28 +184,3 @@ def test_force_cv_errors(dipeptide):
     nnforce = NeuralBiasForce(cvs, NeuralBias.from_cvs(cvs))
     with pytest.raises(ValueError, match="execution mode 'process' does not take Force CVs"):
         DeepVESUpdater(nnforce, 300.0, stride=10, execution=ExecutionOptions(mode="process"))
-
-
-@pytest.mark.slow
-def test_step_cost_does_not_grow_with_weight_pushes(dipeptide):
-    """As tests/test_bias_force.py for the other backends: 3000 pushes of a changed table into a running
-    Context must not make later steps slower (OpenMM's reference CustomCVForce kernel, used by the CPU
-    platform, updates its tabulated functions on each push: ~1.0x measured, with or without a global parameter)."""
-    from test_bias_force import _step_cpu_seconds
-
-    cvs = CVSet([ForceCV(cvpack.Torsion(*dipeptide.torsions[n]), -math.pi, math.pi, name=n) for n in ("phi", "psi")])
-    nnforce = NeuralBiasForce(cvs, NeuralBias.from_cvs(cvs, seed=1, zero_output=False), gridBins=8)
-    system = copy.deepcopy(dipeptide.system)
-    nnforce.addToSystem(system)
-    assert nnforce.getForce().getNumGlobalParameters() == 0
-    integrator = mm.LangevinMiddleIntegrator(300 * unit.kelvin, 1 / unit.picosecond, 2 * unit.femtosecond)
-    ctx = mm.Context(system, integrator, mm.Platform.getPlatformByName("CPU"), {"Threads": "1"})
-    ctx.setPositions(dipeptide.positions)
-    integrator.step(200)
-    before = _step_cpu_seconds(integrator)
-    with torch.no_grad():
-        for i in range(3000):
-            nnforce.bias.layers[-1].bias.fill_(1e-3 * i)
-            nnforce.updateWeights(ctx)
-    after = _step_cpu_seconds(integrator)
-    assert after < 1.3 * before, f"cvforce: {after / before:.2f}x the step cost after 3000 pushes"

@@ -23,7 +23,7 @@ from openmm import app, unit
 from .._units import strip_unit
 from .peptides import PeptideSystem, alanine_peptide
 
-__all__ = ["solvated_alanine_dipeptide"]
+__all__ = ["solvated_alanine_dipeptide", "minimized"]
 
 
 def solvated_alanine_dipeptide(*, padding=1.2, cutoff=0.9, temperature=300.0, pressure=1.0,
@@ -72,15 +72,22 @@ def solvated_alanine_dipeptide(*, padding=1.2, cutoff=0.9, temperature=300.0, pr
     pos = np.asarray(modeller.getPositions().value_in_unit(unit.nanometer))
     energy = None
     if minimize:
-        integrator = openmm.VerletIntegrator(0.001)
-        context = openmm.Context(system, integrator, openmm.Platform.getPlatformByName("CPU"), {"Threads": "1"})
-        context.setPeriodicBoxVectors(*modeller.topology.getPeriodicBoxVectors())
-        context.setPositions(pos)
-        context.applyConstraints(1e-6)
-        openmm.LocalEnergyMinimizer.minimize(context, 10.0, 2000)
-        state = context.getState(getPositions=True, getEnergy=True)
-        pos = state.getPositions(asNumpy=True).value_in_unit(unit.nanometer)
-        energy = state.getPotentialEnergy()
-        del context, integrator
+        pos, energy = minimized(system, modeller.topology, pos)
     return PeptideSystem(topology=modeller.topology, system=system, positions=unit.Quantity(np.asarray(pos), unit.nanometer),
                          torsions=dict(vacuum.torsions), name="alanine-dipeptide-solvated", potential_energy=energy)
+
+
+def minimized(system, topology, positions):
+    """``(positions nm, potential energy)`` after constraints and a local energy minimization (10 kJ/mol/nm,
+    at most 2 000 iterations) on the CPU platform, in the topology's periodic box."""
+    import openmm
+    from openmm import unit
+
+    integrator = openmm.VerletIntegrator(0.001)
+    context = openmm.Context(system, integrator, openmm.Platform.getPlatformByName("CPU"), {"Threads": "1"})
+    context.setPeriodicBoxVectors(*topology.getPeriodicBoxVectors())
+    context.setPositions(positions)
+    context.applyConstraints(1e-6)
+    openmm.LocalEnergyMinimizer.minimize(context, 10.0, 2000)
+    state = context.getState(getPositions=True, getEnergy=True)
+    return state.getPositions(asNumpy=True).value_in_unit(unit.nanometer), state.getPotentialEnergy()

@@ -92,16 +92,9 @@ def villin_headpiece(*, cutoff=0.9, temperature=300.0, pressure=1.0, hydrogenMas
     pos = np.asarray(pdb.getPositions(asNumpy=True).value_in_unit(unit.nanometer))
     energy = None
     if minimize:
-        integrator = openmm.VerletIntegrator(0.001)
-        context = openmm.Context(system, integrator, openmm.Platform.getPlatformByName("CPU"), {"Threads": "1"})
-        context.setPeriodicBoxVectors(*pdb.topology.getPeriodicBoxVectors())
-        context.setPositions(pos)
-        context.applyConstraints(1e-6)
-        openmm.LocalEnergyMinimizer.minimize(context, 10.0, 2000)
-        state = context.getState(getPositions=True, getEnergy=True)
-        pos = state.getPositions(asNumpy=True).value_in_unit(unit.nanometer)
-        energy = state.getPotentialEnergy()
-        del context, integrator
+        from .solvated import minimized
+
+        pos, energy = minimized(system, pdb.topology, pos)
     ca = [a.index for a in pdb.topology.atoms() if a.name == "CA" and a.element is not None and a.element.symbol == "C"]
     return ProteinSystem(topology=pdb.topology, system=system, positions=unit.Quantity(np.asarray(pos), unit.nanometer),
                          torsions={}, name="villin", potential_energy=energy, ca=ca)
