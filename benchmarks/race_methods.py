@@ -39,6 +39,10 @@ TEMPERATURE, TIMESTEP_PS, FRICTION = 300.0, 0.002, 1.0
 DEEPVES_VARIANTS = {
     "": {},  # the CLI default
     "s100": {"sampleStride": 100},  # one sample per 0.2 ps instead of 0.02 ps (README's fast setting)
+    "s1": {"sampleStride": 1},  # a sample every step: 500 per iteration instead of 50
+    "lr3": {"overrides": {"learningRate": 3e-3}},  # Adam learning rate 3e-3 instead of 1e-3
+    "lr10": {"overrides": {"learningRate": 1e-2}},
+    "lr3s1": {"sampleStride": 1, "overrides": {"learningRate": 3e-3}},
 }
 
 
