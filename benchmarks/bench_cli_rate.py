@@ -9,6 +9,11 @@ Run:  python benchmarks/bench_cli_rate.py run --out benchmarks/out/cli_rate/3ns 
 time of the last ``colvar`` row (ps), and the CPU seconds (user + system) of the CLI process and its
 children (the learner process, if any). A trace already complete is not run again.
 
+With ``--pause-others`` (for a machine whose cores are shared with other jobs), every other Python
+process allowed on the run's CPUs is stopped (SIGSTOP) while the run is inside one of the two
+measurement windows and continued (SIGCONT) after it, always, also on an error; the wall-clock rates
+then compare like with like. ``--total`` (the run's simulated time) places the last window.
+
 ``report`` compares the rate over the first ``--window`` of simulated time after ``--skip`` (the
 learner's start, TorchScript compilation) with the rate over the last ``--window``: in simulated ps per
 wall second (the issue's acceptance figure; it also counts other jobs on a shared core) and per CPU
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import math
 import os
 import subprocess
 import sys
@@ -60,9 +66,57 @@ def tree_cpu_seconds(pid: int) -> float:
     return total
 
 
-def run(out: str, cli_args: list, poll: float) -> None:
+def other_jobs(own: int) -> list:
+    """Other Python processes that may run on this process's CPUs (not ``own`` or its children)."""
+    import psutil
+
+    me = psutil.Process(own)
+    mine = {own, os.getpid(), *(c.pid for c in me.children(recursive=True))}
+    cpus = set(psutil.Process().cpu_affinity())
+    found = []
+    for proc in psutil.process_iter(["pid", "name", "cmdline"]):
+        try:
+            if proc.pid in mine or "python" not in (proc.info["name"] or ""):
+                continue
+            if cpus & set(proc.cpu_affinity()):
+                found.append(proc)
+        except psutil.Error:
+            continue
+    return found
+
+
+class Pauser:
+    """Stops other jobs on our CPUs inside the measurement windows and always continues them."""
+
+    def __init__(self, windows: list, enabled: bool):
+        self.windows, self.enabled, self.stopped = windows, enabled, []
+
+    def update(self, t_ps: float, pid: int) -> None:
+        inside = any(a <= t_ps < b for a, b in self.windows)
+        if self.enabled and inside and not self.stopped:
+            self.stopped = other_jobs(pid)
+            for proc in self.stopped:
+                try:
+                    proc.suspend()
+                except Exception:
+                    pass
+        elif not inside:
+            self.resume()
+
+    def resume(self) -> None:
+        for proc in self.stopped:
+            try:
+                proc.resume()
+            except Exception:
+                pass
+        self.stopped = []
+
+
+def run(out: str, cli_args: list, poll: float, pauser: "Pauser | None" = None) -> None:
     """Run the CLI and write ``out/trace.csv`` (``out/trace.csv.part`` while it runs)."""
     import psutil
+
+    pauser = pauser or Pauser([], False)
 
     trace = os.path.join(out, "trace.csv")
     if os.path.exists(trace):
@@ -76,15 +130,19 @@ def run(out: str, cli_args: list, poll: float) -> None:
         start = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
         cpu = 0.0
-        while proc.poll() is None:
-            time.sleep(poll)
-            try:
-                cpu = tree_cpu_seconds(proc.pid)
-            except psutil.NoSuchProcess:
-                break
-            writer.writerow([round(time.perf_counter() - start, 2), last_time_ps(os.path.join(folder, "colvar")),
-                             round(cpu, 2)])
-            fh.flush()
+        try:
+            while proc.poll() is None:
+                time.sleep(poll)
+                try:
+                    cpu = tree_cpu_seconds(proc.pid)
+                except psutil.NoSuchProcess:
+                    break
+                t_ps = last_time_ps(os.path.join(folder, "colvar"))
+                pauser.update(t_ps, proc.pid)
+                writer.writerow([round(time.perf_counter() - start, 2), t_ps, round(cpu, 2)])
+                fh.flush()
+        finally:
+            pauser.resume()
     if proc.wait() != 0:
         raise SystemExit(f"the CLI run failed (exit {proc.returncode}); see {out}/cli.log")
     os.replace(trace + ".part", trace)
@@ -123,6 +181,9 @@ def main(argv=None) -> None:
     parser.add_argument("--poll", type=float, default=2.0, help="seconds between trace rows (default 2)")
     parser.add_argument("--skip", type=float, default=100.0, help="unmeasured start, ps (default 100)")
     parser.add_argument("--window", type=float, default=400.0, help="measurement window, ps (default 400)")
+    parser.add_argument("--pause-others", action="store_true",
+                        help="stop other Python jobs on these CPUs during the two measurement windows")
+    parser.add_argument("--total", type=float, default=None, help="the run's simulated time, ps (for --pause-others)")
     argv = list(sys.argv[1:] if argv is None else argv)
     cli_args = argv[argv.index("--") + 1:] if "--" in argv else []
     args = parser.parse_args(argv[:argv.index("--")] if "--" in argv else argv)
@@ -130,7 +191,12 @@ def main(argv=None) -> None:
     if args.action == "run":
         if not cli_args:
             parser.error("give the CLI's arguments after --")
-        run(out, cli_args, args.poll)
+        if args.pause_others and args.total is None:
+            parser.error("--pause-others needs --total (ps)")
+        margin = 20.0
+        windows = [] if args.total is None else [
+            (args.skip - margin, args.skip + args.window + margin), (args.total - args.window - margin, math.inf)]
+        run(out, cli_args, args.poll, Pauser(windows, args.pause_others))
     print(report(out, args.skip, args.window))
 
 
