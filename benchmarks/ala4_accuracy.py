@@ -114,7 +114,7 @@ def reference_drift(reference, snapshots, cutoff):
     return out, t_end
 
 
-def marginals_from_bias(bias_pt, kT, bias_factor=10.0, n=36, chains=4000, steps=2000, burn=500, seed=0):
+def marginals_from_bias(bias_pt, kT, biasFactor=10.0, n=36, chains=4000, steps=2000, burn=500, seed=0):
     """Marginals of F = −γ/(γ−1)·V (Eq. 4 at the well-tempered fixed point) of a saved 6-D bias.
 
     Metropolis chains sample the well-tempered target p ∝ exp(βV/(γ−1)) (barriers lowered γ-fold,
@@ -125,7 +125,7 @@ def marginals_from_bias(bias_pt, kT, bias_factor=10.0, n=36, chains=4000, steps=
 
     import torch
 
-    from openmm_nnbias.ves import MetropolisSampler
+    from openmm_nnbias.ves.montecarlo import MetropolisSampler
 
     from openmm_nnbias.analysis.marginals import weighted_marginals
 
@@ -134,8 +134,8 @@ def marginals_from_bias(bias_pt, kT, bias_factor=10.0, n=36, chains=4000, steps=
     cols = [names.index(k) for k in ("phi1", "phi2", "phi3")]
     beta = 1.0 / kT
     sampler = MetropolisSampler([-math.pi] * len(names), [math.pi] * len(names), [True] * len(names),
-                                n_chains=chains, seed=seed)
-    logp = lambda s: beta * model.bias_from_cvs(s).reshape(-1) / (bias_factor - 1)  # noqa: E731
+                                chains=chains, seed=seed)
+    logp = lambda s: beta * model.bias_from_cvs(s).reshape(-1) / (biasFactor - 1)  # noqa: E731
     sampler.run(logp, burn, record=False)
     x = sampler.run(logp, steps)
     with torch.no_grad():

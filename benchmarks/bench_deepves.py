@@ -4,9 +4,9 @@ Run:  python benchmarks/bench_deepves.py [--iterations 40] [--rounds 3]
 
 Side by side in one process, interleaved over rounds (median per configuration): unbiased MD,
 Deep-VES with the table, cmap and torch backends, synchronous (the paper's scheme) and
-asynchronous (``DeepVESUpdater(asynchronous=True)``: the optimizer step and the tabulation run
+asynchronous (``ExecutionOptions(mode="thread")``: the optimizer step and the tabulation run
 in a worker thread overlapping the next 500 MD steps; only the push into the Context stays on
-the MD thread; ``_process``: ``asynchronous="process"``, the same in a learner process). Paper settings: one optimizer step per 500 steps, 50x50 grid, samples every
+the MD thread; ``_process``: ``mode="process"``, the same in a learner process). Paper settings: one optimizer step per 500 steps, 50x50 grid, samples every
 10 steps (``_s50``/``_s100``: every 50/100); ``_p4``: weights pushed into the Context every 4th iteration;
 ``_double``: the optimizer's network passes in float64 (default: ``precision="mixed"``, float32 passes).
 Also the cost breakdown per iteration.

@@ -27,7 +27,8 @@ import torch
 
 from openmm_nnbias._units import KB
 from openmm_nnbias.bias import NeuralBias
-from openmm_nnbias.ves import CVGrid, DeepVESOptimizer, MonteCarloTarget
+from openmm_nnbias.ves import CVGrid, DeepVESOptimizer
+from openmm_nnbias.ves.montecarlo import MonteCarloTarget
 
 KT = KB * 300.0  # kJ/mol
 GRID_BINS = {2: 50, 4: 20, 6: 10}  # bins per CV actually run
@@ -85,11 +86,11 @@ def main() -> None:
     for n_cv in (2, 4, 6):
         bins = GRID_BINS[n_cv]
         grid = CVGrid([-math.pi] * n_cv, [math.pi] * n_cv, [bins] * n_cv, [True] * n_cv)
-        opt = DeepVESOptimizer(make_bias(n_cv), grid, KT, target="well-tempered", tau_kl=100)
+        opt = DeepVESOptimizer(make_bias(n_cv), grid, KT, target="well-tempered", tauKL=100)
         configs.append((n_cv, "grid", f"{bins}^{n_cv}", grid.n_points, Timed(opt, n_cv, args.samples)))
         for chains in ((500, 2000, 8000) if n_cv == 6 else (2000,)):
-            target = MonteCarloTarget.from_bias(make_bias(n_cv), KT, 10.0, n_chains=chains, n_steps=10, burn_in=20)
-            opt = DeepVESOptimizer(make_bias(n_cv), None, KT, target_sampler=target, tau_kl=100)
+            target = MonteCarloTarget.from_bias(make_bias(n_cv), KT, 10.0, chains=chains, steps=10, burnIn=20)
+            opt = DeepVESOptimizer(make_bias(n_cv), None, KT, targetSampler=target, tauKL=100)
             configs.append((n_cv, "mc", f"{chains}x10", target.n_samples, Timed(opt, n_cv, args.samples)))
     for *_, timed in configs:  # warm-up: iteration 0 takes no Adam step
         timed.step(record=False)

@@ -27,14 +27,14 @@ import time
 import numpy as np
 
 
-def _bench_walker(group, out, steps, tau_kl, kl_threshold, stride, backend, stop_at_threshold):
+def _bench_walker(group, out, steps, tauKL, klThreshold, stride, backend, stop_at_threshold):
     import torch
 
     from openmm_nnbias.systems import build_deepves
 
     torch.set_num_threads(1)
     sim, updater, dt = build_deepves("alanine-dipeptide", out=out, backend=backend, threads=1, seed=1,
-                                     overrides=dict(tauKL=tau_kl, klThreshold=kl_threshold, stride=stride),
+                                     overrides=dict(tauKL=tauKL, klThreshold=klThreshold, stride=stride),
                                      group=group)
     t0 = time.perf_counter()
     record = []

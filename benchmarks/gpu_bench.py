@@ -144,7 +144,8 @@ def part_tests(args) -> dict:
 def part_optimizer(args) -> dict:
     from bench_optimizer_scaling import KT, make_bias
 
-    from openmm_nnbias.ves import CVGrid, DeepVESOptimizer, MonteCarloTarget
+    from openmm_nnbias.ves import CVGrid, DeepVESOptimizer
+    from openmm_nnbias.ves.montecarlo import MonteCarloTarget
 
     bins, chains, n_samples, repeats = (10, 100, 50, 2) if args.quick else (50, 2000, 500, 15)
     fig = LiveFigures()
@@ -156,10 +157,10 @@ def part_optimizer(args) -> dict:
                 continue
             if n_cv == 2:
                 grid = CVGrid([-math.pi] * 2, [math.pi] * 2, [bins] * 2, [True] * 2)
-                opt = DeepVESOptimizer(make_bias(2), grid, KT, target="well-tempered", tau_kl=100, device=device)
+                opt = DeepVESOptimizer(make_bias(2), grid, KT, target="well-tempered", tauKL=100, device=device)
             else:
-                target = MonteCarloTarget.from_bias(make_bias(6), KT, 10.0, n_chains=chains, n_steps=10, burn_in=20)
-                opt = DeepVESOptimizer(make_bias(6), None, KT, target_sampler=target, tau_kl=100, device=device)
+                target = MonteCarloTarget.from_bias(make_bias(6), KT, 10.0, chains=chains, steps=10, burnIn=20)
+                opt = DeepVESOptimizer(make_bias(6), None, KT, targetSampler=target, tauKL=100, device=device)
             gen = torch.Generator().manual_seed(0)
 
             def step(opt=opt, gen=gen, n_cv=n_cv):

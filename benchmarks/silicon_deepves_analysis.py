@@ -12,7 +12,7 @@
   fewer than ``--min-count`` frames left out), the times of the KL
   threshold and of the freeze, and the earliest freeze the schedule allows (``RUN/checkpoint.pt`` gives
   τ_decay and the freeze ratio: threshold time + (n − 1) iterations, see
-  :attr:`~openmm_nnbias.ves.LearningRateSchedule.decays_to_freeze`).
+  :attr:`~openmm_nnbias.ves.schedule.LearningRateSchedule.decays_to_freeze`).
 
 States (hysteresis): liquid while CV < ``--liquid`` × N, crystal while CV > ``--crystal`` × N
 (defaults 0.15 and 0.85; the liquid at 1 700 K gives ≈ 0–3 % of N, the hot crystal ≈ 99 %). A
@@ -29,7 +29,7 @@ import numpy as np
 
 from openmm_nnbias._units import KB
 from openmm_nnbias.analysis import read_colvar, read_grid_file, reweight_colvar
-from openmm_nnbias.ves import LearningRateSchedule
+from openmm_nnbias.ves.schedule import LearningRateSchedule
 
 __all__ = ["states", "transitions", "schedule_times", "schedule_config", "kl_threshold_of", "landmarks",
            "freeze_projection", "analyse"]
@@ -55,13 +55,13 @@ def transitions(cv: np.ndarray, times: np.ndarray, n_atoms: int, liquid: float =
     return [(float(times[k]), "crystallization" if s[k] == 1 else "melting") for k in change]
 
 
-def schedule_times(log_path: str, kl_threshold: float = 0.5) -> dict:
+def schedule_times(log_path: str, threshold: float = 0.5) -> dict:
     """Simulated times (ps) of the first KL < threshold and of the freeze, from ``ves.log`` (None if not yet)."""
     rows = [ln.split() for ln in open(log_path) if ln.strip() and not ln.startswith("#")]
     t = np.array([float(r[1]) for r in rows])
     kl = np.array([float(r[3]) for r in rows])
     phase = [r[6] for r in rows]
-    below = np.nonzero(kl < kl_threshold)[0]
+    below = np.nonzero(kl < threshold)[0]
     frozen = [k for k, p in enumerate(phase) if p == "frozen"]
     return dict(t_end=float(t[-1]) if len(t) else 0.0, iterations=len(rows),
                 kl_last=float(kl[-1]) if len(kl) else float("nan"),
@@ -117,8 +117,8 @@ def freeze_projection(run: str, t_kl_ps, iteration_ps: float) -> dict:
     before the threshold is reached.
     """
     sched = schedule_config(run)
-    n = LearningRateSchedule(tau_decay=sched["tauDecay"], freeze_ratio=sched["freezeRatio"]).decays_to_freeze
-    return dict(tau_decay=float(sched["tauDecay"]), freeze_ratio=float(sched["freezeRatio"]), decays_to_freeze=n,
+    n = LearningRateSchedule(tauDecay=sched["tauDecay"], freezeRatio=sched["freezeRatio"]).decays_to_freeze
+    return dict(tauDecay=float(sched["tauDecay"]), freezeRatio=float(sched["freezeRatio"]), decays_to_freeze=n,
                 decay_span_ps=(n - 1) * iteration_ps,
                 t_freeze_earliest_ps=None if t_kl_ps is None else float(t_kl_ps + (n - 1) * iteration_ps))
 

@@ -3,7 +3,7 @@
     python examples/alanine_dipeptide_deepves.py --steps 10000000 --out ala2_run
 
 Settings as in the paper (the recipe :data:`openmm_nnbias.systems.DEEPVES_RECIPES`): bias factor 10,
-one optimizer step per 500 MD steps (1 ps), tau_KL 10 000 and tau_decay 1 000 iterations, KL
+one optimizer step per 500 MD steps (1 ps), τ_KL (tauKL) 10 000 and τ_decay (tauDecay) 1 000 iterations, KL
 threshold 0.5, 50x50 target grid, 300 K, 2 fs, friction 1/ps.
 """
 

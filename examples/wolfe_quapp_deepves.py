@@ -2,7 +2,7 @@
 
     python examples/wolfe_quapp_deepves.py --steps 2000000 --out wq_run
 
-Paper settings are stride 500, tau_KL 50 000 and tau_decay 5 000 iterations (10^8 steps to freeze);
+Paper settings are stride 500, τ_KL (tauKL) 50 000 and τ_decay (tauDecay) 5 000 iterations (10^8 steps to freeze);
 the defaults below shorten the schedule so the bias freezes within ~1.5·10^6 steps.
 """
 

@@ -41,7 +41,7 @@ def test_build_tetrapeptide_options_and_errors(tmp_path, capsys):
     import openmm as mm
 
     from openmm_nnbias.systems import build_deepves
-    from openmm_nnbias.ves import RecrossingMonitor
+    from openmm_nnbias.ves.monitors import RecrossingMonitor
 
     sim, up, dt = build_deepves("alanine-tetrapeptide", backend="torch", mts=4, overrides=dict(mcPoints=200))
     assert isinstance(sim.integrator, mm.MTSLangevinIntegrator) and math.isclose(dt, 0.008)

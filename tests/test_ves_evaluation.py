@@ -53,7 +53,7 @@ def test_reused_grid_pass_is_bit_identical_and_halves_grid_evaluations(precision
     runs = {}
     for reuse in (True, False):
         bias = _bias(3)
-        opt = DeepVESOptimizer(bias, grid, kT=2.5, tau_kl=5, compute_dtype=precision)
+        opt = DeepVESOptimizer(bias, grid, kT=2.5, tauKL=5, computeDtype=precision)
         calls = []
         original = opt.evaluator.__call__
 
@@ -78,7 +78,7 @@ def test_reused_grid_pass_is_bit_identical_and_halves_grid_evaluations(precision
 def test_cache_follows_weight_changes_and_is_not_pickled():
     grid = CVGrid([-torch.pi] * 2, [torch.pi] * 2, [20, 20], [True, True])
     bias = _bias(5)
-    opt = DeepVESOptimizer(bias, grid, kT=2.5, compute_dtype="mixed")
+    opt = DeepVESOptimizer(bias, grid, kT=2.5, computeDtype="mixed")
     for s in _samples(3):
         opt.step(s)
     before = opt.bias_on_grid()
@@ -98,4 +98,4 @@ def test_bad_precision_is_one_clear_error():
     grid = CVGrid([-1.0], [1.0], [10], [False])
     net = torch.nn.Sequential(torch.nn.Linear(1, 4), torch.nn.Tanh(), torch.nn.Linear(4, 1), torch.nn.Flatten(0)).double()
     with pytest.raises(ValueError, match="precision must be one of"):
-        DeepVESOptimizer(net, grid, kT=1.0, compute_dtype="half")
+        DeepVESOptimizer(net, grid, kT=1.0, computeDtype="half")

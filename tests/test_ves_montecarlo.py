@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from openmm_nnbias.bias import NeuralBias
-from openmm_nnbias.ves import (CVGrid, DeepVESOptimizer, MarginalKLMonitor, MetropolisSampler,
-                               MonteCarloTarget, RecrossingMonitor)
+from openmm_nnbias.ves import CVGrid, DeepVESOptimizer
+from openmm_nnbias.ves.monitors import MarginalKLMonitor, RecrossingMonitor
+from openmm_nnbias.ves.montecarlo import MetropolisSampler, MonteCarloTarget
 
 from _devices import DEFAULT_PLATFORM, DEVICES, platform_properties
 
@@ -37,9 +38,9 @@ def param_grad(bias, points, weights):
 
 # ---------------------------------------------------------------------------------------- sampler
 def test_periodic_moves_wrap_and_keep_uniform_target_uniform():
-    sampler = MetropolisSampler([-PI, 0.0], [PI, 1.0], [True, True], n_chains=400, step_size=[5.0, 0.7],
+    sampler = MetropolisSampler([-PI, 0.0], [PI, 1.0], [True, True], chains=400, stepSize=[5.0, 0.7],
                                 seed=2)
-    x = sampler.run(lambda s: torch.zeros(s.shape[0], dtype=F64), n_steps=25)
+    x = sampler.run(lambda s: torch.zeros(s.shape[0], dtype=F64), steps=25)
     assert x.shape == (10000, 2)
     assert bool((x[:, 0] >= -PI).all() and (x[:, 0] < PI).all())
     assert bool((x[:, 1] >= 0.0).all() and (x[:, 1] < 1.0).all())
@@ -54,7 +55,7 @@ def test_periodic_moves_wrap_and_keep_uniform_target_uniform():
 @pytest.mark.parametrize("boundary", ["reflect", "reject"])
 def test_nonperiodic_truncated_gaussian_mean_and_variance(boundary):
     """Target ∝ exp(-(x-0.3)²/(2·0.5²)) on [0, 2]: moments against quadrature, error from chain blocks."""
-    sampler = MetropolisSampler([0.0], [2.0], [False], n_chains=1000, step_size=0.4, boundary=boundary, seed=5)
+    sampler = MetropolisSampler([0.0], [2.0], [False], chains=1000, stepSize=0.4, boundary=boundary, seed=5)
     logp = lambda s: -((s[:, 0] - 0.3) ** 2) / (2 * 0.25)  # noqa: E731
     sampler.run(logp, 50, record=False)
     x = sampler.run(logp, 20)
@@ -74,18 +75,18 @@ def test_nonperiodic_truncated_gaussian_mean_and_variance(boundary):
 
 def test_sampler_restart_is_exact():
     logp = lambda s: torch.cos(s).sum(dim=1)  # noqa: E731
-    a = MetropolisSampler([-PI] * 3, [PI] * 3, [True] * 3, n_chains=50, seed=7)
+    a = MetropolisSampler([-PI] * 3, [PI] * 3, [True] * 3, chains=50, seed=7)
     a.run(logp, 5)
     state = a.state_dict()
     first = [a.run(logp, 3) for _ in range(2)]
-    b = MetropolisSampler([-PI] * 3, [PI] * 3, [True] * 3, n_chains=50, seed=99)
+    b = MetropolisSampler([-PI] * 3, [PI] * 3, [True] * 3, chains=50, seed=99)
     b.load_state_dict(state)
     second = [b.run(logp, 3) for _ in range(2)]
     for x, y in zip(first, second):
         assert torch.equal(x, y)
     assert (a.n_accepted, a.n_proposed) == (b.n_accepted, b.n_proposed)
     with pytest.raises(ValueError, match="n_chains"):
-        MetropolisSampler([-PI] * 3, [PI] * 3, [True] * 3, n_chains=51).load_state_dict(state)
+        MetropolisSampler([-PI] * 3, [PI] * 3, [True] * 3, chains=51).load_state_dict(state)
 
 
 def test_argument_errors():
@@ -93,10 +94,10 @@ def test_argument_errors():
         MetropolisSampler([1.0], [0.0], [False])
     with pytest.raises(ValueError, match="boundary"):
         MetropolisSampler([0.0], [1.0], [False], boundary="wrap")
-    with pytest.raises(ValueError, match="step_size"):
-        MetropolisSampler([0.0, 0.0], [1.0, 1.0], [False, False], step_size=[0.1])
-    with pytest.raises(ValueError, match="bias_factor"):
-        MonteCarloTarget([0.0], [1.0], [False], kT=1.0, bias_factor=1.0)
+    with pytest.raises(ValueError, match="stepSize"):
+        MetropolisSampler([0.0, 0.0], [1.0, 1.0], [False, False], stepSize=[0.1])
+    with pytest.raises(ValueError, match="biasFactor"):
+        MonteCarloTarget([0.0], [1.0], [False], kT=1.0, biasFactor=1.0)
 
 
 # ---------------------------------------------------------------------------------------- Eq. 10
@@ -107,7 +108,7 @@ def test_mc_and_grid_target_averages_of_dV_dw_agree_in_2d():
     v = bias(grid.points).detach()
     assert 2.0 < float(v.max() - v.min()) / (KT * (GAMMA - 1)) < 3.5  # a clearly non-uniform target
     g_grid = param_grad(bias, grid.points, torch.softmax(v / (KT * (GAMMA - 1)), 0))
-    target = MonteCarloTarget.from_bias(bias, KT, GAMMA, n_chains=2000, n_steps=10, burn_in=150, seed=1)
+    target = MonteCarloTarget.from_bias(bias, KT, GAMMA, chains=2000, steps=10, burnIn=150, seed=1)
     x = target.draw(bias)
     assert x.shape == (20000, 2) and torch.allclose(target.probabilities.sum(), torch.tensor(1.0, dtype=F64))
     print(f"acceptance rate (2D, step 0.50 rad): {target.acceptance_rate:.3f}")
@@ -128,7 +129,7 @@ def test_mc_and_grid_target_averages_of_dV_dw_agree_in_2d():
 
 
 def test_uniform_mc_target_gives_uniform_samples():
-    target = MonteCarloTarget([-PI, 0.0], [PI, 2.0], [True, False], KT, bias_factor=None, n_chains=100, n_steps=20)
+    target = MonteCarloTarget([-PI, 0.0], [PI, 2.0], [True, False], KT, biasFactor=None, chains=100, steps=20)
     x = target.draw(torsion_bias(2))
     assert target.kind == "uniform-mc" and target.acceptance_rate == 1.0 and x.shape == (2000, 2)
     assert abs(float(x[:, 1].mean()) - 1.0) < 0.05 and abs(float(x[:, 0].mean())) < 0.15
@@ -144,9 +145,9 @@ def test_marginal_kl_matches_hand_value():
 
 def gridless_optimizer(**kwargs):
     bias = NeuralBias([True] * 6, [-PI] * 6, [PI] * 6, hidden=(24, 12), seed=0)
-    target = MonteCarloTarget.from_bias(bias, KT, GAMMA, n_chains=500, n_steps=4, burn_in=10, seed=4)
-    opts = dict(kT=KT, lr=1e-3, tau_kl=2, kl_threshold=0.05, tau_decay=5, target_sampler=target,
-                marginal_bins=20)
+    target = MonteCarloTarget.from_bias(bias, KT, GAMMA, chains=500, steps=4, burnIn=10, seed=4)
+    opts = dict(kT=KT, learningRate=1e-3, tauKL=2, klThreshold=0.05, tauDecay=5, targetSampler=target,
+                marginalBins=20)
     opts.update(kwargs)
     return DeepVESOptimizer(bias, None, **opts)
 
@@ -160,7 +161,7 @@ def test_gridless_optimizer_on_six_cvs_runs_and_monitor_responds():
     assert min(kls) > 1.0  # far from the (nearly uniform) target
     assert opt.n_updates == 3 and opt.phase == "learning"
     # samples distributed as the target (an independent sampler of the same p): the KL falls
-    independent = MonteCarloTarget.from_bias(opt.bias, KT, GAMMA, n_chains=1000, n_steps=1, burn_in=50, seed=11)
+    independent = MonteCarloTarget.from_bias(opt.bias, KT, GAMMA, chains=1000, steps=1, burnIn=50, seed=11)
     stats = [opt.step(independent.draw(opt.bias)) for _ in range(8)]
     kl_after = [s["kl"] for s in stats]
     assert kl_after[-1] < 0.05 < kls[-1] and kl_after[-1] < kl_after[0]
@@ -173,13 +174,13 @@ def test_gridless_optimizer_on_six_cvs_runs_and_monitor_responds():
 def test_gridless_optimizer_restart_is_bit_identical():
     g = torch.Generator().manual_seed(1)
     batches = [torch.remainder(torch.randn(100, 6, generator=g, dtype=F64) + PI, 2 * PI) - PI for _ in range(6)]
-    rec = RecrossingMonitor([0], [(-3.0, -0.3), (0.3, 3.0)], n_transitions=50)
-    a = gridless_optimizer(recrossing=rec, lr=0.01)
+    rec = RecrossingMonitor([0], [(-3.0, -0.3), (0.3, 3.0)], transitions=50)
+    a = gridless_optimizer(recrossing=rec, learningRate=0.01)
     for b in batches[:3]:
         a.step(b)
     state = a.state_dict()
     tail_a = [a.step(b) for b in batches[3:]]
-    b_opt = gridless_optimizer(recrossing=RecrossingMonitor([0], [(-3.0, -0.3), (0.3, 3.0)], 50), lr=0.01)
+    b_opt = gridless_optimizer(recrossing=RecrossingMonitor([0], [(-3.0, -0.3), (0.3, 3.0)], 50), learningRate=0.01)
     b_opt.load_state_dict(state)
     tail_b = [b_opt.step(b) for b in batches[3:]]
     for p, q in zip(a.bias.parameters(), b_opt.bias.parameters()):
@@ -209,8 +210,8 @@ def test_gridless_optimizer_on_device_matches_cpu(device):
 
 
 def test_recrossing_rule_starts_the_decay():
-    rec = RecrossingMonitor([0, 2], [(-3.0, -0.3), (0.3, 3.0)], n_transitions=2)
-    opt = gridless_optimizer(recrossing=rec, kl_threshold=1e-9)
+    rec = RecrossingMonitor([0, 2], [(-3.0, -0.3), (0.3, 3.0)], transitions=2)
+    opt = gridless_optimizer(recrossing=rec, klThreshold=1e-9)
     base = torch.zeros(10, 6, dtype=F64)
     signs = [(-1, -1), (-1, -1), (1, 1), (0, 1), (-1, -1), (-1, 1), (1, 1)]  # 0 = between the states
     phases = []
@@ -228,7 +229,7 @@ def test_recrossing_rule_starts_the_decay():
 
 def test_recrossing_min_iterations_delays_the_decay_and_restarts():
     states = [(-3.0, -0.3), (0.3, 3.0)]
-    rec = RecrossingMonitor([0], states, n_transitions=1, min_iterations=3)
+    rec = RecrossingMonitor([0], states, transitions=1, minIterations=3)
     flip = [torch.tensor([[-1.0], [1.0]]), torch.tensor([[-1.0], [1.0]]), torch.tensor([[-1.0]])]
     seen = []
     for x in flip:
@@ -238,8 +239,8 @@ def test_recrossing_min_iterations_delays_the_decay_and_restarts():
     copy = RecrossingMonitor([0], states, 1)
     copy.load_state_dict(rec.state_dict())
     assert copy.min_iterations == 3 and copy.n_updates == 3 and copy.satisfied
-    with pytest.raises(ValueError, match="min_iterations"):
-        RecrossingMonitor([0], states, 1, min_iterations=-1)
+    with pytest.raises(ValueError, match="minIterations"):
+        RecrossingMonitor([0], states, 1, minIterations=-1)
 
 
 def test_automatic_gridless_mode_and_errors():
@@ -253,7 +254,7 @@ def test_automatic_gridless_mode_and_errors():
         DeepVESOptimizer(torsion_bias(2), grid, kT=KT, target="metropolis")
     with pytest.raises(ValueError, match="kT"):
         DeepVESOptimizer(torsion_bias(2), None, kT=KT,
-                         target_sampler=MonteCarloTarget([-PI] * 2, [PI] * 2, [True] * 2, kT=1.0))
+                         targetSampler=MonteCarloTarget([-PI] * 2, [PI] * 2, [True] * 2, kT=1.0))
 
 
 # ---------------------------------------------------------------------------------------- updater
@@ -264,7 +265,7 @@ def test_updater_gridless_mode_learns_and_restarts(tmp_path):
     from openmm_nnbias.bias import NeuralBiasForce
     from openmm_nnbias.cvs import CVSet, Position
     from openmm_nnbias.systems import wolfe_quapp
-    from openmm_nnbias.ves import DeepVESUpdater
+    from openmm_nnbias.ves import DeepVESUpdater, MonteCarlo, OutputOptions, ScheduleOptions
 
     def make(out):
         ms = wolfe_quapp()
@@ -277,9 +278,9 @@ def test_updater_gridless_mode_learns_and_restarts(tmp_path):
         sim = app.Simulation(ms.topology, ms.system, integ, mm.Platform.getPlatformByName(DEFAULT_PLATFORM),
                              platform_properties(DEFAULT_PLATFORM, threads=1))
         sim.context.setPositions(ms.positions)
-        up = DeepVESUpdater(force, ms.temperature, stride=200, sampleStride=10, gridBins=50, tauKL=5,
-                            out=out, checkpointInterval=5, fesInterval=5, targetSampling="mc",
-                            monteCarlo=dict(n_chains=200, n_steps=5))
+        up = DeepVESUpdater(force, ms.temperature, target=MonteCarlo(chains=200, steps=5, marginalBins=50),
+                            stride=200, sampleStride=10, schedule=ScheduleOptions(tauKL=5),
+                            outputs=OutputOptions(out, checkpointInterval=5, fesInterval=5))
         sim.reporters.append(up)
         return sim, up, bias
 
@@ -300,9 +301,13 @@ def test_updater_gridless_mode_learns_and_restarts(tmp_path):
 def test_unknown_monte_carlo_option_is_one_clear_error():
     from openmm_nnbias.bias import NeuralBias, NeuralBiasForce
     from openmm_nnbias.cvs import CVSet, Position
-    from openmm_nnbias.ves import DeepVESUpdater
+    from openmm_nnbias.ves import DeepVESUpdater, MonteCarlo
 
+    with pytest.raises(TypeError, match="unexpected keyword argument 'n_chains'"):
+        MonteCarlo(n_chains=10)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'n_chains'"):
+        MonteCarloTarget([-PI], [PI], [True], KT, n_chains=10)
     cvs = CVSet([Position(0, "x", -3.0, 3.0)])
     force = NeuralBiasForce(cvs, NeuralBias.from_cvs(cvs, seed=0, hidden=(8,)), backend="table")
-    with pytest.raises(ValueError, match=r"unknown monteCarlo option\(s\) \['chains'\]"):
-        DeepVESUpdater(force, 300.0, targetSampling="mc", monteCarlo=dict(chains=10))
+    with pytest.raises(TypeError, match="unexpected keyword argument 'monteCarlo'"):
+        DeepVESUpdater(force, 300.0, monteCarlo=dict(chains=10))

@@ -5,7 +5,8 @@ import math
 import pytest
 import torch
 
-from openmm_nnbias.ves import CVGrid, bias_normalization, omega_functional, omega_loss
+from openmm_nnbias.ves import CVGrid
+from openmm_nnbias.ves.omega import bias_normalization, omega_functional, omega_loss
 
 torch.set_num_threads(1)
 F64 = torch.float64

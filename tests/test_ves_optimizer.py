@@ -51,8 +51,8 @@ def exact_biased_samples(opt, fes, rng, n):
 
 def make_opt(seed=0, **kwargs):
     grid = CVGrid([-1.7], [1.7], [50], [False])
-    options = dict(kT=1.0, target="well-tempered", bias_factor=10.0, lr=0.03, tau_kl=5,
-                   kl_threshold=0.05, tau_decay=50)
+    options = dict(kT=1.0, target="well-tempered", biasFactor=10.0, learningRate=0.03, tauKL=5,
+                   klThreshold=0.05, tauDecay=50)
     options.update(kwargs)
     return DeepVESOptimizer(MLPBias(seed=seed), grid, **options)
 
@@ -107,7 +107,7 @@ def test_state_dict_roundtrip_is_bit_identical():
     rng = np.random.default_rng(7)
     batches = [exact_biased_samples(make_opt(), fes, rng, 300) for _ in range(30)]
     # high threshold and short decay: the run crosses into "decaying" before the save
-    kwargs = dict(kl_threshold=5.0, tau_decay=4, freeze_ratio=1e-6)
+    kwargs = dict(klThreshold=5.0, tauDecay=4, freezeRatio=1e-6)
     opt = make_opt(**kwargs)
     for batch in batches[:12]:
         opt.step(batch)
@@ -187,7 +187,7 @@ def test_out_of_range_samples_are_counted_not_fatal():
 
 
 def test_frozen_optimizer_does_not_update():
-    opt = make_opt(kl_threshold=10.0, tau_decay=1, freeze_ratio=0.5)
+    opt = make_opt(klThreshold=10.0, tauDecay=1, freezeRatio=0.5)
     good = torch.linspace(-1.5, 1.5, 100, dtype=F64).reshape(-1, 1)
     opt.step(good)
     stats = opt.step(good)  # first below-threshold iteration: scale -> 0 -> frozen
@@ -221,8 +221,8 @@ def test_constructor_validation():
         DeepVESOptimizer(MLPBias(), grid, kT=0.0)
     with pytest.raises(ValueError, match="target"):
         DeepVESOptimizer(MLPBias(), grid, kT=1.0, target="flat")
-    with pytest.raises(ValueError, match="bias_factor"):
-        DeepVESOptimizer(MLPBias(), grid, kT=1.0, bias_factor=1.0)
+    with pytest.raises(ValueError, match="biasFactor"):
+        DeepVESOptimizer(MLPBias(), grid, kT=1.0, biasFactor=1.0)
     with pytest.raises(ValueError, match="grid"):
         DeepVESOptimizer(MLPBias(), "grid", kT=1.0)
 
@@ -280,14 +280,14 @@ def test_step_and_checkpoint_on_device_match_cpu(device):
 
 
 def test_decay_averaged_fes_is_the_mean_of_eq4_over_decay_iterations_and_survives_state_dict():
-    opt = make_opt(kl_threshold=1e-12)  # never below the threshold: learning only
+    opt = make_opt(klThreshold=1e-12)  # never below the threshold: learning only
     rng = np.random.default_rng(3)
     samples = lambda: torch.from_numpy(rng.uniform(-1.5, 1.5, (100, 1)))  # noqa: E731
     for _ in range(3):
         opt.step(samples())
     assert opt.phase == "learning" and opt.averaged_fes_from_bias() is None
 
-    opt = make_opt(kl_threshold=1e9, tau_decay=4)  # decays from the first update on
+    opt = make_opt(klThreshold=1e9, tauDecay=4)  # decays from the first update on
     total, weight = torch.zeros(50, dtype=F64), 0.0
     opt.step(samples())  # iteration 0: no Adam step, nothing averaged
     for _ in range(6):
@@ -299,6 +299,6 @@ def test_decay_averaged_fes_is_the_mean_of_eq4_over_decay_iterations_and_survive
     torch.testing.assert_close(opt.averaged_fes_from_bias(), expected - expected.min())
     assert opt.fes_average.count == 6
 
-    clone = make_opt(kl_threshold=1e9, tau_decay=4)
+    clone = make_opt(klThreshold=1e9, tauDecay=4)
     clone.load_state_dict(opt.state_dict())
     torch.testing.assert_close(clone.averaged_fes_from_bias(), opt.averaged_fes_from_bias(), rtol=0, atol=0)

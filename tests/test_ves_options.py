@@ -1,4 +1,4 @@
-"""DeepVESUpdater's grouped options, target choices, decay triggers, the deprecated flat keywords,
+"""DeepVESUpdater's grouped options, target choices, decay triggers, flat keywords refused,
 ending a run from Python, and the errors of misuse."""
 
 import os
@@ -13,6 +13,7 @@ from openmm_nnbias.cvs import CVSet, Position
 from openmm_nnbias.systems import wolfe_quapp
 from openmm_nnbias.ves import (DeepVESUpdater, ExecutionOptions, KLThreshold, MinimumTime, MonteCarlo,
                                OutputOptions, Recrossings, ScheduleOptions, Uniform, WellTempered)
+from openmm_nnbias.ves import WalkerDeepVESUpdater, WalkerGroup
 from openmm_nnbias.ves.triggers import AllOf
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -73,25 +74,36 @@ def test_temperature_of_the_integrator_must_match_and_nothing_is_written(tmp_pat
     assert not out.exists()  # the folder is made at the first report that passes its checks
 
 
-def test_flat_keywords_still_work_with_a_deprecation_warning():
+def test_grouped_options_reach_the_optimizer():
     ms, force = _force()
-    with pytest.warns(DeprecationWarning, match="flat DeepVESUpdater keywords .*biasFactor"):
-        up = DeepVESUpdater(force, ms.temperature, biasFactor=5, gridBins=40, klThreshold=0.3, asynchronous=True,
-                            pushInterval=2, out=None, tauDecay=7)
+    up = DeepVESUpdater(force, ms.temperature, target=WellTempered(5, bins=40),
+                        schedule=ScheduleOptions(tauDecay=7, decay=KLThreshold(0.3)),
+                        outputs=OutputOptions(None), execution=ExecutionOptions(mode="thread", pushInterval=2))
     assert up.target == WellTempered(5.0, bins=40) and up.execution.mode == "thread"
     assert up.schedule.decay == KLThreshold(0.3) and up.schedule.tauDecay == 7.0 and up.pushInterval == 2
     assert up.optimizer.target.bias_factor == 5.0 and up.grid.bins_list == [40]
-    with pytest.raises(TypeError, match="not both"):
-        DeepVESUpdater(force, ms.temperature, target=Uniform(), biasFactor=5)
-    with pytest.raises(TypeError, match=r"unexpected keyword argument\(s\) \['biasfactor'\]"):
-        DeepVESUpdater(force, ms.temperature, biasfactor=5)
-    with pytest.warns(DeprecationWarning):
-        up = DeepVESUpdater(force, ms.temperature, targetSampling="mc", monteCarlo=dict(n_chains=50, n_steps=2))
+    assert up.optimizer.schedule.kl_threshold == 0.3 and up.optimizer.schedule.tau_decay == 7.0
+    up = DeepVESUpdater(force, ms.temperature, target=MonteCarlo(chains=50, steps=2, marginalBins=40))
     assert up.grid is None and up.target.chains == 50
+    assert up.optimizer.target.sampler.n_chains == 50 and up.optimizer.target.n_steps == 2
+    assert up.optimizer.kl_monitor.bins == 40
     with pytest.raises(ValueError, match="getFreeEnergyFromBias needs a grid target"):
         up.getFreeEnergyFromBias()
     with pytest.raises(ValueError, match="getReweightedFreeEnergy needs a grid target"):
         up.getReweightedFreeEnergy()
+
+
+@pytest.mark.parametrize("flat", [dict(biasFactor=5), dict(out="run"), dict(asynchronous=True), dict(gridBins=40),
+                                  dict(klThreshold=0.3), dict(monteCarlo=dict(chains=10)), dict(biasfactor=5)])
+def test_flat_keywords_are_a_type_error_naming_them(flat):
+    ms, force = _force()
+    (name,) = flat
+    with pytest.raises(TypeError, match=f"unexpected keyword argument '{name}'"):
+        DeepVESUpdater(force, ms.temperature, **flat)
+    with pytest.raises(TypeError, match=f"unexpected keyword argument '{name}'"):
+        DeepVESUpdater(force, ms.temperature, target=Uniform(), **flat)
+    with pytest.raises(TypeError, match=f"unexpected keyword argument '{name}'"):
+        WalkerDeepVESUpdater(force, ms.temperature, WalkerGroup(rank=0, worldSize=1), **flat)
 
 
 def test_minimum_time_delays_the_kl_decay():
@@ -111,8 +123,8 @@ def test_triggers_combine_and_resolve():
     rule = MinimumTime(iterations=5) & Recrossings([0], [(-3.0, -0.3), (0.3, 3.0)], 2)
     assert isinstance(rule, AllOf) and len(rule.parts) == 2
     settings = rule.resolve()
-    assert settings["recrossing"].min_iterations == 5 and not settings["use_kl"] and settings["decay_after"] == 0
-    assert KLThreshold(0.2).resolve() == {"kl_threshold": 0.2, "use_kl": True, "recrossing": None, "decay_after": 0}
+    assert settings["recrossing"].min_iterations == 5 and not settings["useKL"] and settings["decayAfter"] == 0
+    assert KLThreshold(0.2).resolve() == {"klThreshold": 0.2, "useKL": True, "recrossing": None, "decayAfter": 0}
     with pytest.raises(ValueError, match="at most one KLThreshold"):
         (KLThreshold(0.1) & KLThreshold(0.2)).resolve()
     with pytest.raises(TypeError, match="DecayTrigger objects"):

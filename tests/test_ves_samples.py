@@ -12,7 +12,7 @@ import torch
 
 from openmm_nnbias.bias import NeuralBias
 from openmm_nnbias.cvs import CVSet, Distance, Torsion
-from openmm_nnbias.ves import SampleEvaluator
+from openmm_nnbias.ves.samples import SampleEvaluator
 
 sys.path.insert(0, os.path.dirname(__file__))
 from test_ves_updater import make_run  # noqa: E402

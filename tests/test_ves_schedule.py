@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from openmm_nnbias.ves import KLMonitor, LearningRateSchedule
+from openmm_nnbias.ves.schedule import KLMonitor, LearningRateSchedule
 
 torch.set_num_threads(1)
 F64 = torch.float64
@@ -76,7 +76,7 @@ def test_kl_monitor_edge_cases_and_state():
 
 # ---------------------------------------------------------------- schedule
 def test_constant_lr_while_kl_above_threshold():
-    schedule = LearningRateSchedule(lr0=1e-3, kl_threshold=0.5, tau_decay=100)
+    schedule = LearningRateSchedule(learningRate=1e-3, klThreshold=0.5, tauDecay=100)
     for kl in [2.0, 0.5, 0.9, float("nan"), None, 0.5000001]:
         assert schedule.step(kl) == 1e-3
     assert schedule.phase == "learning"
@@ -86,7 +86,7 @@ def test_constant_lr_while_kl_above_threshold():
 @pytest.mark.parametrize("tau, ratio", [(1000, 5e-5), (7, 0.3), (50, 1e-2)])
 def test_iterations_until_frozen(tau, ratio):
     expected = math.ceil(math.log(1 / ratio) / -math.log(1 - 1 / tau))
-    schedule = LearningRateSchedule(lr0=2e-3, kl_threshold=0.5, tau_decay=tau, freeze_ratio=ratio)
+    schedule = LearningRateSchedule(learningRate=2e-3, klThreshold=0.5, tauDecay=tau, freezeRatio=ratio)
     for it in range(3):
         schedule.step(1.0)
     n_below = 0
@@ -123,7 +123,7 @@ def test_paper_default_freezes_after_about_9_9_tau():
 
 
 def test_no_monitor_needs_start_decay():
-    schedule = LearningRateSchedule(lr0=1.0, tau_decay=2, freeze_ratio=0.2)
+    schedule = LearningRateSchedule(learningRate=1.0, tauDecay=2, freezeRatio=0.2)
     for _ in range(5):
         assert schedule.step(None) == 1.0
     schedule.start_decay(iteration=42)
@@ -133,11 +133,11 @@ def test_no_monitor_needs_start_decay():
 
 
 def test_schedule_state_roundtrip_and_validation():
-    schedule = LearningRateSchedule(lr0=1e-3, tau_decay=10)
+    schedule = LearningRateSchedule(learningRate=1e-3, tauDecay=10)
     for kl in (1.0, 0.2, 0.3, 0.9, 0.1):
         schedule.step(kl)
     state = schedule.state_dict()
-    fresh = LearningRateSchedule(lr0=5.0)
+    fresh = LearningRateSchedule(learningRate=5.0)
     fresh.load_state_dict(state)
     for kl in (0.2, 0.8, 0.1):
         assert fresh.step(kl) == schedule.step(kl)
@@ -146,10 +146,10 @@ def test_schedule_state_roundtrip_and_validation():
     with pytest.raises(ValueError, match="phase"):
         fresh.load_state_dict({**state, "phase": "sleeping"})
     for kwargs, message in [
-        (dict(lr0=0.0), "lr0"),
-        (dict(kl_threshold=-1), "kl_threshold"),
-        (dict(tau_decay=0.5), "tau_decay"),
-        (dict(freeze_ratio=1.0), "freeze_ratio"),
+        (dict(learningRate=0.0), "learningRate"),
+        (dict(klThreshold=-1), "klThreshold"),
+        (dict(tauDecay=0.5), "tauDecay"),
+        (dict(freezeRatio=1.0), "freezeRatio"),
     ]:
         with pytest.raises(ValueError, match=message):
             LearningRateSchedule(**kwargs)
@@ -158,7 +158,7 @@ def test_schedule_state_roundtrip_and_validation():
 @pytest.mark.parametrize("tau, ratio", [(1, 0.5), (2, 0.2), (3, 0.25), (10, 5e-5), (2000, 5e-5), (7.5, 0.01)])
 def test_decays_to_freeze_is_where_step_freezes(tau, ratio):
     # the freeze time the silicon analysis projects: threshold iteration + n - 1 with the KL kept below
-    schedule = LearningRateSchedule(lr0=1.0, kl_threshold=0.5, tau_decay=tau, freeze_ratio=ratio)
+    schedule = LearningRateSchedule(learningRate=1.0, klThreshold=0.5, tauDecay=tau, freezeRatio=ratio)
     n = schedule.decays_to_freeze
     for _ in range(3):
         schedule.step(0.9)
@@ -167,4 +167,4 @@ def test_decays_to_freeze_is_where_step_freezes(tau, ratio):
     assert schedule.iteration_frozen == schedule.iteration_threshold_reached + n - 1
     assert (1 - 1 / tau) ** n < ratio <= (1 - 1 / tau) ** (n - 1)
     if (tau, ratio) == (2000, 5e-5):
-        assert n == 19803  # ≈ 9.9 tau_decay: 19.8 ns at 1 ps per iteration
+        assert n == 19803  # ≈ 9.9 τ_decay: 19.8 ns at 1 ps per iteration

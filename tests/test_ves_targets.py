@@ -5,7 +5,8 @@ import math
 import pytest
 import torch
 
-from openmm_nnbias.ves import CVGrid, UniformTarget, WellTemperedTarget
+from openmm_nnbias.ves import CVGrid
+from openmm_nnbias.ves.targets import UniformTarget, WellTemperedTarget
 
 torch.set_num_threads(1)
 F64 = torch.float64
@@ -33,7 +34,7 @@ def test_well_tempered_recursion_closed_form(grid, gamma):
     kT = 2.494
     s = grid.points[:, 0]
     v = -5.0 * torch.cos(s) + 0.7 * s  # fixed bias, kJ/mol
-    target = WellTemperedTarget(grid, bias_factor=gamma, kT=kT)
+    target = WellTemperedTarget(grid, biasFactor=gamma, kT=kT)
     torch.testing.assert_close(target.probabilities, torch.full((50,), 1 / 50, dtype=F64))
     for n in range(1, 8):
         target.update(v)
@@ -54,7 +55,7 @@ def test_well_tempered_recursion_closed_form(grid, gamma):
 
 
 def test_well_tempered_is_stable_for_huge_bias(grid):
-    target = WellTemperedTarget(grid, bias_factor=10.0, kT=0.1)
+    target = WellTemperedTarget(grid, biasFactor=10.0, kT=0.1)
     target.update(1e6 * grid.points[:, 0] ** 2)
     p = target.probabilities
     assert torch.isfinite(p).all()
@@ -64,12 +65,12 @@ def test_well_tempered_is_stable_for_huge_bias(grid):
 
 def test_well_tempered_validation(grid):
     for gamma in (1.0, 0.5, float("inf")):
-        with pytest.raises(ValueError, match="bias_factor"):
-            WellTemperedTarget(grid, bias_factor=gamma, kT=1.0)
+        with pytest.raises(ValueError, match="biasFactor"):
+            WellTemperedTarget(grid, biasFactor=gamma, kT=1.0)
     for kT in (0.0, -1.0):
         with pytest.raises(ValueError, match="kT"):
-            WellTemperedTarget(grid, bias_factor=10.0, kT=kT)
-    target = WellTemperedTarget(grid, bias_factor=10.0, kT=1.0)
+            WellTemperedTarget(grid, biasFactor=10.0, kT=kT)
+    target = WellTemperedTarget(grid, biasFactor=10.0, kT=1.0)
     bad = torch.zeros(50, dtype=F64)
     bad[3] = float("nan")
     with pytest.raises(ValueError, match="NaN"):
@@ -78,19 +79,19 @@ def test_well_tempered_validation(grid):
 
 
 def test_state_dict_roundtrip(grid):
-    target = WellTemperedTarget(grid, bias_factor=10.0, kT=1.0)
+    target = WellTemperedTarget(grid, biasFactor=10.0, kT=1.0)
     v = torch.sin(grid.points[:, 0])
     target.update(v)
     state = target.state_dict()
     target.update(v)  # the saved state must be an independent copy
-    fresh = WellTemperedTarget(grid, bias_factor=10.0, kT=1.0)
+    fresh = WellTemperedTarget(grid, biasFactor=10.0, kT=1.0)
     fresh.load_state_dict(state)
     assert fresh.n_updates == 1
     fresh.update(v)
     assert torch.equal(fresh.free_energy, target.free_energy)
     assert torch.equal(fresh.probabilities, target.probabilities)
     with pytest.raises(ValueError, match="bias_factor"):
-        WellTemperedTarget(grid, bias_factor=5.0, kT=1.0).load_state_dict(state)
+        WellTemperedTarget(grid, biasFactor=5.0, kT=1.0).load_state_dict(state)
     with pytest.raises(ValueError, match="kind"):
         UniformTarget(grid).load_state_dict(state)
     uniform = UniformTarget(grid)

@@ -224,7 +224,9 @@ def test_process_learner_matches_thread_learner_and_restarts(tmp_path):
 
 
 def test_process_learner_raises_the_child_exception_type():
-    from openmm_nnbias.ves import LearnerCore, ProcessLearner, SampleEvaluator
+    from openmm_nnbias.ves.learner import LearnerCore
+    from openmm_nnbias.ves.learner_process import ProcessLearner
+    from openmm_nnbias.ves.samples import SampleEvaluator
 
     _, up, _ = make_run(None)
     ev = SampleEvaluator(up.cvs, up.cvs, copy.deepcopy(up.bias), need_v=True, grid=True)

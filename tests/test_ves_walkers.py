@@ -14,7 +14,8 @@ import pytest
 import torch
 import torch.distributed as dist
 
-from openmm_nnbias.ves import CVGrid, DeepVESOptimizer, omega_loss
+from openmm_nnbias.ves import CVGrid, DeepVESOptimizer
+from openmm_nnbias.ves.omega import omega_loss
 from openmm_nnbias.ves.walkers import WalkerGroup
 
 torch.set_num_threads(1)
@@ -39,8 +40,8 @@ class MLPBias(torch.nn.Module):
 
 def make_opt(seed, reducer=None):
     grid = CVGrid([-1.7], [1.7], [50], [False])
-    return DeepVESOptimizer(MLPBias(seed), grid, kT=1.0, bias_factor=10.0, lr=0.03, tau_kl=5,
-                            kl_threshold=0.05, tau_decay=50, reducer=reducer)
+    return DeepVESOptimizer(MLPBias(seed), grid, kT=1.0, biasFactor=10.0, learningRate=0.03, tauKL=5,
+                            klThreshold=0.05, tauDecay=50, reducer=reducer)
 
 
 def walker_samples(rank, iteration):
@@ -59,7 +60,7 @@ def run_walkers(fn, world_size=2, check_interval=1):
         try:
             pg = dist.ProcessGroupGloo(dist.PrefixStore(prefix, store), rank, world_size,
                                        datetime.timedelta(seconds=20))
-            group = WalkerGroup(rank, world_size, backend="gloo", process_group=pg, check_interval=check_interval)
+            group = WalkerGroup(rank, world_size, backend="gloo", processGroup=pg, checkInterval=check_interval)
             results[rank] = fn(group)
         except Exception as exc:  # noqa: BLE001 - re-raised in the main thread
             errors[rank] = exc
@@ -216,7 +217,7 @@ def test_walkers_out_of_step_raise_instead_of_hanging():
 
 
 def test_single_walker_group_changes_nothing():
-    ref, one = make_opt(seed=5), make_opt(seed=5, reducer=WalkerGroup(rank=0, world_size=1))
+    ref, one = make_opt(seed=5), make_opt(seed=5, reducer=WalkerGroup(rank=0, worldSize=1))
     for it in range(4):
         a, b = ref.step(walker_samples(0, it)), one.step(walker_samples(0, it))
         assert a == b
@@ -229,12 +230,12 @@ def test_walker_group_argument_errors(monkeypatch):
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     with pytest.raises(ValueError, match="no walker environment"):
         WalkerGroup()
-    with pytest.raises(ValueError, match="both rank and world_size"):
+    with pytest.raises(ValueError, match="both rank and worldSize"):
         WalkerGroup(rank=0)
-    with pytest.raises(ValueError, match="0 <= rank < world_size"):
-        WalkerGroup(rank=2, world_size=2)
+    with pytest.raises(ValueError, match="0 <= rank < worldSize"):
+        WalkerGroup(rank=2, worldSize=2)
     with pytest.raises(ValueError, match="backend must be"):
-        WalkerGroup(rank=0, world_size=1, backend="mpi")
+        WalkerGroup(rank=0, worldSize=1, backend="mpi")
 
 
 @pytest.mark.slow  # two fresh processes importing torch + OpenMM: ~10 s idle, ~40 s on a loaded machine
@@ -262,12 +263,12 @@ def test_cli_two_walker_processes(tmp_path):
 def test_walkers_with_monte_carlo_target_keep_identical_weights():
     """Gridless (MC) target: each walker draws its own target samples (own seed); the averaged
     gradient is still applied identically, so the weights stay bit-identical."""
-    from openmm_nnbias.ves import MonteCarloTarget
+    from openmm_nnbias.ves.montecarlo import MonteCarloTarget
 
     def fn(group):
-        sampler = MonteCarloTarget([-1.7], [1.7], [False], 1.0, 10.0, n_chains=50, n_steps=4, seed=7 + group.rank)
-        opt = DeepVESOptimizer(MLPBias(0), None, kT=1.0, bias_factor=10.0, lr=0.03, tau_kl=5, kl_threshold=0.05,
-                               tau_decay=50, reducer=group, target_sampler=sampler)
+        sampler = MonteCarloTarget([-1.7], [1.7], [False], 1.0, 10.0, chains=50, steps=4, seed=7 + group.rank)
+        opt = DeepVESOptimizer(MLPBias(0), None, kT=1.0, biasFactor=10.0, learningRate=0.03, tauKL=5, klThreshold=0.05,
+                               tauDecay=50, reducer=group, targetSampler=sampler)
         for it in range(6):
             opt.step(walker_samples(group.rank, it))
         return params(opt), opt.n_updates

@@ -300,7 +300,7 @@ def count_transitions(phi: np.ndarray) -> list:
     """
     import torch
 
-    from ..ves import RecrossingMonitor
+    from ..ves.monitors import RecrossingMonitor
 
     phi = np.asarray(phi, float).reshape(len(phi), -1)
     monitor = RecrossingMonitor(list(range(phi.shape[1])), PHI_STATES, 1)

@@ -1,74 +1,48 @@
-"""Deep-VES core (Bonati, Zhang & Parrinello, PNAS 2019): pure-torch, device-agnostic.
+"""Deep-VES (Bonati, Zhang & Parrinello, PNAS 2019): pure-torch, device-agnostic.
 
-* :class:`CVGrid` — bin-centre grid over the CV domain.
-* :class:`UniformTarget`, :class:`WellTemperedTarget` — target distributions p(s) (Eq. 7).
-* :func:`omega_loss` (Eq. 10 by autograd), :func:`omega_functional` (Eq. 3),
-  :func:`bias_normalization` (c(t)), :func:`evaluate_bias`.
-* :class:`KLMonitor`, :class:`LearningRateSchedule` — KL divergence (Eq. 12) and the
-  learning / decaying / frozen schedule.
-* :class:`DeepVESOptimizer` — one Deep-VES iteration per :meth:`~DeepVESOptimizer.step`.
-* :class:`MetropolisSampler`, :class:`MonteCarloTarget` — Monte Carlo target average for
-  many CVs (no grid); :class:`MarginalKLMonitor`, :class:`RecrossingMonitor` — its
-  convergence monitors (marginal KL; the paper's recrossing rule).
-* :func:`reweighted_fes` — free energy by reweighting (Eq. 11).
-* :class:`DeepVESUpdater` — the OpenMM reporter that runs all of it during ``simulation.step``,
+What a user calls (``ves.__all__``):
+
+* :class:`DeepVESUpdater` — the OpenMM reporter that runs Deep-VES during ``simulation.step``,
   configured by a target (:class:`WellTempered`, :class:`Uniform`, :class:`MonteCarlo`), a decay
   trigger (:class:`KLThreshold`, :class:`Recrossings`, :class:`MinimumTime`, combined with ``&``)
-  and grouped options (:class:`ScheduleOptions`, :class:`OutputOptions`, :class:`ExecutionOptions`);
-  its learner (:mod:`~openmm_nnbias.ves.learner`: inline, thread or :class:`ProcessLearner`);
-  :class:`SampleEvaluator` — positions of an iteration → checked CVs and V of the bias in force;
-  :class:`AveragedFES` — the FES from the bias averaged over the decay phase.
-* :class:`WalkerGroup`, :class:`WalkerDeepVESUpdater`, :func:`spawn_walkers` — multiple walkers
+  and grouped options (:class:`ScheduleOptions`, :class:`OutputOptions`, :class:`ExecutionOptions`).
+* :class:`WalkerDeepVESUpdater`, :class:`WalkerGroup`, :func:`spawn_walkers` — multiple walkers
   sharing one bias through ``torch.distributed``.
+* :class:`DeepVESOptimizer` — the lower-level API: one Deep-VES iteration per
+  :meth:`~DeepVESOptimizer.step` on CV samples you provide; :class:`CVGrid` — its bin-centre grid.
+* :func:`reweighted_fes` — free energy by reweighting (Eq. 11).
+
+Options have one name everywhere, OpenMM's camelCase (``biasFactor``, ``learningRate``, ``tauKL``,
+``klThreshold``, ``chains``, ``stepSize``, …), in the option groups, the targets and triggers, the
+optimizer and the classes below it.
+
+The machinery stays importable from its module:
+:mod:`~openmm_nnbias.ves.targets` (``UniformTarget``, ``WellTemperedTarget``: p(s) on a grid, Eq. 7),
+:mod:`~openmm_nnbias.ves.omega` (``omega_loss``, Eq. 10 by autograd; ``omega_functional``, Eq. 3;
+``bias_normalization``, c(t); ``evaluate_bias``),
+:mod:`~openmm_nnbias.ves.schedule` (``KLMonitor``, Eq. 12; ``LearningRateSchedule``),
+:mod:`~openmm_nnbias.ves.montecarlo` (``MetropolisSampler``, ``MonteCarloTarget``: the Monte Carlo
+target average for many CVs), :mod:`~openmm_nnbias.ves.monitors` (``MarginalKLMonitor``,
+``RecrossingMonitor``), :mod:`~openmm_nnbias.ves.learner` and
+:mod:`~openmm_nnbias.ves.learner_process` (the learner of each execution mode),
+:mod:`~openmm_nnbias.ves.samples` (``SampleEvaluator``: positions → checked CVs and V of the bias
+in force), :mod:`~openmm_nnbias.ves.averaging` (``AveragedFES``: the FES from the bias averaged
+over the decay phase).
 
 Units: energies and kT in kJ/mol, CVs in nm or rad.
 """
 
 from .grid import CVGrid
-from .monitors import MarginalKLMonitor, RecrossingMonitor
-from .montecarlo import MetropolisSampler, MonteCarloTarget
-from .omega import bias_normalization, evaluate_bias, omega_functional, omega_loss
 from .optimizer import DeepVESOptimizer
-from .reweight import reweighted_fes
-from .schedule import KLMonitor, LearningRateSchedule
-from .targets import UniformTarget, WellTemperedTarget
-from .updater import DeepVESUpdater
-from .walkers import WalkerDeepVESUpdater, WalkerGroup, spawn_walkers
-from .learner import InlineLearner, IterationResult, LearnerCore, ThreadLearner
-from .learner_process import ProcessLearner
 from .options import ExecutionOptions, OutputOptions, ScheduleOptions
-from .samples import SampleEvaluator, SampleRecord
+from .reweight import reweighted_fes
 from .targets import MonteCarlo, Uniform, WellTempered
 from .triggers import KLThreshold, MinimumTime, Recrossings
-from .averaging import AveragedFES
+from .updater import DeepVESUpdater
+from .walkers import WalkerDeepVESUpdater, WalkerGroup, spawn_walkers
 
 __all__ = [
     "DeepVESUpdater",
-    "CVGrid",
-    "UniformTarget",
-    "WellTemperedTarget",
-    "omega_loss",
-    "omega_functional",
-    "bias_normalization",
-    "evaluate_bias",
-    "KLMonitor",
-    "LearningRateSchedule",
-    "DeepVESOptimizer",
-    "reweighted_fes",
-    "MetropolisSampler",
-    "MonteCarloTarget",
-    "MarginalKLMonitor",
-    "RecrossingMonitor",
-    "WalkerGroup",
-    "WalkerDeepVESUpdater",
-    "spawn_walkers",
-    "ProcessLearner",
-    "InlineLearner",
-    "ThreadLearner",
-    "LearnerCore",
-    "IterationResult",
-    "SampleEvaluator",
-    "SampleRecord",
     "WellTempered",
     "Uniform",
     "MonteCarlo",
@@ -78,5 +52,10 @@ __all__ = [
     "ScheduleOptions",
     "OutputOptions",
     "ExecutionOptions",
-    "AveragedFES",
+    "WalkerDeepVESUpdater",
+    "WalkerGroup",
+    "spawn_walkers",
+    "DeepVESOptimizer",
+    "CVGrid",
+    "reweighted_fes",
 ]

@@ -26,7 +26,7 @@ class BiasEvaluator:
     """V(s) for :class:`~openmm_nnbias.ves.DeepVESOptimizer`, in a compute dtype, grid pass reused.
 
     *Mixed precision.* The parameters keep their dtype (float64 by default) and Adam updates them
-    there; the forward and backward passes run in ``compute_dtype`` on a shadow copy of the network
+    there; the forward and backward passes run in ``computeDtype`` on a shadow copy of the network
     whose weights are refreshed from the parameters whenever these change, and :meth:`backward`
     hands the shadow's gradient to the parameters' ``.grad`` (in their dtype). On a CPU a float32
     pass over a 50×50 grid is ~4× faster than a float64 one; the Eq. 10 gradient is a
@@ -46,8 +46,9 @@ class BiasEvaluator:
         Maps CVs ``(B, n_cv)`` to energies ``(B,)`` (kJ/mol).
     params : sequence of torch.Tensor
         The trainable parameters (their versions key the cache).
-    compute_dtype : torch.dtype, optional
-        dtype of the passes (default: the parameters' dtype, i.e. no casting).
+    computeDtype : torch.dtype or {"mixed", "double"}, optional
+        dtype of the passes (default: the parameters' dtype, i.e. no casting); the attribute
+        ``compute_dtype``.
 
     Examples
     --------
@@ -63,10 +64,10 @@ class BiasEvaluator:
     torch.float64
     """
 
-    def __init__(self, bias: torch.nn.Module, params: Sequence[torch.Tensor], compute_dtype=None) -> None:
+    def __init__(self, bias: torch.nn.Module, params: Sequence[torch.Tensor], computeDtype=None) -> None:
         self.bias = bias
         self.params = list(params)
-        dtype = resolve_precision(compute_dtype)
+        dtype = resolve_precision(computeDtype)
         self.compute_dtype = self.params[0].dtype if dtype is None else dtype
         if not self.compute_dtype.is_floating_point:
             raise ValueError(f"compute dtype must be floating point, got {self.compute_dtype}")

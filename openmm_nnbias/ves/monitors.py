@@ -2,7 +2,7 @@
 
 * :class:`MarginalKLMonitor` — the KL divergence of Eq. 12 on low-dimensional marginals:
   for every monitored marginal (each single CV, optionally chosen CV pairs) a running biased
-  histogram h (same recursion and τ_KL as :class:`~openmm_nnbias.ves.KLMonitor`) is compared
+  histogram h (same recursion and τ_KL as :class:`~openmm_nnbias.ves.schedule.KLMonitor`) is compared
   with the histogram of the Monte Carlo samples of the current target p. The reported value
   is the largest of these KLs. By the data-processing inequality each marginal KL is a lower
   bound of the full KL, so a threshold tuned for a full 2-D KL (ε = 0.5 for Ala2) is loose
@@ -59,7 +59,7 @@ class MarginalKLMonitor:
     Examples
     --------
     >>> import math, torch
-    >>> from openmm_nnbias.ves import MarginalKLMonitor
+    >>> from openmm_nnbias.ves.monitors import MarginalKLMonitor
     >>> monitor = MarginalKLMonitor([-math.pi] * 2, [math.pi] * 2, [True, True], bins=10, tau=1)
     >>> g = torch.Generator().manual_seed(0)
     >>> target = (torch.rand(20000, 2, generator=g, dtype=torch.float64) - 0.5) * 2 * math.pi
@@ -167,17 +167,20 @@ class RecrossingMonitor:
     (``lo <= s < hi``; with ``lo > hi`` the interval wraps: ``s >= lo or s < hi``). Samples
     in no state are ignored, which gives hysteresis. A transition is counted whenever a CV
     enters a state other than the last one it visited (memory kept across iterations).
-    :attr:`satisfied` is True once every monitored CV has at least ``n_transitions``.
+    :attr:`satisfied` is True once every monitored CV has at least ``transitions``. The
+    parameters of :class:`~openmm_nnbias.ves.Recrossings` and ``minIterations``; kept as the
+    attributes ``cv_indices``, ``states``, ``n_transitions`` and ``min_iterations`` (the keys of
+    :meth:`state_dict`).
 
     Parameters
     ----------
-    cv_indices : sequence of int
+    cvs : sequence of int
         Columns of the samples to monitor (e.g. the three φ of Ala4).
     states : sequence of (float, float)
         At least two disjoint intervals, used for every monitored CV, in CV units.
-    n_transitions : int
+    transitions : int
         Transitions required per CV (>= 1).
-    min_iterations : int, optional
+    minIterations : int, optional
         :attr:`satisfied` stays False before this many :meth:`update` calls (iterations),
         whatever the counts: the paper's Ala4 schedule keeps the learning rate constant for
         the first 10 ns (10 000 iterations of 1 ps). Default 0.
@@ -185,37 +188,37 @@ class RecrossingMonitor:
     Examples
     --------
     >>> import torch
-    >>> from openmm_nnbias.ves import RecrossingMonitor
-    >>> monitor = RecrossingMonitor([0], states=[(-3.0, -0.3), (0.3, 3.0)], n_transitions=2)
+    >>> from openmm_nnbias.ves.monitors import RecrossingMonitor
+    >>> monitor = RecrossingMonitor([0], states=[(-3.0, -0.3), (0.3, 3.0)], transitions=2)
     >>> monitor.update(torch.tensor([[-1.0], [0.0], [1.0], [0.1], [-2.0]]))
     >>> monitor.counts, monitor.satisfied
     ([2], True)
     """
 
-    def __init__(self, cv_indices: Sequence[int], states: Sequence[Sequence[float]],
-                 n_transitions: int, min_iterations: int = 0) -> None:
-        self.cv_indices = [int(i) for i in cv_indices]
+    def __init__(self, cvs: Sequence[int], states: Sequence[Sequence[float]],
+                 transitions: int, minIterations: int = 0) -> None:
+        self.cv_indices = [int(i) for i in cvs]
         if not self.cv_indices or any(i < 0 for i in self.cv_indices):
-            raise ValueError(f"cv_indices must be non-empty non-negative integers, got {cv_indices}")
+            raise ValueError(f"cvs must be non-empty non-negative integers (CV indices), got {cvs}")
         self.states = [(float(a), float(b)) for a, b in states]
         if len(self.states) < 2:
             raise ValueError(f"need at least two states, got {len(self.states)}")
         if any(a == b for a, b in self.states):
             raise ValueError(f"state intervals must have lo != hi, got {self.states}")
-        self.n_transitions = int(n_transitions)
+        self.n_transitions = int(transitions)
         if self.n_transitions < 1:
-            raise ValueError(f"n_transitions must be >= 1, got {n_transitions}")
-        self.min_iterations = int(min_iterations)
+            raise ValueError(f"transitions must be >= 1, got {transitions}")
+        self.min_iterations = int(minIterations)
         if self.min_iterations < 0:
-            raise ValueError(f"min_iterations must be >= 0, got {min_iterations}")
+            raise ValueError(f"minIterations must be >= 0, got {minIterations}")
         self.counts = [0] * len(self.cv_indices)
         self.last_state = [-1] * len(self.cv_indices)
         self.n_updates = 0
 
     @property
     def satisfied(self) -> bool:
-        """True once every monitored CV has made ``n_transitions`` transitions (and
-        ``min_iterations`` updates were made)."""
+        """True once every monitored CV has made ``transitions`` transitions (and
+        ``minIterations`` updates were made)."""
         return self.n_updates >= self.min_iterations and min(self.counts) >= self.n_transitions
 
     def _state_of(self, values: torch.Tensor) -> torch.Tensor:
@@ -286,6 +289,6 @@ def build_target(bias: torch.nn.Module, grid: CVGrid | None, kT: float, target: 
         wt = target.startswith("well-tempered")
         sampler = MonteCarloTarget.from_bias(bias, kT, bias_factor if wt else None, grid)
     if not isinstance(sampler, MonteCarloTarget) or sampler.kT != float(kT):
-        raise ValueError("target_sampler must be a MonteCarloTarget with the optimizer's kT")
+        raise ValueError("targetSampler must be a MonteCarloTarget with the optimizer's kT")
     monitor = MarginalKLMonitor(sampler.lower_list, sampler.upper_list, sampler.periodic_list, bins, tau_kl)
     return None, sampler.to(device), monitor

@@ -52,11 +52,12 @@ class MetropolisSampler:
         Box per CV (rad, nm, ...); the period of a periodic CV is ``upper - lower``.
     periodic : sequence of bool
         Periodicity per CV.
-    n_chains : int
-        Number of parallel chains (>= 1).
-    step_size : float or sequence of float, optional
-        Proposal σ per CV in CV units; default ``step_fraction * (upper - lower)``.
-    step_fraction : float
+    chains : int
+        Number of parallel chains (>= 1); the attribute ``n_chains``.
+    stepSize : float or sequence of float, optional
+        Proposal σ per CV in CV units; default ``stepFraction * (upper - lower)``; the attribute
+        ``step_size_list``.
+    stepFraction : float
         Default σ as a fraction of the range (0.08: 0.50 rad for a torsion over 2π).
     boundary : {"reflect", "reject"}
         Treatment of non-periodic CVs at the box edges.
@@ -80,9 +81,9 @@ class MetropolisSampler:
     Examples
     --------
     >>> import math, torch
-    >>> from openmm_nnbias.ves import MetropolisSampler
-    >>> sampler = MetropolisSampler([-math.pi], [math.pi], [True], n_chains=100, seed=1)
-    >>> x = sampler.run(lambda s: torch.cos(s[:, 0]), n_steps=20)  # p ∝ exp(cos s)
+    >>> from openmm_nnbias.ves.montecarlo import MetropolisSampler
+    >>> sampler = MetropolisSampler([-math.pi], [math.pi], [True], chains=100, seed=1)
+    >>> x = sampler.run(lambda s: torch.cos(s[:, 0]), steps=20)  # p ∝ exp(cos s)
     >>> x.shape, 0.3 < sampler.acceptance_rate < 1.0
     (torch.Size([2000, 1]), True)
     >>> bool(((x >= -math.pi) & (x < math.pi)).all())
@@ -90,31 +91,31 @@ class MetropolisSampler:
     """
 
     def __init__(self, lower: Sequence[float], upper: Sequence[float], periodic: Sequence[bool],
-                 n_chains: int = 2000, step_size: float | Sequence[float] | None = None,
-                 step_fraction: float = 0.08, boundary: str = "reflect", seed: int = 0,
+                 chains: int = 2000, stepSize: float | Sequence[float] | None = None,
+                 stepFraction: float = 0.08, boundary: str = "reflect", seed: int = 0,
                  dtype: torch.dtype = torch.float64, device: torch.device | str | None = None) -> None:
         self.lower_list, self.upper_list, self.periodic_list = _check_domain(lower, upper, periodic)
         n_cv = len(self.lower_list)
-        n_chains = int(n_chains)
+        n_chains = int(chains)
         if n_chains < 1:
-            raise ValueError(f"n_chains must be >= 1, got {n_chains}")
+            raise ValueError(f"chains must be >= 1, got {n_chains}")
         if boundary not in ("reflect", "reject"):
             raise ValueError(f"boundary must be 'reflect' or 'reject', got {boundary!r}")
         if not dtype.is_floating_point:
             raise ValueError(f"dtype must be floating point, got {dtype}")
         widths = [hi - lo for lo, hi in zip(self.lower_list, self.upper_list)]
-        if step_size is None:
-            if not 0 < float(step_fraction) <= 1:
-                raise ValueError(f"step_fraction must be in (0, 1], got {step_fraction}")
-            steps = [float(step_fraction) * w for w in widths]
+        if stepSize is None:
+            if not 0 < float(stepFraction) <= 1:
+                raise ValueError(f"stepFraction must be in (0, 1], got {stepFraction}")
+            steps = [float(stepFraction) * w for w in widths]
         else:
-            steps = [float(step_size)] * n_cv if isinstance(step_size, (int, float)) else \
-                [float(x) for x in step_size]
+            steps = [float(stepSize)] * n_cv if isinstance(stepSize, (int, float)) else \
+                [float(x) for x in stepSize]
             if len(steps) != n_cv:
-                raise ValueError(f"step_size has {len(steps)} entries, need one per CV ({n_cv})")
+                raise ValueError(f"stepSize has {len(steps)} entries, need one per CV ({n_cv})")
             for k, st in enumerate(steps):
                 if not (st > 0 and math.isfinite(st)):
-                    raise ValueError(f"CV {k}: step_size must be a finite number > 0, got {st}")
+                    raise ValueError(f"CV {k}: stepSize must be a finite number > 0, got {st}")
         self.n_chains = n_chains
         self.step_size_list = steps
         self.boundary = boundary
@@ -158,16 +159,16 @@ class MetropolisSampler:
     def run(
         self,
         log_density: Callable[[torch.Tensor], torch.Tensor],
-        n_steps: int,
+        steps: int,
         record: bool = True,
     ) -> torch.Tensor:
-        """Advance every chain ``n_steps`` Metropolis steps.
+        """Advance every chain ``steps`` Metropolis steps.
 
         Parameters
         ----------
         log_density : callable
             Maps ``(B, n_cv)`` points (on :attr:`device`) to unnormalised ``ln p`` ``(B,)``.
-        n_steps : int
+        steps : int
             Steps per chain (>= 1).
         record : bool
             Return the visited states (False: burn-in, returns an empty tensor).
@@ -175,12 +176,12 @@ class MetropolisSampler:
         Returns
         -------
         torch.Tensor
-            The chain states after each step, ``(n_steps * n_chains, n_cv)`` on
+            The chain states after each step, ``(steps * chains, n_cv)`` on
             :attr:`device`, step-major (rows ``j*n_chains … (j+1)*n_chains − 1`` are step j).
         """
-        n_steps = int(n_steps)
+        n_steps = int(steps)
         if n_steps < 1:
-            raise ValueError(f"n_steps must be >= 1, got {n_steps}")
+            raise ValueError(f"steps must be >= 1, got {n_steps}")
 
         def logp(x: torch.Tensor) -> torch.Tensor:
             with torch.no_grad():
@@ -247,11 +248,13 @@ class MonteCarloTarget:
     """Target p(s) represented by Monte Carlo samples, for many CVs.
 
     :meth:`draw` returns fresh samples of p for the *current* bias: for the well-tempered
-    target ``p(s) ∝ exp(βV(s)/(γ−1))`` (``n_steps`` Metropolis steps of ``n_chains``
-    persistent chains, ``n_chains * n_steps`` points, each with weight ``1/M``); for the
-    uniform target (``bias_factor=None``) the same number of i.i.d. uniform points.
+    target ``p(s) ∝ exp(βV(s)/(γ−1))`` (``steps`` Metropolis steps of ``chains``
+    persistent chains, ``chains * steps`` points, each with weight ``1/M``); for the
+    uniform target (``biasFactor=None``) the same number of i.i.d. uniform points.
     :class:`~openmm_nnbias.ves.DeepVESOptimizer` passes them to
-    :func:`~openmm_nnbias.ves.omega_loss` in place of grid points with weights p_i.
+    :func:`~openmm_nnbias.ves.omega.omega_loss` in place of grid points with weights p_i.
+    The options are kept as the attributes ``bias_factor``, ``n_steps``, ``burn_in`` (and the
+    sampler's ``n_chains``, ``step_size_list``), the keys of :meth:`state_dict`.
 
     Parameters
     ----------
@@ -260,14 +263,14 @@ class MonteCarloTarget:
         ``lower``, ``upper``, ``periodic`` (see :meth:`from_bias`).
     kT : float
         Thermal energy in kJ/mol (> 0).
-    bias_factor : float or None
+    biasFactor : float or None
         γ > 1 of the well-tempered target; None for a uniform target.
-    n_chains, n_steps : int
+    chains, steps : int
         Chains and recorded steps per :meth:`draw` (default 2000 × 10 = 20 000 points).
-    burn_in : int
+    burnIn : int
         Unrecorded steps before the first draw (chains start uniform, which is already the
         well-tempered target of a zero bias).
-    step_size, step_fraction, boundary, seed :
+    stepSize, stepFraction, boundary, seed :
         Passed to :class:`MetropolisSampler`.
     device : torch.device or str, optional
         Device of the returned samples.
@@ -276,29 +279,30 @@ class MonteCarloTarget:
     --------
     >>> import math, torch
     >>> from openmm_nnbias.bias import NeuralBias
-    >>> from openmm_nnbias.ves import MonteCarloTarget
+    >>> from openmm_nnbias.ves.montecarlo import MonteCarloTarget
     >>> bias = NeuralBias([True] * 6, [-math.pi] * 6, [math.pi] * 6, seed=0)
-    >>> target = MonteCarloTarget.from_bias(bias, kT=2.494, bias_factor=10.0, n_chains=500, n_steps=4)
+    >>> target = MonteCarloTarget.from_bias(bias, kT=2.494, biasFactor=10.0, chains=500, steps=4)
     >>> target.draw(bias).shape, target.probabilities.shape
     (torch.Size([2000, 6]), torch.Size([2000]))
     """
 
     def __init__(self, lower: Sequence[float], upper: Sequence[float], periodic: Sequence[bool],
-                 kT: float, bias_factor: float | None = 10.0, n_chains: int = 2000, n_steps: int = 10,
-                 burn_in: int = 50, step_size: float | Sequence[float] | None = None,
-                 step_fraction: float = 0.08, boundary: str = "reflect", seed: int = 0,
+                 kT: float, biasFactor: float | None = 10.0, chains: int = 2000, steps: int = 10,
+                 burnIn: int = 50, stepSize: float | Sequence[float] | None = None,
+                 stepFraction: float = 0.08, boundary: str = "reflect", seed: int = 0,
                  device: torch.device | str | None = None) -> None:
         kT = float(kT)
         if not (kT > 0 and math.isfinite(kT)):
             raise ValueError(f"kT must be a finite number > 0 (kJ/mol), got {kT}")
+        bias_factor = biasFactor
         if bias_factor is not None:
             bias_factor = float(bias_factor)
             if not (bias_factor > 1 and math.isfinite(bias_factor)):
-                raise ValueError(f"bias_factor must be a finite number > 1 (or None), got {bias_factor}")
-        n_steps, burn_in = int(n_steps), int(burn_in)
+                raise ValueError(f"biasFactor must be a finite number > 1 (or None), got {bias_factor}")
+        n_steps, burn_in = int(steps), int(burnIn)
         if n_steps < 1 or burn_in < 0:
-            raise ValueError(f"need n_steps >= 1 and burn_in >= 0, got {n_steps}, {burn_in}")
-        self.sampler = MetropolisSampler(lower, upper, periodic, n_chains, step_size, step_fraction,
+            raise ValueError(f"need steps >= 1 and burnIn >= 0, got {n_steps}, {burn_in}")
+        self.sampler = MetropolisSampler(lower, upper, periodic, chains, stepSize, stepFraction,
                                          boundary, seed, torch.float64, device)
         self.kT = kT
         self.bias_factor = bias_factor
@@ -312,20 +316,20 @@ class MonteCarloTarget:
         self.periodic_list = self.sampler.periodic_list
 
     @classmethod
-    def from_bias(cls, bias: torch.nn.Module, kT: float, bias_factor: float | None = 10.0,
+    def from_bias(cls, bias: torch.nn.Module, kT: float, biasFactor: float | None = 10.0,
                   grid: Any = None, **kwargs: Any) -> "MonteCarloTarget":
         """Target over the box of ``grid`` (a :class:`~openmm_nnbias.ves.CVGrid`) if given, else
         over the declared box of ``bias`` (``lower``, ``upper``, ``periodic``, as on
-        :class:`~openmm_nnbias.bias.NeuralBias`)."""
+        :class:`~openmm_nnbias.bias.NeuralBias`); ``kwargs``: ``chains``, ``steps``, ``burnIn``, …"""
         if grid is not None:
-            return cls(grid.lower_list, grid.upper_list, grid.periodic_list, kT, bias_factor, **kwargs)
+            return cls(grid.lower_list, grid.upper_list, grid.periodic_list, kT, biasFactor, **kwargs)
         if not all(hasattr(bias, a) for a in ("lower", "upper", "periodic")):
-            raise ValueError("bias has no lower/upper/periodic attributes; pass a grid or a target_sampler")
-        return cls(list(bias.lower), list(bias.upper), list(bias.periodic), kT, bias_factor, **kwargs)
+            raise ValueError("bias has no lower/upper/periodic attributes; pass a grid or a targetSampler")
+        return cls(list(bias.lower), list(bias.upper), list(bias.periodic), kT, biasFactor, **kwargs)
 
     @property
     def n_samples(self) -> int:
-        """Points per :meth:`draw` (``n_chains * n_steps``)."""
+        """Points per :meth:`draw` (``chains * steps``)."""
         return self.sampler.n_chains * self.n_steps
 
     @property

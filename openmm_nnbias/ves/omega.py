@@ -95,7 +95,8 @@ def omega_loss(
     Examples
     --------
     >>> import torch
-    >>> from openmm_nnbias.ves import CVGrid, omega_loss
+    >>> from openmm_nnbias.ves import CVGrid
+    >>> from openmm_nnbias.ves.omega import omega_loss
     >>> grid = CVGrid([-3.0], [3.0], [50], [False])
     >>> bias = torch.nn.Sequential(torch.nn.Linear(1, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1),
     ...                            torch.nn.Flatten(0)).double()

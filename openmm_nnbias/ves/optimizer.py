@@ -60,24 +60,24 @@ class DeepVESOptimizer:
         Target distribution; ``-mc`` (implied by ``grid=None``): no grid, the Eq. 10 target
         average over :class:`MonteCarloTarget` samples (2000 chains × 10 steps), the KL of
         the schedule from :class:`MarginalKLMonitor` (max over 1-D marginals, a lower bound of
-        the full KL: choose a smaller ``kl_threshold``), c(t) from the samples.
-    bias_factor : float
+        the full KL: choose a smaller ``klThreshold``), c(t) from the samples.
+    biasFactor : float
         γ of the well-tempered target (> 1).
-    lr, betas : float, tuple of float
+    learningRate, betas : float, tuple of float
         Initial Adam learning rate lr0 and Adam betas.
-    tau_kl, kl_threshold, tau_decay, freeze_ratio : float
+    tauKL, klThreshold, tauDecay, freezeRatio : float
         Averaging time of the KL histogram and decay time (iterations), ε, and the freeze once
-        lr/lr0 < freeze_ratio.
+        lr/lr0 < freezeRatio.
     device : torch.device or str, optional
         If given, the bias is moved there (in place); default: the device of its parameters.
-    target_sampler, marginal_bins : MonteCarloTarget (optional), int
+    targetSampler, marginalBins : MonteCarloTarget (optional), int
         Explicit Monte Carlo target (implies "-mc", its kind wins); bins per CV of the monitor.
     recrossing : RecrossingMonitor, optional
         Paper's rule: decay phase once it is satisfied (then every iteration decays, KL only reported).
-    use_kl, decay_after : bool, int
-        Decay only on iterations with KL < ``kl_threshold`` (default: without ``recrossing``); no decay
-        before iteration ``decay_after``. :meth:`DecayTrigger.resolve` gives all four from one object.
-    compute_dtype : torch.dtype or {"mixed", "double"}, optional
+    useKL, decayAfter : bool, int
+        Decay only on iterations with KL < ``klThreshold`` (default: without ``recrossing``); no decay
+        before iteration ``decayAfter``. :meth:`DecayTrigger.resolve` gives all four from one object.
+    computeDtype : torch.dtype or {"mixed", "double"}, optional
         dtype of the network passes (default: the parameters'); ``torch.float32``/``"mixed"`` for float64
         parameters is mixed precision, see :class:`~openmm_nnbias.ves.evaluation.BiasEvaluator`.
     reducer : openmm_nnbias.ves.walkers.WalkerGroup, optional
@@ -96,7 +96,7 @@ class DeepVESOptimizer:
     ...         return self.net(s).squeeze(-1)
     >>> _ = torch.manual_seed(0)
     >>> grid = CVGrid([-3.0], [3.0], [50], [False])
-    >>> opt = DeepVESOptimizer(Bias().double(), grid, kT=1.0, tau_kl=10)
+    >>> opt = DeepVESOptimizer(Bias().double(), grid, kT=1.0, tauKL=10)
     >>> for _ in range(3):
     ...     stats = opt.step(torch.randn(500, 1, dtype=torch.float64))
     >>> stats["iteration"], stats["updated"], stats["skipped"]
@@ -109,21 +109,21 @@ class DeepVESOptimizer:
         grid: CVGrid | None,
         kT: float,
         target: str = "well-tempered",
-        bias_factor: float = 10.0,
-        lr: float = 1e-3,
+        biasFactor: float = 10.0,
+        learningRate: float = 1e-3,
         betas: tuple[float, float] = (0.9, 0.999),
-        tau_kl: float = 10000,
-        kl_threshold: float = 0.5,
-        tau_decay: float = 1000,
-        freeze_ratio: float = 5e-5,
+        tauKL: float = 10000,
+        klThreshold: float = 0.5,
+        tauDecay: float = 1000,
+        freezeRatio: float = 5e-5,
         device: torch.device | str | None = None,
         reducer: Any = None,
-        target_sampler: MonteCarloTarget | None = None,
-        marginal_bins: int = 50,
+        targetSampler: MonteCarloTarget | None = None,
+        marginalBins: int = 50,
         recrossing: RecrossingMonitor | None = None,
-        compute_dtype: torch.dtype | str | None = None,
-        use_kl: bool | None = None,
-        decay_after: int = 0,
+        computeDtype: torch.dtype | str | None = None,
+        useKL: bool | None = None,
+        decayAfter: int = 0,
     ) -> None:
         if not isinstance(bias, torch.nn.Module):
             raise ValueError(f"bias must be a torch.nn.Module, got {type(bias).__name__}")
@@ -143,18 +143,18 @@ class DeepVESOptimizer:
         if not ref.dtype.is_floating_point:
             raise ValueError(f"bias parameters must be floating point, got {ref.dtype}")
         self.bias = bias
-        self.evaluator = BiasEvaluator(bias, self._params, compute_dtype)
+        self.evaluator = BiasEvaluator(bias, self._params, computeDtype)
         self.device = ref.device
         self.dtype = ref.dtype
         self.kT = kT
         self.grid, self.target, self.kl_monitor = build_target(
-            bias, grid, kT, target, bias_factor, target_sampler, marginal_bins, tau_kl, self.device)
+            bias, grid, kT, target, biasFactor, targetSampler, marginalBins, tauKL, self.device)
         self.target_kind = target if self.grid is not None else self.target.kind
         self.n_cv = self.target.n_cv if self.grid is None else self.grid.n_cv
         self.recrossing = recrossing
-        self.use_kl = recrossing is None if use_kl is None else bool(use_kl)
-        self.decay_after = int(decay_after)
-        self.schedule = LearningRateSchedule(lr, kl_threshold, tau_decay, freeze_ratio)
+        self.use_kl = recrossing is None if useKL is None else bool(useKL)
+        self.decay_after = int(decayAfter)
+        self.schedule = LearningRateSchedule(learningRate, klThreshold, tauDecay, freezeRatio)
         betas = (float(betas[0]), float(betas[1]))
         self.adam = make_adam(self._params, self.schedule.lr, betas)
         self.betas = betas

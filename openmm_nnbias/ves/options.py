@@ -1,8 +1,10 @@
 """Grouped options of :class:`~openmm_nnbias.ves.DeepVESUpdater`: schedule, outputs, execution.
 
 Each group is a small validated object (wrong types raise TypeError, wrong values ValueError,
-naming the option); :func:`legacy_options` maps the flat keyword names of earlier releases
-(``biasFactor``, ``learningRate``, ``asynchronous``, ``monteCarlo``, …) onto them for one release.
+naming the option). Its fields are the option names used everywhere else: the keywords of
+:class:`~openmm_nnbias.ves.DeepVESOptimizer` (``learningRate``, ``tauKL``, ``tauDecay``,
+``freezeRatio``) and the input-file keys of the command line. ``DeepVESUpdater`` takes no flat
+option keywords; :func:`grouped_options` builds the groups from a dict of such names.
 
 Examples
 --------
@@ -17,13 +19,12 @@ Examples
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from .triggers import DecayTrigger, KLThreshold, MinimumTime, Recrossings
+from .triggers import DecayTrigger, KLThreshold
 
-__all__ = ["ScheduleOptions", "OutputOptions", "ExecutionOptions", "grouped_options", "legacy_options", "step_count"]
+__all__ = ["ScheduleOptions", "OutputOptions", "ExecutionOptions", "grouped_options", "step_count"]
 
 
 def step_count(name: str, value, minimum: int = 1) -> int:
@@ -156,54 +157,3 @@ def grouped_options(flat: dict[str, Any], *, folder: str | None = None, decay: D
         taken = {n: flat.pop(n) for n in names if n in flat}
         made.append(group(**extra, **{n: v for n, v in taken.items() if v is not None}))
     return tuple(made)
-
-
-_LEGACY = {"biasFactor", "gridBins", "targetSampling", "monteCarlo", "learningRate", "tauKL", "klThreshold",
-           "tauDecay", "freezeRatio", "recrossing", "out", "fesInterval", "checkpointInterval", "snapshotInterval",
-           "colvarStride", "device", "asynchronous", "pushInterval", "precision", "learnerCPUs"}
-_MC_KEYS = {"n_chains": "chains", "n_steps": "steps", "step_size": "stepSize", "seed": "seed", "burn_in": "burnIn",
-            "step_fraction": "stepFraction", "boundary": "boundary"}
-
-
-def legacy_options(kwargs: dict[str, Any], n_cv: int) -> dict[str, Any]:
-    """``target``, ``schedule``, ``outputs``, ``execution`` from the flat keywords of earlier releases.
-
-    Raises TypeError for an unknown keyword. Emits a DeprecationWarning naming the new groups.
-    """
-    from .targets import MonteCarlo, Uniform, WellTempered
-
-    unknown = sorted(set(kwargs) - _LEGACY)
-    if unknown:
-        raise TypeError(f"DeepVESUpdater got unexpected keyword argument(s) {unknown}")
-    warnings.warn("flat DeepVESUpdater keywords (" + ", ".join(sorted(kwargs)) + ") are deprecated: pass "
-                  "target=, schedule=ScheduleOptions(...), outputs=OutputOptions(...), "
-                  "execution=ExecutionOptions(...)", DeprecationWarning, stacklevel=3)
-    k = kwargs
-    bf = k.get("biasFactor", 10.0)
-    sampling = k.get("targetSampling", "auto")
-    if sampling not in ("auto", "grid", "mc"):
-        raise ValueError(f"targetSampling must be 'auto', 'grid' or 'mc', got {sampling!r}")
-    bins = k.get("gridBins", 50)
-    bins = int(bins) if not isinstance(bins, (list, tuple)) else [int(b) for b in bins]
-    if sampling == "mc" or (sampling == "auto" and n_cv > 3):
-        mc = dict(k.get("monteCarlo") or {})
-        bad = sorted(set(mc) - set(_MC_KEYS))
-        if bad:
-            raise ValueError(f"unknown monteCarlo option(s) {bad}; known: {sorted(_MC_KEYS)}")
-        target = MonteCarlo(biasFactor=bf, marginalBins=bins if isinstance(bins, int) else bins[0],
-                            **{_MC_KEYS[key]: v for key, v in mc.items()})
-    else:
-        target = Uniform(bins) if bf is None else WellTempered(bf, bins)
-    rec = k.get("recrossing")
-    if rec is not None:
-        decay = Recrossings(rec.cv_indices, rec.states, rec.n_transitions)
-        if rec.min_iterations:
-            decay = MinimumTime(iterations=rec.min_iterations) & decay
-    else:
-        decay = KLThreshold(k.get("klThreshold", 0.5))
-    asy = k.get("asynchronous", False)
-    modes = {False: "sync", None: "sync", True: "thread", "thread": "thread", "process": "process"}
-    if not isinstance(asy, (bool, str, type(None))) or asy not in modes:
-        raise ValueError(f"asynchronous must be False, True/'thread' or 'process', got {asy!r}")
-    schedule, outputs, execution = grouped_options(dict(k), folder=k.get("out"), decay=decay, mode=modes[asy])
-    return {"target": target, "schedule": schedule, "outputs": outputs, "execution": execution}

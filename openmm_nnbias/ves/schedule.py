@@ -2,7 +2,7 @@
 
 Phases (Bonati, Zhang & Parrinello, PNAS 2019): constant learning rate while the running
 KL divergence between the biased histogram and the target is ≥ ε; then every iteration with
-KL < ε multiplies the learning rate by (1 − 1/τ_decay); once lr/lr_0 < ``freeze_ratio``
+KL < ε multiplies the learning rate by (1 − 1/τ_decay); once lr/lr_0 < ``freezeRatio``
 (5e-5) the bias is frozen for good.
 """
 
@@ -41,7 +41,7 @@ class KLMonitor:
     Examples
     --------
     >>> import torch
-    >>> from openmm_nnbias.ves import KLMonitor
+    >>> from openmm_nnbias.ves.schedule import KLMonitor
     >>> monitor = KLMonitor(n_points=2, tau=100)
     >>> monitor.update(torch.tensor([3.0, 1.0]))
     >>> round(monitor.kl(torch.tensor([0.5, 0.5])), 6)  # 0.75 ln 1.5 + 0.25 ln 0.5
@@ -126,34 +126,36 @@ class LearningRateSchedule:
 
     :meth:`step` is called once per iteration with that iteration's KL divergence:
 
-    * "learning": lr = lr0 while ``kl >= kl_threshold`` (or ``kl`` is None / NaN). The first
-      iteration with ``kl < kl_threshold`` is recorded in :attr:`iteration_threshold_reached`,
+    * "learning": lr = lr0 while ``kl >= klThreshold`` (or ``kl`` is None / NaN). The first
+      iteration with ``kl < klThreshold`` is recorded in :attr:`iteration_threshold_reached`,
       switches to "decaying" and already counts as one decay.
-    * "decaying": each iteration with ``kl < kl_threshold`` — or with ``kl=None`` (no
+    * "decaying": each iteration with ``kl < klThreshold`` — or with ``kl=None`` (no
       monitor) — multiplies the scale by (1 − 1/τ_decay); an iteration with ``kl >= ε``
       (or NaN) leaves the scale unchanged. The scale is computed as
       ``(1 − 1/τ_decay) ** n_decays`` from an integer count (exact, restart-safe).
-    * "frozen": as soon as ``scale < freeze_ratio``; lr = 0 from then on, for good
+    * "frozen": as soon as ``scale < freezeRatio``; lr = 0 from then on, for good
       (:attr:`iteration_frozen` records when).
 
-    With n decays needed, ``n = ceil(ln(1/freeze_ratio) / −ln(1 − 1/τ_decay)) ≈ 9.9 τ_decay``
+    With n decays needed, ``n = ceil(ln(1/freezeRatio) / −ln(1 − 1/τ_decay)) ≈ 9.9 τ_decay``
     for the default ratio. Without a KL monitor (many CVs) call :meth:`start_decay` by hand.
+    The options are kept as the attributes ``lr0``, ``kl_threshold``, ``tau_decay`` and
+    ``freeze_ratio`` (the keys of :meth:`state_dict`).
 
     Parameters
     ----------
-    lr0 : float
-        Initial learning rate (> 0).
-    kl_threshold : float
+    learningRate : float
+        Initial learning rate lr0 (> 0).
+    klThreshold : float
         ε, the KL threshold (> 0).
-    tau_decay : float
+    tauDecay : float
         Decay time τ_decay in iterations (>= 1).
-    freeze_ratio : float
-        Freeze once lr / lr0 < freeze_ratio (0 < ratio < 1).
+    freezeRatio : float
+        Freeze once lr / lr0 < freezeRatio (0 < ratio < 1).
 
     Examples
     --------
-    >>> from openmm_nnbias.ves import LearningRateSchedule
-    >>> schedule = LearningRateSchedule(lr0=1e-3, kl_threshold=0.5, tau_decay=2, freeze_ratio=0.2)
+    >>> from openmm_nnbias.ves.schedule import LearningRateSchedule
+    >>> schedule = LearningRateSchedule(learningRate=1e-3, klThreshold=0.5, tauDecay=2, freezeRatio=0.2)
     >>> [schedule.step(kl) for kl in (0.9, 0.3, 0.9, 0.3, 0.3)]
     [0.001, 0.0005, 0.0005, 0.00025, 0.0]
     >>> schedule.phase, schedule.iteration_threshold_reached, schedule.iteration_frozen
@@ -162,21 +164,21 @@ class LearningRateSchedule:
 
     def __init__(
         self,
-        lr0: float = 1e-3,
-        kl_threshold: float = 0.5,
-        tau_decay: float = 1000,
-        freeze_ratio: float = 5e-5,
+        learningRate: float = 1e-3,
+        klThreshold: float = 0.5,
+        tauDecay: float = 1000,
+        freezeRatio: float = 5e-5,
     ) -> None:
-        lr0, kl_threshold = float(lr0), float(kl_threshold)
-        tau_decay, freeze_ratio = float(tau_decay), float(freeze_ratio)
+        lr0, kl_threshold = float(learningRate), float(klThreshold)
+        tau_decay, freeze_ratio = float(tauDecay), float(freezeRatio)
         if not (lr0 > 0 and math.isfinite(lr0)):
-            raise ValueError(f"lr0 must be a finite number > 0, got {lr0}")
+            raise ValueError(f"learningRate must be a finite number > 0, got {lr0}")
         if not kl_threshold > 0:
-            raise ValueError(f"kl_threshold must be > 0, got {kl_threshold}")
+            raise ValueError(f"klThreshold must be > 0, got {kl_threshold}")
         if not (tau_decay >= 1 and math.isfinite(tau_decay)):
-            raise ValueError(f"tau_decay must be a finite number >= 1 (iterations), got {tau_decay}")
+            raise ValueError(f"tauDecay must be a finite number >= 1 (iterations), got {tau_decay}")
         if not 0 < freeze_ratio < 1:
-            raise ValueError(f"freeze_ratio must be in (0, 1), got {freeze_ratio}")
+            raise ValueError(f"freezeRatio must be in (0, 1), got {freeze_ratio}")
         self.lr0 = lr0
         self.kl_threshold = kl_threshold
         self.tau_decay = tau_decay
@@ -203,7 +205,7 @@ class LearningRateSchedule:
         with the KL back above it postpone the freeze. For τ_decay = 2 000 and the default ratio
         5·10⁻⁵, n = 19 803.
 
-        >>> LearningRateSchedule(tau_decay=2, freeze_ratio=0.2).decays_to_freeze
+        >>> LearningRateSchedule(tauDecay=2, freezeRatio=0.2).decays_to_freeze
         3
         """
         q = 1.0 - 1.0 / self.tau_decay

@@ -118,7 +118,8 @@ class UniformTarget(_GridTarget):
 
     Examples
     --------
-    >>> from openmm_nnbias.ves import CVGrid, UniformTarget
+    >>> from openmm_nnbias.ves import CVGrid
+    >>> from openmm_nnbias.ves.targets import UniformTarget
     >>> grid = CVGrid([-3.0], [3.0], [50], [False])
     >>> target = UniformTarget(grid)
     >>> float(target.probabilities.sum())
@@ -148,16 +149,17 @@ class WellTemperedTarget(_GridTarget):
     ----------
     grid : CVGrid
         Grid over the CV domain.
-    bias_factor : float
-        γ > 1 (10 in all examples of the paper).
+    biasFactor : float
+        γ > 1 (10 in all examples of the paper); kept as the attribute ``bias_factor``.
     kT : float
         Thermal energy k_B T in kJ/mol (> 0), e.g. 2.494 at 300 K.
 
     Examples
     --------
-    >>> from openmm_nnbias.ves import CVGrid, WellTemperedTarget
+    >>> from openmm_nnbias.ves import CVGrid
+    >>> from openmm_nnbias.ves.targets import WellTemperedTarget
     >>> grid = CVGrid([-3.0], [3.0], [50], [False])
-    >>> target = WellTemperedTarget(grid, bias_factor=10.0, kT=2.494)
+    >>> target = WellTemperedTarget(grid, biasFactor=10.0, kT=2.494)
     >>> target.update(-0.5 * grid.points[:, 0] ** 2)
     >>> round(float(target.probabilities.sum()), 12)
     1.0
@@ -165,11 +167,11 @@ class WellTemperedTarget(_GridTarget):
 
     kind = "well-tempered"
 
-    def __init__(self, grid: CVGrid, bias_factor: float, kT: float) -> None:
-        bias_factor = float(bias_factor)
+    def __init__(self, grid: CVGrid, biasFactor: float, kT: float) -> None:
+        bias_factor = float(biasFactor)
         kT = float(kT)
         if not bias_factor > 1.0 or bias_factor == float("inf"):
-            raise ValueError(f"bias_factor must be a finite number > 1, got {bias_factor}")
+            raise ValueError(f"biasFactor must be a finite number > 1, got {bias_factor}")
         if not kT > 0.0 or kT == float("inf"):
             raise ValueError(f"kT must be a finite number > 0 (kJ/mol), got {kT}")
         super().__init__(grid)
@@ -253,7 +255,7 @@ class Uniform(TargetChoice):
 
     def optimizer_args(self, cvs, kT: float) -> dict[str, Any]:
         grid = CVGrid(cvs.lower, cvs.upper, self._bins(cvs.n_cvs), cvs.periodic)
-        return {"grid": grid, "target": "uniform", "marginal_bins": grid.bins_list[0]}
+        return {"grid": grid, "target": "uniform", "marginalBins": grid.bins_list[0]}
 
 
 class WellTempered(Uniform):
@@ -269,7 +271,7 @@ class WellTempered(Uniform):
 
     def optimizer_args(self, cvs, kT: float) -> dict[str, Any]:
         args = super().optimizer_args(cvs, kT)
-        args.update(target="well-tempered", bias_factor=self.biasFactor)
+        args.update(target="well-tempered", biasFactor=self.biasFactor)
         return args
 
 
@@ -300,7 +302,7 @@ class MonteCarlo(TargetChoice):
     def optimizer_args(self, cvs, kT: float) -> dict[str, Any]:
         from .montecarlo import MonteCarloTarget
 
-        sampler = MonteCarloTarget(cvs.lower, cvs.upper, cvs.periodic, kT, self.biasFactor, n_chains=self.chains,
-                                   n_steps=self.steps, step_size=self.stepSize, seed=self.seed, burn_in=self.burnIn,
-                                   step_fraction=self.stepFraction, boundary=self.boundary)
-        return {"grid": None, "target_sampler": sampler, "marginal_bins": self.marginalBins}
+        sampler = MonteCarloTarget(cvs.lower, cvs.upper, cvs.periodic, kT, self.biasFactor, chains=self.chains,
+                                   steps=self.steps, stepSize=self.stepSize, seed=self.seed, burnIn=self.burnIn,
+                                   stepFraction=self.stepFraction, boundary=self.boundary)
+        return {"grid": None, "targetSampler": sampler, "marginalBins": self.marginalBins}

@@ -17,7 +17,7 @@ Examples
 >>> rule = MinimumTime(10 * unit.nanosecond) & KLThreshold(0.5)
 >>> [type(p).__name__ for p in rule.parts]
 ['MinimumTime', 'KLThreshold']
->>> rule.resolve(iteration_ps=1.0)["decay_after"]
+>>> rule.resolve(iteration_ps=1.0)["decayAfter"]
 10000
 """
 
@@ -33,7 +33,7 @@ __all__ = ["DecayTrigger", "KLThreshold", "Recrossings", "MinimumTime", "AllOf",
 
 
 def advance_schedule(schedule, kl: float, iteration: int, use_kl: bool, decay_after: int, recrossing) -> None:
-    """One step of a :class:`~openmm_nnbias.ves.LearningRateSchedule` under resolved trigger settings.
+    """One step of a :class:`~openmm_nnbias.ves.schedule.LearningRateSchedule` under resolved trigger settings.
 
     The decay may start once ``iteration >= decay_after`` and ``recrossing`` (if any) is satisfied;
     with ``use_kl`` an iteration then decays only while ``kl`` is below the schedule's threshold,
@@ -72,7 +72,8 @@ class DecayTrigger:
         return isinstance(other, DecayTrigger) and self.describe() == other.describe()
 
     def resolve(self, iteration_ps: float | None = None) -> dict[str, Any]:
-        """Optimizer settings: ``kl_threshold``, ``use_kl``, ``recrossing`` (a new monitor), ``decay_after``.
+        """Keyword arguments of :class:`~openmm_nnbias.ves.DeepVESOptimizer`: ``klThreshold``, ``useKL``,
+        ``recrossing`` (a new :class:`~openmm_nnbias.ves.monitors.RecrossingMonitor`), ``decayAfter``.
 
         ``iteration_ps``: simulated time of one iteration (needed by a :class:`MinimumTime` given as a time).
         """
@@ -84,11 +85,11 @@ class DecayTrigger:
         rec = next((p for p in self.parts if isinstance(p, Recrossings)), None)
         tmin = next((p for p in self.parts if isinstance(p, MinimumTime)), None)
         after = 0 if tmin is None else tmin.iterations_for(iteration_ps)
-        out = {"kl_threshold": 0.5 if kl is None else kl.threshold, "use_kl": kl is not None,
-               "recrossing": None, "decay_after": after}
+        out = {"klThreshold": 0.5 if kl is None else kl.threshold, "useKL": kl is not None,
+               "recrossing": None, "decayAfter": after}
         if rec is not None:  # the minimum time is the monitor's own (kept in its restart state)
-            out["recrossing"] = RecrossingMonitor(rec.cvs, rec.states, rec.transitions, min_iterations=after)
-            out["decay_after"] = 0
+            out["recrossing"] = RecrossingMonitor(rec.cvs, rec.states, rec.transitions, minIterations=after)
+            out["decayAfter"] = 0
         return out
 
 
@@ -110,7 +111,7 @@ class Recrossings(DecayTrigger):
     """Start the decay once each CV in ``cvs`` (column indices) made ``transitions`` transitions between ``states``.
 
     ``states``: at least two disjoint intervals ``(lo, hi)`` in CV units (rad, nm), used for every
-    monitored CV; see :class:`~openmm_nnbias.ves.RecrossingMonitor`.
+    monitored CV; see :class:`~openmm_nnbias.ves.monitors.RecrossingMonitor`.
     """
 
     def __init__(self, cvs: Sequence[int], states: Sequence[Sequence[float]], transitions: int) -> None:

@@ -12,7 +12,7 @@ from .._io import atomic_write
 from .._units import KB, strip_unit
 from .learner import LearnerCore
 from .learner_modes import make_learner
-from .options import ExecutionOptions, OutputOptions, ScheduleOptions, legacy_options, step_count
+from .options import ExecutionOptions, OutputOptions, ScheduleOptions, step_count
 from .optimizer import DeepVESOptimizer
 from .outputs import UpdaterFiles
 from .running_fes import WindowedReweighting
@@ -34,6 +34,9 @@ class DeepVESUpdater(UpdaterFiles):
     schedule freezes the bias, it accumulates the reweighted FES (Eq. 11). ``colvar``'s ``bias`` and
     ``rbias`` and the reweighting weights are V and c(t) of the weights *in the Context* while each
     sample was drawn, whatever the execution mode and push interval.
+
+    The options are the keywords below, those of Deep-VES grouped in ``target``, ``schedule``,
+    ``outputs`` and ``execution``; any other keyword (such as a flat ``biasFactor=``) is a TypeError.
 
     Parameters
     ----------
@@ -61,10 +64,7 @@ class DeepVESUpdater(UpdaterFiles):
         the MD of iteration k+1, so the bias in force lags one iteration), push interval, device,
         precision, learner CPUs. Checkpoint iterations are synchronous in every mode (exact restarts).
     reducer : WalkerGroup, optional
-        Multiple walkers (use :class:`WalkerDeepVESUpdater`).
-    **legacy
-        The flat keywords of earlier releases (``biasFactor``, ``out``, ``asynchronous``, …;
-        :func:`~openmm_nnbias.ves.options.legacy_options`), deprecated.
+        Multiple walkers (use :class:`~openmm_nnbias.ves.WalkerDeepVESUpdater`).
 
     Examples
     --------
@@ -78,18 +78,12 @@ class DeepVESUpdater(UpdaterFiles):
     def __init__(self, biasForce, temperature, *, target: TargetChoice | None = None, stride: int = 500,
                  sampleStride: int = 1, schedule: ScheduleOptions | None = None,
                  outputs: OutputOptions | str | None = None, execution: ExecutionOptions | None = None,
-                 reducer=None, **legacy):
+                 reducer=None):
         from ..bias import NeuralBiasForce
 
         if not isinstance(biasForce, NeuralBiasForce):
             raise TypeError(f"biasForce must be a NeuralBiasForce, got {type(biasForce).__name__}")
         self.cvs, self.bias, self.force = biasForce.cvs, biasForce.bias, biasForce
-        if legacy:
-            if any(x is not None for x in (target, schedule, outputs, execution)):
-                raise TypeError("pass either the grouped options (target, schedule, outputs, execution) or the "
-                                f"deprecated flat keywords {sorted(legacy)}, not both")
-            groups = legacy_options(legacy, self.cvs.n_cvs)
-            target, schedule, outputs, execution = (groups[k] for k in ("target", "schedule", "outputs", "execution"))
         target = (WellTempered() if self.cvs.n_cvs <= 3 else MonteCarlo()) if target is None else target
         outputs = OutputOptions(outputs) if isinstance(outputs, (str, os.PathLike)) or outputs is None else outputs
         schedule, execution = schedule or ScheduleOptions(), execution or ExecutionOptions()
@@ -115,7 +109,7 @@ class DeepVESUpdater(UpdaterFiles):
         self.fesInterval, self.checkpointInterval = outputs.fesInterval, outputs.checkpointInterval
         self.snapshotInterval, self.pushInterval = outputs.snapshotInterval, execution.pushInterval
         self.kT = KB * self.temperature
-        self._outputs_ready = True  # no files (out=None); _prepare_out defers their set-up to the first report
+        self._outputs_ready = True  # no folder: no files; _prepare_out defers their set-up to the first report
         if self.out is not None:
             self._prepare_out(self.out)
         decay = schedule.decay
@@ -124,9 +118,9 @@ class DeepVESUpdater(UpdaterFiles):
         self.grid = args["grid"]
         device = execution.device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.optimizer = DeepVESOptimizer(
-            self.bias, kT=self.kT, lr=schedule.learningRate, tau_kl=schedule.tauKL, tau_decay=schedule.tauDecay,
-            freeze_ratio=schedule.freezeRatio, device=device, reducer=reducer, compute_dtype=execution.precision,
-            **args, **decay.resolve(iteration_ps=1.0 if self._min_time else None))
+            self.bias, kT=self.kT, learningRate=schedule.learningRate, tauKL=schedule.tauKL,
+            tauDecay=schedule.tauDecay, freezeRatio=schedule.freezeRatio, device=device, reducer=reducer,
+            computeDtype=execution.precision, **args, **decay.resolve(iteration_ps=1.0 if self._min_time else None))
         self.config = dict(cvs=list(self.cvs.names), temperature=self.temperature, stride=self.stride,
                            sampleStride=self.sampleStride, target=target.describe(), schedule=schedule.describe(),
                            network=dict(hidden=list(self.bias.hidden), activation=self.bias.activation))

@@ -13,7 +13,7 @@ step and hold bit-identical weights:
 * skips: an iteration is skipped on every walker if any walker has no or non-finite samples
   (otherwise the collectives would not match);
 * weights: broadcast from walker 0 at the start; a checksum of the weights is compared every
-  ``check_interval`` iterations (``RuntimeError`` naming the walkers that diverged).
+  ``checkInterval`` iterations (``RuntimeError`` naming the walkers that diverged).
 
 Launch: ``openmm-nnbias deepves ... --walkers N`` (spawns N local processes, gloo), or one
 process per walker under ``torchrun --nproc-per-node N --no-python openmm-nnbias deepves ...``
@@ -53,40 +53,41 @@ class WalkerGroup:
 
     Parameters
     ----------
-    rank, world_size : int, optional
-        This walker's index and the number of walkers. Both ``None``: read ``RANK`` and
-        ``WORLD_SIZE`` from the environment (torchrun), or take them from an already
-        initialised default process group. ``world_size=1`` needs no process group.
-    init_method : str, optional
+    rank, worldSize : int, optional
+        This walker's index and the number of walkers (the attributes ``rank``, ``world_size``).
+        Both ``None``: read ``RANK`` and ``WORLD_SIZE`` from the environment (torchrun), or take
+        them from an already initialised default process group. ``worldSize=1`` needs no process group.
+    initMethod : str, optional
         torch.distributed rendezvous, e.g. ``"file:///tmp/x/store"`` or
         ``"tcp://127.0.0.1:29500"``; default ``"env://"`` (torchrun's MASTER_ADDR/PORT).
     backend : {"gloo", "nccl"}, optional
         Default: ``"nccl"`` when torch sees a GPU, else ``"gloo"``.
-    check_interval : int
+    checkInterval : int
         Compare the weight checksums every that many gradient reductions (0: never).
-    timeout_s : float
+    timeout : float
         Collective timeout in seconds.
-    process_group : optional
-        An existing group to use instead of creating one (with ``rank`` and ``world_size``).
+    processGroup : optional
+        An existing group to use instead of creating one (with ``rank`` and ``worldSize``).
 
     Examples
     --------
     >>> import torch
     >>> from openmm_nnbias.ves.walkers import WalkerGroup
-    >>> group = WalkerGroup(rank=0, world_size=1)   # one walker: every reduction is the identity
+    >>> group = WalkerGroup(rank=0, worldSize=1)   # one walker: every reduction is the identity
     >>> group.pool_counts(torch.tensor([3.0, 1.0]))
     tensor([3., 1.])
     """
 
-    def __init__(self, rank: int | None = None, world_size: int | None = None, init_method: str | None = None,
-                 backend: str | None = None, check_interval: int = 10, timeout_s: float = 1800.0,
-                 process_group: Any = None) -> None:
+    def __init__(self, rank: int | None = None, worldSize: int | None = None, initMethod: str | None = None,
+                 backend: str | None = None, checkInterval: int = 10, timeout: float = 1800.0,
+                 processGroup: Any = None) -> None:
+        world_size, process_group = worldSize, processGroup
         if (rank is None) != (world_size is None):
-            raise ValueError("give both rank and world_size, or neither (torchrun environment)")
+            raise ValueError("give both rank and worldSize, or neither (torchrun environment)")
         if backend is not None and backend not in ("gloo", "nccl"):
             raise ValueError(f"backend must be 'gloo' or 'nccl', got {backend!r}")
-        if int(check_interval) < 0 or not float(timeout_s) > 0:
-            raise ValueError(f"check_interval must be >= 0 and timeout_s > 0, got {check_interval}, {timeout_s}")
+        if int(checkInterval) < 0 or not float(timeout) > 0:
+            raise ValueError(f"checkInterval must be >= 0 and timeout > 0 (s), got {checkInterval}, {timeout}")
         self.owns_group = False
         if rank is None:
             if dist.is_available() and dist.is_initialized():
@@ -96,15 +97,15 @@ class WalkerGroup:
                 rank, world_size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
             else:
                 raise ValueError("no walker environment: RANK and WORLD_SIZE are set by torchrun; "
-                                 "otherwise pass rank and world_size")
+                                 "otherwise pass rank and worldSize")
         rank, world_size = int(rank), int(world_size)
         if world_size < 1 or not 0 <= rank < world_size:
-            raise ValueError(f"need world_size >= 1 and 0 <= rank < world_size, got rank {rank}, "
-                             f"world_size {world_size}")
+            raise ValueError(f"need worldSize >= 1 and 0 <= rank < worldSize, got rank {rank}, "
+                             f"worldSize {world_size}")
         if backend is None:
             backend = "nccl" if torch.cuda.is_available() and dist.is_nccl_available() else "gloo"
         self.rank, self.world_size, self.backend = rank, world_size, backend
-        self.check_interval = int(check_interval)
+        self.check_interval = int(checkInterval)
         self.device = torch.device("cpu")
         if backend == "nccl":
             local = int(os.environ.get("LOCAL_RANK", rank)) % max(torch.cuda.device_count(), 1)
@@ -112,8 +113,8 @@ class WalkerGroup:
             torch.cuda.set_device(self.device)
         self._pg = process_group
         if world_size > 1 and process_group is None and not dist.is_initialized():
-            dist.init_process_group(backend, init_method=init_method or "env://", rank=rank,
-                                    world_size=world_size, timeout=datetime.timedelta(seconds=float(timeout_s)))
+            dist.init_process_group(backend, init_method=initMethod or "env://", rank=rank,
+                                    world_size=world_size, timeout=datetime.timedelta(seconds=float(timeout)))
             self.owns_group = True
         self.n_reductions = 0
 
@@ -183,7 +184,7 @@ class WalkerGroup:
                           iteration: int | None = None) -> float:
         """Replace each ``p.grad`` by ``Σ_k n_k g_k / Σ_k n_k`` and return the pooled loss.
 
-        Every ``check_interval``-th call first runs :meth:`check_identical` on ``params``.
+        Every ``checkInterval``-th call first runs :meth:`check_identical` on ``params``.
         """
         if self.check_interval and self.n_reductions % self.check_interval == 0:
             self.check_identical(params, iteration)
@@ -251,22 +252,19 @@ class WalkerDeepVESUpdater(DeepVESUpdater):
     Under ``torchrun`` (one process per walker, each with its own MD seed):
 
     >>> group = WalkerGroup()                                   # doctest: +SKIP
-    >>> sim.reporters.append(WalkerDeepVESUpdater(nnforce, 300, group, out="run"))  # doctest: +SKIP
+    >>> sim.reporters.append(WalkerDeepVESUpdater(nnforce, 300, group, outputs="run"))  # doctest: +SKIP
     """
 
-    def __init__(self, biasForce, temperature, group: WalkerGroup, **kwargs) -> None:
+    def __init__(self, biasForce, temperature, group: WalkerGroup, *, execution: ExecutionOptions | None = None,
+                 **kwargs) -> None:
         if not isinstance(group, WalkerGroup):
             raise ValueError(f"group must be a WalkerGroup, got {type(group).__name__}")
         self.group = group
         if group.backend == "nccl":  # the optimizer on this walker's GPU unless told otherwise
-            grouped = {"target", "schedule", "outputs", "execution"}
-            if set(kwargs) - grouped:  # deprecated flat keywords
-                kwargs["device"] = kwargs.get("device") or group.device
-            else:
-                ex = kwargs.get("execution") or ExecutionOptions()
-                kwargs["execution"] = dataclasses.replace(ex, device=ex.device or group.device)
+            ex = execution or ExecutionOptions()
+            execution = dataclasses.replace(ex, device=ex.device or group.device)
         before = [p.detach().clone() for p in biasForce.bias.parameters()]
-        super().__init__(biasForce, temperature, reducer=group, **kwargs)
+        super().__init__(biasForce, temperature, reducer=group, execution=execution, **kwargs)
         if group.rank > 0:
             self.snapshotInterval = 0  # walker 0 writes the snapshots
         after = list(biasForce.bias.parameters())
@@ -331,8 +329,8 @@ class WalkerDeepVESUpdater(DeepVESUpdater):
 
 
 def _walker_entry(rank, fn, world_size, init_method, backend, check_interval, timeout_s, args, tmp):
-    group = WalkerGroup(rank, world_size, init_method=init_method, backend=backend,
-                        check_interval=check_interval, timeout_s=timeout_s)
+    group = WalkerGroup(rank, world_size, initMethod=init_method, backend=backend,
+                        checkInterval=check_interval, timeout=timeout_s)
     try:
         result = fn(group, *args)
         torch.save(result, os.path.join(tmp, f"result.{rank}"))
@@ -344,19 +342,21 @@ def _walker_entry(rank, fn, world_size, init_method, backend, check_interval, ti
         group.close()
 
 
-def spawn_walkers(fn: Callable, world_size: int, args: tuple = (), backend: str = "gloo",
-                  check_interval: int = 10, timeout_s: float | None = None) -> list:
-    """Run ``fn(group, *args)`` in ``world_size`` new local processes, one walker each.
+def spawn_walkers(fn: Callable, worldSize: int, args: tuple = (), backend: str = "gloo",
+                  checkInterval: int = 10, timeout: float | None = None) -> list:
+    """Run ``fn(group, *args)`` in ``worldSize`` new local processes, one walker each.
 
     ``fn`` must be importable (a module-level function); its return values (picklable) come
     back as a list indexed by rank. Rendezvous through a temporary file store. A ``ValueError``
     in a walker is raised here as ``ValueError("walker k: ...")``; if one walker fails the
-    others are stopped. ``timeout_s`` bounds the whole run (``TimeoutError``).
+    others are stopped. ``timeout`` (s) bounds the whole run (``TimeoutError``) and each
+    collective; ``checkInterval`` as :class:`WalkerGroup`.
     """
     import torch.multiprocessing as mp
 
+    world_size, check_interval, timeout_s = worldSize, checkInterval, timeout
     if int(world_size) < 1:
-        raise ValueError(f"world_size must be >= 1, got {world_size}")
+        raise ValueError(f"worldSize must be >= 1, got {world_size}")
     tmp = tempfile.mkdtemp(prefix="nnbias_walkers_")
     coll_timeout = 1800.0 if timeout_s is None else float(timeout_s)
     try:
