@@ -16,7 +16,7 @@ Settings (all bias every 1 ps = 500 steps, target/bias factor 10):
 * ``metad``: ``openmm.app.Metadynamics`` over φ, ψ: γ 10, height 1.2 kJ/mol, σ 0.35 rad, every
   500 steps, 73 grid points per torsion (the PLUMED alanine-dipeptide tutorial settings
   HEIGHT=1.2 SIGMA=0.35 PACE=500 with BIASFACTOR=10). Estimate: ``getFreeEnergy()``. Checkpoint:
-  Context checkpoint + its bias grids (``_selfBias``/``_totalBias``, private attributes of OpenMM 8.4).
+  Context checkpoint + the bias from ``getFreeEnergy()``, restored through ``biasDir`` (public API).
 * ``opes``: ``openmm_opes.OPES`` with its README quick-start settings (barrier 50 kJ/mol, a kernel
   every 1 ps = 500 steps at 2 fs, fixed bandwidth ``varianceFrequency=None`` with σ 0.15 rad,
   γ 10, 101 grid points per torsion). Estimates: ``getFreeEnergy(correctSmoothing=True)`` and,
@@ -34,6 +34,7 @@ import numpy as np
 from race_score import grid_from_openmm, read_fes
 
 TEMPERATURE, TIMESTEP_PS, FRICTION = 300.0, 0.002, 1.0
+METAD_BIAS_FACTOR = 10.0
 
 #: Deep-VES variants: method ``deepves-<name>`` → keywords of ``build_deepves`` (``overrides`` for the updater).
 DEEPVES_VARIANTS = {
@@ -94,16 +95,34 @@ class Unbiased:
 
 
 class MetadRunner:
+    """``app.Metadynamics`` over φ, ψ; restarts through its public ``biasDir`` files (no private attributes).
+
+    A checkpoint holds the Context checkpoint and the bias V = −F (γ − 1)/γ from ``getFreeEnergy()``.
+    :meth:`load` builds a new Metadynamics over an empty ``biasDir`` holding that bias as one file, which
+    ``Metadynamics`` reads as the bias of another walker and adds to its own (zero at the start); the
+    continued run deposits the same hills on the same total bias (equal to rounding).
+    """
+
     def __init__(self, seed, folder):
+        self.seed, self.biasDir = seed, os.path.join(folder, "metad_bias")
+        self._build(None)
+
+    def _build(self, bias):
+        import shutil
+
         from openmm import app, unit
 
         from openmm_nnbias.systems import alanine_dipeptide
 
+        shutil.rmtree(self.biasDir, ignore_errors=True)
+        os.makedirs(self.biasDir)
+        if bias is not None:
+            np.save(os.path.join(self.biasDir, "bias_0_1.npy"), bias)
         pep = alanine_dipeptide()
         cvs = [app.BiasVariable(_torsion(pep.torsions[n]), -math.pi, math.pi, 0.35, True, 73) for n in ("phi", "psi")]
-        self.meta = app.Metadynamics(pep.system, cvs, TEMPERATURE * unit.kelvin, 10.0,
-                                     1.2 * unit.kilojoule_per_mole, 500)
-        self.sim = _simulation(pep, seed)
+        self.meta = app.Metadynamics(pep.system, cvs, TEMPERATURE * unit.kelvin, METAD_BIAS_FACTOR,
+                                     1.2 * unit.kilojoule_per_mole, 500, saveFrequency=500, biasDir=self.biasDir)
+        self.sim = _simulation(pep, self.seed)
 
     @property
     def steps(self):
@@ -112,24 +131,26 @@ class MetadRunner:
     def step(self, n):
         self.meta.step(self.sim, n)
 
-    def estimates(self):
+    def _free_energy(self):
         from openmm import unit
 
-        return {"bias": grid_from_openmm(self.meta.getFreeEnergy().value_in_unit(unit.kilojoule_per_mole))}
+        return np.asarray(self.meta.getFreeEnergy().value_in_unit(unit.kilojoule_per_mole))
+
+    def estimates(self):
+        return {"bias": grid_from_openmm(self._free_energy())}
 
     def save(self, path):
-        _atomic_pickle(path, {"context": self.sim.context.createCheckpoint(), "self": self.meta._selfBias,
-                              "total": self.meta._totalBias})
+        bias = -self._free_energy() * (METAD_BIAS_FACTOR - 1) / METAD_BIAS_FACTOR
+        _atomic_pickle(path, {"context": self.sim.context.createCheckpoint(), "bias": bias})
 
     def load(self, path):
         with open(path, "rb") as fh:
             st = pickle.load(fh)
-        m = self.meta
-        m._selfBias[...] = st["self"]
-        m._totalBias[...] = st["total"]
-        m._table.setFunctionParameters(*m._widths, m._totalBias.flatten(), *m._limits)
+        if "bias" not in st:
+            raise ValueError(f"{path}: a metadynamics checkpoint of an earlier format (private bias arrays); "
+                             "remove the run's folder and run it again")
+        self._build(st["bias"])
         self.sim.context.loadCheckpoint(st["context"])
-        m._force.updateParametersInContext(self.sim.context)
 
 
 class OPESRunner:
