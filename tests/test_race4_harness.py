@@ -1,0 +1,163 @@
+"""The tetrapeptide race harness (benchmarks/race4.py): scoring with known answers, a tiny run of each method,
+an exact continuation after a kill, the report from synthetic progress files."""
+
+import csv
+import math
+import os
+import sys
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir, "benchmarks"))
+race4 = pytest.importorskip("race4")
+from race4_methods import KT, TORSIONS  # noqa: E402
+from race4_score import (N_BINS, axis, final_bias, marginals, reweighted, rmse_shift, save_snapshot,  # noqa: E402
+                         score, write_reference)
+
+
+def _reference():
+    x = axis()
+    return np.array([(3 + j) * (1 - np.cos(x - 0.3 * j)) for j in range(6)])  # minima at 0.3 j rad, 0 .. 16 kJ/mol
+
+
+def test_rmse_after_best_shift_known_answer():
+    ref = np.array([0.0, 5.0, 10.0, 15.0, 30.0, 40.0])
+    f = ref + 7.0 + np.array([0.5, -0.5, 0.5, -0.5, 100.0, 100.0])  # shift 7, ±0.5 inside F_ref < 20
+    assert rmse_shift(f, ref) == (pytest.approx(0.5, abs=1e-12), 4, 0)
+    f[1] = np.inf  # a scored bin without an estimate: left out of the RMSE, counted as missing
+    r, n, missing = rmse_shift(f, ref)
+    assert (n, missing) == (4, 1) and r == pytest.approx(math.sqrt(2) / 3, abs=1e-12)
+
+
+def test_score_six_marginals_known_answer():
+    ref = _reference()
+    delta = np.where(np.arange(N_BINS) % 2, 0.4, -0.4)
+    est = ref + np.arange(6)[:, None] * 2.0 + delta * np.array([1, 0, 1, 0, 1, 0])[:, None]
+    s = score(est, ref)
+    assert [s[f"rmse_{t}"] for t in TORSIONS] == pytest.approx([0.4, 0, 0.4, 0, 0.4, 0], abs=1e-9)
+    assert s["rmse_mean"] == pytest.approx(0.2, abs=1e-9) and s["covered"] == 1
+    est[3, np.argmin(ref[3])] = np.inf
+    assert score(est, ref)["covered"] == 0
+
+
+def test_reweighting_recovers_known_marginals():
+    """Bin centres with weights exp(−βF_ref) give F_ref; the window keeps the last half; the final bias reweights."""
+    ref, x, n = _reference(), axis(), N_BINS
+    for j in range(6):
+        assert np.allclose(marginals(x[:, None], -ref[j] / KT)[0], ref[j] - ref[j].min(), atol=1e-9)
+    rng = np.random.default_rng(0)
+    data = {"time": np.arange(2 * n) + 0.5, **{t: np.concatenate([x, x]) for t in TORSIONS},
+            "rbias": np.concatenate([rng.normal(0, 30, n), -ref[0]])}  # first half: wrong weights, dropped
+    f = reweighted(data, t_now=2.0 * n)
+    assert np.allclose(f, ref[0] - ref[0].min(), atol=1e-9)
+    assert not np.allclose(reweighted(data, 2.0 * n, t_from=0.0)[0], ref[0] - ref[0].min(), atol=0.1)
+    v = np.broadcast_to(-ref[0][:, None, None], (n, n, n))  # V_final(φ1, φ2, φ3) = −F_ref(φ1)
+    assert np.allclose(final_bias(data, 2.0 * n, x, v), ref[0] - ref[0].min(), atol=1e-9)
+
+
+def _rows(root, method):
+    with open(os.path.join(root, method, "1", "progress.csv")) as fh:
+        return list(csv.DictReader(fh))
+
+
+def _colvar(root, method):
+    path = os.path.join(root, method, "1", "ves" if method.startswith("deepves") else "", "colvar")
+    return [line for line in open(path) if not line.startswith("#")]
+
+
+DETERMINISTIC = ["t_ns", "steps"] + race4.RMSE + ["covered", "rmse_mean_alt", "covered_alt", "estimate",
+                                                   "estimate_alt", "decay_ps"]
+
+
+def test_tiny_race_kill_resume_exact_and_report(tmp_path, monkeypatch):
+    ref_dir = str(tmp_path / "ref")
+    write_reference(ref_dir, _reference())
+    args = ["run", "--methods", "deepves,metad,opes", "--seeds", "1", "--every", "1ps", "--unbiased-steps", "100",
+            "--reference", ref_dir]
+    a, b = str(tmp_path / "a"), str(tmp_path / "b")
+    race4.main(args + ["--root", a, "--time", "2ps"])  # uninterrupted
+    race4.main(args + ["--root", b, "--time", "1ps"])
+    # a kill after the 2 ps row and colvar frames are written, before the checkpoint: redone from 1 ps
+    make = race4.make_runner
+
+    def killed_at_save(method, seed, folder):
+        runner = make(method, seed, folder)
+
+        def save(path):
+            raise KeyboardInterrupt
+
+        runner.save = save
+        return runner
+
+    monkeypatch.setattr(race4, "make_runner", killed_at_save)
+    for method in ("deepves", "metad", "opes"):
+        with pytest.raises(KeyboardInterrupt):
+            race4.run_one(method, 1, 0.002, 0.001, b, None, race4.Unbiased(), 100)
+        assert len(_rows(b, method)) == 2
+    monkeypatch.setattr(race4, "make_runner", make)
+    race4.main(args + ["--root", b, "--time", "2ps"])
+    for method, ckpt in (("deepves", "checkpoint.pt"), ("metad", "checkpoint.pkl"), ("opes", "checkpoint.pkl")):
+        ra, rb = _rows(a, method), _rows(b, method)
+        assert [r["t_ns"] for r in ra] == ["0.001", "0.002"]
+        assert [{k: r[k] for k in DETERMINISTIC} for r in ra] == [{k: r[k] for k in DETERMINISTIC} for r in rb]
+        assert _colvar(a, method) == _colvar(b, method) and len(_colvar(a, method)) == 2
+        assert all(len(line.split()) == 9 for line in _colvar(a, method))  # time, 6 torsions, bias, rbias
+        for r in ra:
+            assert float(r["cpu_s"]) > 0 and float(r["speed_ratio"]) > 0 and math.isfinite(float(r["rmse_mean"]))
+            assert os.path.exists(os.path.join(a, method, "1", "snapshots", f"{r['estimate']}_{float(r['t_ns']):.3f}ns.npz"))
+        assert os.path.exists(os.path.join(b, method, "1", ckpt))
+    assert _rows(a, "metad")[0]["estimate_alt"] == "final" and _rows(a, "deepves")[0]["estimate_alt"] == "decay"
+    fig = str(tmp_path / "race4.png")
+    race4.main(["report", "--root", a, "--reference", ref_dir, "--figure", fig])
+    text = open(os.path.join(a, "report.md")).read()
+    assert "| opes |" in text and "| metad (final) |" in text and "| deepves (decay) |" in text
+    assert os.path.getsize(fig) > 0
+
+
+def test_report_from_synthetic_progress(tmp_path):
+    """Three seeds whose error falls as 4/t: 1 kJ/mol from 4 ns on, 0.5 from 8 ns (seed 3 never, its noise floor)."""
+    ref = _reference()
+    ref_dir = str(tmp_path / "ref")
+    write_reference(ref_dir, ref)
+    root = str(tmp_path / "race4")
+    pattern = np.where(np.arange(N_BINS) % 2, 1.0, -1.0)  # RMSE = amplitude over any set of bins with even count
+    for seed, floor in ((1, 0.0), (2, 0.0), (3, 0.7)):
+        folder = os.path.join(root, "metad", str(seed))
+        os.makedirs(os.path.join(folder, "snapshots"))
+        rows = []
+        for k in range(1, 11):
+            t = float(k)
+            err = max(4.0 / t, floor)
+            region = ref < 20
+            amp = np.where(region, pattern, 0.0)
+            amp = amp * err / np.sqrt(np.mean((amp[region] - np.mean(amp[region])) ** 2)) if err else amp
+            save_snapshot(os.path.join(folder, "snapshots", f"reweighted_{t:.3f}ns.npz"), ref + amp + 5.0)
+            save_snapshot(os.path.join(folder, "snapshots", f"final_{t:.3f}ns.npz"), ref)
+            rows.append({"t_ns": t, "steps": int(t * 5e5), "cpu_s": 3600.0 * t / 2, "wall_s": 1, "seg_cpu_s": 1,
+                         "fes_cpu_s": 0, "unbiased_cpu_s_per_ns": 100, "speed_ratio": 0.5, "estimate": "reweighted",
+                         "estimate_alt": "final", "decay_ps": ""})
+        race4.write_rows(os.path.join(folder, "progress.csv"), [{k: race4._fmt(v) for k, v in r.items()} for r in rows])
+    runs = race4.collect(root, ref)
+    assert sorted(runs) == ["metad", "metad (final)"]
+    assert [race4.time_to(rows, 1.0, "t_ns") for rows in runs["metad"]] == [4.0, 4.0, 4.0]
+    assert [race4.time_to(rows, 0.5, "t_ns") for rows in runs["metad"]] == [8.0, 8.0, math.inf]
+    assert [race4.time_to(rows, 0.5, "cpu_s") for rows in runs["metad"]][:2] == [4 * 3600.0, 4 * 3600.0]
+    fig = str(tmp_path / "fig.png")
+    race4.main(["report", "--root", root, "--reference", ref_dir, "--figure", fig])
+    text = open(os.path.join(root, "report.md")).read()
+    line = next(x for x in text.splitlines() if x.startswith("| metad |"))
+    cells = [c.strip() for c in line.split("|")[1:-1]]
+    assert cells[1:5] == ["4.00 [4.00–4.00] (3/3)", "2.00 [2.00–2.00] (3/3)", "8.00 [8.00–8.00] (2/3)",
+                          "4.00 [4.00–4.00] (2/3)"]
+    assert cells[5].startswith("0.40 [0.40–0.70]")
+    assert "| metad (final) | 1.00 [1.00–1.00] (3/3)" in text  # exact from the first snapshot
+    assert os.path.getsize(fig) > 0
+
+
+def test_time_to_needs_coverage():
+    rows = [{"t_ns": t, "cpu_s": 10 * t, "rmse_mean": r, "covered": c}
+            for t, r, c in ((1, 3, 1), (2, 0.9, 1), (3, 0.8, 0), (4, 0.8, 1), (5, 0.7, 1))]
+    assert race4.time_to(rows, 1.0, "t_ns") == 4
+    assert race4.time_to(rows, 1.0, "cpu_s") == 40
+    assert race4.time_to(rows, 0.5, "t_ns") == math.inf
