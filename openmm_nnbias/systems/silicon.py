@@ -248,7 +248,7 @@ def _custom_forces(n_atoms: int, p: StillingerWeberParameters) -> list:
 
 
 def _torch_forces(n_atoms: int, p: StillingerWeberParameters, skin: float, analytic: bool) -> list:
-    from openmm_nnbias.bias.backends import import_torch_force
+    from openmm_nnbias.bias.plugins import import_torch_force
 
     # import_torch_force loads again the openmm-torch plugins that failed at an `import openmm` before torch
     torch_force = import_torch_force()
