@@ -17,7 +17,7 @@ LAYERS = [
     {"cvs"},
     {"bias"},
     {"platforms", "analysis"},
-    {"ves"},
+    {"ves", "metad"},
     {"systems"},
     {"diffsim"},
     {"cli", "<root>"},

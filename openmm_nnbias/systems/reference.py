@@ -1,4 +1,4 @@
-"""Reference free energies by well-tempered metadynamics (:class:`~openmm_nnbias.systems.metadynamics.WellTemperedMetadynamics`).
+"""Reference free energies by well-tempered metadynamics (:class:`~openmm_nnbias.metad.WellTemperedMetadynamics`).
 
 * :func:`run_reference` — alanine dipeptide over φ/ψ → ``fes_reference.dat``; with
   ``system="alanine-tetrapeptide"`` it calls :func:`run_reference_ala4`.
@@ -34,7 +34,7 @@ def _setup(name: str, platform: str, threads: int, seed: int, overrides: dict):
 
     from ..platforms import get_platform
     from ._registry import get_system
-    from .metadynamics import WellTemperedMetadynamics
+    from ..metad import WellTemperedMetadynamics
     from .recipes import get_recipe
 
     r = dataclasses.replace(get_recipe(name, "metad"), **{k: v for k, v in overrides.items() if v is not None})

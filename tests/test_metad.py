@@ -7,8 +7,8 @@ import openmm as mm
 import pytest
 from openmm import app, unit
 
+from openmm_nnbias.metad import WellTemperedMetadynamics
 from openmm_nnbias.systems import alanine_dipeptide
-from openmm_nnbias.systems.metadynamics import WellTemperedMetadynamics
 
 ARGS = dict(temperature=300.0, biasFactor=6.0, height=1.0, width=0.35, frequency=50, gridWidth=25)
 
