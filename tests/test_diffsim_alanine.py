@@ -13,8 +13,9 @@ import openmm  # noqa: E402
 from openmm import unit  # noqa: E402
 
 from openmm_nnbias.cvs import CVSet, Position  # noqa: E402
-from openmm_nnbias.diffsim import (DiffSimTrainer, LangevinSimulator, MuellerBrownEnergy, Well,  # noqa: E402
+from openmm_nnbias.diffsim import (DiffSimTrainer, LangevinSimulator, Well,  # noqa: E402
                                    loss_position_gradient, make_force_fn, partial_adjoint)
+from openmm_nnbias.systems import MuellerBrownEnergy  # noqa: E402
 from openmm_nnbias.diffsim.setups import ALA2_C5, ALA2_C7AX, alanine_dipeptide_setup  # noqa: E402
 from openmm_nnbias.diffsim.streaming import forward_for_adjoint  # noqa: E402
 

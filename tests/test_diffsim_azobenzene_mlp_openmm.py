@@ -13,9 +13,9 @@ import torch
 torch.set_num_threads(1)
 
 from openmm_nnbias.cli import main  # noqa: E402
-from openmm_nnbias.diffsim import AzobenzeneMLP  # noqa: E402
-from openmm_nnbias.diffsim.azobenzene import AZOBENZENE_MASSES, azobenzene_positions  # noqa: E402
-from openmm_nnbias.diffsim.azobenzene_potential import load_potential, potential_spec  # noqa: E402
+from openmm_nnbias.systems.azobenzene import AzobenzeneMLP  # noqa: E402
+from openmm_nnbias.systems.azobenzene.molecule import AZOBENZENE_MASSES, azobenzene_positions  # noqa: E402
+from openmm_nnbias.systems.azobenzene.potential import load_potential, potential_spec  # noqa: E402
 from openmm_nnbias.diffsim.run import run_diffsim  # noqa: E402
 
 HAS_TORCHFORCE = importlib.util.find_spec("openmmtorch") is not None
@@ -61,7 +61,7 @@ def test_mlp_torchforce_matches_module_and_bias_adds(tmp_path, mlp, platform):
     """Both platforms hand openmm-torch float64 positions: energy and forces equal the module's to rounding;
     an exported bias (float32, as SevenNet runs train, and float64, as MLP runs) adds its energy and forces."""
     from openmm_nnbias.bias import NeuralBias, export_bias, load_bias
-    from openmm_nnbias.diffsim.azobenzene_openmm import azobenzene_openmm_system
+    from openmm_nnbias.systems.azobenzene.openmm_system import azobenzene_openmm_system
     from openmm_nnbias.diffsim.setups_azobenzene import azobenzene_cvs
 
     system = azobenzene_openmm_system("gfn1-mlp")
@@ -89,7 +89,7 @@ def test_mlp_torchforce_matches_module_and_bias_adds(tmp_path, mlp, platform):
 @needs_torchforce
 def test_mlp_forces_are_minus_gradient_of_openmm_energy():
     """Central differences of OpenMM's energy along a random direction equal −F·d (Reference, float64)."""
-    from openmm_nnbias.diffsim.azobenzene_openmm import azobenzene_openmm_system
+    from openmm_nnbias.systems.azobenzene.openmm_system import azobenzene_openmm_system
 
     system = azobenzene_openmm_system("gfn1-mlp")
     x = _perturbed("cis", 7)
@@ -105,7 +105,7 @@ def test_mlp_forces_are_minus_gradient_of_openmm_energy():
 def test_scripted_mlp_float32_positions(mlp):
     """Single/mixed-precision platforms pass float32 positions: the energy stays float64 and the forces are the
     float64 model's at the rounded positions, returned in float32."""
-    from openmm_nnbias.diffsim.azobenzene_openmm import MLPTorchForceModule, script_mlp
+    from openmm_nnbias.systems.azobenzene.openmm_system import MLPTorchForceModule, script_mlp
 
     module = script_mlp(mlp)
     x32 = _perturbed("trans", 3).float().requires_grad_(True)
@@ -123,7 +123,7 @@ def test_scripted_mlp_float32_positions(mlp):
 @needs_torchforce
 def test_openmm_system_potential_kinds(tmp_path):
     """A saved AzobenzeneMLP file, its checkpoint record and the instance give the same force; bad values fail."""
-    from openmm_nnbias.diffsim.azobenzene_openmm import azobenzene_openmm_system
+    from openmm_nnbias.systems.azobenzene.openmm_system import azobenzene_openmm_system
 
     m = AzobenzeneMLP(hidden=(8,), seed=3)
     path = str(tmp_path / "m.pt")
@@ -267,7 +267,7 @@ def test_per_potential_defaults_table():
 @pytest.mark.skipif(importlib.util.find_spec("sevenn") is None or not HAS_TORCHFORCE,
                     reason="needs sevenn (pip install 'openmm_nnbias[sevenn]') and openmm-torch")
 def test_openmm_system_7net_0_is_the_sevennet_system():
-    from openmm_nnbias.diffsim import azobenzene_openmm, sevennet_openmm
+    from openmm_nnbias.systems.azobenzene import openmm_system as azobenzene_openmm, sevennet_openmm
 
     x = _perturbed("trans", 4)
     e_new, f_new = _openmm_state(azobenzene_openmm.azobenzene_openmm_system("7net-0"), x, "Reference")

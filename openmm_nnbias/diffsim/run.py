@@ -120,7 +120,7 @@ AZOBENZENE_CLI = {"dtype": "float32", "timestep": 0.001, "adjoint_steps": 30, "n
                   "well_replicas": 2, "well_steps": 90, "minimize_steps": 60}
 #: The default two-stage schedule of the azobenzene run on SevenNet (K : Adam rate : epochs), see :mod:`.stages`.
 AZOBENZENE_STAGES = "300:1e-2:2,1000:1e-3:1"
-#: On an :class:`~openmm_nnbias.diffsim.AzobenzeneMLP` (~1000× cheaper than SevenNet-0): the setup's own
+#: On an :class:`~openmm_nnbias.systems.azobenzene.AzobenzeneMLP` (~1000× cheaper than SevenNet-0): the setup's own
 #: defaults (written out so that the checkpoint records them).
 AZOBENZENE_MLP_CLI = {"dtype": "float64", "timestep": 0.0005, "adjoint_steps": 190, "n_replicas": 16,
                       "n_steps": 4000, "well_replicas": 4, "well_steps": 600, "minimize_steps": 300}
@@ -184,7 +184,7 @@ def _potential(system: str, potential, kwargs: dict):
     """(record or None, kwargs): a ``--potential`` value checked; a module stays a setup keyword."""
     import torch
 
-    from .azobenzene_potential import potential_spec
+    from ..systems.azobenzene.potential import potential_spec
 
     if potential is None and "potential" in kwargs:
         potential = kwargs.pop("potential")
@@ -199,7 +199,7 @@ def _potential(system: str, potential, kwargs: dict):
 
 def _check_restart_potential(old: dict, meta: dict) -> None:
     """Refuse a restart on another ``--potential`` (checkpoints before the option: SevenNet-0)."""
-    from .azobenzene_potential import potential_label
+    from ..systems.azobenzene.potential import potential_label
 
     if meta.get("system") != "azobenzene" or "potential" not in meta:
         return
@@ -250,7 +250,7 @@ def run_diffsim(system: str, out: str, epochs: int = None, replicas: int = None,
         (before training) and after every stage, see :mod:`.run_eval` (default 0: none).
     potential : str or torch.nn.Module, optional
         Azobenzene only: ``"gfn1-mlp"`` (default), ``"7net-0"``, ``"7net-l3i5"`` or the path of an
-        ``AzobenzeneMLP.save`` file (see :mod:`.azobenzene_potential`; recorded in the checkpoint,
+        ``AzobenzeneMLP.save`` file (see :mod:`openmm_nnbias.systems.azobenzene.potential`; recorded in the checkpoint,
         a file with its sha256); its defaults are :data:`AZOBENZENE_DEFAULTS`. A module is passed
         to the setup as is (SevenNet's defaults; for tests with stand-in energies).
     **kwargs
@@ -306,7 +306,7 @@ def run_diffsim(system: str, out: str, epochs: int = None, replicas: int = None,
     setup_kwargs, replicas, steps = _system_kwargs(system, kwargs, replicas, steps, spec)
     extra = {}
     if spec is not None:
-        from .azobenzene_potential import load_potential
+        from ..systems.azobenzene.potential import load_potential
 
         extra["potential"] = load_potential(spec, dtype=setup_kwargs.get("dtype"))
     setup = build_diffsim(system, replicas=replicas, steps=steps, seed=seed, device=device, **setup_kwargs, **extra)

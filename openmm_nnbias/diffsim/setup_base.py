@@ -101,7 +101,7 @@ def unbiased_well_run(potential, masses: torch.Tensor, start: torch.Tensor, cvs:
     Examples
     --------
     >>> from openmm_nnbias.cvs import Position
-    >>> from openmm_nnbias.diffsim import MuellerBrownEnergy
+    >>> from openmm_nnbias.systems import MuellerBrownEnergy
     >>> cvs = CVSet([Position(0, "x", -1.5, 1.2), Position(0, "y", -0.2, 2.0)])
     >>> m = torch.ones(1, dtype=torch.float64)
     >>> well, frames = unbiased_well_run(MuellerBrownEnergy(0.36), m, torch.tensor([[-0.558, 1.442, 0.0]],

@@ -40,7 +40,7 @@ import torch
 from openmm_nnbias._units import KB
 from openmm_nnbias.cvs import CVSet, Position
 
-from .potentials import MuellerBrownEnergy
+from ..systems.model_potentials import MuellerBrownEnergy
 from .setup_base import DiffSimSetup, assemble_setup, check_setup_arguments, unbiased_well_run
 from .setups_alanine import ALA2_C5, ALA2_C7AX, alanine_dipeptide_setup, alanine_dipeptide_vacuum
 

@@ -2,7 +2,7 @@
 
 The molecular example of Šípka et al. 2023 (section 4.2). Their potential (Axelrod et al.
 2022) is not available here; the energy is the bundled universal model SevenNet-0
-(:class:`~openmm_nnbias.diffsim.SevenNetEnergy`), chosen over CHGNet by
+(:class:`~openmm_nnbias.systems.azobenzene.SevenNetEnergy`), chosen over CHGNet by
 ``benchmarks/azobenzene_potentials.py`` (see ``benchmarks/RESULTS.md``: both are materials
 models). On SevenNet-0, ΔE(cis − trans) = 0.38 eV (literature 0.5–0.6) but the relaxed
 rotation path rises only ≈ 0.13 eV above cis (literature ≈ 1 eV) and inversion 0.42 eV:
@@ -39,7 +39,7 @@ import torch
 from openmm_nnbias.bias import NeuralBias
 from openmm_nnbias.cvs import Angle, CVSet, Torsion
 
-from .azobenzene import AZOBENZENE_MASSES, AZOBENZENE_NUMBERS, CNNC_DIHEDRAL, NNC_ANGLE, azobenzene_positions
+from ..systems.azobenzene.molecule import AZOBENZENE_MASSES, AZOBENZENE_NUMBERS, CNNC_DIHEDRAL, NNC_ANGLE, azobenzene_positions
 from .langevin import KB_KJ_PER_MOL_K
 from .training import DiffSimTrainer
 
@@ -196,7 +196,7 @@ def azobenzene_setup(*, potential: Optional[torch.nn.Module] = None, model: str 
         For a non-positive size, rate or temperature, ``timestep > 0.001`` ps,
         ``well_steps < 30`` or an unsupported dtype.
     """
-    from .neural_potential import EV_TO_KJ_PER_MOL, SevenNetEnergy
+    from ..systems.azobenzene.sevennet import EV_TO_KJ_PER_MOL, SevenNetEnergy
     from .setups import DiffSimSetup, unbiased_well_run
 
     _check_setup_args(dict(n_replicas=n_replicas, n_steps=n_steps, adjoint_steps=adjoint_steps,

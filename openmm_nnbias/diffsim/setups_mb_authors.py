@@ -50,7 +50,7 @@ from openmm_nnbias.cvs import CVSet, Position
 from .bidirectional import BidirectionalDiffSimTrainer
 from .gaussian_grid import GaussianGridBias
 from .langevin import LangevinSimulator
-from .potentials import MuellerBrownEnergy
+from ..systems.model_potentials import MuellerBrownEnergy
 from .setup_base import DiffSimSetup, check_setup_arguments
 from .training import maxwell_boltzmann_velocities
 from .wells import Well

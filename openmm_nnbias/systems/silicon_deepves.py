@@ -3,7 +3,7 @@
 :func:`silicon_deepves_system` builds what :func:`~openmm_nnbias.systems.build_deepves` needs: the
 cubic-diamond supercell (the starting structure, see below), the Stillinger-Weber ``torch`` route
 and an isotropic ``MonteCarloBarostat`` at 1 atm, the settings of
-:func:`~openmm_nnbias.systems.silicon_md.silicon_npt_context` (Langevin friction 1/ps and 2 fs
+:func:`~openmm_nnbias.systems.silicon.md.silicon_npt_context` (Langevin friction 1/ps and 2 fs
 come from the recipe). The biased CV is
 :class:`~openmm_nnbias.cvs.EnvironmentSimilarity` over all atoms (σ 0.04 nm, a 0.5431 nm).
 
@@ -87,7 +87,7 @@ def silicon_deepves_system(n_cells: int = 3, skin: float = 0.15, temperature: fl
     import openmm
 
     from .silicon import silicon_crystal, stillinger_weber_system
-    from .silicon_md import ATMOSPHERE_BAR
+    from .silicon import ATMOSPHERE_BAR
 
     if isinstance(n_cells, bool) or not isinstance(n_cells, int):
         raise TypeError(f"n_cells must be an int, got {type(n_cells).__name__}")

@@ -14,8 +14,8 @@ import torch
 torch.set_num_threads(1)
 
 from openmm_nnbias.diffsim import LangevinSimulator, make_force_fn, partial_adjoint  # noqa: E402
-from openmm_nnbias.diffsim.azobenzene import AZOBENZENE_MASSES, AZOBENZENE_NUMBERS  # noqa: E402
-from openmm_nnbias.diffsim.neural_potential import EV_TO_KJ_PER_MOL  # noqa: E402
+from openmm_nnbias.systems.azobenzene.molecule import AZOBENZENE_MASSES, AZOBENZENE_NUMBERS  # noqa: E402
+from openmm_nnbias.systems.azobenzene.sevennet import EV_TO_KJ_PER_MOL  # noqa: E402
 
 try:
     import sevenn  # noqa: F401
@@ -33,13 +33,13 @@ DIAZENE = torch.tensor([[0.0, 0.0625, 0.0], [0.0, -0.0625, 0.0], [0.099, 0.091, 
 
 @pytest.fixture(scope="module")
 def azo_energy():
-    from openmm_nnbias.diffsim import SevenNetEnergy
+    from openmm_nnbias.systems.azobenzene import SevenNetEnergy
     return SevenNetEnergy(AZOBENZENE_NUMBERS, dtype=torch.float32)  # float32: ~3x faster on a CPU
 
 
 @pytest.fixture(scope="module")
 def diazene_energy():
-    from openmm_nnbias.diffsim import SevenNetEnergy
+    from openmm_nnbias.systems.azobenzene import SevenNetEnergy
     return SevenNetEnergy([7, 7, 1, 1])
 
 
@@ -55,7 +55,7 @@ def _forces(U, x):
 
 
 def test_missing_extra_gives_one_clear_import_error(monkeypatch):
-    from openmm_nnbias.diffsim.neural_potential import SevenNetEnergy
+    from openmm_nnbias.systems.azobenzene.sevennet import SevenNetEnergy
     monkeypatch.setitem(sys.modules, "sevenn", None)
     monkeypatch.setitem(sys.modules, "sevenn._keys", None)
     with pytest.raises(ImportError, match=r"openmm_nnbias\[sevenn\]"):
@@ -138,7 +138,7 @@ def test_cutoff_selection_is_smooth(diazene_energy):
     def pair(d):
         shift = torch.tensor([d, 0.0, 0.0], dtype=torch.float64)
         return torch.cat([DIAZENE, DIAZENE + shift])[None]
-    from openmm_nnbias.diffsim import SevenNetEnergy
+    from openmm_nnbias.systems.azobenzene import SevenNetEnergy
     U = SevenNetEnergy([7, 7, 1, 1] * 2)
     single = float(diazene_energy(DIAZENE[None])[0])
     far = float(U(pair(1.0))[0])
@@ -161,7 +161,7 @@ def test_simulator_and_partial_adjoint_run_on_sevennet(diazene_energy):
 
 @needs_sevenn
 def test_argument_errors():
-    from openmm_nnbias.diffsim import SevenNetEnergy
+    from openmm_nnbias.systems.azobenzene import SevenNetEnergy
     with pytest.raises(TypeError, match="atomic_numbers"):
         SevenNetEnergy([1.0, 1.0])
     with pytest.raises(ValueError, match="atomic_numbers"):

@@ -1,10 +1,10 @@
 """Azobenzene in OpenMM on any ``--potential`` of the DiffSim run: SevenNet or an AzobenzeneMLP.
 
 :func:`azobenzene_openmm_system` builds the OpenMM ``System`` of the torch simulator's equations:
-the 24 masses of :mod:`.azobenzene`, one openmm-torch ``TorchForce`` with the energy, no
+the 24 masses of :mod:`.molecule`, one openmm-torch ``TorchForce`` with the energy, no
 constraints, no ``CMMotionRemover``. For SevenNet the force is
-:func:`~openmm_nnbias.diffsim.sevennet_openmm.sevennet_torch_force`; for an
-:class:`~openmm_nnbias.diffsim.AzobenzeneMLP` it is :class:`MLPTorchForceModule` scripted.
+:func:`~openmm_nnbias.systems.azobenzene.sevennet_openmm.sevennet_torch_force`; for an
+:class:`~openmm_nnbias.systems.azobenzene.AzobenzeneMLP` it is :class:`MLPTorchForceModule` scripted.
 
 Precision: openmm-torch hands the module the ``(24, 3)`` positions in nm in the platform's
 precision (float64 on Reference and with double precision, float32 on CPU/CUDA/OpenCL in
@@ -34,11 +34,11 @@ class MLPTorchForceModule(torch.nn.Module):
     Raises
     ------
     TypeError
-        If ``mlp`` is not an :class:`~openmm_nnbias.diffsim.AzobenzeneMLP`.
+        If ``mlp`` is not an :class:`~openmm_nnbias.systems.azobenzene.AzobenzeneMLP`.
 
     Examples
     --------
-    >>> from openmm_nnbias.diffsim import AzobenzeneMLP
+    >>> from openmm_nnbias.systems.azobenzene import AzobenzeneMLP
     >>> m = MLPTorchForceModule(AzobenzeneMLP())
     >>> m(torch.rand(24, 3, dtype=torch.float32)).dtype
     torch.float64
@@ -46,7 +46,7 @@ class MLPTorchForceModule(torch.nn.Module):
 
     def __init__(self, mlp):
         super().__init__()
-        from .azobenzene_mlp import AzobenzeneMLP
+        from .mlp import AzobenzeneMLP
 
         if not isinstance(mlp, AzobenzeneMLP):
             raise TypeError(f"mlp must be an AzobenzeneMLP, got {type(mlp).__name__}")
@@ -71,7 +71,7 @@ def script_mlp(mlp) -> torch.jit.ScriptModule:
 
     Examples
     --------
-    >>> from openmm_nnbias.diffsim import AzobenzeneMLP
+    >>> from openmm_nnbias.systems.azobenzene import AzobenzeneMLP
     >>> script_mlp(AzobenzeneMLP())(torch.rand(24, 3, dtype=torch.float64)).shape
     torch.Size([])
     """
@@ -95,7 +95,7 @@ def mlp_torch_force(mlp, path: str = None, force_group: int = 0):
 
     Examples
     --------
-    >>> from openmm_nnbias.diffsim import AzobenzeneMLP
+    >>> from openmm_nnbias.systems.azobenzene import AzobenzeneMLP
     >>> mlp_torch_force(AzobenzeneMLP.pretrained()).getForceGroup()
     0
     """
@@ -118,7 +118,7 @@ def azobenzene_openmm_system(potential="gfn1-mlp"):
     potential : str, dict or AzobenzeneMLP, optional
         A ``--potential`` value (``"gfn1-mlp"`` default, ``"7net-0"``, ``"7net-l3i5"``, the path of an
         ``AzobenzeneMLP.save`` file), a checkpoint record of
-        :func:`~openmm_nnbias.diffsim.azobenzene_potential.potential_spec` (``checkpoint["cli"]["potential"]``),
+        :func:`~openmm_nnbias.systems.azobenzene.potential.potential_spec` (``checkpoint["cli"]["potential"]``),
         or an :class:`AzobenzeneMLP` instance. SevenNet needs ``sevenn``; it is not imported otherwise.
 
     Returns
@@ -128,7 +128,7 @@ def azobenzene_openmm_system(potential="gfn1-mlp"):
     Raises
     ------
     TypeError, ValueError
-        As :func:`~openmm_nnbias.diffsim.azobenzene_potential.potential_spec`.
+        As :func:`~openmm_nnbias.systems.azobenzene.potential.potential_spec`.
 
     Examples
     --------
@@ -138,9 +138,9 @@ def azobenzene_openmm_system(potential="gfn1-mlp"):
     """
     import openmm
 
-    from .azobenzene import AZOBENZENE_MASSES, AZOBENZENE_NUMBERS
-    from .azobenzene_mlp import AzobenzeneMLP
-    from .azobenzene_potential import is_sevennet, load_potential, potential_spec
+    from .molecule import AZOBENZENE_MASSES, AZOBENZENE_NUMBERS
+    from .mlp import AzobenzeneMLP
+    from .potential import is_sevennet, load_potential, potential_spec
 
     if isinstance(potential, AzobenzeneMLP):
         force = mlp_torch_force(potential)

@@ -3,10 +3,10 @@
 A *potential specification* is one of
 
 * ``"7net-0"`` / ``"7net-l3i5"``: a pretrained SevenNet model
-  (:class:`~openmm_nnbias.diffsim.SevenNetEnergy`, needs ``sevenn``);
-* ``"gfn1-mlp"``: the shipped GFN1-xTB-fitted :class:`~openmm_nnbias.diffsim.AzobenzeneMLP`
-  (:meth:`~openmm_nnbias.diffsim.AzobenzeneMLP.pretrained`);
-* the path of a ``.pt`` file written by :meth:`~openmm_nnbias.diffsim.AzobenzeneMLP.save`.
+  (:class:`~openmm_nnbias.systems.azobenzene.SevenNetEnergy`, needs ``sevenn``);
+* ``"gfn1-mlp"``: the shipped GFN1-xTB-fitted :class:`~openmm_nnbias.systems.azobenzene.AzobenzeneMLP`
+  (:meth:`~openmm_nnbias.systems.azobenzene.AzobenzeneMLP.pretrained`);
+* the path of a ``.pt`` file written by :meth:`~openmm_nnbias.systems.azobenzene.AzobenzeneMLP.save`.
 
 :func:`potential_spec` checks one and returns the record stored in a run's checkpoint
 (``{"name": ...}``; for the shipped MLP also the ``sha256`` of its weights, so that a package
@@ -45,7 +45,7 @@ def _shipped_sha256() -> str:
     """sha256 of the shipped gfn1-mlp weights (the file :meth:`AzobenzeneMLP.pretrained` reads)."""
     from importlib.resources import as_file
 
-    from .azobenzene_mlp import pretrained_resource
+    from .mlp import pretrained_resource
 
     with as_file(pretrained_resource()) as path:
         return _sha256(str(path))
@@ -94,7 +94,7 @@ def potential_spec(potential) -> dict:
     choices = f"--potential must be one of {', '.join(AZOBENZENE_POTENTIALS)} or an AzobenzeneMLP .pt file"
     if not os.path.isfile(value):
         raise ValueError(f"{choices}; no file {value!r}")
-    from .azobenzene_mlp import AzobenzeneMLP
+    from .mlp import AzobenzeneMLP
 
     try:
         model = AzobenzeneMLP.load(value)
@@ -146,7 +146,7 @@ def load_potential(spec, dtype=None):
     Returns
     -------
     torch.nn.Module
-        :class:`~openmm_nnbias.diffsim.SevenNetEnergy` or :class:`~openmm_nnbias.diffsim.AzobenzeneMLP`.
+        :class:`~openmm_nnbias.systems.azobenzene.SevenNetEnergy` or :class:`~openmm_nnbias.systems.azobenzene.AzobenzeneMLP`.
 
     Raises
     ------
@@ -164,11 +164,11 @@ def load_potential(spec, dtype=None):
 
     spec = potential_spec(spec)
     if is_sevennet(spec):
-        from .azobenzene import AZOBENZENE_NUMBERS
-        from .neural_potential import SevenNetEnergy
+        from .molecule import AZOBENZENE_NUMBERS
+        from .sevennet import SevenNetEnergy
 
         return SevenNetEnergy(AZOBENZENE_NUMBERS, model=spec["name"], dtype=dtype or torch.float64)
-    from .azobenzene_mlp import AzobenzeneMLP
+    from .mlp import AzobenzeneMLP
 
     if spec["name"] == "gfn1-mlp":
         if "sha256" in spec and _shipped_sha256() != spec["sha256"]:

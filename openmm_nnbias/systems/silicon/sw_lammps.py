@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from openmm_nnbias.systems.silicon import (
+from .system import (
     EV_TO_KJ_PER_MOL,
     SILICON_MASS,
     StillingerWeberParameters,

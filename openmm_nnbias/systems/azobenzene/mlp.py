@@ -1,8 +1,8 @@
 """A small neural-network potential for azobenzene, fitted to GFN1-xTB energies and forces.
 
 :class:`AzobenzeneMLP` maps positions ``(..., 24, 3)`` in nm (atom order of
-:mod:`.azobenzene`) to energies ``(...)`` in kJ/mol, the calling convention of
-:mod:`.potentials` and :class:`~openmm_nnbias.diffsim.SevenNetEnergy`, so it is a drop-in
+:mod:`.molecule`) to energies ``(...)`` in kJ/mol, the calling convention of
+:mod:`openmm_nnbias.diffsim.potentials` and :class:`~openmm_nnbias.systems.azobenzene.SevenNetEnergy`, so it is a drop-in
 ``potential=`` for :func:`~openmm_nnbias.diffsim.setups_azobenzene.azobenzene_setup`.
 
 Model
@@ -41,14 +41,14 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["AzobenzeneMLP", "PRETRAINED_FILE", "pretrained_resource", "fit"]
 
-#: File name of the shipped model under ``openmm_nnbias/diffsim/data/`` (:meth:`AzobenzeneMLP.pretrained`).
+#: File name of the shipped model under ``openmm_nnbias/systems/azobenzene/data/`` (:meth:`AzobenzeneMLP.pretrained`).
 PRETRAINED_FILE = "azobenzene_gfn1_mlp.pt"
 
 def pretrained_resource():
     """The shipped model file as an ``importlib.resources`` traversable (one place names it)."""
     from importlib.resources import files
 
-    return files("openmm_nnbias.diffsim") / "data" / PRETRAINED_FILE
+    return files("openmm_nnbias.systems.azobenzene") / "data" / PRETRAINED_FILE
 
 
 _ACTIVATIONS = {"silu": torch.nn.SiLU, "softplus": torch.nn.Softplus, "tanh": torch.nn.Tanh}
@@ -191,7 +191,7 @@ class AzobenzeneMLP(torch.nn.Module):
     def pretrained(cls, dtype: Optional[torch.dtype] = None) -> "AzobenzeneMLP":
         """The model that ships with the package: fitted to GFN1-xTB azobenzene data.
 
-        The file is ``openmm_nnbias/diffsim/data/azobenzene_gfn1_mlp.pt``; how it was made
+        The file is ``openmm_nnbias/systems/azobenzene/data/azobenzene_gfn1_mlp.pt``; how it was made
         (data, active-learning rounds, validation errors) is in ``data/README.md`` beside it
         and in ``benchmarks/RESULTS.md``. It describes GFN1-xTB's azobenzene (ΔE(cis − trans)
         ≈ 0.1 eV, barriers ≈ 1 eV above cis), not the real molecule's.
@@ -203,7 +203,7 @@ class AzobenzeneMLP(torch.nn.Module):
 
         Examples
         --------
-        >>> from openmm_nnbias.diffsim.azobenzene import azobenzene_positions
+        >>> from openmm_nnbias.systems.azobenzene.molecule import azobenzene_positions
         >>> m = AzobenzeneMLP.pretrained()
         >>> de = m(azobenzene_positions("cis")) - m(azobenzene_positions("trans"))
         >>> 0.0 < float(de.detach()) < 30.0  # kJ/mol, at the stored (not re-minimized) structures
@@ -289,7 +289,7 @@ def fit(model: AzobenzeneMLP, positions: torch.Tensor, energies: torch.Tensor, f
     seed : int, optional
         Seeds the split and the shuffling (default 0).
     verbose : int, optional
-        Log (``logging.INFO``, logger ``openmm_nnbias.diffsim.azobenzene_mlp``) every ``verbose`` epochs (default 0: silent).
+        Log (``logging.INFO``, logger ``openmm_nnbias.systems.azobenzene.mlp``) every ``verbose`` epochs (default 0: silent).
 
     Returns
     -------

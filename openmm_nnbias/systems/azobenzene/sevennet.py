@@ -3,7 +3,7 @@
 :class:`SevenNetEnergy` wraps the pretrained SevenNet-0 model (Park et al. 2024, an
 E(3)-equivariant NequIP-type graph network trained on the Materials Project trajectories,
 PBE/PBE+U; weights inside the ``sevenn`` wheel) with the calling convention of
-:mod:`.potentials`: positions ``(..., N, 3)`` in nm → energies ``(...)`` in kJ/mol, batched
+:mod:`openmm_nnbias.diffsim.potentials`: positions ``(..., N, 3)`` in nm → energies ``(...)`` in kJ/mol, batched
 over replicas of one molecule and differentiable to second order, so that
 :class:`~openmm_nnbias.diffsim.LangevinSimulator` gets its forces and
 :func:`~openmm_nnbias.diffsim.partial_adjoint` its vector–Hessian products

@@ -16,8 +16,8 @@ from openmm_nnbias.systems.silicon import (
     stillinger_weber_system,
     virial_pressure,
 )
-from openmm_nnbias.systems.silicon_md import bragg_order, density_g_cm3, silicon_npt_context
-from openmm_nnbias.systems.sw_lammps import (
+from openmm_nnbias.systems.silicon.md import bragg_order, density_g_cm3, silicon_npt_context
+from openmm_nnbias.systems.silicon.sw_lammps import (
     LammpsStillingerWeber,
     lammps_failure,
     lammps_sw_file,

@@ -7,7 +7,7 @@ routes (all exact, selectable for benchmarking):
 ``"torch"`` (default, the fastest)
     A TorchScript module on an openmm-torch ``TorchForce`` with its own Verlet list; the
     three-body sum is rewritten through per-atom sums of pair terms (see
-    :mod:`openmm_nnbias.systems._sw_torch`), so no triplet is ever enumerated.
+    :mod:`openmm_nnbias.systems.silicon._sw_torch`), so no triplet is ever enumerated.
 ``"torch-autograd"``
     The same module with autograd forces instead of the hand-written ones (for comparison).
 ``"custom"``
@@ -192,7 +192,7 @@ def _as_box(box) -> np.ndarray:
 
 def stillinger_weber_module(n_atoms: int, parameters: StillingerWeberParameters = SW_SILICON,
                             skin: float = 0.15, analytic_forces: bool = True):
-    """Scripted :class:`~openmm_nnbias.systems._sw_torch.StillingerWeberModule` (kJ/mol, nm).
+    """Scripted :class:`~openmm_nnbias.systems.silicon._sw_torch.StillingerWeberModule` (kJ/mol, nm).
 
     Parameters
     ----------
@@ -212,7 +212,7 @@ def stillinger_weber_module(n_atoms: int, parameters: StillingerWeberParameters 
     """
     import torch
 
-    from openmm_nnbias.systems._sw_torch import StillingerWeberModule
+    from ._sw_torch import StillingerWeberModule
 
     p = parameters
     module = StillingerWeberModule(n_atoms, p.epsilon_kj, p.sigma, p.a, p.lam, p.gamma, p.cos0,

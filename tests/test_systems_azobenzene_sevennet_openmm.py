@@ -9,8 +9,8 @@ import torch
 
 torch.set_num_threads(1)
 
-from openmm_nnbias.diffsim.azobenzene import AZOBENZENE_MASSES, AZOBENZENE_NUMBERS, azobenzene_positions  # noqa: E402
-from openmm_nnbias.diffsim.sevennet_openmm import script_sevennet  # noqa: E402
+from openmm_nnbias.systems.azobenzene.molecule import AZOBENZENE_MASSES, AZOBENZENE_NUMBERS, azobenzene_positions  # noqa: E402
+from openmm_nnbias.systems.azobenzene.sevennet_openmm import script_sevennet  # noqa: E402
 
 HAS_SEVENN = importlib.util.find_spec("sevenn") is not None
 HAS_TORCHFORCE = importlib.util.find_spec("openmmtorch") is not None
@@ -43,9 +43,9 @@ def test_torchforce_matches_sevennet_energy_and_forces(tmp_path):
     import openmmtorch  # noqa: F401
 
     from openmm_nnbias.bias import NeuralBias, export_bias, load_bias
-    from openmm_nnbias.diffsim.neural_potential import SevenNetEnergy
+    from openmm_nnbias.systems.azobenzene.sevennet import SevenNetEnergy
     from openmm_nnbias.diffsim.setups_azobenzene import azobenzene_cvs
-    from openmm_nnbias.diffsim.sevennet_openmm import azobenzene_openmm_system
+    from openmm_nnbias.systems.azobenzene.sevennet_openmm import azobenzene_openmm_system
 
     system = azobenzene_openmm_system()
     assert system.getNumParticles() == 24 and system.getNumForces() == 1

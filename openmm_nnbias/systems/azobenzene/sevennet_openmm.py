@@ -5,7 +5,7 @@ scripted by ``e3nn.util.jit.script`` and frozen, taking a graph whose edge vecto
 builds. openmm-torch instead calls ``forward(positions)`` with the ``(N, 3)`` positions in nm
 and takes the forces from autograd of the returned energy. :class:`SevenNetTorchScript` is that
 module: it builds the graph itself (all pairs within the cutoff, no periodic images, as
-:class:`~openmm_nnbias.diffsim.SevenNetEnergy`) and calls the scripted SevenNet model (built as
+:class:`~openmm_nnbias.systems.azobenzene.SevenNetEnergy`) and calls the scripted SevenNet model (built as
 ``deploy`` builds it: e3nn's default scripted kernels, force head removed, single-graph
 mode). Scripted kernels are fine here: OpenMM needs first derivatives only (the wrong
 vector–Hessian products of scripted kernels matter only for the adjoint).
@@ -100,7 +100,7 @@ def script_sevennet(atomic_numbers: Sequence[int], model: str = "7net-0") -> tor
         raise ValueError("atomic_numbers must not be empty")
     if not isinstance(model, str):
         raise TypeError(f"model must be a string, got {type(model).__name__}")
-    from .neural_potential import _import_sevenn
+    from .sevennet import _import_sevenn
 
     util, keys = _import_sevenn()
     import e3nn.util.jit
@@ -156,11 +156,11 @@ def azobenzene_openmm_system(model: str = "7net-0"):
     """OpenMM ``System`` of azobenzene in vacuum on SevenNet: masses, one TorchForce, no constraints,
     no CMMotionRemover (the equations of the torch simulator).
 
-    See :func:`openmm_nnbias.diffsim.azobenzene_openmm.azobenzene_openmm_system` for the same System on
+    See :func:`openmm_nnbias.systems.azobenzene.openmm_system.azobenzene_openmm_system` for the same System on
     any ``--potential`` of the DiffSim run (SevenNet or an AzobenzeneMLP)."""
     import openmm
 
-    from .azobenzene import AZOBENZENE_MASSES, AZOBENZENE_NUMBERS
+    from .molecule import AZOBENZENE_MASSES, AZOBENZENE_NUMBERS
 
     system = openmm.System()
     for m in AZOBENZENE_MASSES:

@@ -19,7 +19,7 @@ import numpy as np
 import openmm
 from openmm import unit
 
-from openmm_nnbias.systems.silicon import SILICON_MASS, silicon_crystal, stillinger_weber_system
+from .system import SILICON_MASS, silicon_crystal, stillinger_weber_system
 
 __all__ = ["ATMOSPHERE_BAR", "silicon_npt_context", "bragg_order", "density_g_cm3"]
 

@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from openmm_nnbias.diffsim.azobenzene import azobenzene_positions
-from openmm_nnbias.diffsim.azobenzene_mlp import AzobenzeneMLP, fit
+from openmm_nnbias.systems.azobenzene.molecule import azobenzene_positions
+from openmm_nnbias.systems.azobenzene.mlp import AzobenzeneMLP, fit
 from openmm_nnbias.diffsim.langevin import make_force_fn
 
 
@@ -175,10 +175,10 @@ def test_pretrained_model_ships_with_the_package_and_knows_both_isomers():
     by a few kJ/mol (GFN1-xTB: 10 kJ/mol) with the CNNC dihedrals of both isomers."""
     from importlib.resources import files
 
-    from openmm_nnbias.diffsim.azobenzene_mlp import PRETRAINED_FILE
+    from openmm_nnbias.systems.azobenzene.mlp import PRETRAINED_FILE
     from openmm_nnbias.diffsim.setups_azobenzene import azobenzene_cvs, minimize_positions
 
-    assert (files("openmm_nnbias.diffsim") / "data" / PRETRAINED_FILE).is_file()
+    assert (files("openmm_nnbias.systems.azobenzene") / "data" / PRETRAINED_FILE).is_file()
     m = AzobenzeneMLP.pretrained()
     assert m.energy_std.dtype == torch.float64
     assert AzobenzeneMLP.pretrained(dtype=torch.float32).energy_std.dtype == torch.float32
