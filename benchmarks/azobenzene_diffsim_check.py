@@ -70,7 +70,7 @@ def crossing_time_comparison(first_torch, first_openmm, timestep: float) -> dict
 
 def run_potential(ckpt: dict) -> dict:
     """The ``--potential`` record of a run (checkpoints before the option: SevenNet-0)."""
-    from openmm_nnbias.diffsim.run import AZOBENZENE_LEGACY_POTENTIAL
+    from openmm_nnbias.runners.diffsim import AZOBENZENE_LEGACY_POTENTIAL
 
     return dict(ckpt.get("cli", {}).get("potential") or {"name": AZOBENZENE_LEGACY_POTENTIAL})
 

@@ -35,7 +35,7 @@ def _unbiased(seed):
 
 
 def speed(rounds, ps_per_round, mc_points):
-    from openmm_nnbias.systems import build_deepves
+    from openmm_nnbias.runners import build_deepves
 
     configs = {"unbiased": _unbiased(1)}
     for k in (1, 2, 4, 8):  # the 6-D torch bias alone (no learning): the force's cost per MD step

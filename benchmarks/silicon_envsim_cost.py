@@ -44,7 +44,7 @@ def cv_costs(repeats: int = 200) -> None:
 
 
 def md_costs(steps: int = 300) -> None:
-    from openmm_nnbias.systems import build_deepves
+    from openmm_nnbias.runners import build_deepves
 
     for name in ("silicon-64", "silicon"):
         for mts in (1, 2):

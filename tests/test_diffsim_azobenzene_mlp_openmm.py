@@ -16,7 +16,7 @@ from openmm_nnbias.cli import main  # noqa: E402
 from openmm_nnbias.systems.azobenzene import AzobenzeneMLP  # noqa: E402
 from openmm_nnbias.systems.azobenzene.molecule import AZOBENZENE_MASSES, azobenzene_positions  # noqa: E402
 from openmm_nnbias.systems.azobenzene.potential import load_potential, potential_spec  # noqa: E402
-from openmm_nnbias.diffsim.run import run_diffsim  # noqa: E402
+from openmm_nnbias.runners.diffsim import run_diffsim  # noqa: E402
 
 HAS_TORCHFORCE = importlib.util.find_spec("openmmtorch") is not None
 needs_torchforce = pytest.mark.skipif(not HAS_TORCHFORCE, reason="needs openmm-torch")
@@ -170,7 +170,7 @@ SMALL = {"adjoint_steps": 5, "well_replicas": 2, "well_steps": 60, "minimize_ste
 
 @pytest.fixture
 def small_mlp_defaults(monkeypatch):
-    import openmm_nnbias.diffsim.run as run
+    import openmm_nnbias.runners.diffsim as run
 
     for k, v in SMALL.items():
         monkeypatch.setitem(run.AZOBENZENE_MLP_CLI, k, v)
@@ -245,7 +245,7 @@ def test_per_potential_defaults_table():
     """The MLP defaults are azobenzene_setup's own; SevenNet keeps AZOBENZENE_CLI; --help lists them all."""
     import inspect
 
-    import openmm_nnbias.diffsim.run as run
+    import openmm_nnbias.runners.diffsim as run
     from openmm_nnbias.diffsim.setups_azobenzene import azobenzene_setup
 
     params = inspect.signature(azobenzene_setup).parameters
@@ -276,7 +276,7 @@ def test_openmm_system_7net_0_is_the_sevennet_system():
 
 
 def test_new_runs_default_to_the_shipped_mlp_old_checkpoints_to_sevennet():
-    import openmm_nnbias.diffsim.run as run
+    import openmm_nnbias.runners.diffsim as run
 
     spec, _ = run._potential("azobenzene", None, {})
     assert spec["name"] == "gfn1-mlp" == run.AZOBENZENE_DEFAULT_POTENTIAL

@@ -14,7 +14,7 @@ torch.set_num_threads(1)
 from openmm_nnbias.cli import main  # noqa: E402
 from openmm_nnbias.systems.azobenzene.molecule import AZOBENZENE_NUMBERS, azobenzene_positions  # noqa: E402
 from openmm_nnbias.systems.azobenzene.analysis import classify_crossings, plot_log_density  # noqa: E402
-from openmm_nnbias.diffsim.run import LOG_HEADER_STAGES, run_diffsim  # noqa: E402
+from openmm_nnbias.runners.diffsim import LOG_HEADER_STAGES, run_diffsim  # noqa: E402
 from openmm_nnbias.diffsim.stages import StageSchedule, TrainingStage, apply_stage  # noqa: E402
 
 HAS_SEVENN = importlib.util.find_spec("sevenn") is not None
@@ -116,7 +116,7 @@ def test_restart_across_stage_boundary_is_exact(tmp_path):
 
 def test_restart_refuses_changed_cli_defaults(tmp_path, monkeypatch):
     """The azobenzene CLI defaults (AZOBENZENE_CLI) are part of the checkpoint's settings."""
-    import openmm_nnbias.diffsim.run as run
+    import openmm_nnbias.runners.diffsim as run
 
     _run(tmp_path / "d", epochs=1)
     monkeypatch.setitem(run.AZOBENZENE_CLI, "timestep", 0.0005)

@@ -11,7 +11,7 @@ torch.set_num_threads(1)
 
 from openmm_nnbias.bias import NeuralBias  # noqa: E402
 from openmm_nnbias.cli import main  # noqa: E402
-from openmm_nnbias.diffsim.run import LOG_HEADER, build_diffsim, run_diffsim  # noqa: E402
+from openmm_nnbias.runners.diffsim import LOG_HEADER, build_diffsim, run_diffsim  # noqa: E402
 from openmm_nnbias.cvs import CVSet, Position  # noqa: E402
 from openmm_nnbias.diffsim import KB_KJ_PER_MOL_K, setups  # noqa: E402
 from openmm_nnbias.systems import MuellerBrownEnergy  # noqa: E402

@@ -20,6 +20,7 @@ LAYERS = [
     {"ves", "metad"},
     {"systems"},
     {"diffsim"},
+    {"runners"},
     {"cli", "<root>"},
 ]
 

@@ -77,7 +77,7 @@ def test_input_file_example_is_the_same_run(system_run, tmp_path):
 def test_example_file_keys():
     import yaml
 
-    from openmm_nnbias.systems.inputfile import parse_input
+    from openmm_nnbias.runners.inputfile import parse_input
 
     spec = parse_input(yaml.safe_load(open(EXAMPLE)), os.path.dirname(EXAMPLE), check_files=False)  # no villin.pdb
     assert [c["type"] for c in spec.cvs] == ["radius_of_gyration", "rmsd"]

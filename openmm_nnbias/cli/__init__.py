@@ -145,7 +145,7 @@ def _parser():
     ds.add_argument("--eval-replicas", type=int, default=0,
                     help="success fraction of this many replicas at the system's T, unbiased and after each "
                          "stage (default 0: none)")
-    from ..diffsim.run import azobenzene_defaults_help
+    from ..runners.diffsim import azobenzene_defaults_help
 
     ds.add_argument("--potential", default=None,
                     help="azobenzene only: energy gfn1-mlp (default: the shipped GFN1-xTB-fitted AzobenzeneMLP), "
@@ -220,7 +220,7 @@ def _flag_values(args) -> dict:
 
 def _deepves_input(args, flags: dict):
     """``(spec, steps)`` of ``--input`` with the flags given on the command line overriding the file."""
-    from ..systems.inputfile import read_input
+    from ..runners.inputfile import read_input
 
     given = [f for f, v in (("--mc-points", args.mc_points), ("--recrossings", args.recrossings)) if v is not None]
     if given:
@@ -236,8 +236,8 @@ def _deepves(args) -> None:
 
     import torch
 
+    from ..runners.deepves_run import run_deepves_walkers
     from ..systems import get_recipe
-    from .deepves import run_deepves_walkers
 
     if args.mts is None:
         args.mts = get_recipe(args.system).mts if args.system is not None else 1
@@ -354,7 +354,8 @@ def _main(argv) -> int:
         if args.command == "deepves":
             _deepves(args)
         elif args.command == "reference":
-            from ..systems import get_recipe, run_reference
+            from ..runners.reference import run_reference
+            from ..systems import get_recipe
 
             dt = get_recipe(args.system, "metad").timestep
             time_ns = _steps(args, dt) * dt / 1000
@@ -369,7 +370,7 @@ def _main(argv) -> int:
         elif args.command == "reweight":
             print(f"wrote {_reweight(args)}")
         elif args.command == "diffsim":
-            from ..diffsim.run import run_diffsim
+            from ..runners.diffsim import run_diffsim
 
             run_diffsim(args.system, args.out, args.epochs, replicas=args.replicas, steps=args.steps,
                         restart=args.restart, seed=args.seed, threads=args.threads,

@@ -1,12 +1,10 @@
-"""Ready-made test systems (capped alanine peptides, 2-D model potentials), their run recipes,
-Deep-VES builder and WT-metadynamics reference runs.
+"""Ready-made test systems (capped alanine peptides, 2-D model potentials), their run recipes.
 
 Everything is built from code (no downloads). See :func:`get_system`.
 """
 
 from openmm_nnbias.systems._exact import exact_free_energy_x_wolfe_quapp
 from openmm_nnbias.systems._registry import SYSTEM_NAMES, get_system
-from openmm_nnbias.systems.deepves import build_deepves
 from openmm_nnbias.systems.model_potentials import (
     KB_KJ_PER_MOL_K,
     MUELLER_BROWN_PARAMETERS,
@@ -33,7 +31,6 @@ from openmm_nnbias.systems.recipes import (
     MetadRecipe,
     get_recipe,
 )
-from openmm_nnbias.systems.reference import run_reference, run_reference_ala4
 from openmm_nnbias.systems.solvated import solvated_alanine_dipeptide
 from openmm_nnbias.systems.villin import ProteinSystem, villin_headpiece
 
@@ -64,9 +61,6 @@ __all__ = [
     "DeepVESRecipe",
     "MetadRecipe",
     "get_recipe",
-    "build_deepves",
-    "run_reference",
-    "run_reference_ala4",
 ]
 
 from openmm_nnbias.systems.silicon import SiliconCrystal, silicon_crystal, stillinger_weber_system  # noqa: E402

@@ -118,7 +118,7 @@ class DeepVESRecipe:
 
 @dataclass(frozen=True)
 class MetadRecipe:
-    """WT-metadynamics reference run over torsions (see :mod:`openmm_nnbias.systems.reference`).
+    """WT-metadynamics reference run over torsions (see :mod:`openmm_nnbias.runners.reference`).
 
     ``temperature`` K, ``timestep`` ps, ``friction`` 1/ps, ``height`` kJ/mol, ``width`` rad,
     ``frequency`` MD steps between Gaussians, ``grid_width`` grid points per torsion (endpoint included).

@@ -1,6 +1,6 @@
 """Stillinger-Weber silicon set up for Deep-VES (issue 16, item 4): the recipes ``silicon`` and ``silicon-64``.
 
-:func:`silicon_deepves_system` builds what :func:`~openmm_nnbias.systems.build_deepves` needs: the
+:func:`silicon_deepves_system` builds what :func:`~openmm_nnbias.runners.build_deepves` needs: the
 cubic-diamond supercell (the starting structure, see below), the Stillinger-Weber ``torch`` route
 and an isotropic ``MonteCarloBarostat`` at 1 atm, the settings of
 :func:`~openmm_nnbias.systems.silicon.md.silicon_npt_context` (Langevin friction 1/ps and 2 fs
@@ -27,7 +27,7 @@ __all__ = ["SiliconDeepVESSystem", "silicon_deepves_system"]
 
 @dataclass
 class SiliconDeepVESSystem:
-    """The pieces :func:`~openmm_nnbias.systems.deepves.assemble_deepves` takes.
+    """The pieces :func:`~openmm_nnbias.runners.deepves.assemble_deepves` takes.
 
     Attributes
     ----------

@@ -3,7 +3,7 @@
 :func:`read_input` reads a YAML file into a :class:`RunInput` with every key checked (one error
 naming the key: TypeError for a wrong type, ValueError for a wrong value or an unknown key,
 FileNotFoundError for a missing file) and every default filled in. Nothing is loaded or written
-here; :mod:`openmm_nnbias.systems.userinput` builds the run from a :class:`RunInput`.
+here; :mod:`openmm_nnbias.runners.userinput` builds the run from a :class:`RunInput`.
 
 Units: a physical value is a plain number in the documented unit (temperature K, pressure bar,
 timestep fs, friction 1/ps, lengths nm, angles rad, masses amu) or a string with one of the

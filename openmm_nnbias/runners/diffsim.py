@@ -58,7 +58,7 @@ def build_diffsim(system: str, replicas: int = None, steps: int = None, seed: in
 
     Examples
     --------
-    >>> from openmm_nnbias.diffsim.run import build_diffsim
+    >>> from openmm_nnbias.runners.diffsim import build_diffsim
     >>> build_diffsim("argon")
     Traceback (most recent call last):
     ...
@@ -69,8 +69,8 @@ def build_diffsim(system: str, replicas: int = None, steps: int = None, seed: in
     for name, v in (("replicas", replicas), ("steps", steps)):
         if v is not None and int(v) < 1:
             raise ValueError(f"--{name} must be >= 1, got {v}")
-    from . import setups, setups_mb_authors
-    from .setups_azobenzene import azobenzene_setup
+    from ..diffsim import setups, setups_mb_authors
+    from ..diffsim.setups_azobenzene import azobenzene_setup
 
     fn = {"mueller-brown": setups.mueller_brown_setup, "alanine-dipeptide": setups.alanine_dipeptide_setup,
           "azobenzene": azobenzene_setup,
@@ -118,7 +118,7 @@ def _log_lines(path: str, max_epoch: int) -> list:
 #: replica-step on one CPU core): float32, 1 fs, K = 30, short well runs and minimizations.
 AZOBENZENE_CLI = {"dtype": "float32", "timestep": 0.001, "adjoint_steps": 30, "n_replicas": 2, "n_steps": 150,
                   "well_replicas": 2, "well_steps": 90, "minimize_steps": 60}
-#: The default two-stage schedule of the azobenzene run on SevenNet (K : Adam rate : epochs), see :mod:`.stages`.
+#: The default two-stage schedule of the azobenzene run on SevenNet (K : Adam rate : epochs), see :mod:`openmm_nnbias.diffsim.stages`.
 AZOBENZENE_STAGES = "300:1e-2:2,1000:1e-3:1"
 #: On an :class:`~openmm_nnbias.systems.azobenzene.AzobenzeneMLP` (~1000× cheaper than SevenNet-0): the setup's own
 #: defaults (written out so that the checkpoint records them).
@@ -247,7 +247,7 @@ def run_diffsim(system: str, out: str, epochs: int = None, replicas: int = None,
         (for azobenzene :data:`AZOBENZENE_STAGES`). A restart may cross a stage boundary.
     eval_replicas : int, optional
         With ``R > 0``: success fraction of R replicas at the setup's temperature unbiased
-        (before training) and after every stage, see :mod:`.run_eval` (default 0: none).
+        (before training) and after every stage, see :mod:`.diffsim_eval` (default 0: none).
     potential : str or torch.nn.Module, optional
         Azobenzene only: ``"gfn1-mlp"`` (default), ``"7net-0"``, ``"7net-l3i5"`` or the path of an
         ``AzobenzeneMLP.save`` file (see :mod:`openmm_nnbias.systems.azobenzene.potential`; recorded in the checkpoint,
@@ -263,7 +263,7 @@ def run_diffsim(system: str, out: str, epochs: int = None, replicas: int = None,
 
     Examples
     --------
-    >>> from openmm_nnbias.diffsim.run import run_diffsim
+    >>> from openmm_nnbias.runners.diffsim import run_diffsim
     >>> run_diffsim("mueller-brown", "/tmp/diffsim_doctest", epochs=-1)
     Traceback (most recent call last):
     ...
@@ -276,8 +276,8 @@ def run_diffsim(system: str, out: str, epochs: int = None, replicas: int = None,
     import torch
     from tqdm import tqdm
 
-    from .run_eval import evaluate_point, pending_evaluations
-    from .stages import StageSchedule, apply_stage
+    from ..diffsim.stages import StageSchedule, apply_stage
+    from .diffsim_eval import evaluate_point, pending_evaluations
 
     if epochs is not None and int(epochs) < 0:
         raise ValueError(f"--epochs must be >= 0, got {epochs}")

@@ -81,8 +81,8 @@ def build_deepves(system_name: str, out: Optional[str] = None, backend: Optional
 
     from ..platforms import get_platform
     from ..ves import KLThreshold, WellTempered
-    from ._registry import get_system
-    from .recipes import get_recipe, tetrapeptide_options
+    from ..systems import get_system
+    from ..systems.recipes import get_recipe, tetrapeptide_options
 
     recipe = get_recipe(system_name)
     mts = recipe.mts if mts is None else mts

@@ -29,7 +29,7 @@ def eval_start_states(setup, n: int, seed: int):
     """``(R0, V0)`` for ``n`` evaluation replicas: pool positions and Maxwell–Boltzmann velocities at the setup's T."""
     import torch
 
-    from .training import maxwell_boltzmann_velocities
+    from ..diffsim.training import maxwell_boltzmann_velocities
 
     tr = setup.trainer
     gen = torch.Generator().manual_seed(int(seed) + 1000)
@@ -56,7 +56,7 @@ def evaluate_point(setup, out: str, label: str, n: int, seed: int, bias_state=No
     is redone."""
     import torch
 
-    from .stages import crossing_run
+    from ..diffsim.stages import crossing_run
 
     path = os.path.join(out, f"eval_{label}.pt")
     summary_path = os.path.join(out, "evaluation.json")

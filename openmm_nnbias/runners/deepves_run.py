@@ -1,5 +1,5 @@
-"""``openmm-nnbias deepves``: Deep-VES on an embedded system (:func:`openmm_nnbias.systems.build_deepves`)
-or on your own from an input file (:func:`openmm_nnbias.systems.userinput.build_input_deepves`) with a progress bar, a final checkpoint and multiple walkers."""
+"""``openmm-nnbias deepves``: Deep-VES on an embedded system (:func:`openmm_nnbias.runners.build_deepves`)
+or on your own from an input file (:func:`openmm_nnbias.runners.userinput.build_input_deepves`) with a progress bar, a final checkpoint and multiple walkers."""
 
 import math
 import os
@@ -12,14 +12,14 @@ def run_deepves(system_name, out: str, steps: int, restart: bool = False, progre
                 **kwargs):
     """Run Deep-VES for ``steps`` MD steps in total (continuing a checkpoint with ``restart``).
 
-    ``system_name``: an embedded system (:func:`~openmm_nnbias.systems.build_deepves`) or a
-    :class:`~openmm_nnbias.systems.inputfile.RunInput` (:func:`~openmm_nnbias.systems.userinput.build_input_deepves`);
+    ``system_name``: an embedded system (:func:`~openmm_nnbias.runners.build_deepves`) or a
+    :class:`~openmm_nnbias.runners.inputfile.RunInput` (:func:`~openmm_nnbias.runners.userinput.build_input_deepves`);
     ``kwargs`` go to the builder.
     """
     from tqdm import tqdm
 
-    from ..systems import build_deepves
-    from ..systems.userinput import build_input_deepves
+    from .deepves import build_deepves
+    from .userinput import build_input_deepves
 
     build = build_deepves if isinstance(system_name, str) else build_input_deepves
     sim, updater, dt = build(system_name, out=out, **kwargs)

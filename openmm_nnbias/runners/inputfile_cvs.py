@@ -20,7 +20,7 @@ A ``cvs[i]`` entry whose ``type`` is one of :data:`GROUP_CV_TYPES` takes the key
 
 :func:`parse_group_cv` checks the keys (one error naming the key), :func:`build_group_cv` selects the
 atoms and builds the CV; the ``path`` CV gives two columns, ``<name>_s`` and ``<name>_z``. The ``force``
-type (an OpenMM Force as the CV) is in :mod:`~openmm_nnbias.systems.inputfile_force`;
+type (an OpenMM Force as the CV) is in :mod:`~openmm_nnbias.runners.inputfile_force`;
 :func:`parse_extra_cv` and :func:`build_extra_cv` dispatch to either, :func:`choose_backend` picks the bias
 backend (group CVs: ``torch``; force CVs: ``cvforce``).
 """
@@ -48,7 +48,7 @@ GROUP_SCHEMAS = {
              "zUpper": None},
 }
 GROUP_CV_TYPES = tuple(GROUP_SCHEMAS)
-#: the CV types parsed here: the group CVs and ``force`` (:mod:`~openmm_nnbias.systems.inputfile_force`)
+#: the CV types parsed here: the group CVs and ``force`` (:mod:`~openmm_nnbias.runners.inputfile_force`)
 EXTRA_CV_TYPES = GROUP_CV_TYPES + ("force",)
 _NEEDS_RANGE = {"radius_of_gyration": ("lower", "upper"), "rmsd": ("lower", "upper"),
                 "centroid_distance": ("lower", "upper"), "path": ("zUpper",)}

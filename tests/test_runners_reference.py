@@ -6,7 +6,7 @@ import random
 import numpy as np
 
 from openmm_nnbias.io import read_grid_file
-from openmm_nnbias.systems import run_reference_ala4
+from openmm_nnbias.runners import run_reference_ala4
 
 
 def _run(out, time_ns, restart=False):
@@ -33,7 +33,7 @@ def test_checkpoint_is_plain_data_and_a_legacy_pickle_is_converted_once(tmp_path
 
     import torch
 
-    from openmm_nnbias.systems.reference import load_reference_checkpoint
+    from openmm_nnbias.runners.reference import load_reference_checkpoint
 
     _run(tmp_path / "one", 0.003)
     _run(tmp_path / "two", 0.002)

@@ -1,13 +1,13 @@
-"""Deep-VES on your own system, from a validated input file (:mod:`openmm_nnbias.systems.inputfile`).
+"""Deep-VES on your own system, from a validated input file (:mod:`openmm_nnbias.runners.inputfile`).
 
 * :func:`load_system` — the System, topology, positions (box, velocities) of the ``system``
   section: a serialized ``system.xml`` with a PDB and/or a serialized State, a PDB and OpenMM
   force-field files, or Amber ``prmtop``/``inpcrd``.
 * :func:`select_atoms`, :func:`build_cvs` — CV atoms from mdtraj selections, 0-based indices or
   the ``phi``/``psi`` torsion of a residue; the group (protein) CVs through
-  :mod:`~openmm_nnbias.systems.inputfile_cvs`.
+  :mod:`~openmm_nnbias.runners.inputfile_cvs`.
 * :func:`build_input_deepves` — ``(simulation, updater, timestep_ps)``, like
-  :func:`~openmm_nnbias.systems.build_deepves` for the embedded systems; everything is checked
+  :func:`~openmm_nnbias.runners.build_deepves` for the embedded systems; everything is checked
   before the output folder is created.
 """
 
@@ -35,7 +35,7 @@ class LoadedSystem:
 
 
 def load_system(spec: dict) -> LoadedSystem:
-    """Load the ``system`` section of a :class:`~openmm_nnbias.systems.inputfile.RunInput`.
+    """Load the ``system`` section of a :class:`~openmm_nnbias.runners.inputfile.RunInput`.
 
     Parameters
     ----------
@@ -155,7 +155,7 @@ def build_cvs(cvs: list, topology, n_atoms: int, positions=None, system=None):
     """The :class:`~openmm_nnbias.cvs.CVSet` of ``RunInput.cvs``.
 
     ``positions`` (nm, the starting structure: the default RMSD reference) and ``system`` (for
-    ``weights: masses``) are needed by some group CVs (:mod:`~openmm_nnbias.systems.inputfile_cvs`).
+    ``weights: masses``) are needed by some group CVs (:mod:`~openmm_nnbias.runners.inputfile_cvs`).
     """
     from ..cvs import Angle, CVSet, Distance, Position, Torsion
     from .inputfile_cvs import EXTRA_CV_TYPES, build_extra_cv
@@ -201,7 +201,7 @@ def check_barostat(system, state: dict, source: str = "the System") -> None:
 
 def build_input_deepves(spec, out: Optional[str] = None, *, group=None, mts: int = 1, threads: Optional[int] = None,
                         asynchronous=None):
-    """Build ``(simulation, updater, timestep_ps)`` from a :class:`~openmm_nnbias.systems.inputfile.RunInput`.
+    """Build ``(simulation, updater, timestep_ps)`` from a :class:`~openmm_nnbias.runners.inputfile.RunInput`.
 
     Parameters
     ----------
@@ -209,7 +209,7 @@ def build_input_deepves(spec, out: Optional[str] = None, *, group=None, mts: int
     out : str, optional
         Output folder (default ``spec.out``); created last, once everything else was checked.
     group : WalkerGroup, optional
-        Multiple walkers (see :func:`~openmm_nnbias.systems.build_deepves`).
+        Multiple walkers (see :func:`~openmm_nnbias.runners.build_deepves`).
     mts : int
         Inner steps per bias evaluation; strides are divided by it.
     threads : int, optional

@@ -32,10 +32,10 @@ def _setup(name: str, platform: str, threads: int, seed: int, overrides: dict):
     import openmm as mm
     from openmm import app, unit
 
-    from ..platforms import get_platform
-    from ._registry import get_system
     from ..metad import WellTemperedMetadynamics
-    from .recipes import get_recipe
+    from ..platforms import get_platform
+    from ..systems import get_system
+    from ..systems.recipes import get_recipe
 
     r = dataclasses.replace(get_recipe(name, "metad"), **{k: v for k, v in overrides.items() if v is not None})
     pep = get_system(name)
