@@ -39,7 +39,7 @@ from azobenzene_mlp_fit import angle, dihedral, errors  # noqa: E402
 from openmm_nnbias.systems.azobenzene.molecule import CNNC_DIHEDRAL, NNC_ANGLE, azobenzene_positions  # noqa: E402
 from openmm_nnbias.systems.azobenzene.mlp import AzobenzeneMLP, fit  # noqa: E402
 from openmm_nnbias.diffsim.langevin import LangevinSimulator  # noqa: E402
-from openmm_nnbias.diffsim.setups_azobenzene import azobenzene_setup, minimize_positions  # noqa: E402
+from openmm_nnbias.recipes.diffsim.azobenzene import azobenzene_setup, minimize_positions  # noqa: E402
 from openmm_nnbias.diffsim.stages import TrainingStage, apply_stage  # noqa: E402
 from openmm_nnbias.diffsim.training import maxwell_boltzmann_velocities  # noqa: E402
 

@@ -70,7 +70,7 @@ def crossing_time_comparison(first_torch, first_openmm, timestep: float) -> dict
 
 def run_potential(ckpt: dict) -> dict:
     """The ``--potential`` record of a run (checkpoints before the option: SevenNet-0)."""
-    from openmm_nnbias.runners.diffsim import AZOBENZENE_LEGACY_POTENTIAL
+    from openmm_nnbias.recipes.diffsim.azobenzene import AZOBENZENE_LEGACY_POTENTIAL
 
     return dict(ckpt.get("cli", {}).get("potential") or {"name": AZOBENZENE_LEGACY_POTENTIAL})
 
@@ -83,7 +83,7 @@ def openmm_crossings(out: str, ev: dict, well, n_threads: int = 1) -> dict:
     from openmm_nnbias.bias import load_bias
     from openmm_nnbias.systems.azobenzene.openmm_system import azobenzene_openmm_system
     from openmm_nnbias.systems.azobenzene.potential import load_potential
-    from openmm_nnbias.diffsim.setups_azobenzene import azobenzene_cvs
+    from openmm_nnbias.recipes.diffsim.azobenzene import azobenzene_cvs
 
     ckpt = torch.load(os.path.join(out, "checkpoint.pt"), map_location="cpu", weights_only=False)
     friction = float(ckpt["config"]["friction"])

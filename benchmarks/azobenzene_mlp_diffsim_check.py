@@ -11,7 +11,7 @@ from azobenzene_mlp_fit import dihedral, angle, errors
 from openmm_nnbias.systems.azobenzene.molecule import CNNC_DIHEDRAL, NNC_ANGLE
 from openmm_nnbias.systems.azobenzene.mlp import AzobenzeneMLP
 from openmm_nnbias.diffsim.langevin import LangevinSimulator
-from openmm_nnbias.diffsim.setups_azobenzene import azobenzene_setup
+from openmm_nnbias.recipes.diffsim.azobenzene import azobenzene_setup
 m = AzobenzeneMLP.load("/work/main/benchmarks/out/azo_gfn1/azobenzene_mlp.pt")
 s = azobenzene_setup(potential=m)
 t = time.time()

@@ -36,7 +36,7 @@ import torch
 from openmm_nnbias.systems.azobenzene.molecule import AZOBENZENE_MASSES, CNNC_DIHEDRAL, NNC_ANGLE
 from openmm_nnbias.systems.azobenzene.mlp import AzobenzeneMLP, fit
 from openmm_nnbias.diffsim.langevin import LangevinSimulator, make_force_fn
-from openmm_nnbias.diffsim.setups_azobenzene import minimize_positions
+from openmm_nnbias.recipes.diffsim.azobenzene import minimize_positions
 
 KJ_TO_MEV = 1000.0 / 96.48533212
 KINDS = ("minimum", "scan", "grid", "perturbed", "md")
@@ -272,7 +272,7 @@ def main(argv=None) -> int:
               f"{res['scans'][f'{name}_max_model_relaxed']:.1f} kJ/mol", flush=True)
     res["cost"] = cost(model)
     if not a.no_setup:
-        from openmm_nnbias.diffsim.setups_azobenzene import azobenzene_setup
+        from openmm_nnbias.recipes.diffsim.azobenzene import azobenzene_setup
         t = time.time()
         setup = azobenzene_setup(potential=AzobenzeneMLP.load(a.out), n_replicas=4, n_steps=100, adjoint_steps=50,
                                  batch_size=20)

@@ -23,7 +23,8 @@ def _unbiased(seed):
     import openmm as mm
     from openmm import app
 
-    from openmm_nnbias.systems import alanine_tetrapeptide, get_recipe
+    from openmm_nnbias.recipes import get_recipe
+    from openmm_nnbias.systems import alanine_tetrapeptide
 
     recipe = get_recipe("alanine-tetrapeptide")
     pep = alanine_tetrapeptide()
@@ -76,7 +77,8 @@ def nve_drift(k, nve_ps, seed=0, bias_range=30.0):
 
     from openmm_nnbias.bias import NeuralBias, NeuralBiasForce
     from openmm_nnbias.bias.mts import mts_langevin_integrator
-    from openmm_nnbias.systems import alanine_tetrapeptide, get_recipe
+    from openmm_nnbias.recipes import get_recipe
+    from openmm_nnbias.systems import alanine_tetrapeptide
 
     recipe = get_recipe("alanine-tetrapeptide")
     pep = alanine_tetrapeptide()

@@ -45,7 +45,7 @@ def build(system: str, dtype: torch.dtype):
 
     if system in ("azobenzene", "azobenzene-mlp"):
         from openmm_nnbias.systems.azobenzene.molecule import AZOBENZENE_MASSES, AZOBENZENE_NUMBERS, azobenzene_positions
-        from openmm_nnbias.diffsim.setups_azobenzene import azobenzene_cvs
+        from openmm_nnbias.recipes.diffsim.azobenzene import azobenzene_cvs
 
         if system == "azobenzene":
             from openmm_nnbias.systems.azobenzene.sevennet import SevenNetEnergy
@@ -61,7 +61,7 @@ def build(system: str, dtype: torch.dtype):
                 azobenzene_positions("cis", dtype), far, 0.0005, 1.0)
     if system == "mueller-brown":
         from openmm_nnbias.systems import MuellerBrownEnergy
-        from openmm_nnbias.diffsim.setups import MB_ENERGY_SCALE, MB_MASS, MB_MINIMA
+        from openmm_nnbias.recipes.diffsim import MB_ENERGY_SCALE, MB_MASS, MB_MINIMA
 
         cvs = CVSet([Position(0, "x", -1.5, 1.2), Position(0, "y", -0.2, 2.0)])
         start = torch.tensor([[MB_MINIMA["A"][0], MB_MINIMA["A"][1], 0.0]], dtype=dtype)

@@ -62,7 +62,7 @@ def test_mlp_torchforce_matches_module_and_bias_adds(tmp_path, mlp, platform):
     an exported bias (float32, as SevenNet runs train, and float64, as MLP runs) adds its energy and forces."""
     from openmm_nnbias.bias import NeuralBias, export_bias, load_bias
     from openmm_nnbias.systems.azobenzene.openmm_system import azobenzene_openmm_system
-    from openmm_nnbias.diffsim.setups_azobenzene import azobenzene_cvs
+    from openmm_nnbias.recipes.diffsim.azobenzene import azobenzene_cvs
 
     system = azobenzene_openmm_system("gfn1-mlp")
     assert system.getNumParticles() == 24 and system.getNumForces() == 1 and system.getNumConstraints() == 0
@@ -170,10 +170,10 @@ SMALL = {"adjoint_steps": 5, "well_replicas": 2, "well_steps": 60, "minimize_ste
 
 @pytest.fixture
 def small_mlp_defaults(monkeypatch):
-    import openmm_nnbias.runners.diffsim as run
+    import openmm_nnbias.recipes.diffsim.azobenzene as azo
 
     for k, v in SMALL.items():
-        monkeypatch.setitem(run.AZOBENZENE_MLP_CLI, k, v)
+        monkeypatch.setitem(azo.AZOBENZENE_MLP_CLI, k, v)
 
 
 def _cli(out, *extra):
@@ -245,20 +245,21 @@ def test_per_potential_defaults_table():
     """The MLP defaults are azobenzene_setup's own; SevenNet keeps AZOBENZENE_CLI; --help lists them all."""
     import inspect
 
+    import openmm_nnbias.recipes.diffsim.azobenzene as azo
     import openmm_nnbias.runners.diffsim as run
-    from openmm_nnbias.diffsim.setups_azobenzene import azobenzene_setup
+    from openmm_nnbias.recipes.diffsim.azobenzene import azobenzene_setup
 
     params = inspect.signature(azobenzene_setup).parameters
-    for k, v in run.AZOBENZENE_MLP_CLI.items():
+    for k, v in azo.AZOBENZENE_MLP_CLI.items():
         default = params[k].default
         assert (str(default).replace("torch.", "") if k == "dtype" else default) == v, k
-    assert set(run.AZOBENZENE_DEFAULTS) == {"7net-0", "7net-l3i5", "gfn1-mlp", "mlp-file"}
-    assert run.AZOBENZENE_DEFAULTS["7net-l3i5"]["settings"] is run.AZOBENZENE_CLI
+    assert set(azo.AZOBENZENE_DEFAULTS) == {"7net-0", "7net-l3i5", "gfn1-mlp", "mlp-file"}
+    assert azo.AZOBENZENE_DEFAULTS["7net-l3i5"]["settings"] is azo.AZOBENZENE_CLI
     kw, replicas, steps = run._system_kwargs("azobenzene", {}, None, None, {"name": "7net-l3i5"})
     assert (kw["dtype"], kw["timestep"], replicas, steps) == (torch.float32, 0.001, 2, 150)
     kw, replicas, steps = run._system_kwargs("azobenzene", {}, None, 7, {"name": "mlp-file"})
     assert (kw["dtype"], kw["adjoint_steps"], replicas, steps) == (torch.float64, 190, 16, 7)
-    text = run.azobenzene_defaults_help()
+    text = azo.azobenzene_defaults_help()
     for piece in ("7net-0/7net-l3i5: float32", "gfn1-mlp/PATH: float64", "16 replicas", "stages 300:3e-3:8,1000:3e-4:4"):
         assert piece in text
 
@@ -276,10 +277,11 @@ def test_openmm_system_7net_0_is_the_sevennet_system():
 
 
 def test_new_runs_default_to_the_shipped_mlp_old_checkpoints_to_sevennet():
+    import openmm_nnbias.recipes.diffsim.azobenzene as azo
     import openmm_nnbias.runners.diffsim as run
 
     spec, _ = run._potential("azobenzene", None, {})
-    assert spec["name"] == "gfn1-mlp" == run.AZOBENZENE_DEFAULT_POTENTIAL
-    assert run.AZOBENZENE_LEGACY_POTENTIAL == "7net-0"
+    assert spec["name"] == "gfn1-mlp" == azo.AZOBENZENE_DEFAULT_POTENTIAL
+    assert azo.AZOBENZENE_LEGACY_POTENTIAL == "7net-0"
     with pytest.raises(ValueError, match="--potential '7net-0', not 'gfn1-mlp'"):
         run._check_restart_potential({"setup_kwargs": {}}, {"system": "azobenzene", "potential": spec})

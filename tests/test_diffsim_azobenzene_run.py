@@ -116,10 +116,10 @@ def test_restart_across_stage_boundary_is_exact(tmp_path):
 
 def test_restart_refuses_changed_cli_defaults(tmp_path, monkeypatch):
     """The azobenzene CLI defaults (AZOBENZENE_CLI) are part of the checkpoint's settings."""
-    import openmm_nnbias.runners.diffsim as run
+    import openmm_nnbias.recipes.diffsim.azobenzene as azo
 
     _run(tmp_path / "d", epochs=1)
-    monkeypatch.setitem(run.AZOBENZENE_CLI, "timestep", 0.0005)
+    monkeypatch.setitem(azo.AZOBENZENE_CLI, "timestep", 0.0005)
     with pytest.raises(ValueError, match="settings differ from the checkpoint.*timestep"):
         _run(tmp_path / "d", restart=True)
 

@@ -14,7 +14,7 @@ from openmm_nnbias.diffsim.bidirectional import (BidirectionalDiffSimTrainer, Re
                                                  direction_success)
 from openmm_nnbias.diffsim.gaussian_grid import GaussianGridBias  # noqa: E402
 from openmm_nnbias.runners.diffsim import SYSTEMS, build_diffsim  # noqa: E402
-from openmm_nnbias.diffsim.setups_mb_authors import (MBA_GRID, MBA_LR, MBA_MASS, MBA_STARTS,  # noqa: E402
+from openmm_nnbias.recipes.diffsim.mb_authors import (MBA_GRID, MBA_LR, MBA_MASS, MBA_STARTS,  # noqa: E402
                                                      mueller_brown_authors_setup)
 from openmm_nnbias.diffsim.streaming import forward_for_adjoint  # noqa: E402
 from openmm_nnbias.diffsim.langevin import LangevinSimulator  # noqa: E402

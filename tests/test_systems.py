@@ -12,11 +12,10 @@ import torch
 from openmm import app, unit
 
 from openmm_nnbias._units import KB
+from openmm_nnbias.recipes import SYSTEM_NAMES, get_system
 from openmm_nnbias.systems import (
-    SYSTEM_NAMES,
     backbone_torsions,
     exact_free_energy_x_wolfe_quapp,
-    get_system,
     mueller_brown,
     mueller_brown_energy,
     wolfe_quapp,

@@ -176,7 +176,7 @@ def test_pretrained_model_ships_with_the_package_and_knows_both_isomers():
     from importlib.resources import files
 
     from openmm_nnbias.systems.azobenzene.mlp import PRETRAINED_FILE
-    from openmm_nnbias.diffsim.setups_azobenzene import azobenzene_cvs, minimize_positions
+    from openmm_nnbias.recipes.diffsim.azobenzene import azobenzene_cvs, minimize_positions
 
     assert (files("openmm_nnbias.systems.azobenzene") / "data" / PRETRAINED_FILE).is_file()
     m = AzobenzeneMLP.pretrained()

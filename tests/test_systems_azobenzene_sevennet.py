@@ -182,7 +182,7 @@ def test_shape_errors(diazene_energy):
 @needs_sevenn
 def test_azobenzene_setup_builds(azo_energy):
     """Minimal sizes (a SevenNet-0 force on azobenzene costs ~0.3 s per replica on one CPU core)."""
-    from openmm_nnbias.diffsim.setups_azobenzene import azobenzene_setup
+    from openmm_nnbias.recipes.diffsim.azobenzene import azobenzene_setup
 
     setup = azobenzene_setup(potential=azo_energy, n_replicas=2, n_steps=4, adjoint_steps=2, well_replicas=2,
                              well_steps=30, minimize_steps=6, dtype=torch.float32)

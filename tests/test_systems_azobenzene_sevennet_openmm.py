@@ -44,7 +44,7 @@ def test_torchforce_matches_sevennet_energy_and_forces(tmp_path):
 
     from openmm_nnbias.bias import NeuralBias, export_bias, load_bias
     from openmm_nnbias.systems.azobenzene.sevennet import SevenNetEnergy
-    from openmm_nnbias.diffsim.setups_azobenzene import azobenzene_cvs
+    from openmm_nnbias.recipes.diffsim.azobenzene import azobenzene_cvs
     from openmm_nnbias.systems.azobenzene.sevennet_openmm import azobenzene_openmm_system
 
     system = azobenzene_openmm_system()

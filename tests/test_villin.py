@@ -16,7 +16,7 @@ from openmm import unit
 
 from openmm_nnbias.cli import main
 from openmm_nnbias.io import read_colvar
-from openmm_nnbias.systems import get_recipe, get_system
+from openmm_nnbias.recipes import get_recipe, get_system
 from openmm_nnbias.systems.villin import VILLIN_PDB
 
 EXAMPLE = os.path.join(os.path.dirname(__file__), "..", "examples", "villin.yaml")

@@ -7,7 +7,7 @@ import sys
 
 from .. import __version__
 from .._units import KB, parse_time
-from ..systems.recipes import DEEPVES_RECIPES, METAD_RECIPES
+from ..recipes import DEEPVES_RECIPES, METAD_RECIPES
 
 __all__ = ["main"]
 
@@ -145,7 +145,7 @@ def _parser():
     ds.add_argument("--eval-replicas", type=int, default=0,
                     help="success fraction of this many replicas at the system's T, unbiased and after each "
                          "stage (default 0: none)")
-    from ..runners.diffsim import azobenzene_defaults_help
+    from ..recipes.diffsim.azobenzene import azobenzene_defaults_help
 
     ds.add_argument("--potential", default=None,
                     help="azobenzene only: energy gfn1-mlp (default: the shipped GFN1-xTB-fitted AzobenzeneMLP), "
@@ -237,7 +237,7 @@ def _deepves(args) -> None:
     import torch
 
     from ..runners.deepves_run import run_deepves_walkers
-    from ..systems import get_recipe
+    from ..recipes import get_recipe
 
     if args.mts is None:
         args.mts = get_recipe(args.system).mts if args.system is not None else 1
@@ -355,7 +355,7 @@ def _main(argv) -> int:
             _deepves(args)
         elif args.command == "reference":
             from ..runners.reference import run_reference
-            from ..systems import get_recipe
+            from ..recipes import get_recipe
 
             dt = get_recipe(args.system, "metad").timestep
             time_ns = _steps(args, dt) * dt / 1000

@@ -1,4 +1,4 @@
-"""Deep-VES on an embedded system with its recipe (:mod:`openmm_nnbias.systems.recipes`): one call builds it all."""
+"""Deep-VES on an embedded system with its recipe (:mod:`openmm_nnbias.recipes`): one call builds it all."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def build_deepves(system_name: str, out: Optional[str] = None, backend: Optional
     Parameters
     ----------
     system_name : str
-        A key of :data:`~openmm_nnbias.systems.recipes.DEEPVES_RECIPES`.
+        A key of :data:`~openmm_nnbias.recipes.DEEPVES_RECIPES`.
     out : str, optional
         Output folder of the updater (None: no files).
     backend, platform : str, optional
@@ -81,8 +81,7 @@ def build_deepves(system_name: str, out: Optional[str] = None, backend: Optional
 
     from ..platforms import get_platform
     from ..ves import KLThreshold, WellTempered
-    from ..systems import get_system
-    from ..systems.recipes import get_recipe, tetrapeptide_options
+    from ..recipes import get_recipe, get_system, tetrapeptide_options
 
     recipe = get_recipe(system_name)
     mts = recipe.mts if mts is None else mts

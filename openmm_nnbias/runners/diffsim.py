@@ -9,7 +9,8 @@ Writes into ``OUT``:
 * ``bias.pt`` at the end: the TorchScript bias (positions → kJ/mol, the same kind of file
   Deep-VES writes), attachable with :func:`openmm_nnbias.bias.load_bias`.
 
-Heavy imports happen inside the functions.
+The systems and their setups are those of :data:`~openmm_nnbias.recipes.registry.DIFFSIM_SETUPS`; the
+azobenzene run's settings per ``--potential`` are :data:`~openmm_nnbias.recipes.diffsim.azobenzene.AZOBENZENE_DEFAULTS`.
 """
 
 from __future__ import annotations
@@ -19,21 +20,23 @@ import logging
 import os
 import time
 
+from ..recipes.diffsim.azobenzene import (AZOBENZENE_CLI, AZOBENZENE_DEFAULT_POTENTIAL, AZOBENZENE_DEFAULTS,
+                                         AZOBENZENE_LEGACY_POTENTIAL, AZOBENZENE_STAGES)
+from ..recipes.registry import DIFFSIM_SETUPS, get_diffsim_setup
+
 logger = logging.getLogger(__name__)
 
-__all__ = ["SYSTEMS", "LOG_HEADER", "LOG_HEADER_STAGES", "AZOBENZENE_CLI", "AZOBENZENE_STAGES",
-           "AZOBENZENE_MLP_CLI", "AZOBENZENE_MLP_STAGES", "AZOBENZENE_DEFAULTS", "AZOBENZENE_DEFAULT_POTENTIAL",
-           "AZOBENZENE_LEGACY_POTENTIAL",            "azobenzene_defaults_help",
-           "build_diffsim", "run_diffsim"]
+__all__ = ["SYSTEMS", "LOG_HEADER", "LOG_HEADER_STAGES", "build_diffsim", "run_diffsim"]
 
-SYSTEMS = ("mueller-brown", "alanine-dipeptide", "azobenzene", "mueller-brown-authors")
+#: The systems of ``openmm-nnbias diffsim`` (:data:`~openmm_nnbias.recipes.registry.DIFFSIM_SETUPS`).
+SYSTEMS = tuple(DIFFSIM_SETUPS)
 LOG_HEADER = "# epoch loss success_fraction wall_time_s n_active n_pairs"
 #: Log columns of a staged run (``stages``): the stage index, its temperature (K) and learning rate follow.
 LOG_HEADER_STAGES = LOG_HEADER + " stage temperature_K lr"
 
 
 def build_diffsim(system: str, replicas: int = None, steps: int = None, seed: int = 0, **kwargs):
-    """Build the :class:`~openmm_nnbias.diffsim.setup_base.DiffSimSetup` of an embedded system (the system choice of ``openmm-nnbias diffsim``).
+    """Build the :class:`~openmm_nnbias.diffsim.setup.DiffSimSetup` of an embedded system (the system choice of ``openmm-nnbias diffsim``).
 
     Parameters
     ----------
@@ -69,12 +72,7 @@ def build_diffsim(system: str, replicas: int = None, steps: int = None, seed: in
     for name, v in (("replicas", replicas), ("steps", steps)):
         if v is not None and int(v) < 1:
             raise ValueError(f"--{name} must be >= 1, got {v}")
-    from ..diffsim import setups, setups_mb_authors
-    from ..diffsim.setups_azobenzene import azobenzene_setup
-
-    fn = {"mueller-brown": setups.mueller_brown_setup, "alanine-dipeptide": setups.alanine_dipeptide_setup,
-          "azobenzene": azobenzene_setup,
-          "mueller-brown-authors": setups_mb_authors.mueller_brown_authors_setup}[system]
+    fn = get_diffsim_setup(system)
     args = dict(kwargs, seed=int(seed))
     if replicas is not None:
         args["n_replicas"] = int(replicas)
@@ -111,55 +109,6 @@ def _log_lines(path: str, max_epoch: int) -> list:
         if int(line.split()[0]) <= max_epoch:
             keep.append(line if line.endswith("\n") else line + "\n")
     return keep
-
-
-#: Settings of ``openmm-nnbias diffsim --system azobenzene`` on SevenNet where they differ from
-#: :func:`~openmm_nnbias.diffsim.setups_azobenzene.azobenzene_setup` (SevenNet-0 costs ~0.2 s per
-#: replica-step on one CPU core): float32, 1 fs, K = 30, short well runs and minimizations.
-AZOBENZENE_CLI = {"dtype": "float32", "timestep": 0.001, "adjoint_steps": 30, "n_replicas": 2, "n_steps": 150,
-                  "well_replicas": 2, "well_steps": 90, "minimize_steps": 60}
-#: The default two-stage schedule of the azobenzene run on SevenNet (K : Adam rate : epochs), see :mod:`openmm_nnbias.diffsim.stages`.
-AZOBENZENE_STAGES = "300:1e-2:2,1000:1e-3:1"
-#: On an :class:`~openmm_nnbias.systems.azobenzene.AzobenzeneMLP` (~1000× cheaper than SevenNet-0): the setup's own
-#: defaults (written out so that the checkpoint records them).
-AZOBENZENE_MLP_CLI = {"dtype": "float64", "timestep": 0.0005, "adjoint_steps": 190, "n_replicas": 16,
-                      "n_steps": 4000, "well_replicas": 4, "well_steps": 600, "minimize_steps": 300}
-#: The paper's two stages on the MLP: 300 K at the setup's Adam rate until the bias crosses, then a
-#: 10× lower rate at 1 000 K (refinement; K : Adam rate : epochs).
-AZOBENZENE_MLP_STAGES = "300:3e-3:8,1000:3e-4:4"
-#: The one table of per-potential defaults of ``--system azobenzene --potential P``: setup settings and
-#: stage schedule (``"mlp-file"``: a path to an ``AzobenzeneMLP.save`` file).
-AZOBENZENE_DEFAULTS = {
-    "7net-0": {"settings": AZOBENZENE_CLI, "stages": AZOBENZENE_STAGES},
-    "7net-l3i5": {"settings": AZOBENZENE_CLI, "stages": AZOBENZENE_STAGES},
-    "gfn1-mlp": {"settings": AZOBENZENE_MLP_CLI, "stages": AZOBENZENE_MLP_STAGES},
-    "mlp-file": {"settings": AZOBENZENE_MLP_CLI, "stages": AZOBENZENE_MLP_STAGES},
-}
-#: ``--potential`` of a new azobenzene run without one: the shipped MLP (trains in CPU-minutes, no extra).
-AZOBENZENE_DEFAULT_POTENTIAL = "gfn1-mlp"
-#: The potential of checkpoints written before ``--potential`` existed (they were all SevenNet-0).
-AZOBENZENE_LEGACY_POTENTIAL = "7net-0"
-
-
-def azobenzene_defaults_help() -> str:
-    """The per-potential defaults of :data:`AZOBENZENE_DEFAULTS` as one line of ``--help`` text.
-
-    Examples
-    --------
-    >>> "gfn1-mlp" in azobenzene_defaults_help()
-    True
-    """
-    fmt = {"dtype": "{}", "timestep": "dt {} ps", "adjoint_steps": "K {}", "n_replicas": "{} replicas",
-           "n_steps": "{} steps", "well_replicas": "wells {}", "well_steps": "x {} steps",
-           "minimize_steps": "{} minimize steps"}
-    groups = {}
-    for name, d in AZOBENZENE_DEFAULTS.items():
-        groups.setdefault(id(d["settings"]), [[], d])[0].append("PATH" if name == "mlp-file" else name)
-    parts = []
-    for names, d in groups.values():
-        text = ", ".join(fmt[k].format(v) for k, v in d["settings"].items()).replace(", x ", " x ")
-        parts.append(f"{'/'.join(names)}: {text}, stages {d['stages']}")
-    return "; ".join(parts)
 
 
 def _system_kwargs(system: str, kwargs: dict, replicas, steps, spec=None):
@@ -230,7 +179,7 @@ def run_diffsim(system: str, out: str, epochs: int = None, replicas: int = None,
         default: the total of ``stages``.
     replicas, steps : int, optional
         Replicas per epoch and steps per trajectory (default: the setup's; for azobenzene
-        those of :data:`AZOBENZENE_DEFAULTS` for the potential).
+        those of :data:`~openmm_nnbias.recipes.diffsim.azobenzene.AZOBENZENE_DEFAULTS` for the potential).
     restart : bool, optional
         Continue from ``OUT/checkpoint.pt``; the run settings must match it, except that
         ``stages`` may extend or append stages after the epochs already done.
@@ -244,14 +193,14 @@ def run_diffsim(system: str, out: str, epochs: int = None, replicas: int = None,
     stages : StageSchedule or str, optional
         Temperature/learning-rate schedule (:class:`~openmm_nnbias.diffsim.stages.StageSchedule`,
         ``"300:1e-2:4,1000:1e-3:2"``); default one stage at the setup's temperature and rate
-        (for azobenzene :data:`AZOBENZENE_STAGES`). A restart may cross a stage boundary.
+        (for azobenzene :data:`~openmm_nnbias.recipes.diffsim.azobenzene.AZOBENZENE_STAGES`). A restart may cross a stage boundary.
     eval_replicas : int, optional
         With ``R > 0``: success fraction of R replicas at the setup's temperature unbiased
         (before training) and after every stage, see :mod:`.diffsim_eval` (default 0: none).
     potential : str or torch.nn.Module, optional
         Azobenzene only: ``"gfn1-mlp"`` (default), ``"7net-0"``, ``"7net-l3i5"`` or the path of an
         ``AzobenzeneMLP.save`` file (see :mod:`openmm_nnbias.systems.azobenzene.potential`; recorded in the checkpoint,
-        a file with its sha256); its defaults are :data:`AZOBENZENE_DEFAULTS`. A module is passed
+        a file with its sha256); its defaults are :data:`~openmm_nnbias.recipes.diffsim.azobenzene.AZOBENZENE_DEFAULTS`. A module is passed
         to the setup as is (SevenNet's defaults; for tests with stand-in energies).
     **kwargs
         Setup keyword arguments.
@@ -259,7 +208,7 @@ def run_diffsim(system: str, out: str, epochs: int = None, replicas: int = None,
     Returns
     -------
     setup
-        The :class:`~openmm_nnbias.diffsim.setup_base.DiffSimSetup` after training.
+        The :class:`~openmm_nnbias.diffsim.setup.DiffSimSetup` after training.
 
     Examples
     --------

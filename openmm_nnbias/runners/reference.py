@@ -5,7 +5,7 @@
 * :func:`run_reference_ala4` — Ace-Ala3-Nme over φ1, φ2, φ3 on a 3-D grid, the 3-D FES and its
   marginals (:mod:`openmm_nnbias.analysis.marginals`); restartable exactly from ``checkpoint.pt``.
 
-Settings come from :data:`~openmm_nnbias.systems.recipes.METAD_RECIPES`. MD units: rad, kJ/mol, K, ps.
+Settings come from :data:`~openmm_nnbias.recipes.METAD_RECIPES`. MD units: rad, kJ/mol, K, ps.
 """
 
 from __future__ import annotations
@@ -34,8 +34,7 @@ def _setup(name: str, platform: str, threads: int, seed: int, overrides: dict):
 
     from ..metad import WellTemperedMetadynamics
     from ..platforms import get_platform
-    from ..systems import get_system
-    from ..systems.recipes import get_recipe
+    from ..recipes import get_recipe, get_system
 
     r = dataclasses.replace(get_recipe(name, "metad"), **{k: v for k, v in overrides.items() if v is not None})
     pep = get_system(name)
@@ -157,7 +156,7 @@ def run_reference_ala4(out: str, time_ns: float = 20.0, platform: str = "CPU", t
     the marginals ``fes_reference_phi1_phi2.dat``, ``..._phi2_phi3.dat``, ``..._phi{i}.dat``,
     ``colvar`` (time ps, φ1, φ2, φ3 rad every ``frequency`` steps) and ``checkpoint.pt`` (bias
     grid, Context checkpoint, step) every ``chunk_ps`` ps; ``restart`` continues from it exactly.
-    ``overrides``: fields of the recipe's :class:`~openmm_nnbias.systems.recipes.MetadRecipe`
+    ``overrides``: fields of the recipe's :class:`~openmm_nnbias.recipes.MetadRecipe`
     (``bias_factor``, ``height``, ``width``, ``frequency``, ``grid_width``).
 
     Examples

@@ -3,7 +3,7 @@
 :class:`AzobenzeneMLP` maps positions ``(..., 24, 3)`` in nm (atom order of
 :mod:`.molecule`) to energies ``(...)`` in kJ/mol, the calling convention of
 :mod:`openmm_nnbias.diffsim.potentials` and :class:`~openmm_nnbias.systems.azobenzene.SevenNetEnergy`, so it is a drop-in
-``potential=`` for :func:`~openmm_nnbias.diffsim.setups_azobenzene.azobenzene_setup`.
+``potential=`` for :func:`~openmm_nnbias.recipes.diffsim.azobenzene.azobenzene_setup`.
 
 Model
 -----

@@ -14,7 +14,7 @@ N=N–C–C 50° (near the known C2 structure). Centred, in Å; both share one a
   :data:`NNC_ANGLE` = (6, 7, 8) (inversion).
 
 They are MMFF structures, i.e. starting points: minimize them on the potential in use
-(:func:`openmm_nnbias.diffsim.setups_azobenzene.minimize_positions`).
+(:func:`openmm_nnbias.recipes.diffsim.azobenzene.minimize_positions`).
 
 Units at the interface: nm (:func:`azobenzene_positions`), amu (:data:`AZOBENZENE_MASSES`).
 """

@@ -86,8 +86,7 @@ def silicon_deepves_system(n_cells: int = 3, skin: float = 0.15, temperature: fl
     """
     import openmm
 
-    from .silicon import silicon_crystal, stillinger_weber_system
-    from .silicon import ATMOSPHERE_BAR
+    from ..systems.silicon import ATMOSPHERE_BAR, silicon_crystal, stillinger_weber_system
 
     if isinstance(n_cells, bool) or not isinstance(n_cells, int):
         raise TypeError(f"n_cells must be an int, got {type(n_cells).__name__}")

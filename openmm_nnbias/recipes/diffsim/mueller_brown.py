@@ -6,7 +6,7 @@ Müller–Brown in the authors' difficulty
 (Å) and multiply its energies by 0.0866 (→ kcal/mol), so the A → B barrier (over the
 A/C saddle) is 106.04 × 0.0866 = 9.18 kcal/mol ≈ 15.4 k_BT at 300 K; they integrate
 with dt = 1 fs, γ = 0.1 ps⁻¹, 6 000 steps. Here the surface keeps its native lengths
-(1 MB length unit = 1 nm, :class:`MuellerBrownEnergy`) and:
+(1 MB length unit = 1 nm, :class:`~openmm_nnbias.systems.MuellerBrownEnergy`) and:
 
 * ``energy_scale = 0.0866 × 4.184 = 0.36234`` kJ/mol per MB unit, T = 300 K: the same
   barrier, 38.42 kJ/mol = 15.40 k_BT (B → A: 9.81 k_BT);
@@ -15,7 +15,7 @@ with dt = 1 fs, γ = 0.1 ps⁻¹, 6 000 steps. Here the surface keeps its native
   ``L √(m/E)``). The authors' code (``rarediffsim``, ``MullerBrownNotebook2D``) uses mass
   **0.1 amu** on its Å scale, i.e. 0.1 × 1.6² = **0.256 amu** here: this setup's particle is
   10 × heavier than theirs (its dynamics √10 ≈ 3.2 × slower), a choice of this setup, not
-  the authors' value. :func:`~openmm_nnbias.diffsim.setups_mb_authors.mueller_brown_authors_setup`
+  the authors' value. :func:`~openmm_nnbias.recipes.diffsim.mb_authors.mueller_brown_authors_setup`
   has their mass, 10 K thermostat, both directions and Gaussian-grid bias;
 * dt = 1 fs, γ = 0.1 ps⁻¹ and the adjoint window K = 190 as the authors. The default
   trajectory is shorter (2 000 steps = 2 ps) and there are fewer replicas (64 instead of
@@ -40,13 +40,10 @@ import torch
 from openmm_nnbias._units import KB
 from openmm_nnbias.cvs import CVSet, Position
 
-from ..systems.model_potentials import MuellerBrownEnergy
-from .setup_base import DiffSimSetup, assemble_setup, check_setup_arguments, unbiased_well_run
-from .setups_alanine import ALA2_C5, ALA2_C7AX, alanine_dipeptide_setup, alanine_dipeptide_vacuum
+from openmm_nnbias.diffsim.setup import DiffSimSetup, assemble_setup, check_setup_arguments
+from openmm_nnbias.systems.model_potentials import MuellerBrownEnergy
 
-__all__ = ["DiffSimSetup", "mueller_brown_setup", "MB_ENERGY_SCALE", "MB_MASS", "MB_MINIMA",
-           "MB_SADDLES", "unbiased_well_run",
-           "alanine_dipeptide_setup", "alanine_dipeptide_vacuum", "ALA2_C5", "ALA2_C7AX"]
+__all__ = ["mueller_brown_setup", "MB_ENERGY_SCALE", "MB_MASS", "MB_MINIMA", "MB_SADDLES"]
 
 #: kJ/mol per Müller–Brown energy unit (authors' 0.0866 kcal/mol).
 MB_ENERGY_SCALE = 0.0866 * 4.184

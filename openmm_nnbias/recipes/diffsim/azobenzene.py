@@ -10,7 +10,7 @@ a bias trained here learns SevenNet's azobenzene, not the real one.
 
 System
 ------
-C12H10N2 (24 atoms) from the coordinates stored in :mod:`.azobenzene` (no downloads), in
+C12H10N2 (24 atoms) from the coordinates stored in :mod:`openmm_nnbias.systems.azobenzene.molecule` (no downloads), in
 vacuum, no constraints (flexible C–H bonds), no centre-of-mass motion removal.
 
 * **Minima**: the stored trans and cis structures are displaced by a seeded 0.001 nm
@@ -21,10 +21,13 @@ vacuum, no constraints (flexible C–H bonds), no centre-of-mass motion removal.
   (:func:`azobenzene_cvs`, :class:`~openmm_nnbias.cvs.Torsion` and
   :class:`~openmm_nnbias.cvs.Angle`).
 * **Wells**: 90 % ellipsoids of short unbiased runs from each minimum (first third dropped
-  as equilibration, as for the other setups, :func:`~openmm_nnbias.diffsim.setups.unbiased_well_run`);
+  as equilibration, as for the other setups, :func:`~openmm_nnbias.diffsim.setup.unbiased_well_run`);
   the frames of the cis run are the pool of start configurations.
 * **Dynamics**: T = 300 K (the paper's first stage; its second stage refines at 1 000 K),
   γ = 1 ps⁻¹, dt = 0.5 fs (flexible C–H bonds on a neural potential).
+
+The settings of ``openmm-nnbias diffsim --system azobenzene`` per ``--potential`` (sizes, time step,
+stages) are :data:`AZOBENZENE_DEFAULTS`.
 
 Units: nm, ps, kJ/mol, amu, K, rad.
 """
@@ -39,14 +42,17 @@ import torch
 from openmm_nnbias.bias import NeuralBias
 from openmm_nnbias.cvs import Angle, CVSet, Torsion
 
-from ..systems.azobenzene.molecule import AZOBENZENE_MASSES, AZOBENZENE_NUMBERS, CNNC_DIHEDRAL, NNC_ANGLE, azobenzene_positions
-from .langevin import KB_KJ_PER_MOL_K
-from .training import DiffSimTrainer
+from openmm_nnbias.diffsim.langevin import KB_KJ_PER_MOL_K
+from openmm_nnbias.diffsim.training import DiffSimTrainer
+from openmm_nnbias.systems.azobenzene.molecule import (AZOBENZENE_MASSES, AZOBENZENE_NUMBERS, CNNC_DIHEDRAL, NNC_ANGLE,
+                                                     azobenzene_positions)
 
 if TYPE_CHECKING:
-    from .setups import DiffSimSetup
+    from openmm_nnbias.diffsim.setup import DiffSimSetup
 
-__all__ = ["azobenzene_cvs", "minimize_positions", "azobenzene_setup"]
+__all__ = ["azobenzene_cvs", "minimize_positions", "azobenzene_setup", "AZOBENZENE_CLI", "AZOBENZENE_STAGES",
+           "AZOBENZENE_MLP_CLI", "AZOBENZENE_MLP_STAGES", "AZOBENZENE_DEFAULTS", "AZOBENZENE_DEFAULT_POTENTIAL",
+           "AZOBENZENE_LEGACY_POTENTIAL", "azobenzene_defaults_help"]
 
 
 def azobenzene_cvs() -> CVSet:
@@ -153,7 +159,7 @@ def azobenzene_setup(*, potential: Optional[torch.nn.Module] = None, model: str 
     Parameters
     ----------
     potential : torch.nn.Module, optional
-        Energy ``(B, 24, 3)`` nm → ``(B,)`` kJ/mol in the atom order of :mod:`.azobenzene`;
+        Energy ``(B, 24, 3)`` nm → ``(B,)`` kJ/mol in the atom order of :mod:`openmm_nnbias.systems.azobenzene.molecule`;
         default a new ``SevenNetEnergy(AZOBENZENE_NUMBERS, model=model, dtype=dtype)``
         (pass one to reuse a loaded model).
     model : str, optional
@@ -196,8 +202,8 @@ def azobenzene_setup(*, potential: Optional[torch.nn.Module] = None, model: str 
         For a non-positive size, rate or temperature, ``timestep > 0.001`` ps,
         ``well_steps < 30`` or an unsupported dtype.
     """
-    from ..systems.azobenzene.sevennet import EV_TO_KJ_PER_MOL, SevenNetEnergy
-    from .setups import DiffSimSetup, unbiased_well_run
+    from openmm_nnbias.diffsim.setup import DiffSimSetup, unbiased_well_run
+    from openmm_nnbias.systems.azobenzene.sevennet import EV_TO_KJ_PER_MOL, SevenNetEnergy
 
     _check_setup_args(dict(n_replicas=n_replicas, n_steps=n_steps, adjoint_steps=adjoint_steps,
                            batch_size=batch_size, well_replicas=well_replicas, minimize_steps=minimize_steps),
@@ -244,3 +250,52 @@ def azobenzene_setup(*, potential: Optional[torch.nn.Module] = None, model: str 
     return DiffSimSetup(name="azobenzene", trainer=trainer, potential=potential, cvs=cvs, bias=bias,
                         masses=masses, reactant_well=reactant, product_well=product, start_positions=pool,
                         temperature=float(temperature), info=info)
+
+
+#: Settings of ``openmm-nnbias diffsim --system azobenzene`` on SevenNet where they differ from
+#: :func:`~openmm_nnbias.recipes.diffsim.azobenzene.azobenzene_setup` (SevenNet-0 costs ~0.2 s per
+#: replica-step on one CPU core): float32, 1 fs, K = 30, short well runs and minimizations.
+AZOBENZENE_CLI = {"dtype": "float32", "timestep": 0.001, "adjoint_steps": 30, "n_replicas": 2, "n_steps": 150,
+                  "well_replicas": 2, "well_steps": 90, "minimize_steps": 60}
+#: The default two-stage schedule of the azobenzene run on SevenNet (K : Adam rate : epochs), see :mod:`openmm_nnbias.diffsim.stages`.
+AZOBENZENE_STAGES = "300:1e-2:2,1000:1e-3:1"
+#: On an :class:`~openmm_nnbias.systems.azobenzene.AzobenzeneMLP` (~1000× cheaper than SevenNet-0): the setup's own
+#: defaults (written out so that the checkpoint records them).
+AZOBENZENE_MLP_CLI = {"dtype": "float64", "timestep": 0.0005, "adjoint_steps": 190, "n_replicas": 16,
+                      "n_steps": 4000, "well_replicas": 4, "well_steps": 600, "minimize_steps": 300}
+#: The paper's two stages on the MLP: 300 K at the setup's Adam rate until the bias crosses, then a
+#: 10× lower rate at 1 000 K (refinement; K : Adam rate : epochs).
+AZOBENZENE_MLP_STAGES = "300:3e-3:8,1000:3e-4:4"
+#: The one table of per-potential defaults of ``--system azobenzene --potential P``: setup settings and
+#: stage schedule (``"mlp-file"``: a path to an ``AzobenzeneMLP.save`` file).
+AZOBENZENE_DEFAULTS = {
+    "7net-0": {"settings": AZOBENZENE_CLI, "stages": AZOBENZENE_STAGES},
+    "7net-l3i5": {"settings": AZOBENZENE_CLI, "stages": AZOBENZENE_STAGES},
+    "gfn1-mlp": {"settings": AZOBENZENE_MLP_CLI, "stages": AZOBENZENE_MLP_STAGES},
+    "mlp-file": {"settings": AZOBENZENE_MLP_CLI, "stages": AZOBENZENE_MLP_STAGES},
+}
+#: ``--potential`` of a new azobenzene run without one: the shipped MLP (trains in CPU-minutes, no extra).
+AZOBENZENE_DEFAULT_POTENTIAL = "gfn1-mlp"
+#: The potential of checkpoints written before ``--potential`` existed (they were all SevenNet-0).
+AZOBENZENE_LEGACY_POTENTIAL = "7net-0"
+
+
+def azobenzene_defaults_help() -> str:
+    """The per-potential defaults of :data:`AZOBENZENE_DEFAULTS` as one line of ``--help`` text.
+
+    Examples
+    --------
+    >>> "gfn1-mlp" in azobenzene_defaults_help()
+    True
+    """
+    fmt = {"dtype": "{}", "timestep": "dt {} ps", "adjoint_steps": "K {}", "n_replicas": "{} replicas",
+           "n_steps": "{} steps", "well_replicas": "wells {}", "well_steps": "x {} steps",
+           "minimize_steps": "{} minimize steps"}
+    groups = {}
+    for name, d in AZOBENZENE_DEFAULTS.items():
+        groups.setdefault(id(d["settings"]), [[], d])[0].append("PATH" if name == "mlp-file" else name)
+    parts = []
+    for names, d in groups.values():
+        text = ", ".join(fmt[k].format(v) for k, v in d["settings"].items()).replace(", x ", " x ")
+        parts.append(f"{'/'.join(names)}: {text}, stages {d['stages']}")
+    return "; ".join(parts)

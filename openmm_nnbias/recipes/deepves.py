@@ -1,11 +1,9 @@
-"""Per-system recipes: CVs, MD settings and Deep-VES / WT-metadynamics defaults of the embedded systems.
+"""Deep-VES recipes: CVs, MD settings and Deep-VES defaults of the embedded systems.
 
-One registry used by the command line, the benchmarks and the examples:
-
-* :data:`DEEPVES_RECIPES` / :func:`get_recipe` — :class:`DeepVESRecipe` per system
+* :data:`DEEPVES_RECIPES` — :class:`DeepVESRecipe` per system
   (``alanine-dipeptide``, ``wolfe-quapp``, ``alanine-tetrapeptide``, ``silicon``, ``silicon-64``,
-  the solvated dipeptide, ``villin``): the paper's settings (Bonati et al. 2019 and NOTES.md).
-* :data:`METAD_RECIPES` — :class:`MetadRecipe` of the WT-metadynamics reference runs.
+  the solvated dipeptide, ``villin``): the paper's settings (Bonati et al. 2019 and NOTES.md);
+  looked up by name with :func:`~openmm_nnbias.recipes.registry.get_recipe`.
 * :func:`tetrapeptide_options`, :data:`PHI_STATES`, :func:`count_transitions` — the
   alanine-tetrapeptide Monte Carlo target and recrossing-triggered decay.
 
@@ -21,10 +19,9 @@ from typing import Any, Callable, Mapping, Optional, Tuple
 
 import numpy as np
 
-from .model_potentials import WQ_TEMPERATURE
+from ..systems.model_potentials import WQ_TEMPERATURE
 
-__all__ = ["DeepVESRecipe", "MetadRecipe", "DEEPVES_RECIPES", "METAD_RECIPES", "get_recipe", "PHI_STATES",
-           "tetrapeptide_options", "count_transitions"]
+__all__ = ["DeepVESRecipe", "DEEPVES_RECIPES", "PHI_STATES", "tetrapeptide_options", "count_transitions"]
 
 #: φ states with hysteresis (rad): β/C7eq side (φ < −0.3 or φ ≥ 2.6, wrapping through ±π) and αL.
 PHI_STATES = [(2.6, -0.3), (0.3, 2.0)]
@@ -37,7 +34,7 @@ class DeepVESRecipe:
     Attributes
     ----------
     name : str
-        System name of :func:`openmm_nnbias.systems.get_system`.
+        System name of :func:`openmm_nnbias.recipes.get_system`.
     cvs : tuple of str
         Biased CVs: torsion names of the peptide's ``torsions``, ``"x"`` (position of particle 0,
         nm, on ``position_range``), or ``"rg_ca"`` / ``"rmsd_ca"`` (radius of gyration of the Cα
@@ -68,7 +65,7 @@ class DeepVESRecipe:
         ``{cv name: (lower, upper)}`` of the protein CVs (nm).
     builder : callable, optional
         ``builder(seed)`` → the built system (``topology``, ``system``, ``positions``, ``box``) for
-        systems outside :func:`~openmm_nnbias.systems.get_system` (silicon); its CV ``"n_diamond"``
+        systems outside :func:`~openmm_nnbias.recipes.get_system` (silicon); its CV ``"n_diamond"``
         is :class:`~openmm_nnbias.cvs.EnvironmentSimilarity` over all atoms.
     """
 
@@ -116,33 +113,13 @@ class DeepVESRecipe:
         return CVSet([one(n) for n in self.cvs])
 
 
-@dataclass(frozen=True)
-class MetadRecipe:
-    """WT-metadynamics reference run over torsions (see :mod:`openmm_nnbias.runners.reference`).
-
-    ``temperature`` K, ``timestep`` ps, ``friction`` 1/ps, ``height`` kJ/mol, ``width`` rad,
-    ``frequency`` MD steps between Gaussians, ``grid_width`` grid points per torsion (endpoint included).
-    """
-
-    name: str
-    torsions: Tuple[str, ...]
-    bias_factor: float
-    height: float
-    width: float = 0.35
-    frequency: int = 500
-    grid_width: int = 37
-    temperature: float = 300.0
-    timestep: float = 0.002
-    friction: float = 1.0
-
-
 def _ro(**kw) -> Mapping[str, Any]:
     return MappingProxyType(kw)
 
 
 def _silicon(n_cells: int, skin: float):
     def build(seed: int = 1):
-        from .silicon_deepves import silicon_deepves_system
+        from .silicon import silicon_deepves_system
 
         return silicon_deepves_system(n_cells, skin=skin, seed=seed)
     return build
@@ -174,7 +151,7 @@ DEEPVES_RECIPES: Mapping[str, DeepVESRecipe] = MappingProxyType({
     "alanine-dipeptide-solvated-hmr": DeepVESRecipe(
         "alanine-dipeptide-solvated-hmr", ("phi", "psi"), 300.0, 0.004, 1.0,
         options=_ro(stride=250, tauKL=10000, tauDecay=1000, gridBins=50, hidden=(48, 24, 12))),
-    # Stillinger-Weber silicon, 216 atoms, NPT 1 700 K / 1 atm (systems.silicon_deepves: the crystal to start,
+    # Stillinger-Weber silicon, 216 atoms, NPT 1 700 K / 1 atm (recipes.silicon: the crystal to start,
     # torch SW route, MonteCarloBarostat every 25 steps), 2 fs, Langevin 1/ps. CV: number of cubic-diamond atoms
     # (EnvironmentSimilarity, sigma 0.04 nm) on [0, 216]. The paper's Methods: bias factor 100, tauDecay 2 000,
     # 216 bins; tauKL is not in the paper, 5 000 as in the authors' archived input (which has gamma 70 and
@@ -204,39 +181,6 @@ DEEPVES_RECIPES: Mapping[str, DeepVESRecipe] = MappingProxyType({
         ranges=_ro(rg_ca=(0.8, 1.6), rmsd_ca=(0.0, 1.0)),
         options=_ro(stride=500, tauKL=10000, tauDecay=1000, gridBins=50, hidden=(48, 24, 12))),
 })
-
-#: WT-metadynamics reference recipes by system name.
-METAD_RECIPES: Mapping[str, MetadRecipe] = MappingProxyType({
-    "alanine-dipeptide": MetadRecipe("alanine-dipeptide", ("phi", "psi"), 6.0, 1.0, grid_width=73),
-    "alanine-tetrapeptide": MetadRecipe("alanine-tetrapeptide", ("phi1", "phi2", "phi3"), 8.0, 1.2),
-    "alanine-dipeptide-solvated": MetadRecipe("alanine-dipeptide-solvated", ("phi", "psi"), 6.0, 1.0, grid_width=73),
-    # HMR, 4 fs: a Gaussian every 250 steps is the same 1 ps as every 500 steps of 2 fs
-    "alanine-dipeptide-solvated-hmr": MetadRecipe("alanine-dipeptide-solvated-hmr", ("phi", "psi"), 6.0, 1.0,
-                                                  frequency=250, grid_width=73, timestep=0.004),
-})
-
-
-def get_recipe(name: str, kind: str = "deepves"):
-    """The :class:`DeepVESRecipe` (``kind="deepves"``) or :class:`MetadRecipe` (``"metad"``) of system ``name``.
-
-    Examples
-    --------
-    >>> get_recipe("wolfe-quapp").timestep
-    0.005
-    >>> get_recipe("argon")
-    Traceback (most recent call last):
-    ...
-    ValueError: system: deepves supports ['alanine-dipeptide', 'alanine-dipeptide-solvated', 'alanine-dipeptide-solvated-hmr', 'alanine-tetrapeptide', 'silicon', 'silicon-64', 'villin', 'wolfe-quapp'], got 'argon'
-    """
-    registry = {"deepves": DEEPVES_RECIPES, "metad": METAD_RECIPES}.get(kind)
-    if registry is None:
-        raise ValueError(f"kind must be 'deepves' or 'metad', got {kind!r}")
-    if not isinstance(name, str):
-        raise TypeError(f"system must be a str, got {type(name).__name__}")
-    if name not in registry:
-        raise ValueError(f"system: {kind} supports {sorted(registry)}, got {name!r}")
-    return registry[name]
-
 
 def tetrapeptide_options(mcPoints: Optional[int] = None, recrossings: Optional[int] = None, seed: int = 1,
                          decayAfter: Optional[float] = None, iteration_ps: float = 1.0, biasFactor: float = 10.0,

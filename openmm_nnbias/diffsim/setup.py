@@ -1,4 +1,4 @@
-"""Shared parts of the DiffSim setups (:mod:`.setups`, :mod:`.setups_alanine`): the setup record,
+"""Shared parts of the DiffSim setups (:mod:`openmm_nnbias.recipes.diffsim`): the setup record,
 unbiased well runs and the assembly of wells, bias network and trainer.
 
 Units: nm, ps, kJ/mol, amu, K.

@@ -47,13 +47,13 @@ import torch
 from openmm_nnbias._units import KB
 from openmm_nnbias.cvs import CVSet, Position
 
-from .bidirectional import BidirectionalDiffSimTrainer
-from .gaussian_grid import GaussianGridBias
-from .langevin import LangevinSimulator
-from ..systems.model_potentials import MuellerBrownEnergy
-from .setup_base import DiffSimSetup, check_setup_arguments
-from .training import maxwell_boltzmann_velocities
-from .wells import Well
+from openmm_nnbias.diffsim.bidirectional import BidirectionalDiffSimTrainer
+from openmm_nnbias.diffsim.gaussian_grid import GaussianGridBias
+from openmm_nnbias.diffsim.langevin import LangevinSimulator
+from openmm_nnbias.diffsim.setup import DiffSimSetup, check_setup_arguments
+from openmm_nnbias.diffsim.training import maxwell_boltzmann_velocities
+from openmm_nnbias.diffsim.wells import Well
+from openmm_nnbias.systems.model_potentials import MuellerBrownEnergy
 
 __all__ = ["mueller_brown_authors_setup", "MBA_MASS", "MBA_STARTS", "MBA_GRID", "MBA_LR", "MBA_ENERGY_SCALE"]
 

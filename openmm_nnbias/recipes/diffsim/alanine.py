@@ -1,4 +1,4 @@
-"""DiffSim problem for alanine dipeptide: C5 → C7ax in vacuum at 300 K (re-exported by :mod:`.setups`; shared parts in :mod:`.setup_base`).
+"""DiffSim problem for alanine dipeptide: C5 → C7ax in vacuum at 300 K (shared parts in :mod:`openmm_nnbias.diffsim.setup`).
 
 System
 ------
@@ -43,8 +43,8 @@ import torch
 from openmm_nnbias._units import KB
 from openmm_nnbias.cvs import CVSet, Torsion
 
-from .potentials import OpenMMTorchEnergy, masses_from_system
-from .setup_base import DiffSimSetup, assemble_setup, check_setup_arguments
+from openmm_nnbias.diffsim.potentials import OpenMMTorchEnergy, masses_from_system
+from openmm_nnbias.diffsim.setup import DiffSimSetup, assemble_setup, check_setup_arguments
 
 __all__ = ["ALA2_C5", "ALA2_C7AX", "alanine_dipeptide_vacuum", "alanine_dipeptide_setup"]
 
@@ -120,7 +120,7 @@ def alanine_dipeptide_setup(*, n_replicas: int = 32, n_steps: int = 10000, adjoi
     storage : {"window", "full"}, optional
         Trainer frame storage (default ``"window"``: memory independent of ``n_steps``).
     max_grad_norm, seed, dtype, device : optional
-        As in :func:`~openmm_nnbias.diffsim.setups.mueller_brown_setup`: mini-batch gradient
+        As in :func:`~openmm_nnbias.recipes.diffsim.mueller_brown_setup`: mini-batch gradient
         clipping (default off), seed of the well runs, network and trainer, float64 (default)
         or float32, simulation device (default ``"cpu"``).
 
