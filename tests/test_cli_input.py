@@ -8,7 +8,8 @@ import pytest
 import yaml
 from openmm import app, unit
 
-from openmm_nnbias.cli import _deepves_input, _flag_values, _parser, main
+from openmm_nnbias.cli import _parser, main
+from openmm_nnbias.cli.deepves import _deepves_input, _flag_values
 from openmm_nnbias.io import read_colvar, read_grid_file
 from openmm_nnbias.systems import alanine_dipeptide
 from openmm_nnbias.runners.inputfile import read_input
