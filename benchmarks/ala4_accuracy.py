@@ -23,7 +23,7 @@ import numpy as np
 
 from openmm_nnbias._units import parse_time
 from openmm_nnbias.analysis.marginals import compare_ala4
-from openmm_nnbias.systems.recipes import count_transitions
+from openmm_nnbias.recipes import count_transitions
 
 
 def plot(deepves, reference, t_min, cutoff, path):

@@ -36,10 +36,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from azobenzene_gfn1_data import single_point  # noqa: E402
 from azobenzene_mlp_fit import angle, dihedral, errors  # noqa: E402
 
-from openmm_nnbias.diffsim.azobenzene import CNNC_DIHEDRAL, NNC_ANGLE, azobenzene_positions  # noqa: E402
-from openmm_nnbias.diffsim.azobenzene_mlp import AzobenzeneMLP, fit  # noqa: E402
+from openmm_nnbias.systems.azobenzene.molecule import CNNC_DIHEDRAL, NNC_ANGLE, azobenzene_positions  # noqa: E402
+from openmm_nnbias.systems.azobenzene.mlp import AzobenzeneMLP, fit  # noqa: E402
 from openmm_nnbias.diffsim.langevin import LangevinSimulator  # noqa: E402
-from openmm_nnbias.diffsim.setups_azobenzene import azobenzene_setup, minimize_positions  # noqa: E402
+from openmm_nnbias.recipes.diffsim.azobenzene import azobenzene_setup, minimize_positions  # noqa: E402
 from openmm_nnbias.diffsim.stages import TrainingStage, apply_stage  # noqa: E402
 from openmm_nnbias.diffsim.training import maxwell_boltzmann_velocities  # noqa: E402
 

@@ -5,11 +5,11 @@ Reads a folder written by ``openmm-nnbias diffsim --system azobenzene --eval-rep
 1. the log-density of the sampled (CNNC, N=N–C) points of every evaluation (unbiased, after each
    stage) → ``OUT/log_density.png`` (and over |CNNC| → ``OUT/log_density_folded.png``), and the
    mechanism of each crossing
-   (:func:`openmm_nnbias.diffsim.azobenzene_analysis.classify_crossings`);
+   (:func:`openmm_nnbias.systems.azobenzene.analysis.classify_crossings`);
 2. unless ``--no-openmm``: the run's potential (``checkpoint["cli"]["potential"]``: SevenNet-0 for runs
    made before ``--potential``, else 7net-0, 7net-l3i5, gfn1-mlp or an AzobenzeneMLP file, whose sha256
    must still match) as an openmm-torch ``TorchForce``
-   (:func:`openmm_nnbias.diffsim.azobenzene_openmm.azobenzene_openmm_system`) plus the trained
+   (:func:`openmm_nnbias.systems.azobenzene.openmm_system.azobenzene_openmm_system`) plus the trained
    ``bias.pt`` (:func:`openmm_nnbias.bias.load_bias`), run with OpenMM's
    ``LangevinMiddleIntegrator`` (CPU platform, 1 thread) from the *same* start positions and
    velocities as the last torch evaluation (independent noise), same T, γ, dt and length;
@@ -70,7 +70,7 @@ def crossing_time_comparison(first_torch, first_openmm, timestep: float) -> dict
 
 def run_potential(ckpt: dict) -> dict:
     """The ``--potential`` record of a run (checkpoints before the option: SevenNet-0)."""
-    from openmm_nnbias.diffsim.run import AZOBENZENE_LEGACY_POTENTIAL
+    from openmm_nnbias.recipes.diffsim.azobenzene import AZOBENZENE_LEGACY_POTENTIAL
 
     return dict(ckpt.get("cli", {}).get("potential") or {"name": AZOBENZENE_LEGACY_POTENTIAL})
 
@@ -81,9 +81,9 @@ def openmm_crossings(out: str, ev: dict, well, n_threads: int = 1) -> dict:
     from openmm import unit
 
     from openmm_nnbias.bias import load_bias
-    from openmm_nnbias.diffsim.azobenzene_openmm import azobenzene_openmm_system
-    from openmm_nnbias.diffsim.azobenzene_potential import load_potential
-    from openmm_nnbias.diffsim.setups_azobenzene import azobenzene_cvs
+    from openmm_nnbias.systems.azobenzene.openmm_system import azobenzene_openmm_system
+    from openmm_nnbias.systems.azobenzene.potential import load_potential
+    from openmm_nnbias.recipes.diffsim.azobenzene import azobenzene_cvs
 
     ckpt = torch.load(os.path.join(out, "checkpoint.pt"), map_location="cpu", weights_only=False)
     friction = float(ckpt["config"]["friction"])
@@ -130,7 +130,7 @@ def openmm_crossings(out: str, ev: dict, well, n_threads: int = 1) -> dict:
 
 
 def main(argv=None) -> None:
-    from openmm_nnbias.diffsim.azobenzene_analysis import classify_crossings, plot_log_density
+    from openmm_nnbias.systems.azobenzene.analysis import classify_crossings, plot_log_density
     from openmm_nnbias.diffsim.wells import Well
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])

@@ -1,6 +1,6 @@
 """GFN1-xTB training set for a small azobenzene neural potential (issue 17).
 
-Configurations (atom order of :mod:`openmm_nnbias.diffsim.azobenzene`), every one a fresh
+Configurations (atom order of :mod:`openmm_nnbias.systems.azobenzene.molecule`), every one a fresh
 tblite single point (``tblite.interface.Calculator("GFN1-xTB")``, no SCF restart, so no
 hysteresis between structures):
 
@@ -43,7 +43,7 @@ import warnings
 
 import numpy as np
 
-from openmm_nnbias.diffsim.azobenzene import (AZOBENZENE_NUMBERS, AZOBENZENE_SYMBOLS, CNNC_DIHEDRAL, NNC_ANGLE,
+from openmm_nnbias.systems.azobenzene.molecule import (AZOBENZENE_NUMBERS, AZOBENZENE_SYMBOLS, CNNC_DIHEDRAL, NNC_ANGLE,
                                               PHENYL_ATOMS, azobenzene_positions)
 
 HARTREE_TO_KJ_PER_MOL = 2625.4996394799

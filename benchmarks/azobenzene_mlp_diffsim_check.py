@@ -8,10 +8,10 @@ torch.set_num_threads(1)
 sys.path.insert(0, __import__("os").path.dirname(__import__("os").path.abspath(__file__)))
 from azobenzene_gfn1_data import single_point
 from azobenzene_mlp_fit import dihedral, angle, errors
-from openmm_nnbias.diffsim.azobenzene import CNNC_DIHEDRAL, NNC_ANGLE
-from openmm_nnbias.diffsim.azobenzene_mlp import AzobenzeneMLP
+from openmm_nnbias.systems.azobenzene.molecule import CNNC_DIHEDRAL, NNC_ANGLE
+from openmm_nnbias.systems.azobenzene.mlp import AzobenzeneMLP
 from openmm_nnbias.diffsim.langevin import LangevinSimulator
-from openmm_nnbias.diffsim.setups_azobenzene import azobenzene_setup
+from openmm_nnbias.recipes.diffsim.azobenzene import azobenzene_setup
 m = AzobenzeneMLP.load("/work/main/benchmarks/out/azo_gfn1/azobenzene_mlp.pt")
 s = azobenzene_setup(potential=m)
 t = time.time()

@@ -1,4 +1,4 @@
-"""Fit :class:`~openmm_nnbias.diffsim.azobenzene_mlp.AzobenzeneMLP` to the GFN1-xTB set and check it (issue 17).
+"""Fit :class:`~openmm_nnbias.systems.azobenzene.mlp.AzobenzeneMLP` to the GFN1-xTB set and check it (issue 17).
 
 1. fit on ``azobenzene_gfn1_data.py``'s ``.npz`` (10 % validation split), print the
    validation MAE/RMSE of energies (kJ/mol, meV/atom) and forces (kJ/mol/nm), per kind too;
@@ -33,10 +33,10 @@ import time
 import numpy as np
 import torch
 
-from openmm_nnbias.diffsim.azobenzene import AZOBENZENE_MASSES, CNNC_DIHEDRAL, NNC_ANGLE
-from openmm_nnbias.diffsim.azobenzene_mlp import AzobenzeneMLP, fit
+from openmm_nnbias.systems.azobenzene.molecule import AZOBENZENE_MASSES, CNNC_DIHEDRAL, NNC_ANGLE
+from openmm_nnbias.systems.azobenzene.mlp import AzobenzeneMLP, fit
 from openmm_nnbias.diffsim.langevin import LangevinSimulator, make_force_fn
-from openmm_nnbias.diffsim.setups_azobenzene import minimize_positions
+from openmm_nnbias.recipes.diffsim.azobenzene import minimize_positions
 
 KJ_TO_MEV = 1000.0 / 96.48533212
 KINDS = ("minimum", "scan", "grid", "perturbed", "md")
@@ -115,7 +115,7 @@ def cost(model, reps=20):
     torch.manual_seed(0)
     f = make_force_fn(model)
     out = {}
-    from openmm_nnbias.diffsim.azobenzene import azobenzene_positions
+    from openmm_nnbias.systems.azobenzene.molecule import azobenzene_positions
     for B in (1, 16):
         x = azobenzene_positions("cis") + 0.001 * torch.randn(B, 24, 3, dtype=torch.float64)
         f(x)
@@ -272,7 +272,7 @@ def main(argv=None) -> int:
               f"{res['scans'][f'{name}_max_model_relaxed']:.1f} kJ/mol", flush=True)
     res["cost"] = cost(model)
     if not a.no_setup:
-        from openmm_nnbias.diffsim.setups_azobenzene import azobenzene_setup
+        from openmm_nnbias.recipes.diffsim.azobenzene import azobenzene_setup
         t = time.time()
         setup = azobenzene_setup(potential=AzobenzeneMLP.load(a.out), n_replicas=4, n_steps=100, adjoint_steps=50,
                                  batch_size=20)

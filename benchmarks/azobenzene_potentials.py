@@ -3,10 +3,10 @@
 Each model runs through its own ASE calculator (SevenNet's ``SevenNetCalculator``,
 CHGNet's ``CHGNetCalculator`` in a 40 Å box, tblite's ``TBLite(method="GFN2-xTB")``,
 and GFN1-xTB as a second tight-binding reference),
-so the comparison is independent of :class:`openmm_nnbias.diffsim.SevenNetEnergy`
+so the comparison is independent of :class:`openmm_nnbias.systems.azobenzene.SevenNetEnergy`
 (whose agreement with ``SevenNetCalculator`` is a test).
 
-Procedure, from the package's stored structures (:mod:`openmm_nnbias.diffsim.azobenzene`):
+Procedure, from the package's stored structures (:mod:`openmm_nnbias.systems.azobenzene.molecule`):
 
 1. trans and cis minimized (BFGS, fmax 0.02 eV/Å) from the stored structures displaced
    by 0.03 Å (seeded), so that no symmetric stationary point is kept;
@@ -33,7 +33,7 @@ import sys
 import time
 import warnings
 
-from openmm_nnbias.diffsim.azobenzene import (AZOBENZENE_SYMBOLS, CNN_ANGLE, CNNC_DIHEDRAL, NNC_ANGLE,
+from openmm_nnbias.systems.azobenzene.molecule import (AZOBENZENE_SYMBOLS, CNN_ANGLE, CNNC_DIHEDRAL, NNC_ANGLE,
                                               PHENYL_ATOMS, azobenzene_positions)
 
 EV_TO_KJ_PER_MOL = 96.48533212

@@ -23,7 +23,8 @@ def _unbiased(seed):
     import openmm as mm
     from openmm import app
 
-    from openmm_nnbias.systems import alanine_tetrapeptide, get_recipe
+    from openmm_nnbias.recipes import get_recipe
+    from openmm_nnbias.systems import alanine_tetrapeptide
 
     recipe = get_recipe("alanine-tetrapeptide")
     pep = alanine_tetrapeptide()
@@ -35,7 +36,7 @@ def _unbiased(seed):
 
 
 def speed(rounds, ps_per_round, mc_points):
-    from openmm_nnbias.systems import build_deepves
+    from openmm_nnbias.runners import build_deepves
 
     configs = {"unbiased": _unbiased(1)}
     for k in (1, 2, 4, 8):  # the 6-D torch bias alone (no learning): the force's cost per MD step
@@ -76,7 +77,8 @@ def nve_drift(k, nve_ps, seed=0, bias_range=30.0):
 
     from openmm_nnbias.bias import NeuralBias, NeuralBiasForce
     from openmm_nnbias.bias.mts import mts_langevin_integrator
-    from openmm_nnbias.systems import alanine_tetrapeptide, get_recipe
+    from openmm_nnbias.recipes import get_recipe
+    from openmm_nnbias.systems import alanine_tetrapeptide
 
     recipe = get_recipe("alanine-tetrapeptide")
     pep = alanine_tetrapeptide()

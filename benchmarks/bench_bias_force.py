@@ -18,7 +18,8 @@ import openmm as mm
 from openmm import unit
 
 from openmm_nnbias.bias import NeuralBias, NeuralBiasForce
-from openmm_nnbias.systems import alanine_dipeptide, get_recipe
+from openmm_nnbias.recipes import get_recipe
+from openmm_nnbias.systems import alanine_dipeptide
 
 RECIPE = get_recipe("alanine-dipeptide")  # 300 K, 2 fs, 1/ps, phi/psi
 DT_PS = RECIPE.timestep

@@ -25,7 +25,8 @@ import openmm as mm
 from openmm import app, unit
 
 from openmm_nnbias.bias import NeuralBias, NeuralBiasForce
-from openmm_nnbias.systems import alanine_dipeptide, get_recipe
+from openmm_nnbias.recipes import get_recipe
+from openmm_nnbias.systems import alanine_dipeptide
 from openmm_nnbias.ves import DeepVESUpdater, ExecutionOptions, WellTempered
 
 RECIPE = get_recipe("alanine-dipeptide")  # 300 K, 2 fs, 1/ps, stride 500, phi/psi

@@ -44,15 +44,15 @@ def build(system: str, dtype: torch.dtype):
     from openmm_nnbias.cvs import CVSet, Position
 
     if system in ("azobenzene", "azobenzene-mlp"):
-        from openmm_nnbias.diffsim.azobenzene import AZOBENZENE_MASSES, AZOBENZENE_NUMBERS, azobenzene_positions
-        from openmm_nnbias.diffsim.setups_azobenzene import azobenzene_cvs
+        from openmm_nnbias.systems.azobenzene.molecule import AZOBENZENE_MASSES, AZOBENZENE_NUMBERS, azobenzene_positions
+        from openmm_nnbias.recipes.diffsim.azobenzene import azobenzene_cvs
 
         if system == "azobenzene":
-            from openmm_nnbias.diffsim.neural_potential import SevenNetEnergy
+            from openmm_nnbias.systems.azobenzene.sevennet import SevenNetEnergy
 
             potential = SevenNetEnergy(AZOBENZENE_NUMBERS, dtype=dtype)
         else:  # the shipped GFN1-xTB MLP (--potential gfn1-mlp)
-            from openmm_nnbias.diffsim.azobenzene_mlp import AzobenzeneMLP
+            from openmm_nnbias.systems.azobenzene.mlp import AzobenzeneMLP
 
             potential = AzobenzeneMLP.pretrained(dtype=dtype)
         cvs = azobenzene_cvs()
@@ -60,8 +60,8 @@ def build(system: str, dtype: torch.dtype):
         return (potential, torch.tensor(AZOBENZENE_MASSES, dtype=dtype), cvs,
                 azobenzene_positions("cis", dtype), far, 0.0005, 1.0)
     if system == "mueller-brown":
-        from openmm_nnbias.diffsim import MuellerBrownEnergy
-        from openmm_nnbias.diffsim.setups import MB_ENERGY_SCALE, MB_MASS, MB_MINIMA
+        from openmm_nnbias.systems import MuellerBrownEnergy
+        from openmm_nnbias.recipes.diffsim import MB_ENERGY_SCALE, MB_MASS, MB_MINIMA
 
         cvs = CVSet([Position(0, "x", -1.5, 1.2), Position(0, "y", -0.2, 2.0)])
         start = torch.tensor([[MB_MINIMA["A"][0], MB_MINIMA["A"][1], 0.0]], dtype=dtype)

@@ -77,7 +77,7 @@ def unbiased_context():
 def run_config(config: str, total_ns: float, chunk_ns: float, reference_ps: float, out: str,
                warmup_ns: float = 0.1) -> None:
     """Run one configuration for ``total_ns`` and write its per-chunk CSV (atomically, at the end of each chunk)."""
-    from openmm_nnbias.systems import build_deepves
+    from openmm_nnbias.runners import build_deepves
 
     backend, mode = config.split("-")
     folder = os.path.join(out, config)

@@ -18,7 +18,7 @@ import torch  # noqa: I001 (before openmm: openmm-torch's kernels need torch's l
 import openmm
 
 from openmm_nnbias.systems.silicon import SW_ROUTES, silicon_crystal, stillinger_weber_system, virial_pressure
-from openmm_nnbias.systems.sw_lammps import LammpsStillingerWeber, lammps_failure, reference_frames
+from openmm_nnbias.systems.silicon.sw_lammps import LammpsStillingerWeber, lammps_failure, reference_frames
 
 TEMPERATURE = 1700.0  # K
 TIMESTEP = 0.002  # ps

@@ -37,7 +37,7 @@ def main():
     from openmm import unit
 
     from openmm_nnbias.bias import NeuralBias, NeuralBiasForce
-    from openmm_nnbias.bias.backends import import_torch_force
+    from openmm_nnbias.bias.plugins import import_torch_force
     from openmm_nnbias.cvs import CVSet, Torsion
     from openmm_nnbias.systems import alanine_tetrapeptide
 

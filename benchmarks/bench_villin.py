@@ -31,7 +31,8 @@ import torch
 from openmm import app, unit
 
 from openmm_nnbias.bias import NeuralBias, NeuralBiasForce
-from openmm_nnbias.systems import build_deepves, get_recipe, get_system
+from openmm_nnbias.runners import build_deepves
+from openmm_nnbias.recipes import get_recipe, get_system
 
 
 def plain(threads: int, biased: bool):

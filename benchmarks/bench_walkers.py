@@ -30,7 +30,7 @@ import numpy as np
 def _bench_walker(group, out, steps, tauKL, klThreshold, stride, backend, stop_at_threshold):
     import torch
 
-    from openmm_nnbias.systems import build_deepves
+    from openmm_nnbias.runners import build_deepves
 
     torch.set_num_threads(1)
     sim, updater, dt = build_deepves("alanine-dipeptide", out=out, backend=backend, threads=1, seed=1,

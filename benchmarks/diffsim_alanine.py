@@ -101,7 +101,7 @@ def openmm_crossings(setup, R0, V0, bias_path, n_steps: int, stride: int, seed: 
     from openmm import unit
 
     from openmm_nnbias.bias import load_bias
-    from openmm_nnbias.diffsim.setups import alanine_dipeptide_vacuum
+    from openmm_nnbias.recipes.diffsim import alanine_dipeptide_vacuum
 
     system = alanine_dipeptide_vacuum().system
     if bias_path is not None:
@@ -231,7 +231,7 @@ def memory_probe(args) -> None:
     """One fresh process: a training epoch of ``args.probe_ps`` ps; prints one JSON line."""
     import gc
 
-    from openmm_nnbias.diffsim.setups import alanine_dipeptide_setup
+    from openmm_nnbias.recipes.diffsim import alanine_dipeptide_setup
 
     dt = 0.001
     n_steps = int(round(args.probe_ps / dt))
@@ -305,7 +305,7 @@ def main(argv=None) -> None:
     if args.memory_probe:
         return memory_probe(args)
 
-    from openmm_nnbias.diffsim.setups import alanine_dipeptide_setup
+    from openmm_nnbias.recipes.diffsim import alanine_dipeptide_setup
 
     report = Report(args.out)
     outdir = os.path.splitext(args.out)[0]

@@ -34,9 +34,9 @@ import torch
 
 torch.set_num_threads(1)
 
-from openmm_nnbias.diffsim.run import run_diffsim  # noqa: E402
+from openmm_nnbias.runners.diffsim import run_diffsim  # noqa: E402
 from openmm_nnbias.diffsim import LangevinSimulator, maxwell_boltzmann_velocities, success_fraction  # noqa: E402
-from openmm_nnbias.diffsim.setups import MB_MINIMA, MB_SADDLES  # noqa: E402
+from openmm_nnbias.recipes.diffsim import MB_MINIMA, MB_SADDLES  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "out")

@@ -177,7 +177,7 @@ def part_diffsim(args) -> dict:
     from diffsim_alanine import start_states
 
     from openmm_nnbias.diffsim import LangevinSimulator
-    from openmm_nnbias.diffsim.setups import alanine_dipeptide_setup
+    from openmm_nnbias.recipes.diffsim import alanine_dipeptide_setup
 
     replicas, steps, repeats = ((4, 16), 3, 1) if args.quick else ((64, 256, 1024), 30, 3)
     fig = LiveFigures()

@@ -21,7 +21,7 @@ import numpy as np
 import openmm
 from openmm import app, unit
 
-from openmm_nnbias.systems import get_recipe, get_system
+from openmm_nnbias.recipes import get_recipe, get_system
 
 KB = 0.0083144626  # kJ/mol/K
 

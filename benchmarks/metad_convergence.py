@@ -14,7 +14,7 @@ import os
 
 from openmm_nnbias.analysis import compare_files
 from openmm_nnbias._units import parse_time
-from openmm_nnbias.systems import run_reference
+from openmm_nnbias.runners import run_reference
 
 
 def main():

@@ -50,8 +50,8 @@ def _cost(out, key, seconds):
 
 def stage1(out, time_ns, seed):
     """Run (or continue) the WT-metaD that makes the static bias; returns its bias grid (last torsion first)."""
-    from openmm_nnbias.systems import run_reference_ala4
-    from openmm_nnbias.systems.reference import load_reference_checkpoint
+    from openmm_nnbias.runners import run_reference_ala4
+    from openmm_nnbias.runners.reference import load_reference_checkpoint
 
     folder = os.path.join(out, "stage1_metad")
     restart = os.path.exists(os.path.join(folder, "checkpoint.pt"))
@@ -68,7 +68,7 @@ def stage2(out, time_ns, seed, bias):
     from openmm import unit
 
     from openmm_nnbias.systems import alanine_tetrapeptide
-    from openmm_nnbias.systems.metadynamics import WellTemperedMetadynamics
+    from openmm_nnbias.metad import WellTemperedMetadynamics
 
     folder = os.path.join(out, "stage2_static")
     os.makedirs(folder, exist_ok=True)
@@ -137,7 +137,7 @@ def uncertainty(samples, est, blocks=BLOCKS):
 
 def make_reference(out, time_ns, stage1_ns, seed):
     """Write ``fes_reference_<cv>.dat``, ``fes_reference.npz``, ``reference.json`` into ``out``; returns ``out``."""
-    from openmm_nnbias.systems.recipes import count_transitions
+    from openmm_nnbias.recipes import count_transitions
 
     os.makedirs(out, exist_ok=True)
     bias = stage1(out, stage1_ns, seed)

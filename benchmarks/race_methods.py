@@ -197,7 +197,7 @@ class DeepVESRunner:
     def __init__(self, seed, folder, variant=""):
         import torch
 
-        from openmm_nnbias.systems import build_deepves
+        from openmm_nnbias.runners import build_deepves
 
         torch.set_num_threads(1)
         kw = dict(DEEPVES_VARIANTS[variant])

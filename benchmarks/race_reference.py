@@ -39,7 +39,7 @@ def _static_bias_run(out, time_ns, seed, f1):
     from openmm import unit
 
     from openmm_nnbias.systems import alanine_dipeptide
-    from openmm_nnbias.systems.metadynamics import WellTemperedMetadynamics
+    from openmm_nnbias.metad import WellTemperedMetadynamics
 
     phi, psi, f = f1
     pep = alanine_dipeptide()

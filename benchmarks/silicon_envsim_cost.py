@@ -44,7 +44,7 @@ def cv_costs(repeats: int = 200) -> None:
 
 
 def md_costs(steps: int = 300) -> None:
-    from openmm_nnbias.systems import build_deepves
+    from openmm_nnbias.runners import build_deepves
 
     for name in ("silicon-64", "silicon"):
         for mts in (1, 2):
@@ -53,7 +53,7 @@ def md_costs(steps: int = 300) -> None:
             sim.step(20)
             us = _cpu_us(lambda: sim.step(steps // mts), 1) / (steps // mts * mts)
             print(f"{name:10s} SW + bias, --mts {mts}: {us:6.0f} µs per 2 fs step")
-        from openmm_nnbias.systems.silicon_md import silicon_npt_context
+        from openmm_nnbias.systems.silicon.md import silicon_npt_context
 
         ctx = silicon_npt_context(n_cells=3 if name == "silicon" else 2)
         integ = ctx.getIntegrator()

@@ -28,7 +28,7 @@ import torch  # noqa: F401,I001  (before openmm: openmm-torch's kernels need tor
 from openmm import unit
 
 from openmm_nnbias.systems.silicon import EV_TO_KJ_PER_MOL, SILICON_MASS, silicon_crystal
-from openmm_nnbias.systems.silicon_md import bragg_order, density_g_cm3, silicon_npt_context
+from openmm_nnbias.systems.silicon.md import bragg_order, density_g_cm3, silicon_npt_context
 
 STEP = 0.002  # ps
 SAMPLE = 50  # steps between samples

@@ -40,7 +40,7 @@ from openmm_nnbias.analysis import compare_files, interpolate_grid, read_grid_fi
 from openmm_nnbias.analysis.compare import fes_rmse
 from openmm_nnbias.analysis.histogram import histogram_fes
 from openmm_nnbias.io import read_colvar, warn_uneven_spacing
-from openmm_nnbias.systems.recipes import METAD_RECIPES, PHI_STATES, count_transitions
+from openmm_nnbias.recipes import METAD_RECIPES, PHI_STATES, count_transitions
 
 KT = KB * 300.0
 LANDMARKS = {"C7eq": (-82, 60), "C5": (-147, 158), "PII": (-85, 129), "alphaR": (-70, -40), "alphaL": (64, 40)}

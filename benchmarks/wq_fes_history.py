@@ -19,7 +19,8 @@ from openmm import app
 
 from openmm_nnbias.analysis import fes_rmse
 from openmm_nnbias.bias import NeuralBias, NeuralBiasForce
-from openmm_nnbias.systems import exact_free_energy_x_wolfe_quapp, get_recipe, wolfe_quapp
+from openmm_nnbias.recipes import get_recipe
+from openmm_nnbias.systems import exact_free_energy_x_wolfe_quapp, wolfe_quapp
 from openmm_nnbias.ves import DeepVESUpdater, ScheduleOptions, WellTempered
 
 

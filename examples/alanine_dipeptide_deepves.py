@@ -2,7 +2,7 @@
 
     python examples/alanine_dipeptide_deepves.py --steps 10000000 --out ala2_run
 
-Settings as in the paper (the recipe :data:`openmm_nnbias.systems.DEEPVES_RECIPES`): bias factor 10,
+Settings as in the paper (the recipe :data:`openmm_nnbias.recipes.DEEPVES_RECIPES`): bias factor 10,
 one optimizer step per 500 MD steps (1 ps), τ_KL (tauKL) 10 000 and τ_decay (tauDecay) 1 000 iterations, KL
 threshold 0.5, 50x50 target grid, 300 K, 2 fs, friction 1/ps.
 """
@@ -14,7 +14,8 @@ import openmm as mm
 from openmm import app, unit
 
 from openmm_nnbias.bias import NeuralBias, NeuralBiasForce
-from openmm_nnbias.systems import alanine_dipeptide, get_recipe
+from openmm_nnbias.recipes import get_recipe
+from openmm_nnbias.systems import alanine_dipeptide
 from openmm_nnbias.ves import DeepVESUpdater, KLThreshold, ScheduleOptions, WellTempered
 
 

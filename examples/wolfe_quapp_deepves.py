@@ -13,7 +13,8 @@ import openmm as mm
 from openmm import app
 
 from openmm_nnbias.bias import NeuralBias, NeuralBiasForce
-from openmm_nnbias.systems import exact_free_energy_x_wolfe_quapp, get_recipe, wolfe_quapp
+from openmm_nnbias.recipes import get_recipe
+from openmm_nnbias.systems import exact_free_energy_x_wolfe_quapp, wolfe_quapp
 from openmm_nnbias.ves import DeepVESUpdater, ExecutionOptions, KLThreshold, ScheduleOptions, WellTempered
 
 

@@ -89,7 +89,7 @@ def torch_force_failure(name: str, properties: dict = None, isolated: bool = Fal
     import openmm as mm
 
     try:
-        from .bias.backends import import_torch_force
+        from .bias.plugins import import_torch_force
 
         class Square(torch.nn.Module):
             def forward(self, positions):

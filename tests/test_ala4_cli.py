@@ -40,7 +40,7 @@ def test_deepves_tetrapeptide_mc_target_mts_and_restart(tmp_path):
 def test_build_tetrapeptide_options_and_errors(tmp_path, capsys):
     import openmm as mm
 
-    from openmm_nnbias.systems import build_deepves
+    from openmm_nnbias.runners import build_deepves
     from openmm_nnbias.ves.monitors import RecrossingMonitor
 
     sim, up, dt = build_deepves("alanine-tetrapeptide", backend="torch", mts=4, overrides=dict(mcPoints=200))

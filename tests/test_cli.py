@@ -65,3 +65,16 @@ def test_traceback_on_request(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("OPENMM_NNBIAS_TRACEBACK", "1")
     with pytest.raises(ValueError, match="--steps must be >= 1"):
         main(args)
+
+
+def test_system_choices_come_from_the_one_registry():
+    """Each subcommand reads its --system choices from openmm_nnbias.recipes.system_names."""
+    from openmm_nnbias.cli import _parser
+    from openmm_nnbias.recipes import system_names
+
+    commands = _parser()._subparsers._group_actions[0].choices
+    for command, method in (("deepves", "deepves"), ("reference", "metad"), ("diffsim", "diffsim")):
+        action = next(a for a in commands[command]._actions if a.dest == "system")
+        assert list(action.choices) == system_names(method), command
+        assert commands[command].get_default("func").__module__ == f"openmm_nnbias.cli.{command}"
+

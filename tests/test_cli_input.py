@@ -8,11 +8,12 @@ import pytest
 import yaml
 from openmm import app, unit
 
-from openmm_nnbias.cli import _deepves_input, _flag_values, _parser, main
+from openmm_nnbias.cli import _parser, main
+from openmm_nnbias.cli.deepves import _deepves_input, _flag_values
 from openmm_nnbias.io import read_colvar, read_grid_file
 from openmm_nnbias.systems import alanine_dipeptide
-from openmm_nnbias.systems.inputfile import read_input
-from openmm_nnbias.systems.userinput import build_cvs, build_input_deepves, load_system
+from openmm_nnbias.runners.inputfile import read_input
+from openmm_nnbias.runners.userinput import build_cvs, build_input_deepves, load_system
 
 PHI, PSI = [4, 6, 8, 14], [6, 8, 14, 16]
 
@@ -236,7 +237,7 @@ def test_readme_example_is_valid(files, tmp_path):
 
 
 def test_pressure_and_barostat_rules():
-    from openmm_nnbias.systems.userinput import check_barostat
+    from openmm_nnbias.runners.userinput import check_barostat
 
     def periodic(barostat=False):
         system = mm.System()

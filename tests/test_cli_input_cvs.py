@@ -12,8 +12,8 @@ from openmm_nnbias.cli import main
 from openmm_nnbias.cvs import CentroidDistance, HelixTorsionContent, NumberOfContacts, PathCV, RadiusOfGyration, RMSD
 from openmm_nnbias.io import read_colvar
 from openmm_nnbias.systems import alanine_dipeptide
-from openmm_nnbias.systems.inputfile import read_input
-from openmm_nnbias.systems.userinput import build_cvs, load_system
+from openmm_nnbias.runners.inputfile import read_input
+from openmm_nnbias.runners.userinput import build_cvs, load_system
 
 
 @pytest.fixture(scope="module")

@@ -52,7 +52,7 @@ def crystal64():
 @pytest.fixture(scope="module")
 def liquid64():
     """A liquid frame made in seconds: the 64-atom crystal melted by 2 ps of NVT at 3 500 K."""
-    from openmm_nnbias.systems.silicon_md import silicon_npt_context
+    from openmm_nnbias.systems.silicon.md import silicon_npt_context
 
     ctx = silicon_npt_context(temperature=3500.0, n_cells=2, barostat="none", friction=5.0, seed=3)
     ctx.getIntegrator().step(1000)

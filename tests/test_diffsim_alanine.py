@@ -13,9 +13,10 @@ import openmm  # noqa: E402
 from openmm import unit  # noqa: E402
 
 from openmm_nnbias.cvs import CVSet, Position  # noqa: E402
-from openmm_nnbias.diffsim import (DiffSimTrainer, LangevinSimulator, MuellerBrownEnergy, Well,  # noqa: E402
+from openmm_nnbias.diffsim import (DiffSimTrainer, LangevinSimulator, Well,  # noqa: E402
                                    loss_position_gradient, make_force_fn, partial_adjoint)
-from openmm_nnbias.diffsim.setups import ALA2_C5, ALA2_C7AX, alanine_dipeptide_setup  # noqa: E402
+from openmm_nnbias.systems import MuellerBrownEnergy  # noqa: E402
+from openmm_nnbias.recipes.diffsim import ALA2_C5, ALA2_C7AX, alanine_dipeptide_setup  # noqa: E402
 from openmm_nnbias.diffsim.streaming import forward_for_adjoint  # noqa: E402
 
 from _devices import DEVICES, PLATFORMS, make_context, require_torch_force  # noqa: E402
@@ -29,7 +30,7 @@ def ala2():
 
 
 def test_setup_builds_without_constraints(ala2):
-    from openmm_nnbias.diffsim.setups import alanine_dipeptide_vacuum
+    from openmm_nnbias.recipes.diffsim import alanine_dipeptide_vacuum
 
     assert ala2.cvs.names == ["phi", "psi"] and ala2.cvs.period() == pytest.approx([2 * math.pi] * 2)
     assert ala2.start_positions.shape[1:] == (22, 3) and ala2.masses.shape == (22,)
@@ -75,7 +76,7 @@ def _bias_forces_torch(setup, x):
 def test_exported_bias_in_openmm_matches_trainer(ala2, tmp_path, attach, platform):
     require_torch_force(platform)
     from openmm_nnbias.bias import NeuralBiasForce, load_bias
-    from openmm_nnbias.diffsim.setups import alanine_dipeptide_vacuum
+    from openmm_nnbias.recipes.diffsim import alanine_dipeptide_vacuum
 
     setup = copy.copy(ala2)
     setup.trainer = copy.deepcopy(ala2.trainer)

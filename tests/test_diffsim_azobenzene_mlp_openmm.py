@@ -13,10 +13,10 @@ import torch
 torch.set_num_threads(1)
 
 from openmm_nnbias.cli import main  # noqa: E402
-from openmm_nnbias.diffsim import AzobenzeneMLP  # noqa: E402
-from openmm_nnbias.diffsim.azobenzene import AZOBENZENE_MASSES, azobenzene_positions  # noqa: E402
-from openmm_nnbias.diffsim.azobenzene_potential import load_potential, potential_spec  # noqa: E402
-from openmm_nnbias.diffsim.run import run_diffsim  # noqa: E402
+from openmm_nnbias.systems.azobenzene import AzobenzeneMLP  # noqa: E402
+from openmm_nnbias.systems.azobenzene.molecule import AZOBENZENE_MASSES, azobenzene_positions  # noqa: E402
+from openmm_nnbias.systems.azobenzene.potential import load_potential, potential_spec  # noqa: E402
+from openmm_nnbias.runners.diffsim import run_diffsim  # noqa: E402
 
 HAS_TORCHFORCE = importlib.util.find_spec("openmmtorch") is not None
 needs_torchforce = pytest.mark.skipif(not HAS_TORCHFORCE, reason="needs openmm-torch")
@@ -61,8 +61,8 @@ def test_mlp_torchforce_matches_module_and_bias_adds(tmp_path, mlp, platform):
     """Both platforms hand openmm-torch float64 positions: energy and forces equal the module's to rounding;
     an exported bias (float32, as SevenNet runs train, and float64, as MLP runs) adds its energy and forces."""
     from openmm_nnbias.bias import NeuralBias, export_bias, load_bias
-    from openmm_nnbias.diffsim.azobenzene_openmm import azobenzene_openmm_system
-    from openmm_nnbias.diffsim.setups_azobenzene import azobenzene_cvs
+    from openmm_nnbias.systems.azobenzene.openmm_system import azobenzene_openmm_system
+    from openmm_nnbias.recipes.diffsim.azobenzene import azobenzene_cvs
 
     system = azobenzene_openmm_system("gfn1-mlp")
     assert system.getNumParticles() == 24 and system.getNumForces() == 1 and system.getNumConstraints() == 0
@@ -89,7 +89,7 @@ def test_mlp_torchforce_matches_module_and_bias_adds(tmp_path, mlp, platform):
 @needs_torchforce
 def test_mlp_forces_are_minus_gradient_of_openmm_energy():
     """Central differences of OpenMM's energy along a random direction equal −F·d (Reference, float64)."""
-    from openmm_nnbias.diffsim.azobenzene_openmm import azobenzene_openmm_system
+    from openmm_nnbias.systems.azobenzene.openmm_system import azobenzene_openmm_system
 
     system = azobenzene_openmm_system("gfn1-mlp")
     x = _perturbed("cis", 7)
@@ -105,7 +105,7 @@ def test_mlp_forces_are_minus_gradient_of_openmm_energy():
 def test_scripted_mlp_float32_positions(mlp):
     """Single/mixed-precision platforms pass float32 positions: the energy stays float64 and the forces are the
     float64 model's at the rounded positions, returned in float32."""
-    from openmm_nnbias.diffsim.azobenzene_openmm import MLPTorchForceModule, script_mlp
+    from openmm_nnbias.systems.azobenzene.openmm_system import MLPTorchForceModule, script_mlp
 
     module = script_mlp(mlp)
     x32 = _perturbed("trans", 3).float().requires_grad_(True)
@@ -123,7 +123,7 @@ def test_scripted_mlp_float32_positions(mlp):
 @needs_torchforce
 def test_openmm_system_potential_kinds(tmp_path):
     """A saved AzobenzeneMLP file, its checkpoint record and the instance give the same force; bad values fail."""
-    from openmm_nnbias.diffsim.azobenzene_openmm import azobenzene_openmm_system
+    from openmm_nnbias.systems.azobenzene.openmm_system import azobenzene_openmm_system
 
     m = AzobenzeneMLP(hidden=(8,), seed=3)
     path = str(tmp_path / "m.pt")
@@ -170,10 +170,10 @@ SMALL = {"adjoint_steps": 5, "well_replicas": 2, "well_steps": 60, "minimize_ste
 
 @pytest.fixture
 def small_mlp_defaults(monkeypatch):
-    import openmm_nnbias.diffsim.run as run
+    import openmm_nnbias.recipes.diffsim.azobenzene as azo
 
     for k, v in SMALL.items():
-        monkeypatch.setitem(run.AZOBENZENE_MLP_CLI, k, v)
+        monkeypatch.setitem(azo.AZOBENZENE_MLP_CLI, k, v)
 
 
 def _cli(out, *extra):
@@ -245,20 +245,21 @@ def test_per_potential_defaults_table():
     """The MLP defaults are azobenzene_setup's own; SevenNet keeps AZOBENZENE_CLI; --help lists them all."""
     import inspect
 
-    import openmm_nnbias.diffsim.run as run
-    from openmm_nnbias.diffsim.setups_azobenzene import azobenzene_setup
+    import openmm_nnbias.recipes.diffsim.azobenzene as azo
+    import openmm_nnbias.runners.diffsim as run
+    from openmm_nnbias.recipes.diffsim.azobenzene import azobenzene_setup
 
     params = inspect.signature(azobenzene_setup).parameters
-    for k, v in run.AZOBENZENE_MLP_CLI.items():
+    for k, v in azo.AZOBENZENE_MLP_CLI.items():
         default = params[k].default
         assert (str(default).replace("torch.", "") if k == "dtype" else default) == v, k
-    assert set(run.AZOBENZENE_DEFAULTS) == {"7net-0", "7net-l3i5", "gfn1-mlp", "mlp-file"}
-    assert run.AZOBENZENE_DEFAULTS["7net-l3i5"]["settings"] is run.AZOBENZENE_CLI
+    assert set(azo.AZOBENZENE_DEFAULTS) == {"7net-0", "7net-l3i5", "gfn1-mlp", "mlp-file"}
+    assert azo.AZOBENZENE_DEFAULTS["7net-l3i5"]["settings"] is azo.AZOBENZENE_CLI
     kw, replicas, steps = run._system_kwargs("azobenzene", {}, None, None, {"name": "7net-l3i5"})
     assert (kw["dtype"], kw["timestep"], replicas, steps) == (torch.float32, 0.001, 2, 150)
     kw, replicas, steps = run._system_kwargs("azobenzene", {}, None, 7, {"name": "mlp-file"})
     assert (kw["dtype"], kw["adjoint_steps"], replicas, steps) == (torch.float64, 190, 16, 7)
-    text = run.azobenzene_defaults_help()
+    text = azo.azobenzene_defaults_help()
     for piece in ("7net-0/7net-l3i5: float32", "gfn1-mlp/PATH: float64", "16 replicas", "stages 300:3e-3:8,1000:3e-4:4"):
         assert piece in text
 
@@ -267,7 +268,7 @@ def test_per_potential_defaults_table():
 @pytest.mark.skipif(importlib.util.find_spec("sevenn") is None or not HAS_TORCHFORCE,
                     reason="needs sevenn (pip install 'openmm_nnbias[sevenn]') and openmm-torch")
 def test_openmm_system_7net_0_is_the_sevennet_system():
-    from openmm_nnbias.diffsim import azobenzene_openmm, sevennet_openmm
+    from openmm_nnbias.systems.azobenzene import openmm_system as azobenzene_openmm, sevennet_openmm
 
     x = _perturbed("trans", 4)
     e_new, f_new = _openmm_state(azobenzene_openmm.azobenzene_openmm_system("7net-0"), x, "Reference")
@@ -276,10 +277,11 @@ def test_openmm_system_7net_0_is_the_sevennet_system():
 
 
 def test_new_runs_default_to_the_shipped_mlp_old_checkpoints_to_sevennet():
-    import openmm_nnbias.diffsim.run as run
+    import openmm_nnbias.recipes.diffsim.azobenzene as azo
+    import openmm_nnbias.runners.diffsim as run
 
     spec, _ = run._potential("azobenzene", None, {})
-    assert spec["name"] == "gfn1-mlp" == run.AZOBENZENE_DEFAULT_POTENTIAL
-    assert run.AZOBENZENE_LEGACY_POTENTIAL == "7net-0"
+    assert spec["name"] == "gfn1-mlp" == azo.AZOBENZENE_DEFAULT_POTENTIAL
+    assert azo.AZOBENZENE_LEGACY_POTENTIAL == "7net-0"
     with pytest.raises(ValueError, match="--potential '7net-0', not 'gfn1-mlp'"):
         run._check_restart_potential({"setup_kwargs": {}}, {"system": "azobenzene", "potential": spec})

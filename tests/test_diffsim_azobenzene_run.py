@@ -12,9 +12,9 @@ import torch
 torch.set_num_threads(1)
 
 from openmm_nnbias.cli import main  # noqa: E402
-from openmm_nnbias.diffsim.azobenzene import AZOBENZENE_NUMBERS, azobenzene_positions  # noqa: E402
-from openmm_nnbias.diffsim.azobenzene_analysis import classify_crossings, plot_log_density  # noqa: E402
-from openmm_nnbias.diffsim.run import LOG_HEADER_STAGES, run_diffsim  # noqa: E402
+from openmm_nnbias.systems.azobenzene.molecule import AZOBENZENE_NUMBERS, azobenzene_positions  # noqa: E402
+from openmm_nnbias.systems.azobenzene.analysis import classify_crossings, plot_log_density  # noqa: E402
+from openmm_nnbias.runners.diffsim import LOG_HEADER_STAGES, run_diffsim  # noqa: E402
 from openmm_nnbias.diffsim.stages import StageSchedule, TrainingStage, apply_stage  # noqa: E402
 
 HAS_SEVENN = importlib.util.find_spec("sevenn") is not None
@@ -116,10 +116,10 @@ def test_restart_across_stage_boundary_is_exact(tmp_path):
 
 def test_restart_refuses_changed_cli_defaults(tmp_path, monkeypatch):
     """The azobenzene CLI defaults (AZOBENZENE_CLI) are part of the checkpoint's settings."""
-    import openmm_nnbias.diffsim.run as run
+    import openmm_nnbias.recipes.diffsim.azobenzene as azo
 
     _run(tmp_path / "d", epochs=1)
-    monkeypatch.setitem(run.AZOBENZENE_CLI, "timestep", 0.0005)
+    monkeypatch.setitem(azo.AZOBENZENE_CLI, "timestep", 0.0005)
     with pytest.raises(ValueError, match="settings differ from the checkpoint.*timestep"):
         _run(tmp_path / "d", restart=True)
 
@@ -168,7 +168,7 @@ def test_float32_sevennet_vjp_matches_float64():
     """The CLI trains azobenzene in float32: its forces and vector–Hessian products (after warm-up calls,
     where scripted kernels used to go wrong) agree with float64."""
     from openmm_nnbias.diffsim.langevin import make_force_fn
-    from openmm_nnbias.diffsim.neural_potential import SevenNetEnergy
+    from openmm_nnbias.systems.azobenzene.sevennet import SevenNetEnergy
 
     gen = torch.Generator().manual_seed(5)
     x = azobenzene_positions("cis", torch.float64)[None] + 0.002 * torch.randn(1, 24, 3, generator=gen,

@@ -7,8 +7,8 @@ import torch
 
 torch.set_num_threads(1)
 
-from openmm_nnbias.diffsim import (KB_KJ_PER_MOL_K, LangevinSimulator, MuellerBrownEnergy,  # noqa: E402
-                                   maxwell_boltzmann_velocities)
+from openmm_nnbias.diffsim import KB_KJ_PER_MOL_K, LangevinSimulator, maxwell_boltzmann_velocities  # noqa: E402
+from openmm_nnbias.systems import MuellerBrownEnergy  # noqa: E402
 
 F64 = torch.float64
 

@@ -9,15 +9,16 @@ torch.set_num_threads(1)
 
 from openmm_nnbias.cli import _parser  # noqa: E402
 from openmm_nnbias.cvs import CVSet, Position  # noqa: E402
-from openmm_nnbias.diffsim import MuellerBrownEnergy, Well  # noqa: E402
+from openmm_nnbias.diffsim import Well  # noqa: E402
 from openmm_nnbias.diffsim.bidirectional import (BidirectionalDiffSimTrainer, ReplicaWells,  # noqa: E402
                                                  direction_success)
 from openmm_nnbias.diffsim.gaussian_grid import GaussianGridBias  # noqa: E402
-from openmm_nnbias.diffsim.run import SYSTEMS, build_diffsim  # noqa: E402
-from openmm_nnbias.diffsim.setups_mb_authors import (MBA_GRID, MBA_LR, MBA_MASS, MBA_STARTS,  # noqa: E402
+from openmm_nnbias.runners.diffsim import SYSTEMS, build_diffsim  # noqa: E402
+from openmm_nnbias.recipes.diffsim.mb_authors import (MBA_GRID, MBA_LR, MBA_MASS, MBA_STARTS,  # noqa: E402
                                                      mueller_brown_authors_setup)
 from openmm_nnbias.diffsim.streaming import forward_for_adjoint  # noqa: E402
 from openmm_nnbias.diffsim.langevin import LangevinSimulator  # noqa: E402
+from openmm_nnbias.systems import MuellerBrownEnergy  # noqa: E402
 
 F64 = torch.float64
 TINY = dict(n_replicas=2, n_steps=30, adjoint_steps=5, grid_points=6, well_replicas=4, well_steps=1000)

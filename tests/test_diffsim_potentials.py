@@ -9,8 +9,8 @@ torch.set_num_threads(1)
 import openmm  # noqa: E402
 from openmm import unit  # noqa: E402
 
-from openmm_nnbias.diffsim import MuellerBrownEnergy, OpenMMTorchEnergy, masses_from_system  # noqa: E402
-from openmm_nnbias.systems import alanine_dipeptide, mueller_brown  # noqa: E402
+from openmm_nnbias.diffsim import OpenMMTorchEnergy, masses_from_system  # noqa: E402
+from openmm_nnbias.systems import MuellerBrownEnergy, alanine_dipeptide, mueller_brown  # noqa: E402
 
 KJ, NM = unit.kilojoule_per_mole, unit.nanometer
 

@@ -11,11 +11,12 @@ torch.set_num_threads(1)
 
 from openmm_nnbias.bias import NeuralBias  # noqa: E402
 from openmm_nnbias.cli import main  # noqa: E402
-from openmm_nnbias.diffsim.run import LOG_HEADER, build_diffsim, run_diffsim  # noqa: E402
 from openmm_nnbias.cvs import CVSet, Position  # noqa: E402
-from openmm_nnbias.diffsim import KB_KJ_PER_MOL_K, MuellerBrownEnergy, setups  # noqa: E402
-from openmm_nnbias.diffsim.setups import (MB_ENERGY_SCALE, MB_MASS, MB_MINIMA, mueller_brown_setup,  # noqa: E402
-                                          unbiased_well_run)
+from openmm_nnbias.diffsim import KB_KJ_PER_MOL_K, unbiased_well_run  # noqa: E402
+from openmm_nnbias.recipes.diffsim import mueller_brown as setups  # noqa: E402
+from openmm_nnbias.recipes.diffsim.mueller_brown import MB_ENERGY_SCALE, MB_MASS, MB_MINIMA, mueller_brown_setup  # noqa: E402
+from openmm_nnbias.runners.diffsim import LOG_HEADER, build_diffsim, run_diffsim  # noqa: E402
+from openmm_nnbias.systems import MuellerBrownEnergy  # noqa: E402
 
 F64 = torch.float64
 TINY = dict(well_replicas=4, well_steps=150)  # cheap wells for CLI mechanics

@@ -14,9 +14,10 @@ from scipy.stats import chi2  # noqa: E402
 from openmm_nnbias.bias import NeuralBias  # noqa: E402
 from openmm_nnbias.cvs import CVSet, Distance, Position, Torsion  # noqa: E402
 from openmm_nnbias.diffsim import (KB_KJ_PER_MOL_K, DiffSimTrainer, LangevinSimulator,  # noqa: E402
-                                   MuellerBrownEnergy, Well, bias_gradient, crossing_loss,
+                                   Well, bias_gradient, crossing_loss,
                                    loss_position_gradient, make_force_fn, partial_adjoint,
                                    success_fraction)
+from openmm_nnbias.systems import MuellerBrownEnergy  # noqa: E402
 
 F64 = torch.float64
 MB_A = (-0.558, 1.442)

@@ -71,7 +71,7 @@ def test_cli_errors(tmp_path, capsys):
     assert main(["deepves", "--system", "wolfe-quapp", "--steps", "100", "--out", str(tmp_path / "r4"),
                  "--learner-cpus", "0", "--no-progress"]) == 2
     assert "learnerCPUs applies to the 'process' execution mode only" in capsys.readouterr().err
-    from openmm_nnbias.systems import build_deepves
+    from openmm_nnbias.runners import build_deepves
 
     from openmm_nnbias.bias.network import ACTIVATIONS
     from openmm_nnbias.cli import _parser

@@ -50,7 +50,7 @@ def test_backend_is_chosen_from_the_cvs(dipeptide):
 
 def test_torsion_shortcut_out_of_range_gives_the_valid_residues(dipeptide):
     """Before: "residue 2 has no phi torsion", without the valid range nor that residues count from 0."""
-    from openmm_nnbias.systems.userinput import build_cvs
+    from openmm_nnbias.runners.userinput import build_cvs
 
     spec = [{"type": "torsion", "name": "phi", "atoms": {"phi": 2}, "lower": None, "upper": None}]
     with pytest.raises(ValueError, match=r"residue 2 has no phi torsion; residue numbers are 0-based .* "

@@ -10,16 +10,18 @@ import openmm_nnbias
 
 ROOT = os.path.dirname(openmm_nnbias.__file__)
 
-#: Bottom to top; a module may import its own layer and the layers below. ``diffsim`` sits above
-#: ``systems`` because its set-ups use the molecules and model potentials there.
+#: Bottom to top; a module may import its own layer and the layers below. The methods (``ves``, ``metad``,
+#: ``diffsim``) know no system; ``systems`` holds the molecules and materials, ``recipes`` the per-system
+#: settings and the one registry of systems, ``runners`` the run loops and the input file, ``cli`` parses.
 LAYERS = [
     {"_units", "_io", "io"},
     {"cvs"},
     {"bias"},
     {"platforms", "analysis"},
-    {"ves"},
+    {"ves", "metad", "diffsim"},
     {"systems"},
-    {"diffsim"},
+    {"recipes"},
+    {"runners"},
     {"cli", "<root>"},
 ]
 

@@ -10,8 +10,8 @@ import openmm as mm
 
 from openmm_nnbias.cli import main
 from openmm_nnbias.cvs import EnvironmentSimilarity
-from openmm_nnbias.systems import get_recipe
-from openmm_nnbias.systems.silicon_deepves import silicon_deepves_system
+from openmm_nnbias.recipes import get_recipe
+from openmm_nnbias.recipes.silicon import silicon_deepves_system
 
 
 def _rows(path, usecols=None):

@@ -1,4 +1,4 @@
-"""Tests for openmm_nnbias.systems (peptides, model potentials, registry)."""
+"""Tests for openmm_nnbias.systems (peptides, model potentials)."""
 
 from __future__ import annotations
 
@@ -12,11 +12,10 @@ import torch
 from openmm import app, unit
 
 from openmm_nnbias._units import KB
+from openmm_nnbias.recipes import get_system
 from openmm_nnbias.systems import (
-    SYSTEM_NAMES,
     backbone_torsions,
     exact_free_energy_x_wolfe_quapp,
-    get_system,
     mueller_brown,
     mueller_brown_energy,
     wolfe_quapp,
@@ -248,16 +247,3 @@ def test_model_argument_errors():
         wolfe_quapp(mass=0.0)
     with pytest.raises(ValueError, match="kz"):
         wolfe_quapp(kz=-5.0)
-
-
-# ----------------------------------------------------------------------------- registry
-def test_get_system_models():
-    assert get_system("wolfe-quapp").name == "wolfe-quapp"
-    assert get_system("Mueller_Brown", energy_scale=0.5).name == "mueller-brown"
-
-
-def test_get_system_unknown_name():
-    with pytest.raises(ValueError) as info:
-        get_system("chignolin")
-    for name in SYSTEM_NAMES:
-        assert name in str(info.value)

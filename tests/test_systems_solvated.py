@@ -61,7 +61,7 @@ def test_energy_is_finite_and_hydrogen_mass_repartitioning():
 
 
 def test_hmr_variant_has_heavier_hydrogens_a_4_fs_step_and_the_same_time_per_iteration():
-    from openmm_nnbias.systems import get_recipe, get_system
+    from openmm_nnbias.recipes import get_recipe, get_system
 
     pep = get_system("alanine-dipeptide-solvated-hmr", minimize=False)
     top, system = pep.topology, pep.system

@@ -16,7 +16,7 @@ from openmm import unit
 
 from openmm_nnbias.cli import main
 from openmm_nnbias.io import read_colvar
-from openmm_nnbias.systems import get_recipe, get_system
+from openmm_nnbias.recipes import get_recipe, get_system
 from openmm_nnbias.systems.villin import VILLIN_PDB
 
 EXAMPLE = os.path.join(os.path.dirname(__file__), "..", "examples", "villin.yaml")
@@ -77,7 +77,7 @@ def test_input_file_example_is_the_same_run(system_run, tmp_path):
 def test_example_file_keys():
     import yaml
 
-    from openmm_nnbias.systems.inputfile import parse_input
+    from openmm_nnbias.runners.inputfile import parse_input
 
     spec = parse_input(yaml.safe_load(open(EXAMPLE)), os.path.dirname(EXAMPLE), check_files=False)  # no villin.pdb
     assert [c["type"] for c in spec.cvs] == ["radius_of_gyration", "rmsd"]

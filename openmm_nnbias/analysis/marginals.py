@@ -4,7 +4,7 @@
 * :func:`weighted_marginals` / :func:`reweighted_marginals` — the same marginals from weighted
   samples or from a Deep-VES ``colvar`` (weights exp(rbias/kT)).
 * :func:`compare_ala4` — RMSE of those marginals against a reference folder written by
-  :func:`openmm_nnbias.systems.reference.run_reference_ala4`.
+  :func:`openmm_nnbias.runners.reference.run_reference_ala4`.
 
 MD units: rad, kJ/mol, K, ps.
 """

@@ -4,10 +4,10 @@ import math
 
 import numpy as np
 
-from ..io import read_colvar, warn_uneven_spacing
+from ..io import read_colvar, read_grid_domain, warn_uneven_spacing, write_grid_file
 from .histogram import histogram_fes
 
-__all__ = ["reweight_colvar"]
+__all__ = ["reweight_colvar", "reweight_run"]
 
 
 def reweight_colvar(path: str, kT: float, bins=50, column: str = "rbias", t_min: float = 0.0,
@@ -40,3 +40,22 @@ def reweight_colvar(path: str, kT: float, bins=50, column: str = "rbias", t_min:
     fes = histogram_fes(s, col[column][keep] / kT, kT, lower, upper, bins, periodic)
     axes = [lo + (np.arange(b) + 0.5) * (hi - lo) / b for lo, hi, b in zip(lower, upper, bins)]
     return axes, fes
+
+
+def reweight_run(run: str, kT: float, bins: int = 50, column: str = "rbias", t_min: float = 0.0,
+                 t_max: float = math.inf, output: str = None) -> str:
+    """Reweighted FES of a run folder (``openmm-nnbias reweight``): ``RUN/colvar`` on the CV domain of
+    ``RUN/fes_bias.dat`` (:func:`reweight_colvar`), written to ``output`` (default
+    ``RUN/fes_colvar_reweighted.dat``). ``kT`` in kJ/mol, ``t_min``/``t_max`` in ps; returns the path written.
+    """
+    import os
+
+    names = [k for k in read_colvar(os.path.join(run, "colvar")) if k not in ("time", "bias", "rbias")]
+    dom = read_grid_domain(os.path.join(run, "fes_bias.dat"))
+    periodic = [dom[n]["periodic"] for n in names]
+    lower, upper = [dom[n]["min"] for n in names], [dom[n]["max"] for n in names]
+    axes, fes = reweight_colvar(os.path.join(run, "colvar"), kT, bins=bins, column=column, t_min=t_min, t_max=t_max,
+                                periodic=periodic, lower=lower, upper=upper)
+    path = output or os.path.join(run, "fes_colvar_reweighted.dat")
+    write_grid_file(path, names, axes, fes, periodic, lower=lower, upper=upper)
+    return path

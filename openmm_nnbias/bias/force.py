@@ -63,7 +63,7 @@ def load_bias(path: str, forceGroup: int = None, periodic: bool = False):
     >>> system.addForce(force)                     # doctest: +SKIP
     >>> force = load_bias("run/bias.pt", periodic=system.usesPeriodicBoundaryConditions())  # doctest: +SKIP
     """
-    from .backends import import_torch_force
+    from .plugins import import_torch_force
 
     TorchForce = import_torch_force()
 

@@ -126,7 +126,7 @@ class LangevinSimulator:
 
     Examples
     --------
-    >>> from openmm_nnbias.diffsim import MuellerBrownEnergy
+    >>> from openmm_nnbias.systems import MuellerBrownEnergy
     >>> sim = LangevinSimulator(MuellerBrownEnergy(), torch.ones(1, dtype=torch.float64),
     ...                         temperature=300.0, timestep=0.001, friction=10.0, seed=0)
     >>> R0 = torch.tensor([[[-0.558, 1.442, 0.0]]], dtype=torch.float64).repeat(3, 1, 1)

@@ -1,16 +1,15 @@
 """Pure-torch potential energies for the differentiable simulator.
 
-Two modules share one calling convention, positions ``(..., N, 3)`` in nm →
-energies ``(...)`` in kJ/mol, so the Langevin simulator and the adjoint treat
-peptides and model potentials alike:
+One calling convention, positions ``(..., N, 3)`` in nm → energies ``(...)`` in kJ/mol,
+so the Langevin simulator and the adjoint treat peptides and model potentials alike:
 
 * :class:`OpenMMTorchEnergy` re-implements a vacuum :class:`openmm.System`
   (harmonic bonds and angles, periodic torsions, ``NoCutoff`` non-bonded
   Coulomb + Lennard-Jones with exceptions) in torch, batched over replicas and
   differentiable to any order (forces, Hessian-vector products).
-* :class:`MuellerBrownEnergy` is the Müller-Brown potential on particle 0's
-  ``(x, y)`` plus the ``0.5*kz*z**2`` restraint of
-  :func:`openmm_nnbias.systems.mueller_brown`.
+* the model potentials in torch, e.g. :class:`openmm_nnbias.systems.MuellerBrownEnergy`
+  (the Müller-Brown potential on particle 0's ``(x, y)`` plus a ``0.5*kz*z**2`` restraint),
+  and the neural potentials of :mod:`openmm_nnbias.systems.azobenzene` follow it.
 
 Constraints
 -----------
@@ -34,9 +33,7 @@ import numpy as np
 import openmm
 import torch
 
-from openmm_nnbias.systems.model_potentials import mueller_brown_energy
-
-__all__ = ["ONE_4PI_EPS0", "OpenMMTorchEnergy", "MuellerBrownEnergy", "masses_from_system"]
+__all__ = ["ONE_4PI_EPS0", "OpenMMTorchEnergy", "masses_from_system"]
 
 #: Coulomb constant 1/(4π ε0) in kJ mol⁻¹ nm e⁻² (OpenMM's value).
 ONE_4PI_EPS0 = 138.935456
@@ -279,47 +276,3 @@ class OpenMMTorchEnergy(torch.nn.Module):
             sr6 = (p[:, 1] / r) ** 6
             energy = energy + (p[:, 0] / r + 4.0 * p[:, 2] * (sr6 * sr6 - sr6)).sum(-1)
         return energy
-
-
-class MuellerBrownEnergy(torch.nn.Module):
-    """Müller-Brown potential on one particle's (x, y) plus a harmonic z restraint.
-
-    ``U = energy_scale * U_MB(x, y) + 0.5 * kz * z**2`` for particle
-    ``particle``; the same function as the OpenMM system of
-    :func:`openmm_nnbias.systems.mueller_brown` with the same arguments.
-    Positions ``(..., N, 3)`` nm → ``(...)`` kJ/mol; other particles feel nothing.
-
-    Parameters
-    ----------
-    energy_scale : float, optional
-        Multiplies the Müller-Brown term (default 1.0).
-    kz : float, optional
-        z restraint in kJ/mol/nm² (default 100.0, as ``mueller_brown``).
-    particle : int, optional
-        Index of the particle (default 0).
-
-    Examples
-    --------
-    >>> U = MuellerBrownEnergy(energy_scale=1.0)
-    >>> round(float(U(torch.tensor([[[-0.558, 1.442, 0.1]]], dtype=torch.float64))[0]), 1)
-    -146.2
-    """
-
-    def __init__(self, energy_scale: float = 1.0, kz: float = 100.0, particle: int = 0):
-        super().__init__()
-        if not (math.isfinite(energy_scale) and energy_scale > 0):
-            raise ValueError(f"energy_scale must be a positive finite number, got {energy_scale!r}")
-        if not (math.isfinite(kz) and kz > 0):
-            raise ValueError(f"kz must be positive (kJ/mol/nm^2), got {kz!r}")
-        if particle < 0:
-            raise ValueError(f"particle must be a non-negative index, got {particle!r}")
-        self.energy_scale = float(energy_scale)
-        self.kz = float(kz)
-        self.particle = int(particle)
-
-    def forward(self, positions: torch.Tensor) -> torch.Tensor:
-        if positions.ndim < 2 or positions.shape[-1] != 3 or positions.shape[-2] <= self.particle:
-            raise ValueError(f"expected positions of shape (..., N > {self.particle}, 3) in nm, "
-                             f"got {tuple(positions.shape)}")
-        p = positions[..., self.particle, :]
-        return mueller_brown_energy(p[..., :2], self.energy_scale) + 0.5 * self.kz * p[..., 2] ** 2

@@ -111,7 +111,8 @@ def forward_for_adjoint(simulator, R0: torch.Tensor, V0: torch.Tensor, n_steps: 
     --------
     >>> import math
     >>> from openmm_nnbias.cvs import CVSet, Position
-    >>> from openmm_nnbias.diffsim import LangevinSimulator, MuellerBrownEnergy
+    >>> from openmm_nnbias.diffsim import LangevinSimulator
+    >>> from openmm_nnbias.systems import MuellerBrownEnergy
     >>> sim = LangevinSimulator(MuellerBrownEnergy(), torch.ones(1, dtype=torch.float64), 300.0, 0.001, 10.0, seed=0)
     >>> well = Well(torch.tensor([0.62, 0.03], dtype=torch.float64), 0.01 * torch.eye(2, dtype=torch.float64),
     ...             [math.inf, math.inf], 0.1, 4.6)

@@ -232,7 +232,7 @@ class DiffSimTrainer:
     >>> import math
     >>> from openmm_nnbias.bias import NeuralBias
     >>> from openmm_nnbias.cvs import CVSet, Position
-    >>> from openmm_nnbias.diffsim import MuellerBrownEnergy, Well
+    >>> from openmm_nnbias.systems import MuellerBrownEnergy
     >>> cvs = CVSet([Position([0, 0], ["x", "y"], -2.0, 2.0)])
     >>> net = NeuralBias.from_cvs(cvs, hidden=(8,), seed=0)
     >>> well = Well(torch.tensor([0.62, 0.03], dtype=torch.float64), 0.01 * torch.eye(2, dtype=torch.float64),

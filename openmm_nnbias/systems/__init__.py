@@ -1,18 +1,18 @@
-"""Ready-made test systems (capped alanine peptides, 2-D model potentials), their run recipes,
-Deep-VES builder and WT-metadynamics reference runs.
+"""Molecules and materials: capped alanine peptides, the solvated dipeptide and villin, 2-D model
+potentials (OpenMM and torch), Stillinger-Weber silicon (:mod:`.silicon`) and azobenzene with its neural
+potentials (:mod:`.azobenzene`).
 
-Everything is built from code (no downloads). See :func:`get_system`.
+Everything is built from code (no downloads). By name: :func:`openmm_nnbias.recipes.get_system`.
 """
 
 from openmm_nnbias.systems._exact import exact_free_energy_x_wolfe_quapp
-from openmm_nnbias.systems._registry import SYSTEM_NAMES, get_system
-from openmm_nnbias.systems.deepves import build_deepves
 from openmm_nnbias.systems.model_potentials import (
     KB_KJ_PER_MOL_K,
     MUELLER_BROWN_PARAMETERS,
     WOLFE_QUAPP_EXPRESSION,
     WQ_TEMPERATURE,
     ModelSystem,
+    MuellerBrownEnergy,
     mueller_brown,
     mueller_brown_energy,
     wolfe_quapp,
@@ -25,14 +25,6 @@ from openmm_nnbias.systems.peptides import (
     alanine_tetrapeptide,
     backbone_torsions,
 )
-from openmm_nnbias.systems.recipes import (
-    DEEPVES_RECIPES,
-    METAD_RECIPES,
-    DeepVESRecipe,
-    MetadRecipe,
-    get_recipe,
-)
-from openmm_nnbias.systems.reference import run_reference, run_reference_ala4
 from openmm_nnbias.systems.solvated import solvated_alanine_dipeptide
 from openmm_nnbias.systems.villin import ProteinSystem, villin_headpiece
 
@@ -40,13 +32,12 @@ __all__ = [
     "solvated_alanine_dipeptide",
     "villin_headpiece",
     "ProteinSystem",
-    "SYSTEM_NAMES",
-    "get_system",
     "KB_KJ_PER_MOL_K",
     "MUELLER_BROWN_PARAMETERS",
     "WOLFE_QUAPP_EXPRESSION",
     "WQ_TEMPERATURE",
     "ModelSystem",
+    "MuellerBrownEnergy",
     "exact_free_energy_x_wolfe_quapp",
     "mueller_brown",
     "mueller_brown_energy",
@@ -57,14 +48,6 @@ __all__ = [
     "alanine_peptide",
     "alanine_tetrapeptide",
     "backbone_torsions",
-    "DEEPVES_RECIPES",
-    "METAD_RECIPES",
-    "DeepVESRecipe",
-    "MetadRecipe",
-    "get_recipe",
-    "build_deepves",
-    "run_reference",
-    "run_reference_ala4",
 ]
 
 from openmm_nnbias.systems.silicon import SiliconCrystal, silicon_crystal, stillinger_weber_system  # noqa: E402

@@ -11,6 +11,7 @@ Units are MD units: nm, ps, kJ/mol, K, amu.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -27,6 +28,7 @@ __all__ = [
     "mueller_brown",
     "wolfe_quapp_energy",
     "mueller_brown_energy",
+    "MuellerBrownEnergy",
     "WOLFE_QUAPP_EXPRESSION",
     "MUELLER_BROWN_PARAMETERS",
     "KB_KJ_PER_MOL_K",
@@ -329,3 +331,47 @@ def mueller_brown(
     return _model_system("mueller-brown", _mueller_brown_expression(scale), energy_fn, mass, kz, start,
                          temperature, 0.001,
                          {"A": (-0.5582, 1.4417), "B": (0.6235, 0.0280), "C": (-0.0500, 0.4667)})
+
+
+class MuellerBrownEnergy(torch.nn.Module):
+    """Müller-Brown potential on one particle's (x, y) plus a harmonic z restraint.
+
+    ``U = energy_scale * U_MB(x, y) + 0.5 * kz * z**2`` for particle
+    ``particle``; the same function as the OpenMM system of
+    :func:`openmm_nnbias.systems.mueller_brown` with the same arguments.
+    Positions ``(..., N, 3)`` nm → ``(...)`` kJ/mol; other particles feel nothing.
+
+    Parameters
+    ----------
+    energy_scale : float, optional
+        Multiplies the Müller-Brown term (default 1.0).
+    kz : float, optional
+        z restraint in kJ/mol/nm² (default 100.0, as ``mueller_brown``).
+    particle : int, optional
+        Index of the particle (default 0).
+
+    Examples
+    --------
+    >>> U = MuellerBrownEnergy(energy_scale=1.0)
+    >>> round(float(U(torch.tensor([[[-0.558, 1.442, 0.1]]], dtype=torch.float64))[0]), 1)
+    -146.2
+    """
+
+    def __init__(self, energy_scale: float = 1.0, kz: float = 100.0, particle: int = 0):
+        super().__init__()
+        if not (math.isfinite(energy_scale) and energy_scale > 0):
+            raise ValueError(f"energy_scale must be a positive finite number, got {energy_scale!r}")
+        if not (math.isfinite(kz) and kz > 0):
+            raise ValueError(f"kz must be positive (kJ/mol/nm^2), got {kz!r}")
+        if particle < 0:
+            raise ValueError(f"particle must be a non-negative index, got {particle!r}")
+        self.energy_scale = float(energy_scale)
+        self.kz = float(kz)
+        self.particle = int(particle)
+
+    def forward(self, positions: torch.Tensor) -> torch.Tensor:
+        if positions.ndim < 2 or positions.shape[-1] != 3 or positions.shape[-2] <= self.particle:
+            raise ValueError(f"expected positions of shape (..., N > {self.particle}, 3) in nm, "
+                             f"got {tuple(positions.shape)}")
+        p = positions[..., self.particle, :]
+        return mueller_brown_energy(p[..., :2], self.energy_scale) + 0.5 * self.kz * p[..., 2] ** 2

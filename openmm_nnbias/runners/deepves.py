@@ -1,0 +1,221 @@
+"""Deep-VES on an embedded system with its recipe (:mod:`openmm_nnbias.recipes`): one call builds it all."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+__all__ = ["build_deepves", "assemble_deepves", "mts_strides"]
+
+_TETRA = ("mcPoints", "recrossings", "decayAfter")  # overrides for tetrapeptide_options, not the updater
+
+
+def mts_strides(stride: int, sample_stride: int, mts: int) -> tuple:
+    """Strides in outer steps for ``mts`` inner steps per outer step: the same simulated time per iteration.
+
+    The iteration is ``round(stride / mts)`` outer steps (exactly ``stride`` inner steps when
+    ``mts`` divides it, so τ_KL and τ_decay keep their meaning in ps); the sample stride is the
+    divisor of it closest (in ratio) to ``sample_stride / mts``, as the updater needs whole
+    samples per iteration.
+
+    Examples
+    --------
+    >>> mts_strides(500, 10, 2), mts_strides(500, 10, 4), mts_strides(100, 10, 4)
+    ((250, 5), (125, 5), (25, 5))
+    """
+    import math
+
+    outer = max(1, int(round(stride / mts)))
+    target = max(1.0, sample_stride / mts)
+    divisors = [d for d in range(1, outer + 1) if outer % d == 0]
+    return outer, min(divisors, key=lambda d: (abs(math.log(d / target)), d))
+
+
+def build_deepves(system_name: str, out: Optional[str] = None, backend: Optional[str] = None,
+                  platform: Optional[str] = None, threads: int = 1, seed: int = 1, biasFactor: Optional[float] = None,
+                  sampleStride: int = 10, overrides: Optional[dict] = None, asynchronous=False, group=None,
+                  mts: Optional[int] = None, temperature: Optional[float] = None, timestep: Optional[float] = None):
+    """Build ``(simulation, updater, timestep_ps)`` for an embedded system with its recipe's settings.
+
+    Parameters
+    ----------
+    system_name : str
+        A key of :data:`~openmm_nnbias.recipes.DEEPVES_RECIPES`.
+    out : str, optional
+        Output folder of the updater (None: no files).
+    backend, platform : str, optional
+        Bias force backend and OpenMM platform (default: the recipe's).
+    threads : int
+        CPU platform threads.
+    seed : int
+        Seed of the network, the MD and the Monte Carlo target.
+    biasFactor : float, optional
+        Well-tempered target bias factor (default: the recipe's, 10 but silicon 100).
+    sampleStride : int
+        MD steps between CV samples.
+    overrides : dict, optional
+        Updater keywords replacing the recipe's (None values ignored); for alanine-tetrapeptide
+        also ``mcPoints``, ``recrossings``, ``decayAfter`` (ps).
+    asynchronous : bool or str
+        Updater ``asynchronous`` (False, ``"thread"``, ``"process"``).
+    group : WalkerGroup, optional
+        With a :class:`~openmm_nnbias.ves.walkers.WalkerGroup`, walker k uses the MD seed
+        ``seed + k``, starts from walker 0's network and shares the bias with the other walkers.
+    mts : int, optional
+        Default: the recipe's (1; silicon 2). K > 1: the bias is evaluated every K inner steps (``MTSLangevinIntegrator``,
+        :mod:`openmm_nnbias.bias.mts`); one MD step is then K inner steps, ``timestep_ps`` the
+        outer step, and stride/sampleStride are divided by K (rounded, ≈ the same simulated time).
+    temperature, timestep : float, optional
+        K and ps (CLI ``--temperature``, ``--timestep``); default: the recipe's.
+
+    Returns
+    -------
+    tuple
+        ``(openmm.app.Simulation, DeepVESUpdater, float)``, the last the MD step in ps.
+
+    Raises
+    ------
+    ValueError
+        Unknown system, ``mts`` < 1, or tetrapeptide options for another system.
+    """
+    import torch
+
+    from ..platforms import get_platform
+    from ..ves import KLThreshold, WellTempered
+    from ..recipes import get_recipe, get_system, tetrapeptide_options
+
+    recipe = get_recipe(system_name)
+    mts = recipe.mts if mts is None else mts
+    biasFactor = recipe.bias_factor if biasFactor is None else biasFactor
+    if isinstance(mts, bool) or not isinstance(mts, int) or mts < 1:
+        raise ValueError(f"--mts must be an integer >= 1 (inner steps per bias evaluation), got {mts!r}")
+    temperature = recipe.temperature if temperature is None else temperature
+    if not (isinstance(temperature, (int, float)) and temperature > 0):
+        raise ValueError(f"--temperature must be > 0 K, got {temperature}")
+    if timestep is not None and not (isinstance(timestep, (int, float)) and timestep > 0):
+        raise ValueError(f"--timestep must be > 0 fs, got {timestep * 1000:g}")
+    timestep = recipe.timestep if timestep is None else timestep
+    overrides = overrides or {}
+    opts = dict(recipe.options)
+    opts.update({k: v for k, v in overrides.items() if v is not None and k not in _TETRA})
+    if mts > 1:  # strides in outer steps, ~ the same simulated time per iteration
+        opts["stride"], sampleStride = mts_strides(opts["stride"], sampleStride, mts)
+    tetra = {k: overrides.get(k) for k in _TETRA}
+    if not recipe.tetrapeptide and any(v is not None for v in tetra.values()):
+        raise ValueError("--mc-points, --recrossings and --decay-after apply to alanine-tetrapeptide only")
+    plat = get_platform(platform or recipe.platform)
+    torch.manual_seed(seed)
+    built = get_system(system_name) if recipe.builder is None else recipe.builder(seed)
+    cvs = recipe.build_cvs(built)
+    kl = opts.pop("klThreshold", 0.5)
+    if recipe.tetrapeptide:
+        decay_after = tetra["decayAfter"]
+        if decay_after is None and tetra["recrossings"] != 0:  # --recrossings 0 alone: marginal KL, no minimum time
+            decay_after = recipe.tetrapeptide["decayAfter"]
+        choice = tetrapeptide_options(tetra["mcPoints"], tetra["recrossings"], seed=seed, decayAfter=decay_after,
+                                      iteration_ps=opts["stride"] * mts * timestep, biasFactor=biasFactor,
+                                      klThreshold=kl)
+        target, decay = choice["target"], choice["decay"]
+    else:
+        target, decay = WellTempered(biasFactor, bins=opts.pop("gridBins", 50)), KLThreshold(kl)
+    opts.pop("gridBins", None)
+    return assemble_deepves(built.topology, built.system, built.positions, cvs, temperature=temperature,
+                            timestep=timestep, friction=recipe.friction,
+                            platform=plat, threads=threads, seed=seed, target=target, decay=decay,
+                            sampleStride=sampleStride, options=opts, backend=backend or recipe.backend, out=out,
+                            asynchronous=asynchronous, group=group, mts=mts)
+
+
+def assemble_deepves(topology, system, positions, cvs, *, temperature: float, timestep: float, friction: float,
+                     platform, threads: int, seed: int, target, decay, sampleStride: int, options: dict,
+                     backend: str = "table", out: Optional[str] = None, asynchronous=False, group=None,
+                     mts: int = 1, box=None, velocities=None):
+    """Bias, force, integrator, ``Simulation`` and updater for a System and its CVs (shared by the builders).
+
+    Parameters
+    ----------
+    topology, system : openmm.app.Topology, openmm.System
+        The System gets the bias force (added last); a barostat in it is set to ``temperature``.
+    positions : Quantity or array
+        Positions (nm).
+    cvs : CVSet
+        The biased CVs.
+    temperature, timestep, friction : float
+        K, ps (the inner step with ``mts`` > 1) and 1/ps of the ``LangevinMiddleIntegrator``.
+    platform : openmm.Platform
+    threads, seed : int
+        CPU platform threads; seed of the network and the MD (walker k: ``seed + k``).
+    target, decay
+        A target choice (:mod:`openmm_nnbias.ves.targets`) and a decay trigger.
+    sampleStride : int
+        MD steps between samples.
+    options : dict
+        ``stride``, ``hidden`` and optional ``activation``, schedule, output and execution keywords;
+        ValueError for any other key.
+    backend : str
+    out : str, optional
+        Output folder (created by the updater, i.e. last).
+    asynchronous : bool or str
+        False, ``"thread"`` or ``"process"``.
+    group : WalkerGroup, optional
+    mts : int
+        Inner steps per bias evaluation (MTSLangevinIntegrator when > 1).
+    box, velocities : optional
+        Periodic box vectors (nm) and velocities (nm/ps) to start from (default: the System's box,
+        velocities drawn at ``temperature``).
+
+    Returns
+    -------
+    tuple
+        ``(Simulation, DeepVESUpdater, timestep_ps)``, the last the MD step in ps (× ``mts``).
+    """
+    import openmm as mm
+    from openmm import app, unit
+
+    from ..bias import NeuralBias, NeuralBiasForce
+    from ..ves import DeepVESUpdater
+    from ..ves.options import grouped_options
+
+    opts = dict(options)
+    bias = NeuralBias.from_cvs(cvs, hidden=opts.pop("hidden"), activation=opts.pop("activation", "relu"), seed=seed)
+    if group is not None:  # identical initial network before the force is built; own MD seed
+        group.broadcast_parameters(bias.parameters())
+        seed = seed + group.rank
+    force = NeuralBiasForce(cvs, bias, backend=backend)
+    force.addToSystem(system)
+    for f in system.getForces():
+        if "Barostat" in type(f).__name__ and hasattr(f, "setDefaultTemperature"):
+            f.setDefaultTemperature(temperature * unit.kelvin)
+    kelvin = temperature * unit.kelvin
+    dt, gamma = timestep * unit.picosecond, friction / unit.picosecond
+    if mts > 1:
+        from ..bias.mts import mts_langevin_integrator
+
+        integ = mts_langevin_integrator(kelvin, gamma, dt, force, mts, system)
+        dt = dt * mts
+    else:
+        integ = mm.LangevinMiddleIntegrator(kelvin, gamma, dt)
+    integ.setRandomNumberSeed(seed)
+    props = {"Threads": str(threads)} if platform.getName() == "CPU" else {}
+    sim = app.Simulation(topology, system, integ, platform, props)
+    if box is not None:
+        sim.context.setPeriodicBoxVectors(*box)
+    sim.context.setPositions(positions)
+    if velocities is None:
+        sim.context.setVelocitiesToTemperature(kelvin, seed)
+    else:
+        sim.context.setVelocities(velocities)
+    stride = opts.pop("stride")
+    mode = {False: "sync", None: "sync", True: "thread"}.get(asynchronous, asynchronous)
+    schedule, outputs, execution = grouped_options(opts, folder=out, decay=decay, mode=mode)
+    if opts:
+        raise ValueError(f"unknown Deep-VES option(s) {sorted(opts)}")
+    grouped = dict(target=target, stride=stride, sampleStride=sampleStride, schedule=schedule, outputs=outputs,
+                   execution=execution)
+    if group is None:
+        updater = DeepVESUpdater(force, kelvin, **grouped)
+    else:
+        from ..ves.walkers import WalkerDeepVESUpdater
+
+        updater = WalkerDeepVESUpdater(force, kelvin, group, **grouped)
+    sim.reporters.append(updater)
+    return sim, updater, dt.value_in_unit(unit.picosecond)
