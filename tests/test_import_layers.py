@@ -13,7 +13,7 @@ ROOT = os.path.dirname(openmm_nnbias.__file__)
 #: Bottom to top; a module may import its own layer and the layers below. ``diffsim`` sits above
 #: ``systems`` because its set-ups use the molecules and model potentials there.
 LAYERS = [
-    {"_units", "_io", "io"},
+    {"_units", "_io", "io", "_ext"},
     {"cvs"},
     {"bias"},
     {"platforms", "analysis"},
