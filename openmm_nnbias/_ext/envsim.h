@@ -75,16 +75,18 @@ struct GaussianTable {
   double inv4s2 = 0;
   const double* refs = nullptr;           // (n_refs, 3)
   std::vector<double> scale;              // exp(-|v_q|^2 / 4 sigma^2)
-  std::vector<double> axis_value[3];      // distinct nonzero |v_qk| of axis k
-  std::vector<int> slot;                  // (n_refs, 3): index into axis_value[k], or -1 for v_qk = 0
-  std::vector<double> plus, minus;        // per axis and slot: exp(r_k |v| / 2s^2) and its inverse
+  std::vector<int> entry_axis;            // the distinct (axis k, |v_k| != 0) of the references ...
+  std::vector<double> entry_rate;         // ... with |v_k| / 2 sigma^2
+  std::vector<int> index_plus, index_minus;  // (n_refs, 3) into factors: the factor of +r and of -r
+  std::vector<double> factors;            // 1, then exp(r_k rate), exp(-r_k rate) per entry
   bool factorized = false;
 
   GaussianTable(const double* r, int64_t n, double sigma, double rc) : n_refs(n), refs(r) {
     inv4s2 = 0.25 / (sigma * sigma);
     scale.resize(n);
-    slot.resize(3 * n);
-    double max_v2 = 0.0;
+    index_plus.resize(3 * n);
+    index_minus.resize(3 * n);
+    double max_v2 = 0.0, largest = 0.0;
     for (int64_t q = 0; q < n; ++q) {
       const double* v = refs + 3 * q;
       const double v2 = v[0] * v[0] + v[1] * v[1] + v[2] * v[2];
@@ -92,26 +94,25 @@ struct GaussianTable {
       scale[q] = std::exp(-v2 * inv4s2);
       for (int k = 0; k < 3; ++k) {
         const double a = std::fabs(v[k]);
-        int found = -1;
-        if (a != 0.0) {
-          for (size_t u = 0; u < axis_value[k].size(); ++u)
-            if (axis_value[k][u] == a) found = static_cast<int>(u);
-          if (found < 0) {
-            axis_value[k].push_back(a);
-            found = static_cast<int>(axis_value[k].size()) - 1;
-          }
+        largest = std::fmax(largest, a);
+        index_plus[3 * q + k] = index_minus[3 * q + k] = 0;  // factor 1 for v_k = 0
+        if (a == 0.0) continue;
+        const double rate = a * 2.0 * inv4s2;
+        size_t e = 0;
+        while (e < entry_axis.size() && !(entry_axis[e] == k && entry_rate[e] == rate)) ++e;
+        if (e == entry_axis.size()) {
+          entry_axis.push_back(k);
+          entry_rate.push_back(rate);
         }
-        slot[3 * q + k] = found;
+        const int up = static_cast<int>(1 + 2 * e), down = up + 1;
+        index_plus[3 * q + k] = v[k] > 0 ? up : down;   // exp(r_k v_k / 2s^2)
+        index_minus[3 * q + k] = v[k] > 0 ? down : up;  // exp(-r_k v_k / 2s^2)
       }
     }
-    double largest = 0.0;
-    for (int k = 0; k < 3; ++k)
-      for (double a : axis_value[k]) largest = std::fmax(largest, a);
+    factors.assign(1 + 2 * entry_axis.size(), 1.0);
     // |r| < rc: every partial product lies within exp(+-(this)), far inside the float64 range
     const double exponent = (rc * rc + max_v2) * inv4s2 + 3.0 * rc * largest * 2.0 * inv4s2;
     factorized = exponent < 600.0;
-    plus.resize(3 * n);
-    minus.resize(3 * n);
   }
 
   // g_plus[q] = exp(-|r - v_q|^2 / 4s^2), g_minus[q] = exp(-|-r - v_q|^2 / 4s^2)
@@ -127,26 +128,18 @@ struct GaussianTable {
       return;
     }
     const double common = std::exp(-(r[0] * r[0] + r[1] * r[1] + r[2] * r[2]) * inv4s2);
-    for (int k = 0; k < 3; ++k) {
-      for (size_t u = 0; u < axis_value[k].size(); ++u) {
-        const double e = std::exp(r[k] * axis_value[k][u] * 2.0 * inv4s2);
-        plus[3 * u + k] = e;
-        minus[3 * u + k] = 1.0 / e;
-      }
+    double* F = factors.data();
+    for (size_t e = 0; e < entry_axis.size(); ++e) {
+      const double f = std::exp(r[entry_axis[e]] * entry_rate[e]);
+      F[1 + 2 * e] = f;
+      F[2 + 2 * e] = 1.0 / f;
     }
+    const int* ip = index_plus.data();
+    const int* im = index_minus.data();
     for (int64_t q = 0; q < n_refs; ++q) {
-      const double* v = refs + 3 * q;
-      double fp = common * scale[q], fm = fp;
-      for (int k = 0; k < 3; ++k) {
-        const int u = slot[3 * q + k];
-        if (u < 0) continue;
-        const double e = plus[3 * u + k], ie = minus[3 * u + k];
-        // exp(r_k v_k / 2s^2) for +r, exp(-r_k v_k / 2s^2) for -r
-        fp *= v[k] > 0 ? e : ie;
-        fm *= v[k] > 0 ? ie : e;
-      }
-      g_plus[q] = fp;
-      g_minus[q] = fm;
+      const double c = common * scale[q];
+      g_plus[q] = c * F[ip[3 * q]] * F[ip[3 * q + 1]] * F[ip[3 * q + 2]];
+      g_minus[q] = c * F[im[3 * q]] * F[im[3 * q + 1]] * F[im[3 * q + 2]];
     }
   }
 };
@@ -178,12 +171,27 @@ inline std::tuple<at::Tensor, at::Tensor, at::Tensor> envsim_value_jacobian(
   // per in-range pair: i, j, d (3), then per direction (i sees d, j sees -d) and environment the
   // Gaussian sum G and sum_l g_l r_l (3): 4 E values
   const int64_t stride = 5 + (jacobian ? 8 * E : 0);
-  thread_local std::vector<double> store;
-  thread_local std::vector<double> k_env;
-  store.clear();
-  k_env.assign(static_cast<size_t>(E * m), 0.0);
+  // scratch kept between calls (one allocation per thread); raw pointers in the loops (a thread_local
+  // of a shared library is looked up through __tls_get_addr at every access)
+  thread_local std::vector<double> store_buffer, k_buffer;
+  if (jacobian && store_buffer.size() < static_cast<size_t>(n_pairs * stride))
+    store_buffer.resize(static_cast<size_t>(n_pairs * stride));
+  k_buffer.assign(static_cast<size_t>(E * m), 0.0);
+  double* store = store_buffer.data();
+  double* k_env = k_buffer.data();
+  int64_t n_in = 0;
   std::vector<double> gh(8 * E), gauss(2 * E * L);
   GaussianTable gaussians(R, E * L, sigma, rc);
+  // 1. screen: the pairs inside (lcut, rc) under the minimum image, compacted without a branch
+  thread_local std::vector<double> screen_buffer;
+  thread_local std::vector<int32_t> index_buffer;
+  if (screen_buffer.size() < static_cast<size_t>(3 * n_pairs)) {
+    screen_buffer.resize(static_cast<size_t>(3 * n_pairs));
+    index_buffer.resize(static_cast<size_t>(2 * n_pairs));
+  }
+  double* sep = screen_buffer.data();
+  int32_t* ends = index_buffer.data();
+  int64_t n_close = 0;
   for (int64_t q = 0; q < n_pairs; ++q) {
     const int32_t* row = P + 5 * q;
     const int32_t i = row[0], j = row[1];
@@ -192,7 +200,17 @@ inline std::tuple<at::Tensor, at::Tensor, at::Tensor> envsim_value_jacobian(
     double s[3];
     bx.minimum_image(d, s);
     const double r2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2];
-    if (!(r2 < rc2 && r2 > lcut2)) continue;
+    sep[3 * n_close] = d[0];
+    sep[3 * n_close + 1] = d[1];
+    sep[3 * n_close + 2] = d[2];
+    ends[2 * n_close] = i;
+    ends[2 * n_close + 1] = j;
+    n_close += (r2 < rc2) & (r2 > lcut2);
+  }
+  // 2. Gaussians of both directions of every close pair, per-atom sums
+  for (int64_t q = 0; q < n_close; ++q) {
+    const int32_t i = ends[2 * q], j = ends[2 * q + 1];
+    const double* d = sep + 3 * q;
     gaussians.evaluate(d, gauss.data(), gauss.data() + E * L);
     for (int dir = 0; dir < 2; ++dir) {
       for (int64_t e = 0; e < E; ++e) {
@@ -214,13 +232,15 @@ inline std::tuple<at::Tensor, at::Tensor, at::Tensor> envsim_value_jacobian(
       }
     }
     if (jacobian) {
-      store.push_back(i);
-      store.push_back(j);
-      store.push_back(d[0]);
-      store.push_back(d[1]);
-      store.push_back(d[2]);
-      store.insert(store.end(), gh.begin(), gh.end());
+      double* row_out = store + n_in * stride;
+      row_out[0] = i;
+      row_out[1] = j;
+      row_out[2] = d[0];
+      row_out[3] = d[1];
+      row_out[4] = d[2];
+      std::copy(gh.begin(), gh.end(), row_out + 5);
     }
+    ++n_in;
   }
   // soft maximum over environments (logsumexp / lam, softmax weights), then the switch
   at::Tensor k_out = at::empty({m}, at::TensorOptions().dtype(at::kDouble));
@@ -254,9 +274,8 @@ inline std::tuple<at::Tensor, at::Tensor, at::Tensor> envsim_value_jacobian(
   at::Tensor jac = at::zeros({m, 3}, at::TensorOptions().dtype(at::kDouble));
   double* J = jac.data_ptr<double>();
   const double scale = 2.0 * inv4s2 * inv_l;  // 1 / (2 sigma^2) / L
-  const size_t n_in = store.size() / static_cast<size_t>(stride);
-  for (size_t q = 0; q < n_in; ++q) {
-    const double* row = store.data() + q * stride;
+  for (int64_t q = 0; q < n_in; ++q) {
+    const double* row = store + q * stride;
     const int64_t i = static_cast<int64_t>(row[0]), j = static_cast<int64_t>(row[1]);
     for (int dir = 0; dir < 2; ++dir) {
       const int64_t c = dir == 0 ? i : j, nb = dir == 0 ? j : i;

@@ -48,27 +48,41 @@ inline std::tuple<at::Tensor, at::Tensor> sw_energy_forces(
   const double B_sigma_p = B * std::pow(sigma, p), sigma_q = std::pow(sigma, q);
 
   // per atom: S, V (3), T (6: xx yy zz xy xz yz)
-  thread_local std::vector<double> acc;
-  thread_local std::vector<SWPair> inside;
-  acc.assign(static_cast<size_t>(10 * n), 0.0);
-  inside.clear();
-  double e_pair = 0.0, sum_g2 = 0.0;
+  // scratch kept between calls (one allocation per thread); raw pointers in the loops (a thread_local
+  // of a shared library is looked up through __tls_get_addr at every access)
+  thread_local std::vector<double> acc_buffer;
+  thread_local std::vector<SWPair> pair_buffer;
+  acc_buffer.assign(static_cast<size_t>(10 * n), 0.0);
+  if (pair_buffer.size() < static_cast<size_t>(n_pairs)) pair_buffer.resize(static_cast<size_t>(n_pairs));
+  double* acc = acc_buffer.data();
+  SWPair* inside = pair_buffer.data();
+  int64_t n_inside = 0;
+  // 1. screen: the pairs inside the cut-off, compacted without a branch (sp.u holds d for now)
   for (int64_t k = 0; k < n_pairs; ++k) {
     const int32_t* row = P + 5 * k;
     const int32_t i = row[0], j = row[1];
     TORCH_CHECK(i >= 0 && i < n && j >= 0 && j < n, "openmm_nnbias: pair index out of range");
     const double* xi = X + 3 * i;
     const double* xj = X + 3 * j;
-    double d[3] = {xj[0] - xi[0], xj[1] - xi[1], xj[2] - xi[2]};
+    SWPair& sp = inside[n_inside];
+    double* d = sp.u;
+    d[0] = xj[0] - xi[0];
+    d[1] = xj[1] - xi[1];
+    d[2] = xj[2] - xi[2];
     bx.shift(d, row[2], row[3], row[4]);
-    const double r2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2];
-    if (!(r2 < rc2)) continue;
-    SWPair sp;
+    sp.r = d[0] * d[0] + d[1] * d[1] + d[2] * d[2];  // r^2 for now
     sp.i = i;
     sp.j = j;
-    sp.r = std::sqrt(r2);
+    n_inside += sp.r < rc2;
+  }
+  // 2. pair terms and the per-atom sums
+  double e_pair = 0.0, sum_g2 = 0.0;
+  for (int64_t k = 0; k < n_inside; ++k) {
+    SWPair& sp = inside[k];
+    const int32_t i = sp.i, j = sp.j;
+    sp.r = std::sqrt(sp.r);
     const double inv_r = 1.0 / sp.r;
-    for (int c = 0; c < 3; ++c) sp.u[c] = d[c] * inv_r;
+    for (int c = 0; c < 3; ++c) sp.u[c] *= inv_r;
     // exp(k / min(r - rc, -tiny)): exactly 0 at the cut-off, as the TorchScript module
     const double inv_gap = 1.0 / std::fmin(sp.r - cutoff, -1e-12);
     const double dgap = inv_gap * inv_gap;
@@ -83,8 +97,8 @@ inline std::tuple<at::Tensor, at::Tensor> sw_energy_forces(
     sum_g2 += sp.g * sp.g;
     const double g = sp.g, ux = sp.u[0], uy = sp.u[1], uz = sp.u[2];
     const double t[6] = {g * ux * ux, g * uy * uy, g * uz * uz, g * ux * uy, g * ux * uz, g * uy * uz};
-    double* ai = acc.data() + 10 * i;
-    double* aj = acc.data() + 10 * j;
+    double* ai = acc + 10 * i;
+    double* aj = acc + 10 * j;
     ai[0] += g;
     aj[0] += g;
     ai[1] += g * ux;
@@ -97,13 +111,12 @@ inline std::tuple<at::Tensor, at::Tensor> sw_energy_forces(
       ai[4 + c] += t[c];
       aj[4 + c] += t[c];
     }
-    inside.push_back(sp);
   }
   // E3 = lam eps [1/2 sum_i (|T_i|^2 - 2 c0 |V_i|^2 + c0^2 S_i^2) - (1 - c0)^2 sum_pairs g^2]
   const double c0 = cos0;
   double e3 = 0.0;
   for (int64_t a = 0; a < n; ++a) {
-    const double* s = acc.data() + 10 * a;
+    const double* s = acc + 10 * a;
     const double tt = s[4] * s[4] + s[5] * s[5] + s[6] * s[6] + 2.0 * (s[7] * s[7] + s[8] * s[8] + s[9] * s[9]);
     const double vv = s[1] * s[1] + s[2] * s[2] + s[3] * s[3];
     e3 += tt - 2.0 * c0 * vv + c0 * c0 * s[0] * s[0];
@@ -114,9 +127,10 @@ inline std::tuple<at::Tensor, at::Tensor> sw_energy_forces(
   at::Tensor forces = at::zeros({n, 3}, at::TensorOptions().dtype(at::kDouble));
   double* F = forces.data_ptr<double>();
   const double wS = lam_eps * c0 * c0, wV = -2.0 * lam_eps * c0, wT = lam_eps;
-  for (const SWPair& sp : inside) {
-    const double* si = acc.data() + 10 * sp.i;
-    const double* sj = acc.data() + 10 * sp.j;
+  for (int64_t q = 0; q < n_inside; ++q) {
+    const SWPair& sp = inside[q];
+    const double* si = acc + 10 * sp.i;
+    const double* sj = acc + 10 * sp.j;
     // dE/d(the pair's g, g u, g u u^T): atom i's sums plus atom j's (which sees -u)
     const double aS = wS * (si[0] + sj[0]);
     const double aV[3] = {wV * (si[1] - sj[1]), wV * (si[2] - sj[2]), wV * (si[3] - sj[3])};
