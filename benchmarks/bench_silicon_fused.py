@@ -9,10 +9,11 @@ timed in process CPU time (on a shared machine the fair "same core" figure); med
    (:class:`~openmm_nnbias.cvs.EnvironmentSimilarity` vs
    :class:`~openmm_nnbias.cvs.envsim_fused.FusedEnvironmentSimilarity`).
 2. Per 2 fs MD step: the ``silicon`` Deep-VES recipe (216 atoms, 1 700 K, Langevin, Monte Carlo
-   barostat every 25 steps, bias every 2 steps with ``MTSLangevinIntegrator``) as it is (torch SW, TorchScript
-   CV) and with both fused; SW alone (``silicon_npt_context``, torch and fused routes); LAMMPS
-   ``pair_style sw`` (NVE, 1 rank). Ratios are CPU time / LAMMPS's; "bias" is the biased step minus the
-   SW-only step of the same route.
+   barostat every 25 steps) as it is (torch SW, TorchScript CV, the bias every 2 steps with
+   ``MTSLangevinIntegrator``), with both fused, and both with the bias every step (``--mts 1``:
+   ``LangevinMiddleIntegrator``); SW alone (``silicon_npt_context``, torch and fused routes); LAMMPS
+   ``pair_style sw`` (NVE, 1 rank). Ratios are CPU time / LAMMPS's; "bias" is the ``--mts 1`` step minus
+   the SW-only step of the same route (the same integrator).
 
     PYTHONPATH=. python benchmarks/bench_silicon_fused.py [--repeats 5] [--steps 200] [--calls 300]
 """
@@ -138,15 +139,16 @@ def _fused_recipe(mts: int, seed: int = 1):
     return sim
 
 
-def md_steps(repeats: int, steps: int, mts: int = 2) -> None:
+def md_steps(repeats: int, steps: int) -> None:
     from openmm_nnbias.systems import build_deepves
 
     runners = {}
-    for name, sim in (("recipe silicon: SW torch + CV TorchScript", build_deepves("silicon", mts=mts)[0]),
-                      ("recipe silicon: SW fused + CV fused", _fused_recipe(mts))):
-        sim.reporters.clear()  # MD and the bias force only (no learning)
-        sim.step(10)
-        runners[name] = ((lambda sim=sim: sim.step(steps // mts)), steps // mts * mts)
+    for mts in (2, 1):
+        for name, sim in ((f"recipe silicon, --mts {mts}: SW torch + CV TorchScript", build_deepves("silicon", mts=mts)[0]),
+                          (f"recipe silicon, --mts {mts}: SW fused + CV fused", _fused_recipe(mts))):
+            sim.reporters.clear()  # MD and the bias force only (no learning)
+            sim.step(10)
+            runners[name] = ((lambda sim=sim, outer=steps // mts: sim.step(outer)), steps // mts * mts)
     for route in ("torch", "fused"):
         context = silicon_npt_context(route=route, seed=1)
         context.getIntegrator().step(10)
@@ -162,16 +164,14 @@ def md_steps(repeats: int, steps: int, mts: int = 2) -> None:
         print(f"LAMMPS not run: {why}")
     cpu = _median_table(runners, repeats)
     ref = cpu.get("LAMMPS pair_style sw (NVE)")
-    print(f"per 2 fs MD step, 216 atoms, 1 700 K, CPU µs, median of {repeats} interleaved repeats of {steps} steps "
-          f"(bias every {mts} steps)")
-    print(f"  {'':<44}{'CPU µs':>8}{'/ LAMMPS':>10}")
+    print(f"per 2 fs MD step, 216 atoms, 1 700 K, CPU µs, median of {repeats} interleaved repeats of {steps} steps")
+    print(f"  {'':<56}{'CPU µs':>8}{'/ LAMMPS':>10}")
     for name, value in cpu.items():
-        print(f"  {name:<44}{value:>8.0f}" + (f"{value / ref:>10.2f}" if ref else ""))
-    for route, sw in (("torch", "SW only, torch route"), ("fused", "SW only, fused route")):
-        full = cpu["recipe silicon: SW torch + CV TorchScript" if route == "torch" else
-                   "recipe silicon: SW fused + CV fused"]
-        print(f"  bias (CV, network, force) per 2 fs step, {route}: {full - cpu[sw]:.0f} µs "
-              f"({(full - cpu[sw]) / cpu[sw]:.2f} of SW)")
+        print(f"  {name:<56}{value:>8.0f}" + (f"{value / ref:>10.2f}" if ref else ""))
+    for route, cv in (("torch", "CV TorchScript"), ("fused", "CV fused")):
+        sw = cpu[f"SW only, {route} route"]
+        full = cpu[f"recipe silicon, --mts 1: SW {route} + {cv}"]
+        print(f"  bias every step (CV, network, force), {route}: {full - sw:.0f} µs per step ({(full - sw) / sw:.2f} of SW)")
     for name, value in cpu.items():
         if ref and name != "LAMMPS pair_style sw (NVE)":
             print(f"RESULT ratio {name} = {value / ref:.2f}")

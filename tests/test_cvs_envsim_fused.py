@@ -136,6 +136,21 @@ def test_batches_autograd_copies_and_box_errors():
         cv(x, box * 0.3)
 
 
+def test_unpickled_in_a_fresh_process(tmp_path):
+    """A pickled CV (as sent to a learner process) loads the operators where it is unpickled."""
+    import subprocess
+    import sys
+
+    x, box = FRAMES["liquid-like"]
+    cv = fused(range(216))
+    path = tmp_path / "cv.pkl"
+    path.write_bytes(pickle.dumps((cv, x, box)))
+    code = ("import pickle, sys, torch; cv, x, box = pickle.loads(open(sys.argv[1], 'rb').read()); "
+            "print(repr(float(cv.value_and_jacobian(x, box)[0][0])))")
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True)
+    assert float(out.stdout.split()[-1]) == float(cv.value_and_jacobian(x, box)[0][0])
+
+
 def test_saved_and_reloaded_module(tmp_path):
     x, box = FRAMES["liquid-like"]
     cv = torch.jit.script(fused(range(216)))

@@ -66,87 +66,108 @@ inline std::tuple<at::Tensor, at::Tensor> envsim_switch_op(const at::Tensor& k, 
 }
 
 // The Gaussians exp(-|r - v_q|^2 / (4 sigma^2)) of one neighbour vector r (and of -r) for all
-// reference vectors v_q. Factorized: exp(-|r|^2/4s^2) exp(-|v_q|^2/4s^2) prod_k exp(r_k v_qk / 2s^2),
-// and the last factors take only the few distinct |v_qk| of each axis (cubic diamond: one per axis),
-// so 4 exp calls serve both directions and all 8 diamond vectors instead of 16. Used only where no
-// factor can overflow (else every Gaussian is evaluated directly).
+// reference vectors v_q, as products over the axes of exp(-(r_k - w)^2 / 4 sigma^2) for the few
+// distinct values w among the +-v_qk (cubic diamond: w = +-a/4 on every axis), so 6 exp calls serve
+// both directions and all 8 diamond vectors instead of 16. Every factor lies in (0, 1].
 struct GaussianTable {
   int64_t n_refs = 0;
   double inv4s2 = 0;
-  const double* refs = nullptr;           // (n_refs, 3)
-  std::vector<double> scale;              // exp(-|v_q|^2 / 4 sigma^2)
-  std::vector<int> entry_axis;            // the distinct (axis k, |v_k| != 0) of the references ...
-  std::vector<double> entry_rate;         // ... with |v_k| / 2 sigma^2
-  std::vector<int> index_plus, index_minus;  // (n_refs, 3) into factors: the factor of +r and of -r
-  std::vector<double> factors;            // 1, then exp(r_k rate), exp(-r_k rate) per entry
-  bool factorized = false;
+  std::vector<double> values[3];          // distinct w of axis k, among v_qk and -v_qk
+  std::vector<int> index_plus, index_minus;  // (n_refs, 3): slot of v_qk (for +r) and of -v_qk (for -r)
+  std::vector<int> offset;                // slot of (axis k, value u) in factors: offset[k] + u
+  std::vector<double> factors;            // exp(-(r_k - w)^2 / 4 sigma^2)
 
-  GaussianTable(const double* r, int64_t n, double sigma, double rc) : n_refs(n), refs(r) {
+  GaussianTable(const double* refs, int64_t n, double sigma) : n_refs(n) {
     inv4s2 = 0.25 / (sigma * sigma);
-    scale.resize(n);
+    auto slot = [this](int k, double w) {
+      size_t u = 0;
+      while (u < values[k].size() && values[k][u] != w) ++u;
+      if (u == values[k].size()) values[k].push_back(w);
+      return static_cast<int>(u);
+    };
     index_plus.resize(3 * n);
     index_minus.resize(3 * n);
-    double max_v2 = 0.0, largest = 0.0;
-    for (int64_t q = 0; q < n; ++q) {
-      const double* v = refs + 3 * q;
-      const double v2 = v[0] * v[0] + v[1] * v[1] + v[2] * v[2];
-      max_v2 = std::fmax(max_v2, v2);
-      scale[q] = std::exp(-v2 * inv4s2);
+    for (int64_t q = 0; q < n; ++q)
       for (int k = 0; k < 3; ++k) {
-        const double a = std::fabs(v[k]);
-        largest = std::fmax(largest, a);
-        index_plus[3 * q + k] = index_minus[3 * q + k] = 0;  // factor 1 for v_k = 0
-        if (a == 0.0) continue;
-        const double rate = a * 2.0 * inv4s2;
-        size_t e = 0;
-        while (e < entry_axis.size() && !(entry_axis[e] == k && entry_rate[e] == rate)) ++e;
-        if (e == entry_axis.size()) {
-          entry_axis.push_back(k);
-          entry_rate.push_back(rate);
-        }
-        const int up = static_cast<int>(1 + 2 * e), down = up + 1;
-        index_plus[3 * q + k] = v[k] > 0 ? up : down;   // exp(r_k v_k / 2s^2)
-        index_minus[3 * q + k] = v[k] > 0 ? down : up;  // exp(-r_k v_k / 2s^2)
+        index_plus[3 * q + k] = slot(k, refs[3 * q + k]);
+        index_minus[3 * q + k] = slot(k, -refs[3 * q + k]);  // |-r - v|^2 = |r + v|^2
       }
-    }
-    factors.assign(1 + 2 * entry_axis.size(), 1.0);
-    // |r| < rc: every partial product lies within exp(+-(this)), far inside the float64 range
-    const double exponent = (rc * rc + max_v2) * inv4s2 + 3.0 * rc * largest * 2.0 * inv4s2;
-    factorized = exponent < 600.0;
+    offset = {0, static_cast<int>(values[0].size()), static_cast<int>(values[0].size() + values[1].size())};
+    for (int64_t q = 0; q < n; ++q)
+      for (int k = 0; k < 3; ++k) {
+        index_plus[3 * q + k] += offset[k];
+        index_minus[3 * q + k] += offset[k];
+      }
+    factors.resize(values[0].size() + values[1].size() + values[2].size());
   }
 
   // g_plus[q] = exp(-|r - v_q|^2 / 4s^2), g_minus[q] = exp(-|-r - v_q|^2 / 4s^2)
   inline void evaluate(const double* r, double* g_plus, double* g_minus) {
-    if (!factorized) {
-      for (int64_t q = 0; q < n_refs; ++q) {
-        const double* v = refs + 3 * q;
-        const double a0 = r[0] - v[0], a1 = r[1] - v[1], a2 = r[2] - v[2];
-        const double b0 = r[0] + v[0], b1 = r[1] + v[1], b2 = r[2] + v[2];
-        g_plus[q] = std::exp(-(a0 * a0 + a1 * a1 + a2 * a2) * inv4s2);
-        g_minus[q] = std::exp(-(b0 * b0 + b1 * b1 + b2 * b2) * inv4s2);
-      }
-      return;
-    }
-    const double common = std::exp(-(r[0] * r[0] + r[1] * r[1] + r[2] * r[2]) * inv4s2);
     double* F = factors.data();
-    for (size_t e = 0; e < entry_axis.size(); ++e) {
-      const double f = std::exp(r[entry_axis[e]] * entry_rate[e]);
-      F[1 + 2 * e] = f;
-      F[2 + 2 * e] = 1.0 / f;
-    }
+    for (int k = 0; k < 3; ++k)
+      for (size_t u = 0; u < values[k].size(); ++u) {
+        const double t = r[k] - values[k][u];
+        F[offset[k] + u] = std::exp(-t * t * inv4s2);
+      }
     const int* ip = index_plus.data();
     const int* im = index_minus.data();
     for (int64_t q = 0; q < n_refs; ++q) {
-      const double c = common * scale[q];
-      g_plus[q] = c * F[ip[3 * q]] * F[ip[3 * q + 1]] * F[ip[3 * q + 2]];
-      g_minus[q] = c * F[im[3 * q]] * F[im[3 * q + 1]] * F[im[3 * q + 2]];
+      g_plus[q] = F[ip[3 * q]] * F[ip[3 * q + 1]] * F[ip[3 * q + 2]];
+      g_minus[q] = F[im[3 * q]] * F[im[3 * q + 1]] * F[im[3 * q + 2]];
     }
   }
 };
 
+// Pass 2 of envsim_value_jacobian: for every close pair (ends, separation sep) the Gaussian sums
+// G_e = sum_l g_el and H_e = sum_l g_el v_l of both directions; adds G_e / L to k_env (E, m) of the
+// centre and, with the Jacobian, stores (i, j, d, G, H of both directions) per pair in `store`.
+inline void envsim_gaussians(int64_t n_close, const int32_t* ends, const double* sep, GaussianTable& gaussians,
+                             const double* R, int64_t E, int64_t L, int64_t m, double* k_env, double* store,
+                             bool jacobian) {
+  const int64_t stride = 5 + 8 * E;
+  const double inv_l = 1.0 / static_cast<double>(L);
+  std::vector<double> gh(8 * E), gauss(2 * E * L);
+  double* o_all = gh.data();
+  double* g_all = gauss.data();
+  for (int64_t q = 0; q < n_close; ++q) {
+    const int32_t i = ends[2 * q], j = ends[2 * q + 1];
+    const double* d = sep + 3 * q;
+    gaussians.evaluate(d, g_all, g_all + E * L);
+    for (int dir = 0; dir < 2; ++dir) {
+      for (int64_t e = 0; e < E; ++e) {
+        const double* g = g_all + (dir * E + e) * L;
+        const double* re = R + 3 * L * e;
+        double G = 0.0, Hx = 0.0, Hy = 0.0, Hz = 0.0;
+        for (int64_t l = 0; l < L; ++l) {
+          G += g[l];
+          Hx += g[l] * re[3 * l];
+          Hy += g[l] * re[3 * l + 1];
+          Hz += g[l] * re[3 * l + 2];
+        }
+        k_env[e * m + (dir == 0 ? i : j)] += G * inv_l;
+        double* o = o_all + 4 * (dir * E + e);
+        o[0] = G;
+        o[1] = Hx;
+        o[2] = Hy;
+        o[3] = Hz;
+      }
+    }
+    if (jacobian) {
+      double* row_out = store + q * stride;
+      row_out[0] = i;
+      row_out[1] = j;
+      row_out[2] = d[0];
+      row_out[3] = d[1];
+      row_out[4] = d[2];
+      std::copy(o_all, o_all + 8 * E, row_out + 5);
+    }
+  }
+}
+
 // (count (1,), per-atom similarity k (m,), Jacobian d count / d x (m, 3) or (0, 3)) of positions x (m, 3)
-// (nm) in an optional box, from the (P, 5) table of verlet_build (its image columns are not used: the
-// minimum image is taken here at every call) and references (E, L, 3) (nm, box frame).
+// (nm) in an optional box, from the (P, 5) table of verlet_build (built with the same box or none) and
+// references (E, L, 3) (nm, box frame). Pairs are counted under OpenMM's minimum image, as in the
+// TorchScript CV, whatever the skin of the list.
 inline std::tuple<at::Tensor, at::Tensor, at::Tensor> envsim_value_jacobian(
     const at::Tensor& positions, const c10::optional<at::Tensor>& box, const at::Tensor& pairs,
     const at::Tensor& references, double sigma, double lam, double rc, double lcut, double r0, int64_t nn,
@@ -179,10 +200,13 @@ inline std::tuple<at::Tensor, at::Tensor, at::Tensor> envsim_value_jacobian(
   k_buffer.assign(static_cast<size_t>(E * m), 0.0);
   double* store = store_buffer.data();
   double* k_env = k_buffer.data();
-  int64_t n_in = 0;
-  std::vector<double> gh(8 * E), gauss(2 * E * L);
-  GaussianTable gaussians(R, E * L, sigma, rc);
-  // 1. screen: the pairs inside (lcut, rc) under the minimum image, compacted without a branch
+  GaussianTable gaussians(R, E * L, sigma);
+  // 1. screen: the pairs inside (lcut, rc) under the minimum image, compacted without a branch. The
+  // separation with the image stored at the list's build is the minimum image whenever it is shorter than
+  // half the shortest box width (then no rounding moves it); only longer ones are imaged again here (a
+  // pair's minimum image within rc < half width is never farther than half width under another image).
+  const double half_width = bx.periodic ? 0.5 * bx.min_width() : INFINITY;
+  const double half_width2 = half_width * half_width;
   thread_local std::vector<double> screen_buffer;
   thread_local std::vector<int32_t> index_buffer;
   if (screen_buffer.size() < static_cast<size_t>(3 * n_pairs)) {
@@ -197,9 +221,16 @@ inline std::tuple<at::Tensor, at::Tensor, at::Tensor> envsim_value_jacobian(
     const int32_t i = row[0], j = row[1];
     TORCH_CHECK(i >= 0 && i < m && j >= 0 && j < m, "openmm_nnbias: pair index out of range");
     double d[3] = {X[3 * j] - X[3 * i], X[3 * j + 1] - X[3 * i + 1], X[3 * j + 2] - X[3 * i + 2]};
-    double s[3];
-    bx.minimum_image(d, s);
-    const double r2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2];
+    if (bx.periodic) bx.shift(d, row[2], row[3], row[4]);
+    double r2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2];
+    if (r2 >= half_width2) {
+      d[0] = X[3 * j] - X[3 * i];
+      d[1] = X[3 * j + 1] - X[3 * i + 1];
+      d[2] = X[3 * j + 2] - X[3 * i + 2];
+      double s[3];
+      bx.minimum_image(d, s);
+      r2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2];
+    }
     sep[3 * n_close] = d[0];
     sep[3 * n_close + 1] = d[1];
     sep[3 * n_close + 2] = d[2];
@@ -208,40 +239,8 @@ inline std::tuple<at::Tensor, at::Tensor, at::Tensor> envsim_value_jacobian(
     n_close += (r2 < rc2) & (r2 > lcut2);
   }
   // 2. Gaussians of both directions of every close pair, per-atom sums
-  for (int64_t q = 0; q < n_close; ++q) {
-    const int32_t i = ends[2 * q], j = ends[2 * q + 1];
-    const double* d = sep + 3 * q;
-    gaussians.evaluate(d, gauss.data(), gauss.data() + E * L);
-    for (int dir = 0; dir < 2; ++dir) {
-      for (int64_t e = 0; e < E; ++e) {
-        const double* g = gauss.data() + (dir * E + e) * L;
-        const double* re = R + 3 * L * e;
-        double G = 0.0, Hx = 0.0, Hy = 0.0, Hz = 0.0;
-        for (int64_t l = 0; l < L; ++l) {
-          G += g[l];
-          Hx += g[l] * re[3 * l];
-          Hy += g[l] * re[3 * l + 1];
-          Hz += g[l] * re[3 * l + 2];
-        }
-        k_env[e * m + (dir == 0 ? i : j)] += G * inv_l;
-        double* o = gh.data() + 4 * (dir * E + e);
-        o[0] = G;
-        o[1] = Hx;
-        o[2] = Hy;
-        o[3] = Hz;
-      }
-    }
-    if (jacobian) {
-      double* row_out = store + n_in * stride;
-      row_out[0] = i;
-      row_out[1] = j;
-      row_out[2] = d[0];
-      row_out[3] = d[1];
-      row_out[4] = d[2];
-      std::copy(gh.begin(), gh.end(), row_out + 5);
-    }
-    ++n_in;
-  }
+  envsim_gaussians(n_close, ends, sep, gaussians, R, E, L, m, k_env, store, jacobian);
+  const int64_t n_in = n_close;
   // soft maximum over environments (logsumexp / lam, softmax weights), then the switch
   at::Tensor k_out = at::empty({m}, at::TensorOptions().dtype(at::kDouble));
   double* K = k_out.data_ptr<double>();

@@ -74,6 +74,10 @@ class FusedEnvironmentSimilarity(EnvironmentSimilarity):
         self.register_buffer("fused_bound", torch.ones(3, dtype=torch.float64))
         self.fused_periodic = False
 
+    def __setstate__(self, state) -> None:
+        load_ops()  # unpickled in another process (e.g. a learner process): register the operators first
+        super().__setstate__(state)
+
     def _fused_list(self, x: torch.Tensor, box: Optional[torch.Tensor]) -> torch.Tensor:
         """The Verlet list of ``x`` ``(m, 3)`` (nm), rebuilt by the parent's rule: when
         2·max|Δx| + Σ_k n_k |Δbox_k| reaches the skin (n_k bounds a pair's image index)."""
