@@ -14,7 +14,7 @@ ROOT = os.path.dirname(openmm_nnbias.__file__)
 #: ``diffsim``) know no system; ``systems`` holds the molecules and materials, ``recipes`` the per-system
 #: settings and the one registry of systems, ``runners`` the run loops and the input file, ``cli`` parses.
 LAYERS = [
-    {"_units", "_io", "io"},
+    {"_units", "_io", "io", "_ext"},
     {"cvs"},
     {"bias"},
     {"platforms", "analysis"},

@@ -4,6 +4,7 @@ from .base import Angle, CollectiveVariable, Distance, Position, Torsion, minimu
 from .centroid_distance import CentroidDistance
 from .cvset import CVSet
 from .envsim import EnvironmentSimilarity, diamond_references
+from .envsim_fused import FusedEnvironmentSimilarity
 from .force_cv import ForceCV
 from .helix_torsion_content import HelixTorsionContent
 from .model import ModelCV
@@ -13,5 +14,5 @@ from .radius_of_gyration import RadiusOfGyration
 from .rmsd import RMSD
 
 __all__ = ["CollectiveVariable", "Torsion", "Distance", "Angle", "Position", "CVSet", "ModelCV", "EnvironmentSimilarity",
-           "diamond_references", "minimum_image", "RadiusOfGyration", "RMSD", "NumberOfContacts", "CentroidDistance",
+           "FusedEnvironmentSimilarity", "diamond_references", "minimum_image", "RadiusOfGyration", "RMSD", "NumberOfContacts", "CentroidDistance",
            "HelixTorsionContent", "PathCV", "ForceCV"]

@@ -13,6 +13,10 @@ routes (all exact, selectable for benchmarking):
 ``"custom"``
     ``CustomNonbondedForce`` for the pair term and ``CustomManyParticleForce``
     (``UniqueCentralParticle``) for the three-body term.
+``"fused"``
+    The ``"torch"`` route's formulas and Verlet list in compiled C++ operators, one call per
+    step (:mod:`openmm_nnbias.systems.silicon._sw_fused`); compiled on first use (needs a C++ compiler
+    and ninja).
 
 Parameters are those of Stillinger & Weber (1985) as in LAMMPS's ``Si.sw``, with
 1 eV = 96.48533212 kJ/mol. Units: nm, ps, kJ/mol, K, amu.
@@ -49,8 +53,9 @@ BAR_PER_KJ_MOL_NM3 = 16.6053906717
 SILICON_MASS = 28.0855
 #: Cubic-diamond lattice constant of silicon (nm).
 SILICON_LATTICE = 0.5431
-#: Routes accepted by :func:`stillinger_weber_system`, fastest first.
-SW_ROUTES = ("torch", "torch-autograd", "custom")
+#: Routes accepted by :func:`stillinger_weber_system`: the default, its autograd twin, the custom
+#: forces, and the compiled one (the fastest, see :mod:`openmm_nnbias.systems.silicon._sw_fused`).
+SW_ROUTES = ("torch", "torch-autograd", "custom", "fused")
 
 _DIAMOND_BASIS = np.array([[0.0, 0.0, 0.0], [0.0, 0.5, 0.5], [0.5, 0.0, 0.5], [0.5, 0.5, 0.0],
                            [0.25, 0.25, 0.25], [0.25, 0.75, 0.75], [0.75, 0.25, 0.75],
@@ -247,12 +252,18 @@ def _custom_forces(n_atoms: int, p: StillingerWeberParameters) -> list:
     return [pair, three]
 
 
-def _torch_forces(n_atoms: int, p: StillingerWeberParameters, skin: float, analytic: bool) -> list:
+def _torch_forces(n_atoms: int, p: StillingerWeberParameters, skin: float, route: str) -> list:
     from openmm_nnbias.bias.plugins import import_torch_force
 
     # import_torch_force loads again the openmm-torch plugins that failed at an `import openmm` before torch
     torch_force = import_torch_force()
-    force = torch_force(stillinger_weber_module(n_atoms, p, skin, analytic))
+    if route == "fused":
+        from openmm_nnbias.systems.silicon._sw_fused import fused_stillinger_weber_module
+
+        module = fused_stillinger_weber_module(n_atoms, p, skin)
+    else:
+        module = stillinger_weber_module(n_atoms, p, skin, route == "torch")
+    force = torch_force(module)
     force.setUsesPeriodicBoundaryConditions(True)
     force.setOutputsForces(True)
     return [force]
@@ -271,14 +282,14 @@ def stillinger_weber_system(n_atoms: int, box, route: str = "torch",
         (3, 3) box vectors as rows (nm), OpenMM reduced form; every width must be at least
         twice the cut-off ``a σ`` (0.37712 nm for silicon).
     route : str
-        ``"torch"`` (default, fastest), ``"torch-autograd"`` or ``"custom"``; see the module
-        docstring.
+        ``"torch"`` (default), ``"torch-autograd"``, ``"custom"`` or ``"fused"`` (compiled, the
+        fastest); see the module docstring.
     parameters : StillingerWeberParameters
         SW parameters (default: Stillinger-Weber silicon).
     mass : float
         Atomic mass (amu).
     skin : float
-        Verlet-list skin of the torch routes (nm).
+        Verlet-list skin of the torch and fused routes (nm).
 
     Returns
     -------
@@ -316,7 +327,7 @@ def stillinger_weber_system(n_atoms: int, box, route: str = "torch",
     if not skin >= 0:
         raise ValueError(f"skin must be >= 0 nm, got {skin}")
     vectors = _as_box(box)
-    torch_route = route.startswith("torch")
+    torch_route = route.startswith("torch") or route == "fused"
     reach = parameters.cutoff + (skin if torch_route else 0.0)
     if np.min(np.diag(vectors)) < 2 * reach:
         raise ValueError(f"box must be at least 2 x (cut-off + skin) = {2 * reach:.5f} nm wide "
@@ -326,7 +337,7 @@ def stillinger_weber_system(n_atoms: int, box, route: str = "torch",
         system.addParticle(mass)
     system.setDefaultPeriodicBoxVectors(*[openmm.Vec3(*row) for row in vectors])
     if torch_route:
-        forces = _torch_forces(n_atoms, parameters, skin, analytic=route == "torch")
+        forces = _torch_forces(n_atoms, parameters, skin, route)
     else:
         forces = _custom_forces(n_atoms, parameters)
     for force in forces:
