@@ -36,7 +36,7 @@ import warnings
 from openmm_nnbias.systems.azobenzene.molecule import (AZOBENZENE_SYMBOLS, CNN_ANGLE, CNNC_DIHEDRAL, NNC_ANGLE,
                                               PHENYL_ATOMS, azobenzene_positions)
 
-EV_TO_KJ_PER_MOL = 96.48533212
+from openmm_nnbias._units import EV_TO_KJ_PER_MOL  # noqa: E402
 ROTATION_DEG = (180, 160, 140, 120, 105, 95, 90, 85, 75, 60, 40, 20, 0)
 INVERSION_DEG = (130, 145, 160, 170, 175, 178)  # FixInternals may stop before 178°
 

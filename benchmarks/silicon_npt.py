@@ -53,7 +53,7 @@ def run(temperature: float, picoseconds: float, start=None, seed: int = 1, baros
         state = context.getState(getEnergy=True, getPositions=True)
         box_now = np.array(state.getPeriodicBoxVectors(asNumpy=True).value_in_unit(unit.nanometer))
         samples.append((density_g_cm3(n_atoms, box_now),
-                        state.getPotentialEnergy()._value / n_atoms / EV_TO_KJ_PER_MOL,
+                        state.getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole) / n_atoms / EV_TO_KJ_PER_MOL,
                         bragg_order(state.getPositions(asNumpy=True)._value, box_now, n_cells)))
     per_step = (time.perf_counter() - wall) / (n_samples * SAMPLE)
     second_half = np.array(samples[len(samples) // 2:])

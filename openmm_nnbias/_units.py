@@ -5,10 +5,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
-__all__ = ["strip_unit", "parse_time", "parse_with_unit", "UNITS", "KB", "MD_UNITS"]
+__all__ = ["strip_unit", "parse_time", "parse_with_unit", "UNITS", "KB", "EV_TO_KJ_PER_MOL", "MD_UNITS"]
 
 #: Boltzmann constant in kJ/mol/K (``openmm.unit.MOLAR_GAS_CONSTANT_R``); the one value the package uses.
 KB = 0.00831446261815324
+#: kJ/mol per eV (CODATA 2018: e · N_A / 1000); the one value the package uses.
+EV_TO_KJ_PER_MOL = 96.48533212
 
 MD_UNITS = {
     "length": "nanometer",

@@ -7,7 +7,8 @@ import torch
 
 torch.set_num_threads(1)
 
-from openmm_nnbias.diffsim import KB_KJ_PER_MOL_K, LangevinSimulator, maxwell_boltzmann_velocities  # noqa: E402
+from openmm_nnbias._units import KB  # noqa: E402
+from openmm_nnbias.diffsim import LangevinSimulator, maxwell_boltzmann_velocities  # noqa: E402
 from openmm_nnbias.systems import MuellerBrownEnergy  # noqa: E402
 
 F64 = torch.float64
@@ -39,11 +40,11 @@ def test_one_step_follows_the_documented_order():
     m = masses[None, :, None]
     k = torch.tensor([[30.0, 60.0, 90.0], [10.0, 20.0, 40.0]], dtype=F64)
     R1 = R0 + dt * V0
-    V1 = V0 + dt * (-k * R1 / m - gamma * V0) + torch.sqrt(2 * gamma * KB_KJ_PER_MOL_K * T * dt / m) * xi
+    V1 = V0 + dt * (-k * R1 / m - gamma * V0) + torch.sqrt(2 * gamma * KB * T * dt / m) * xi
     torch.testing.assert_close(traj.positions[1], R1, rtol=1e-14, atol=1e-14)
     torch.testing.assert_close(traj.final_velocities, V1, rtol=1e-13, atol=1e-13)
     # using the force at the old positions would be a measurably different scheme
-    V1_old = V0 + dt * (-k * R0 / m - gamma * V0) + torch.sqrt(2 * gamma * KB_KJ_PER_MOL_K * T * dt / m) * xi
+    V1_old = V0 + dt * (-k * R0 / m - gamma * V0) + torch.sqrt(2 * gamma * KB * T * dt / m) * xi
     assert (traj.final_velocities - V1_old).abs().max() > 1e-3
 
 
@@ -90,7 +91,7 @@ def test_keep_graph_gives_the_same_trajectory_and_gradients():
 def test_equipartition_in_harmonic_well():
     """<k x^2> = kT per degree of freedom (small dt, 128 replicas, 3000 steps)."""
     T, k, M = 300.0, 500.0, 4.0
-    kT = KB_KJ_PER_MOL_K * T
+    kT = KB * T
     sim = LangevinSimulator(harmonic(k), torch.full((1,), M, dtype=F64), T, 0.002, 10.0, seed=5)
     R0 = torch.zeros(128, 1, 3, dtype=F64)
     V0 = maxwell_boltzmann_velocities(sim.masses, T, 128, generator=torch.Generator().manual_seed(3))
@@ -105,7 +106,7 @@ def test_maxwell_boltzmann_and_validation():
     masses = torch.tensor([1.0, 16.0], dtype=F64)
     v = maxwell_boltzmann_velocities(masses, 300.0, 20000, generator=torch.Generator().manual_seed(0))
     var = v.var(dim=(0, 2))
-    torch.testing.assert_close(var, KB_KJ_PER_MOL_K * 300.0 / masses, rtol=0.03, atol=0)
+    torch.testing.assert_close(var, KB * 300.0 / masses, rtol=0.03, atol=0)
     U = MuellerBrownEnergy()
     with pytest.raises(ValueError, match="friction\\*timestep"):
         LangevinSimulator(U, masses, 300.0, 0.1, 20.0)
@@ -116,4 +117,4 @@ def test_maxwell_boltzmann_and_validation():
     with pytest.raises(ValueError, match="record_every"):
         LangevinSimulator(U, masses[:1], 300.0, 0.001, 1.0).run(_mb_start(1), torch.zeros(1, 1, 3, dtype=F64), 2,
                                                                 record_every=0)
-    assert math.isclose(LangevinSimulator(U, masses, 300.0, 0.001, 1.0).kT, KB_KJ_PER_MOL_K * 300.0)
+    assert math.isclose(LangevinSimulator(U, masses, 300.0, 0.001, 1.0).kT, KB * 300.0)

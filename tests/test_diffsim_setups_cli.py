@@ -12,7 +12,8 @@ torch.set_num_threads(1)
 from openmm_nnbias.bias import NeuralBias  # noqa: E402
 from openmm_nnbias.cli import main  # noqa: E402
 from openmm_nnbias.cvs import CVSet, Position  # noqa: E402
-from openmm_nnbias.diffsim import KB_KJ_PER_MOL_K, unbiased_well_run  # noqa: E402
+from openmm_nnbias._units import KB  # noqa: E402
+from openmm_nnbias.diffsim import unbiased_well_run  # noqa: E402
 from openmm_nnbias.recipes.diffsim import mueller_brown as setups  # noqa: E402
 from openmm_nnbias.recipes.diffsim.mueller_brown import MB_ENERGY_SCALE, MB_MASS, MB_MINIMA, mueller_brown_setup  # noqa: E402
 from openmm_nnbias.runners.diffsim import LOG_HEADER, build_diffsim, run_diffsim  # noqa: E402
@@ -28,7 +29,7 @@ def _mb_cvs():
 
 def test_mueller_brown_setup_matches_authors_difficulty():
     s = mueller_brown_setup(n_replicas=6, n_steps=60, adjoint_steps=20, **TINY)
-    kT = KB_KJ_PER_MOL_K * 300.0
+    kT = KB * 300.0
     # literature MB values (Müller & Brown 1979): A = -146.70, A/C saddle = -40.66 (MB units);
     # the authors' 0.0866 kcal/mol per unit -> 9.18 kcal/mol
     assert s.info["barrier_kT"] == pytest.approx((146.70 - 40.66) * 0.0866 * 4.184 / kT, abs=0.01)
@@ -54,7 +55,7 @@ def test_mueller_brown_setup_matches_authors_difficulty():
 def test_reactant_well_matches_boltzmann_quadrature():
     """Mean and covariance of the unbiased samples in A vs exact ∫ x exp(−U/kT) on a grid."""
     U = MuellerBrownEnergy(MB_ENERGY_SCALE)
-    kT = KB_KJ_PER_MOL_K * 300.0
+    kT = KB * 300.0
     xs, ys = np.linspace(-1.3, 0.2, 300), np.linspace(0.9, 2.1, 300)
     X, Y = np.meshgrid(xs, ys)
     grid = torch.tensor(np.stack([X.ravel(), Y.ravel(), 0 * X.ravel()], 1))[:, None, :]

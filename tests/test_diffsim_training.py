@@ -13,7 +13,8 @@ from scipy.stats import chi2  # noqa: E402
 
 from openmm_nnbias.bias import NeuralBias  # noqa: E402
 from openmm_nnbias.cvs import CVSet, Distance, Position, Torsion  # noqa: E402
-from openmm_nnbias.diffsim import (KB_KJ_PER_MOL_K, DiffSimTrainer, LangevinSimulator,  # noqa: E402
+from openmm_nnbias._units import KB  # noqa: E402
+from openmm_nnbias.diffsim import (DiffSimTrainer, LangevinSimulator,  # noqa: E402
                                    Well, bias_gradient, crossing_loss,
                                    loss_position_gradient, make_force_fn, partial_adjoint,
                                    success_fraction)
@@ -97,7 +98,7 @@ def _oracle_gradient(U, cvs, net, masses, R0, V0, dt, gamma, T, n_steps, seed, l
     """
     gen = torch.Generator().manual_seed(seed)
     m = masses[None, :, None]
-    sigma = torch.sqrt(2 * gamma * KB_KJ_PER_MOL_K * T * dt / m)
+    sigma = torch.sqrt(2 * gamma * KB * T * dt / m)
     R, V = R0, V0.clone().requires_grad_(True)
     frames = [R]
     for n in range(1, n_steps + 1):

@@ -61,12 +61,12 @@ class HelixTorsionContent(GroupCV):
 
     Examples
     --------
-    >>> from openmm import app
+    >>> from openmm import app, unit
     >>> import os, torch
     >>> pdb = app.PDBFile(os.path.join(os.path.dirname(app.__file__), "data", "test.pdb"))
     >>> residues = list(pdb.topology.residues())[:35]              # villin headpiece (35 residues)
     >>> cv = HelixTorsionContent(residues)
-    >>> x = torch.tensor(pdb.getPositions(asNumpy=True)._value, dtype=torch.float64)
+    >>> x = torch.tensor(pdb.getPositions(asNumpy=True).value_in_unit(unit.nanometer), dtype=torch.float64)
     >>> round(float(cv(x)[0]), 3)
     22.799
     """

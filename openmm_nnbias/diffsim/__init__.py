@@ -11,7 +11,7 @@ Units: nm, ps, kJ/mol, amu, K.
 from .adjoint import AdjointPairs, partial_adjoint
 from .bidirectional import BidirectionalDiffSimTrainer
 from .gaussian_grid import GaussianGridBias
-from .langevin import KB_KJ_PER_MOL_K, LangevinSimulator, Trajectory, make_force_fn
+from .langevin import LangevinSimulator, Trajectory, make_force_fn
 from .potentials import ONE_4PI_EPS0, OpenMMTorchEnergy, masses_from_system
 from .setup import DiffSimSetup, unbiased_well_run
 from .streaming import AdjointRun, forward_for_adjoint
@@ -19,7 +19,7 @@ from .training import DiffSimTrainer, EpochResult, bias_gradient, maxwell_boltzm
 from .wells import LossResult, Well, crossing_loss, loss_position_gradient, success_fraction, wrapped_difference
 
 __all__ = [
-    "KB_KJ_PER_MOL_K", "LangevinSimulator", "Trajectory", "make_force_fn", "maxwell_boltzmann_velocities",
+    "LangevinSimulator", "Trajectory", "make_force_fn", "maxwell_boltzmann_velocities",
     "ONE_4PI_EPS0", "OpenMMTorchEnergy", "masses_from_system",
     "AdjointPairs", "DiffSimTrainer", "EpochResult", "bias_gradient", "minibatch_updates", "partial_adjoint",
     "LossResult", "Well", "crossing_loss", "loss_position_gradient", "success_fraction", "wrapped_difference",

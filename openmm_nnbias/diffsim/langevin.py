@@ -45,9 +45,8 @@ import torch
 from openmm_nnbias._units import KB
 
 #: Boltzmann constant in kJ/mol/K (alias of :data:`openmm_nnbias._units.KB`).
-KB_KJ_PER_MOL_K = KB
 
-__all__ = ["LangevinSimulator", "Trajectory", "make_force_fn", "KB_KJ_PER_MOL_K"]
+__all__ = ["LangevinSimulator", "Trajectory", "make_force_fn"]
 
 EnergyFn = Callable[[torch.Tensor], torch.Tensor]
 

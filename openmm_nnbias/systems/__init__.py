@@ -7,7 +7,6 @@ Everything is built from code (no downloads). By name: :func:`openmm_nnbias.reci
 
 from openmm_nnbias.systems._exact import exact_free_energy_x_wolfe_quapp
 from openmm_nnbias.systems.model_potentials import (
-    KB_KJ_PER_MOL_K,
     MUELLER_BROWN_PARAMETERS,
     WOLFE_QUAPP_EXPRESSION,
     WQ_TEMPERATURE,
@@ -32,7 +31,6 @@ __all__ = [
     "solvated_alanine_dipeptide",
     "villin_headpiece",
     "ProteinSystem",
-    "KB_KJ_PER_MOL_K",
     "MUELLER_BROWN_PARAMETERS",
     "WOLFE_QUAPP_EXPRESSION",
     "WQ_TEMPERATURE",

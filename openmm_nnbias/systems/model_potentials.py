@@ -31,14 +31,11 @@ __all__ = [
     "MuellerBrownEnergy",
     "WOLFE_QUAPP_EXPRESSION",
     "MUELLER_BROWN_PARAMETERS",
-    "KB_KJ_PER_MOL_K",
     "WQ_TEMPERATURE",
 ]
 
-#: Boltzmann constant in kJ/mol/K (the package's one value, :data:`openmm_nnbias._units.KB`).
-KB_KJ_PER_MOL_K = KB
 #: Temperature (K) at which k_B T = 1 kJ/mol, i.e. the Wolfe-Quapp natural temperature.
-WQ_TEMPERATURE = 1.0 / KB_KJ_PER_MOL_K
+WQ_TEMPERATURE = 1.0 / KB
 
 # (coefficient, power of x, power of y) of the rotated Wolfe-Quapp polynomial
 _WQ_TERMS: tuple[tuple[float, int, int], ...] = (

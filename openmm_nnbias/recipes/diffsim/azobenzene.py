@@ -42,7 +42,7 @@ import torch
 from openmm_nnbias.bias import NeuralBias
 from openmm_nnbias.cvs import Angle, CVSet, Torsion
 
-from openmm_nnbias.diffsim.langevin import KB_KJ_PER_MOL_K
+from openmm_nnbias._units import KB
 from openmm_nnbias.diffsim.training import DiffSimTrainer
 from openmm_nnbias.systems.azobenzene.molecule import (AZOBENZENE_MASSES, AZOBENZENE_NUMBERS, CNNC_DIHEDRAL, NNC_ANGLE,
                                                      azobenzene_positions)
@@ -240,7 +240,7 @@ def azobenzene_setup(*, potential: Optional[torch.nn.Module] = None, model: str 
     de = energies["cis"] - energies["trans"]
     info = dict(settings, system="azobenzene", potential=type(potential).__name__,
                 model=getattr(potential, "model_name", None), constraints="none (flexible bonds)",
-                cm_motion_remover=False, kT_kj_per_mol=KB_KJ_PER_MOL_K * float(temperature),
+                cm_motion_remover=False, kT_kj_per_mol=KB * float(temperature),
                 trajectory_ps=int(n_steps) * float(timestep), reactant="cis", product="trans",
                 cis_cnnc_nnc=s[0], trans_cnnc_nnc=s[1], cis_energy_kj_per_mol=energies["cis"],
                 trans_energy_kj_per_mol=energies["trans"], delta_e_cis_trans_kj_per_mol=de,

@@ -43,8 +43,7 @@ import torch
 
 __all__ = ["EV_TO_KJ_PER_MOL", "SevenNetEnergy", "load_sevennet"]
 
-#: kJ/mol per eV (CODATA 2018: e · N_A / 1000).
-EV_TO_KJ_PER_MOL = 96.48533212
+from openmm_nnbias._units import EV_TO_KJ_PER_MOL  # noqa: E402  (kJ/mol per eV, one value for the package)
 
 _MISSING = ("SevenNetEnergy needs the optional package 'sevenn' (SevenNet-0 weights ship in its wheel): "
             "pip install 'openmm_nnbias[sevenn]'")
@@ -124,7 +123,7 @@ def load_sevennet(model: str = "7net-0"):
     net.set_is_batch_data(True)
     net.key_grad = None  # sevenn would call requires_grad_ on the edge vectors (breaks torch.func)
     net.delete_module_by_key("force_output")
-    net.replace_module("onehot_idx_to_onehot", _CastOnehot(net._modules["onehot_idx_to_onehot"], keys.EDGE_VEC))
+    net.replace_module("onehot_idx_to_onehot", _CastOnehot(net.get_submodule("onehot_idx_to_onehot"), keys.EDGE_VEC))
     net.eval()
     for p in net.parameters():
         p.requires_grad_(False)

@@ -24,7 +24,7 @@ import torch
 
 __all__ = ["SevenNetTorchScript", "script_sevennet", "sevennet_torch_force", "azobenzene_openmm_system"]
 
-EV_TO_KJ_PER_MOL = 96.48533212
+from openmm_nnbias._units import EV_TO_KJ_PER_MOL  # noqa: E402
 
 
 class SevenNetTorchScript(torch.nn.Module):
@@ -112,7 +112,7 @@ def script_sevennet(atomic_numbers: Sequence[int], model: str = "7net-0") -> tor
     unknown = sorted(set(z) - set(cp.config[keys.TYPE_MAP]))
     if unknown:
         raise ValueError(f"atomic_numbers: model {model!r} does not know elements {unknown}")
-    if "force_output" in net._modules:
+    if "force_output" in dict(net.named_children()):
         net.delete_module_by_key("force_output")
     net.key_grad = None
     net.eval_type_map = False  # as sevenn.scripts.deploy: the species indices are given (node_feature)

@@ -45,8 +45,7 @@ __all__ = [
     "BAR_PER_KJ_MOL_NM3",
 ]
 
-#: kJ/mol per eV (CODATA 2018: e · N_A / 1000).
-EV_TO_KJ_PER_MOL = 96.48533212
+from openmm_nnbias._units import EV_TO_KJ_PER_MOL  # noqa: E402  (kJ/mol per eV, one value for the package)
 #: bar per kJ/mol/nm^3 (10^30 / N_A Pa).
 BAR_PER_KJ_MOL_NM3 = 16.6053906717
 #: Silicon atomic mass (amu).
