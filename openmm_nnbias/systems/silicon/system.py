@@ -4,7 +4,7 @@
 an :class:`openmm.System` with the Stillinger-Weber (SW) potential through one of several
 routes (all exact, selectable for benchmarking):
 
-``"torch"`` (default, the fastest)
+``"torch"`` (default)
     A TorchScript module on an openmm-torch ``TorchForce`` with its own Verlet list; the
     three-body sum is rewritten through per-atom sums of pair terms (see
     :mod:`openmm_nnbias.systems.silicon._sw_torch`), so no triplet is ever enumerated.
