@@ -56,12 +56,7 @@ import pickle
 
 import numpy as np
 
-TEMPERATURE, TIMESTEP_PS, FRICTION = 300.0, 0.002, 1.0
-KT = 0.00831446261815324 * TEMPERATURE  # kJ/mol
-SAMPLE_STEPS = 500  # 1 ps between colvar frames (= the deposition / iteration stride)
-TORSIONS = ("phi1", "psi1", "phi2", "psi2", "phi3", "psi3")
-BIASED3 = ("phi1", "phi2", "phi3")
-COLVAR_FIELDS = ("time",) + TORSIONS + ("bias", "rbias")
+from race4_common import (TEMPERATURE, TIMESTEP_PS, FRICTION, KT, SAMPLE_STEPS, TORSIONS, BIASED3, COLVAR_FIELDS, tree_cpu, _atomic_pickle, dihedrals, write_colvar_header, truncate_colvar, _simulation, _torsion_force, _to_phi_order)  # noqa: F401 (re-exported for race4.py and the tests)
 METAD = dict(biasFactor=10.0, height=1.2, sigma=0.35, frequency=500, grid=37)
 OPES_SETTINGS = dict(biasFactor=10.0, barrier=50.0, sigma=0.15, frequency=500, grid=51)
 
@@ -71,94 +66,6 @@ DEEPVES_VARIANTS = {
     "mts4": {"mts": 4},
     "mts4p": {"mts": 4, "asynchronous": "process"},
 }
-
-
-# ----------------------------------------------------------------------------------------------- helpers
-def tree_cpu():
-    """CPU seconds (user + system) of this process and all its descendants, finished ones included.
-
-    This process: ``time.process_time`` (ns resolution). ``time.process_time`` misses a learner
-    process: finished children that were waited for are in psutil's ``children_user``/``children_system``,
-    running ones are read one by one (10 ms ticks).
-    """
-    import time
-
-    import psutil
-
-    me = psutil.Process()
-    t = me.cpu_times()
-    total = time.process_time() + t.children_user + t.children_system
-    for child in me.children(recursive=True):
-        try:
-            c = child.cpu_times()
-            total += c.user + c.system
-        except psutil.Error:  # ended between the listing and the read: counted once reaped
-            pass
-    return total
-
-
-def _atomic_pickle(path, obj):
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as fh:
-        pickle.dump(obj, fh)
-    os.replace(tmp, path)
-
-
-def dihedrals(pos, quads):
-    """Torsion angles (rad, (−π, π], OpenMM's sign convention) of ``quads`` (k, 4) in positions ``pos`` (n, 3)."""
-    p = np.asarray(pos, float)[np.asarray(quads)]
-    b1, b2, b3 = p[:, 1] - p[:, 0], p[:, 2] - p[:, 1], p[:, 3] - p[:, 2]
-    n1, n2 = np.cross(b1, b2), np.cross(b2, b3)
-    y = np.linalg.norm(b2, axis=1) * np.sum(b1 * n2, axis=1)
-    return np.arctan2(y, np.sum(n1 * n2, axis=1))
-
-
-def write_colvar_header(path):
-    with open(path, "w") as fh:
-        fh.write("#! FIELDS " + " ".join(COLVAR_FIELDS) + "\n#! SET units_time ps\n"
-                 + "".join(f"#! SET units_{t} rad\n" for t in TORSIONS)
-                 + "#! SET units_bias kJ/mol\n#! SET units_rbias kJ/mol\n")
-
-
-def truncate_colvar(path, t_ps):
-    """Keep the header and the whole rows with time ≤ ``t_ps`` (rows of a segment cut by a kill go, a torn line too)."""
-    if not os.path.exists(path):
-        return
-    tmp = path + ".tmp"
-    with open(path) as src, open(tmp, "w") as dst:
-        for line in src:
-            f = line.split()
-            if line.startswith("#") or (len(f) == len(COLVAR_FIELDS) and line.endswith("\n")
-                                        and float(f[0]) <= t_ps + 1e-6):
-                dst.write(line)
-    os.replace(tmp, path)
-
-
-def _simulation(pep, system, seed):
-    import openmm as mm
-    from openmm import app, unit
-
-    integ = mm.LangevinMiddleIntegrator(TEMPERATURE * unit.kelvin, FRICTION / unit.picosecond,
-                                        TIMESTEP_PS * unit.picosecond)
-    integ.setRandomNumberSeed(int(seed))
-    sim = app.Simulation(pep.topology, system, integ, mm.Platform.getPlatformByName("CPU"), {"Threads": "1"})
-    sim.context.setPositions(pep.positions)
-    sim.context.setVelocitiesToTemperature(TEMPERATURE * unit.kelvin, int(seed))
-    return sim
-
-
-def _torsion_force(atoms):
-    import openmm as mm
-
-    t = mm.CustomTorsionForce("theta")
-    t.addTorsion(*atoms, [])
-    return t
-
-
-def _to_phi_order(grid):
-    """A grid indexed ``[φ3, φ2, φ1]`` on ``linspace(−π, π, n)`` → ``[φ1, φ2, φ3]`` without the endpoint."""
-    g = np.asarray(grid, float)[:-1, :-1, :-1].transpose(2, 1, 0)
-    return -math.pi + 2 * math.pi * np.arange(g.shape[0]) / g.shape[0], g
 
 
 class Unbiased:
