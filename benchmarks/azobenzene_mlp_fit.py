@@ -139,7 +139,9 @@ def langevin_check(model, x_cis, temperature, single_point, n_steps=4000, replic
     masses = torch.tensor(AZOBENZENE_MASSES, dtype=torch.float64)
     sim = LangevinSimulator(model, masses, temperature=temperature, timestep=0.0005, friction=1.0, seed=seed)
     R0 = x_cis.expand(replicas, -1, -1).clone()
-    kT = 0.0083144626 * temperature
+    from openmm_nnbias._units import KB
+
+    kT = KB * temperature
     gen = torch.Generator().manual_seed(seed)
     V0 = torch.randn(R0.shape, generator=gen, dtype=torch.float64) * torch.sqrt(kT / masses)[:, None]
     t = time.perf_counter()

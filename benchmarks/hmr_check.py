@@ -23,7 +23,7 @@ from openmm import app, unit
 
 from openmm_nnbias.recipes import get_recipe, get_system
 
-KB = 0.0083144626  # kJ/mol/K
+from openmm_nnbias._units import KB  # noqa: E402  (kJ/mol/K)
 
 
 def _block_error(x: np.ndarray, blocks: int = 5) -> float:
