@@ -34,7 +34,7 @@ THIN_PS=${THIN_PS:-1}
 mkdir -p "$OUT"
 
 declare -A CMD NICE
-CMD[si216]="deepves --system silicon --time 30ns --out si216 --no-progress"
+CMD[si216]="deepves --system silicon --time 40ns --out si216 --no-progress"
 CMD[si64]="deepves --system silicon-64 --time 30ns --out si64 --no-progress"
 CMD[solv_hmr_deepves]="deepves --system alanine-dipeptide-solvated-hmr --time 20ns --out solv_hmr_deepves --async process --sample-stride 25 --push-interval 8 --no-progress"
 CMD[solv_hmr_ref]="reference --system alanine-dipeptide-solvated-hmr --time 50ns --out solv_hmr_ref --no-progress"
