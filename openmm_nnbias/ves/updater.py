@@ -51,7 +51,8 @@ class DeepVESUpdater(UpdaterFiles):
     stride : int
         MD steps per iteration (paper: 500).
     sampleStride : int
-        MD steps between samples (``stride`` must be a multiple of it).
+        MD steps between samples (``stride`` must be a multiple of it); the default 10 is that of
+        the command line and the input file (``sampleStride``) too: 50 samples per iteration of 500 steps.
     schedule : ScheduleOptions, optional
         Learning rate, τ_KL, τ_decay, freeze ratio and the decay trigger (paper's Ala2 defaults).
     outputs : OutputOptions or str, optional
@@ -76,7 +77,7 @@ class DeepVESUpdater(UpdaterFiles):
     """
 
     def __init__(self, biasForce, temperature, *, target: TargetChoice | None = None, stride: int = 500,
-                 sampleStride: int = 1, schedule: ScheduleOptions | None = None,
+                 sampleStride: int = 10, schedule: ScheduleOptions | None = None,
                  outputs: OutputOptions | str | None = None, execution: ExecutionOptions | None = None,
                  reducer=None):
         from ..bias import NeuralBiasForce
