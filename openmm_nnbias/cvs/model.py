@@ -108,6 +108,16 @@ def _output_count(model: torch.nn.Module, n_in: int, dtype: torch.dtype) -> int:
     return 1 if y.dim() == 1 else int(y.shape[1])
 
 
+def _set_model_first(cv: torch.nn.Module, model: torch.nn.Module) -> None:
+    """Register ``model`` as ``cv.model``, the first child (the order of ``children()`` as built)."""
+    others = list(cv.named_children())
+    for name, _ in others:
+        delattr(cv, name)
+    cv.model = model
+    for name, child in others:
+        setattr(cv, name, child)
+
+
 class ModelCV(CollectiveVariable):
     """CV(s) computed by your own TorchScript model, e.g. one learned with ``mlcolvar``.
 
@@ -201,11 +211,13 @@ class ModelCV(CollectiveVariable):
 
         Needed where CVs are pickled, e.g. for the Deep-VES learner process.
         """
-        state = self.__dict__.copy()
-        modules = dict(state["_modules"])
-        model = modules.pop("model")
+        model = self.model
+        del self.model  # nn.Module's public way to drop a submodule
+        try:
+            state = {key: dict(value) if isinstance(value, dict) else value for key, value in vars(self).items()}
+        finally:
+            _set_model_first(self, model)
         params = list(model.parameters())
-        state["_modules"] = modules
         state["_model_file"] = _serialized(model)
         state["_model_device"] = str(params[0].device) if params else "cpu"
         return state
@@ -213,8 +225,8 @@ class ModelCV(CollectiveVariable):
     def __setstate__(self, state: dict) -> None:
         state = dict(state)
         model = _load_model(io.BytesIO(state.pop("_model_file")), state.pop("_model_device"))
-        state["_modules"] = {"model": model, **state["_modules"]}
         super().__setstate__(state)
+        _set_model_first(self, model)
 
     def merged_with(self, others: Sequence[CollectiveVariable]) -> "ModelCV":
         """A copy of this CV (model CVs are never fused with others)."""

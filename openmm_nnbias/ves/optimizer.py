@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import math
 from typing import Any
 
@@ -15,15 +14,14 @@ from .grid import CVGrid
 from .monitors import RecrossingMonitor, build_target
 from .montecarlo import MonteCarloTarget
 from .omega import bias_normalization, omega_loss_from_values
+from .optimizer_state import OptimizerCheckpoint
 from .schedule import LearningRateSchedule
 from .triggers import advance_schedule
 
 __all__ = ["DeepVESOptimizer"]
 
-_FORMAT = "openmm_nnbias.ves.DeepVESOptimizer"
 
-
-class DeepVESOptimizer:
+class DeepVESOptimizer(OptimizerCheckpoint):
     """Deep-VES optimiser of a neural-network bias (Bonati, Zhang & Parrinello, PNAS 2019).
 
     Owns Adam over the trainable ``bias.parameters()``, the target distribution on ``grid``,
@@ -228,11 +226,7 @@ class DeepVESOptimizer:
         ValueError
             If ``samples`` does not have shape ``(N, n_cv)`` (``(N,)`` is accepted for 1 CV).
         """
-        samples = torch.as_tensor(samples)
-        if samples.ndim == 1 and self.n_cv == 1:
-            samples = samples.reshape(-1, 1)
-        if samples.ndim != 2 or samples.shape[1] != self.n_cv:
-            raise ValueError(f"samples must have shape (N, {self.n_cv}), got {tuple(samples.shape)}")
+        samples = self._as_samples(samples)
         it = self.iteration
         self.iteration += 1
         stats: dict[str, Any] = {
@@ -241,17 +235,48 @@ class DeepVESOptimizer:
             "updated": False, "skipped": False, "reason": "",
             "n_samples": int(samples.shape[0]), "n_out_of_range": 0,
         }
+        reason = self._unusable(samples, it)
+        if reason:
+            return self._skip(stats, reason)
+        points, samples = self._monitor(samples, stats)  # 2. KL monitor
+        reason = self._learn(samples, points, stats, it)  # 3. Eq. 10 gradient and Adam step
+        if reason:
+            return self._skip(stats, reason)
+        reason = self._update_target(points, stats, it)  # 4.-5. target, then the schedule
+        if reason:  # pragma: no cover - params are finite
+            return self._skip(stats, reason)
+        stats["lr_next"] = self.schedule.lr
+        stats["phase"] = self.phase
+        return stats
+
+    def _as_samples(self, samples) -> torch.Tensor:
+        """``samples`` as a tensor ``(N, n_cv)`` (ValueError for another shape)."""
+        samples = torch.as_tensor(samples)
+        if samples.ndim == 1 and self.n_cv == 1:
+            samples = samples.reshape(-1, 1)
+        if samples.ndim != 2 or samples.shape[1] != self.n_cv:
+            raise ValueError(f"samples must have shape (N, {self.n_cv}), got {tuple(samples.shape)}")
+        return samples
+
+    def _unusable(self, samples: torch.Tensor, it: int) -> str:
+        """Why this iteration's samples cannot be used ("" if they can); walkers agree on it."""
         if self.reducer is not None:  # all walkers skip together, or the collectives below would not match
             reason = self.reducer.agree_on_samples(samples, it, self.frozen)
             if reason:
-                return self._skip(stats, reason)
+                return reason
         if samples.shape[0] == 0:
-            return self._skip(stats, "no samples")
+            return "no samples"
         bad_rows = int((~torch.isfinite(samples).all(dim=1)).sum())
         if bad_rows:
-            return self._skip(stats, f"non-finite CV values in {bad_rows} of {samples.shape[0]} samples")
+            return f"non-finite CV values in {bad_rows} of {samples.shape[0]} samples"
+        return ""
 
-        # 2. KL monitor (target of the iteration that produced the samples), in float64
+    def _monitor(self, samples: torch.Tensor, stats: dict[str, Any]) -> tuple:
+        """Fold ``samples`` into the KL monitor (target of the iteration that produced them), in float64.
+
+        Returns the target points (the grid, or the Monte Carlo draws) and the samples on the
+        optimizer's device and dtype; sets ``stats["kl"]`` and the out-of-range count.
+        """
         if self.grid is None:  # Monte Carlo target of the current bias, marginal histograms
             points = self.target.draw(self.bias)
             stats["mc_acceptance"] = self.target.acceptance_rate
@@ -265,44 +290,50 @@ class DeepVESOptimizer:
         if self.reducer is not None:
             counts = self.reducer.pool_counts(counts)  # histogram of all walkers' samples
         self.kl_monitor.update(counts)
-        kl = self.kl_monitor.kl(points if self.grid is None else self.target.probabilities)
-        stats["kl"] = kl
+        stats["kl"] = self.kl_monitor.kl(points if self.grid is None else self.target.probabilities)
         if self.recrossing is not None:
             self.recrossing.update(samples, None if self.reducer is None else self.reducer.pool_counts)
+        return points, samples
 
-        # 3. Eq. 10 gradient and Adam step (the grid pass comes from the end of the previous iteration)
+    def _learn(self, samples: torch.Tensor, points, stats: dict[str, Any], it: int) -> str:
+        """The Eq. 10 loss, its gradient and the Adam step (the loss alone once frozen); "" or why skipped.
+
+        The grid pass of the target term comes from the end of the previous iteration.
+        """
         p = self.target.probabilities
         on_grid = self.grid is not None
         if self.frozen:
             with torch.no_grad():
                 v_target = self.evaluator.grid(points, graph=False) if on_grid else self.evaluator(points)
                 stats["loss"] = float(omega_loss_from_values(self.evaluator(samples), v_target.detach(), p))
-        else:
-            self.adam.zero_grad(set_to_none=True)
-            v_target = self.evaluator.grid(points, graph=True) if on_grid else self.evaluator(points)
-            loss = omega_loss_from_values(self.evaluator(samples), v_target, p)
-            self.evaluator.backward(loss)
-            stats["loss"] = float(loss.detach())
-            if self.reducer is not None:  # gradient and loss of the pooled samples of all walkers
-                stats["loss"] = self.reducer.average_gradients(self._params, stats["loss"],
-                                                               samples.shape[0], it)
-            stats["grad_norm"] = gradient_norm(self._params)
-            if it > 0:
-                if not (math.isfinite(stats["loss"]) and math.isfinite(stats["grad_norm"])):
-                    self.adam.zero_grad(set_to_none=True)
-                    return self._skip(stats, "non-finite loss or gradient; no update")
-                lr = self.schedule.lr
-                stepped = guarded_adam_step(self.adam, self._params, lr)
-                self.evaluator.weights_changed()
-                if not stepped:
-                    self.adam.zero_grad(set_to_none=True)
-                    return self._skip(stats, "non-finite parameters after the Adam step; rolled back")
-                stats["lr"] = lr
-                stats["updated"] = True
-                self.n_updates += 1
-            self.adam.zero_grad(set_to_none=True)
+            return ""
+        self.adam.zero_grad(set_to_none=True)
+        v_target = self.evaluator.grid(points, graph=True) if on_grid else self.evaluator(points)
+        loss = omega_loss_from_values(self.evaluator(samples), v_target, p)
+        self.evaluator.backward(loss)
+        stats["loss"] = float(loss.detach())
+        if self.reducer is not None:  # gradient and loss of the pooled samples of all walkers
+            stats["loss"] = self.reducer.average_gradients(self._params, stats["loss"], samples.shape[0], it)
+        stats["grad_norm"] = gradient_norm(self._params)
+        if it > 0:
+            if not (math.isfinite(stats["loss"]) and math.isfinite(stats["grad_norm"])):
+                self.adam.zero_grad(set_to_none=True)
+                return "non-finite loss or gradient; no update"
+            lr = self.schedule.lr
+            stepped = guarded_adam_step(self.adam, self._params, lr)
+            self.evaluator.weights_changed()
+            if not stepped:
+                self.adam.zero_grad(set_to_none=True)
+                return "non-finite parameters after the Adam step; rolled back"
+            stats["lr"] = lr
+            stats["updated"] = True
+            self.n_updates += 1
+        self.adam.zero_grad(set_to_none=True)
+        return ""
 
-        # 4.-5. target update with the new bias, then the schedule
+    def _update_target(self, points, stats: dict[str, Any], it: int) -> str:
+        """Target update with the new bias, the schedule, the decay-phase FES average and c(t); "" or why not."""
+        on_grid = self.grid is not None
         with torch.no_grad():  # gridless: c(t) of the new bias over this iteration's target samples
             if not on_grid:
                 v_grid = self.evaluator(points).double()
@@ -312,17 +343,15 @@ class DeepVESOptimizer:
                 v_grid = self.bias_on_grid()
         if stats["updated"]:
             if not torch.isfinite(v_grid).all():  # pragma: no cover - params are finite
-                return self._skip(stats, "non-finite bias on the grid; target not updated")
-            if self.grid is not None:
+                return "non-finite bias on the grid; target not updated"
+            if on_grid:
                 self.target.update(v_grid)
-            advance_schedule(self.schedule, kl, it, self.use_kl, self.decay_after, self.recrossing)
+            advance_schedule(self.schedule, stats["kl"], it, self.use_kl, self.decay_after, self.recrossing)
             if self.fes_average is not None and self.phase != "learning":  # decay phase: uniform average of F
                 self.fes_average.update(-v_grid - self.kT * torch.log(self.target.probabilities), 1.0)
         if torch.isfinite(v_grid).all():
             stats["c"] = bias_normalization(v_grid, self.target.probabilities, self.kT)
-        stats["lr_next"] = self.schedule.lr
-        stats["phase"] = self.phase
-        return stats
+        return ""
 
     def _skip(self, stats: dict[str, Any], reason: str) -> dict[str, Any]:
         stats["skipped"] = True
@@ -330,68 +359,3 @@ class DeepVESOptimizer:
         stats["lr_next"] = self.schedule.lr
         stats["phase"] = self.phase
         return stats
-
-    # ------------------------------------------------------------------ checkpoints
-    def _config(self) -> dict[str, Any]:
-        return {
-            "kT": self.kT,
-            "target": self.target_kind,
-            "grid": None if self.grid is None else {
-                "lower": list(self.grid.lower_list), "upper": list(self.grid.upper_list),
-                "bins": list(self.grid.bins_list), "periodic": list(self.grid.periodic_list),
-            },
-        }
-
-    def state_dict(self) -> dict[str, Any]:
-        """Everything needed for an exact restart, as an independent deep copy.
-
-        Keys: ``format``, ``version``, ``config`` (kT, target kind, grid), ``iteration``,
-        ``n_updates``, ``bias`` (``bias.state_dict()``), ``adam``, ``target``, ``kl_monitor``,
-        ``schedule``. Save it with ``torch.save``; it is safe to keep in memory while the
-        optimiser goes on.
-        """
-        return {
-            "format": _FORMAT,
-            "version": 1,
-            "config": self._config(),
-            "iteration": self.iteration,
-            "n_updates": self.n_updates,
-            "bias": copy.deepcopy(self.bias.state_dict()),
-            "adam": copy.deepcopy(self.adam.state_dict()),
-            "target": self.target.state_dict(),
-            "kl_monitor": self.kl_monitor.state_dict(),
-            "schedule": self.schedule.state_dict(),
-            "recrossing": None if self.recrossing is None else self.recrossing.state_dict(),
-            "fes_average": None if self.fes_average is None else self.fes_average.state_dict(),
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore a :meth:`state_dict` (bias weights included) for bit-identical continuation.
-
-        Raises
-        ------
-        ValueError
-            If the state is not a DeepVESOptimizer state or its kT, target kind or grid differ.
-        """
-        if state.get("format") != _FORMAT:
-            raise ValueError(f"not a {_FORMAT} state (format={state.get('format')!r})")
-        if state.get("version") != 1:
-            raise ValueError(f"unsupported state version {state.get('version')!r}")
-        mine = self._config()
-        for key, value in mine.items():
-            if state["config"].get(key) != value:
-                raise ValueError(
-                    f"state has {key}={state['config'].get(key)!r}, this optimizer has {value!r}"
-                )
-        self.bias.load_state_dict(copy.deepcopy(state["bias"]))
-        self.evaluator.invalidate()
-        self.adam.load_state_dict(copy.deepcopy(state["adam"]))
-        self.target.load_state_dict(state["target"])
-        self.kl_monitor.load_state_dict(state["kl_monitor"])
-        self.schedule.load_state_dict(state["schedule"])
-        if self.recrossing is not None:
-            self.recrossing.load_state_dict(state.get("recrossing"))
-        if self.fes_average is not None:
-            self.fes_average.load_state_dict(state.get("fes_average"))
-        self.iteration = int(state["iteration"])
-        self.n_updates = int(state["n_updates"])

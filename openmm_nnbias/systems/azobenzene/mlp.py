@@ -308,15 +308,7 @@ def fit(model: AzobenzeneMLP, positions: torch.Tensor, energies: torch.Tensor, f
     if not isinstance(model, AzobenzeneMLP):
         raise TypeError(f"model must be an AzobenzeneMLP, got {type(model).__name__}")
     positions, energies, forces = _check_data(positions, energies, forces, model.n_atoms)
-    if not 0.0 <= float(val_fraction) < 1.0:
-        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction!r}")
-    for name, v in (("epochs", epochs), ("batch_size", batch_size), ("patience", patience)):
-        if int(v) < 1:
-            raise ValueError(f"{name} must be >= 1, got {v!r}")
-    if not (math.isfinite(float(lr)) and float(lr) > 0):
-        raise ValueError(f"lr must be positive, got {lr!r}")
-    if not (math.isfinite(float(force_weight)) and float(force_weight) >= 0):
-        raise ValueError(f"force_weight must be >= 0, got {force_weight!r}")
+    _check_fit_settings(val_fraction, epochs, batch_size, patience, lr, force_weight)
     dtype = model.energy_std.dtype
     x_all, e_all = positions.to(dtype), energies.to(dtype)
     f_all = forces.to(dtype) if forces is not None else None
@@ -328,44 +320,16 @@ def fit(model: AzobenzeneMLP, positions: torch.Tensor, energies: torch.Tensor, f
         raise ValueError("no training points left after the validation split")
     if normalize:
         model.set_normalization(x_all[tr_idx], e_all[tr_idx])
-    s_e = float(e_all[tr_idx].std()) if tr_idx.numel() > 1 else 1.0
-    s_f = float(f_all[tr_idx].std()) if f_all is not None else 1.0
-    s_e, s_f = max(s_e, 1e-6), max(s_f, 1e-6)
-    use_f = f_all is not None and float(force_weight) > 0
-
-    def loss_of(idx, create_graph):
-        x = x_all[idx]
-        if use_f:
-            e, f = _energy_forces(model, x, create_graph)
-            return ((e - e_all[idx]) ** 2).mean() / s_e ** 2 + \
-                float(force_weight) * ((f - f_all[idx]) ** 2).mean() / s_f ** 2
-        return ((model(x) - e_all[idx]) ** 2).mean() / s_e ** 2
-
-    def evaluate(idx):
-        total = 0.0
-        for k in range(0, idx.numel(), 512):
-            part = idx[k:k + 512]
-            total += float(loss_of(part, False).detach()) * part.numel()
-        return total / max(idx.numel(), 1)
-
+    loss_of = _loss_function(model, x_all, e_all, f_all, tr_idx, float(force_weight))
     opt = torch.optim.Adam(model.parameters(), lr=float(lr))
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=int(epochs), eta_min=float(lr_min))
     history: Dict[str, object] = {"train_loss": [], "val_loss": [], "train_index": tr_idx, "val_index": val_idx}
     best, best_state, best_epoch, wait = math.inf, copy.deepcopy(model.state_dict()), -1, 0
     for epoch in range(int(epochs)):
-        order = tr_idx[torch.randperm(tr_idx.numel(), generator=gen)]
-        run, count = 0.0, 0
-        for k in range(0, order.numel(), int(batch_size)):
-            idx = order[k:k + int(batch_size)]
-            opt.zero_grad()
-            loss = loss_of(idx, True)
-            loss.backward()
-            opt.step()
-            run += float(loss.detach()) * idx.numel()
-            count += idx.numel()
+        train = _train_epoch(opt, loss_of, tr_idx[torch.randperm(tr_idx.numel(), generator=gen)], int(batch_size))
         sched.step()
-        history["train_loss"].append(run / count)
-        val = evaluate(val_idx) if n_val else run / count
+        history["train_loss"].append(train)
+        val = _mean_loss(loss_of, val_idx) if n_val else train
         history["val_loss"].append(val)
         if val < best:
             best, best_epoch, wait = val, epoch, 0
@@ -373,9 +337,62 @@ def fit(model: AzobenzeneMLP, positions: torch.Tensor, energies: torch.Tensor, f
         else:
             wait += 1
         if verbose and (epoch % int(verbose) == 0 or epoch == int(epochs) - 1):
-            logger.info("epoch %4d  train %.4e  val %.4e  lr %.2e", epoch, run / count, val, sched.get_last_lr()[0])
+            logger.info("epoch %4d  train %.4e  val %.4e  lr %.2e", epoch, train, val, sched.get_last_lr()[0])
         if n_val and wait >= int(patience):
             break
     model.load_state_dict(best_state)
     history.update(best_epoch=best_epoch, epochs_run=len(history["train_loss"]))
     return history
+
+
+def _check_fit_settings(val_fraction, epochs, batch_size, patience, lr, force_weight) -> None:
+    """ValueError naming the first setting of :func:`fit` out of its range."""
+    if not 0.0 <= float(val_fraction) < 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction!r}")
+    for name, v in (("epochs", epochs), ("batch_size", batch_size), ("patience", patience)):
+        if int(v) < 1:
+            raise ValueError(f"{name} must be >= 1, got {v!r}")
+    if not (math.isfinite(float(lr)) and float(lr) > 0):
+        raise ValueError(f"lr must be positive, got {lr!r}")
+    if not (math.isfinite(float(force_weight)) and float(force_weight) >= 0):
+        raise ValueError(f"force_weight must be >= 0, got {force_weight!r}")
+
+
+def _loss_function(model, x_all, e_all, f_all, tr_idx, force_weight: float):
+    """``loss_of(idx, create_graph)``: the normalized energy (+ force) loss of the points ``idx``."""
+    s_e = float(e_all[tr_idx].std()) if tr_idx.numel() > 1 else 1.0
+    s_f = float(f_all[tr_idx].std()) if f_all is not None else 1.0
+    s_e, s_f = max(s_e, 1e-6), max(s_f, 1e-6)
+    use_f = f_all is not None and force_weight > 0
+
+    def loss_of(idx, create_graph):
+        x = x_all[idx]
+        if use_f:
+            e, f = _energy_forces(model, x, create_graph)
+            return ((e - e_all[idx]) ** 2).mean() / s_e ** 2 + force_weight * ((f - f_all[idx]) ** 2).mean() / s_f ** 2
+        return ((model(x) - e_all[idx]) ** 2).mean() / s_e ** 2
+
+    return loss_of
+
+
+def _train_epoch(opt, loss_of, order: torch.Tensor, batch_size: int) -> float:
+    """One pass of Adam over the training points in ``order``; the mean loss per point."""
+    run, count = 0.0, 0
+    for k in range(0, order.numel(), batch_size):
+        idx = order[k:k + batch_size]
+        opt.zero_grad()
+        loss = loss_of(idx, True)
+        loss.backward()
+        opt.step()
+        run += float(loss.detach()) * idx.numel()
+        count += idx.numel()
+    return run / count
+
+
+def _mean_loss(loss_of, idx: torch.Tensor) -> float:
+    """The loss per point over ``idx``, without gradients, in chunks of 512."""
+    total = 0.0
+    for k in range(0, idx.numel(), 512):
+        part = idx[k:k + 512]
+        total += float(loss_of(part, False).detach()) * part.numel()
+    return total / max(idx.numel(), 1)

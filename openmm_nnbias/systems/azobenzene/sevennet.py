@@ -49,13 +49,30 @@ _MISSING = ("SevenNetEnergy needs the optional package 'sevenn' (SevenNet-0 weig
             "pip install 'openmm_nnbias[sevenn]'")
 
 
+class GraphKeys:
+    """Keys of SevenNet's graph dictionary and checkpoint config, as its models read and write them.
+
+    They are the data format of ``sevenn`` 0.13 (its ``AtomGraphData`` fields); the tests compare
+    energies and forces built with them against ``sevenn.calculator.SevenNetCalculator``, which
+    builds its graphs with its own code.
+    """
+
+    ATOMIC_NUMBERS = "atomic_numbers"
+    EDGE_IDX = "edge_index"
+    EDGE_VEC = "edge_vec"
+    BATCH = "batch"
+    NUM_ATOMS = "num_atoms"
+    PRED_TOTAL_ENERGY = "inferred_total_energy"
+    CUTOFF = "cutoff"
+    TYPE_MAP = "_type_map"
+
+
 def _import_sevenn():
     try:
-        import sevenn._keys as keys
         from sevenn import util
     except ImportError as exc:  # pragma: no cover - exercised only without the extra
         raise ImportError(_MISSING) from exc
-    return util, keys
+    return util, GraphKeys
 
 
 class _CastOnehot(torch.nn.Module):
