@@ -4,14 +4,12 @@
 # with set_defaults(func=...); the systems offered come from openmm_nnbias.recipes.system_names. The work is
 # done by openmm_nnbias.runners and openmm_nnbias.analysis.
 
-import argparse
-import functools
 import os
 import sys
 
 from .. import __version__
 from . import compare, deepves, diffsim, plot, reference, reweight
-from ._args import Help
+from ._args import Parser
 
 __all__ = ["main"]
 
@@ -20,10 +18,9 @@ SUBCOMMANDS = (deepves, reference, compare, reweight, diffsim, plot)
 
 
 def _parser():
-    p = argparse.ArgumentParser(prog="openmm-nnbias", description=__doc__, formatter_class=Help)
+    p = Parser(prog="openmm-nnbias", description=__doc__)
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
-    sub.add_parser = functools.partial(sub.add_parser, formatter_class=Help)
     for command in SUBCOMMANDS:
         command.add_parser(sub)
     return p

@@ -1,25 +1,44 @@
-"""Argument helpers shared by the subcommands: the help formatter and ``--steps``/``--time``."""
+"""Argument helpers shared by the subcommands: the parser that shows defaults and ``--steps``/``--time``."""
 
 import argparse
 
 from .._units import parse_time
 
-__all__ = ["Help", "steps_of"]
+__all__ = ["Parser", "steps_of"]
 
 
-class Help(argparse.HelpFormatter):
-    """Help that shows a default when the text does not already state it."""
+def _help_with_default(kwargs: dict) -> dict:
+    """``add_argument`` keywords whose help shows the default when the text does not already state it."""
+    text, default = kwargs.get("help"), kwargs.get("default")
+    if text is argparse.SUPPRESS or default in (None, False, argparse.SUPPRESS):
+        return kwargs
+    if not text:
+        return dict(kwargs, help="default: %(default)s")  # argparse shows no default for an option without help
+    return kwargs if "default" in text else dict(kwargs, help=f"{text} (default: %(default)s)")
 
-    def _get_help_string(self, action):
-        text = action.help or ""
-        if "default" in text or action.default in (None, False, argparse.SUPPRESS) or not action.option_strings:
-            return text
-        return f"{text} (default: %(default)s)"
 
-    def _format_action(self, action):
-        if not action.help and action.option_strings and action.default not in (None, False, argparse.SUPPRESS):
-            action.help = "default: %(default)s"  # argparse shows no default for an option without help
-        return super()._format_action(action)
+def _adding_defaults(add_argument):
+    def add(*flags, **kwargs):
+        optional = bool(flags) and flags[0].startswith("-")
+        return add_argument(*flags, **(_help_with_default(kwargs) if optional else kwargs))
+    return add
+
+
+class Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose options show their default in ``--help`` (its subparsers and groups too)."""
+
+    def add_argument(self, *flags, **kwargs):
+        return _adding_defaults(super().add_argument)(*flags, **kwargs)
+
+    def add_argument_group(self, *args, **kwargs):
+        group = super().add_argument_group(*args, **kwargs)
+        group.add_argument = _adding_defaults(group.add_argument)
+        return group
+
+    def add_mutually_exclusive_group(self, **kwargs):
+        group = super().add_mutually_exclusive_group(**kwargs)
+        group.add_argument = _adding_defaults(group.add_argument)
+        return group
 
 
 def steps_of(args, timestep_ps: float) -> int:

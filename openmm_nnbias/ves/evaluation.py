@@ -35,9 +35,9 @@ class BiasEvaluator:
     *One grid pass per iteration.* The target update of iteration n evaluates the grid with the
     weights after its Adam step — the weights of the Eq. 10 loss of iteration n+1. The values are
     cached together with their autograd graph, and the next backward reuses that graph. The cache
-    is keyed on the parameters' version counters, so any in-place change of the weights (Adam,
-    ``load_state_dict``, a rolled-back step) invalidates it; so does :meth:`weights_changed`, which
-    the optimizer calls after every Adam step (the fused Adam kernel does not bump version counters).
+    is keyed on the parameters' values (compared with a copy of those last seen), so any change of
+    the weights (Adam, ``load_state_dict``, a rolled-back step) invalidates it; so does
+    :meth:`weights_changed`, which the optimizer calls after every Adam step.
     It is never pickled.
 
     Parameters
@@ -45,7 +45,7 @@ class BiasEvaluator:
     bias : torch.nn.Module
         Maps CVs ``(B, n_cv)`` to energies ``(B,)`` (kJ/mol).
     params : sequence of torch.Tensor
-        The trainable parameters (their versions key the cache).
+        The trainable parameters (their values key the cache).
     computeDtype : torch.dtype or {"mixed", "double"}, optional
         dtype of the passes (default: the parameters' dtype, i.e. no casting); the attribute
         ``compute_dtype``.
@@ -71,9 +71,10 @@ class BiasEvaluator:
         self.compute_dtype = self.params[0].dtype if dtype is None else dtype
         if not self.compute_dtype.is_floating_point:
             raise ValueError(f"compute dtype must be floating point, got {self.compute_dtype}")
-        self._cache = None  # (versions, points id, values, graph still usable)
+        self._cache = None  # (version, points id, values, graph still usable)
         self._shadow = self._pairs = self._shadow_key = None
         self._generation = 0
+        self._seen = None  # copy of the parameters' values at the last change of _generation
 
     @property
     def casting(self) -> bool:
@@ -124,8 +125,13 @@ class BiasEvaluator:
                 p.grad = g if p.grad is None else p.grad + g
                 q.grad = None
 
-    def _versions(self) -> tuple:
-        return (self._generation,) + tuple(p._version for p in self.params)
+    def _versions(self) -> int:
+        """A number that changes whenever the parameters' values change (or :meth:`weights_changed` is called)."""
+        seen = self._seen
+        if seen is None or any(not torch.equal(p.detach(), s) for p, s in zip(self.params, seen)):
+            self._seen = [p.detach().clone() for p in self.params]
+            self._generation += 1
+        return self._generation
 
     def weights_changed(self) -> None:
         """Declare the parameters changed (call after an optimizer step): cached passes are stale."""
@@ -165,5 +171,5 @@ class BiasEvaluator:
 
     def __getstate__(self):
         state = dict(self.__dict__)
-        state["_cache"] = state["_shadow"] = state["_pairs"] = state["_shadow_key"] = None
+        state["_cache"] = state["_shadow"] = state["_pairs"] = state["_shadow_key"] = state["_seen"] = None
         return state

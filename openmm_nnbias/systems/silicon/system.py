@@ -380,7 +380,7 @@ def virial_pressure(context: openmm.Context, eps: float = 1e-4) -> np.ndarray:
                 scale[axis] += k * eps
                 context.setPeriodicBoxVectors(*[openmm.Vec3(*row) for row in box * scale])
                 context.setPositions(positions * scale)
-                energies.append(context.getState(getEnergy=True).getPotentialEnergy()._value)
+                energies.append(context.getState(getEnergy=True).getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole))
             slope = (energies[0] - 8 * energies[1] + 8 * energies[2] - energies[3]) / (12 * eps)
             out.append(-slope / volume * BAR_PER_KJ_MOL_NM3)
     finally:
