@@ -132,8 +132,10 @@ def read_colvar(path: str, every: float = None):
     path : str
         A PLUMED-style file whose first column is ``time`` (ps).
     every : float, optional
-        Keep only the rows whose time is a multiple of ``every`` ps (within 10⁻⁶ ps): one spacing
-        for a file whose rows are not evenly spaced, e.g. a run restored from a thinned archive.
+        Keep only the rows whose time is a multiple of ``every`` ps: one spacing for a file whose
+        rows are not evenly spaced, e.g. a run restored from a thinned archive. A row's time may
+        differ from the multiple by 10⁻⁶ ps + 10⁻⁸ of the time (OpenMM sums the steps in floating
+        point: the written times drift by a few 10⁻⁶ ps over tens of ns).
 
     Examples
     --------
@@ -142,14 +144,17 @@ def read_colvar(path: str, every: float = None):
     >>> _ = open(p, "w").write("#! FIELDS time x\\n0.5 1\\n1.0 2\\n1.5 3\\n2.0 4\\n")
     >>> read_colvar(p, every=1.0)["x"]
     array([2., 4.])
+    >>> _ = open(p, "w").write("#! FIELDS time x\\n26189.500004 1\\n26190.000004 2\\n")
+    >>> read_colvar(p, every=1.0)["x"]          # a time 4e-6 ps off after 26 ns of steps
+    array([2.])
     """
     names = _fields(path, "COLVAR")
     data = np.loadtxt(path, comments="#", ndmin=2)
     if every is not None:
         if not every > 0:
             raise ValueError(f"every must be a positive time in ps, got {every!r}")
-        t = data[:, 0] / every
-        data = data[np.abs(t - np.round(t)) * every < 1e-6]
+        t = data[:, 0]
+        data = data[np.abs(t - np.round(t / every) * every) < 1e-6 + 1e-8 * np.abs(t)]
     return {n: data[:, i] for i, n in enumerate(names)}
 
 

@@ -36,3 +36,14 @@ def test_run_files_carry_units_and_plots_use_them(tmp_path):
     assert {os.path.basename(p) for p in plot_run(str(out))} >= {"fes_bias.png", "colvar.png", "ves.png"}
     sim2, up2, _ = make_run(str(tmp_path / "restart"), seed=5)
     up2.loadCheckpoint(str(out / "checkpoint.pt"), sim2)  # the headers survive a restart's truncation
+
+
+def test_read_colvar_every_keeps_times_that_drifted_in_a_long_run(tmp_path):
+    """OpenMM sums the steps in floating point: after 26 ns the written time is 4e-6 ps off its multiple."""
+    from openmm_nnbias.io import read_colvar
+
+    path = tmp_path / "colvar"
+    rows = [(0.5, 1), (1.0, 2), (26189.5, 3), (26190.000004, 4), (26190.3, 5), (99999.99998, 6)]
+    path.write_text("#! FIELDS time x\n" + "".join(f"{t:.6f} {x}\n" for t, x in rows))
+    assert read_colvar(str(path), every=1.0)["x"].tolist() == [2.0, 4.0, 6.0]
+    assert read_colvar(str(path), every=0.5)["x"].tolist() == [1.0, 2.0, 3.0, 4.0, 6.0]
