@@ -1,10 +1,12 @@
-"""Argument helpers shared by the subcommands: the help formatter and ``--steps``/``--time``."""
+"""Argument helpers shared by the subcommands: the help formatter, ``--steps``/``--time``, the options added
+(:class:`Options`) and library messages in terms of the options (:func:`flag_message`)."""
 
 import argparse
+import re
 
 from .._units import parse_time
 
-__all__ = ["Help", "steps_of"]
+__all__ = ["Help", "Options", "flag_message", "steps_of"]
 
 
 class Help(argparse.HelpFormatter):
@@ -20,6 +22,65 @@ class Help(argparse.HelpFormatter):
         if not action.help and action.option_strings and action.default not in (None, False, argparse.SUPPRESS):
             action.help = "default: %(default)s"  # argparse shows no default for an option without help
         return super()._format_action(action)
+
+
+class Options(dict):
+    """The options of one subcommand as they are added: ``dest`` -> the ``Action`` of ``add_argument``.
+
+    An option's ``dest`` is the name of the Python parameter it sets: ``dest=`` when given, else the
+    camelCase of its long flag (``--sample-stride`` -> ``sampleStride``).
+    """
+
+    def add(self, container, *names, **kwargs):
+        """``container.add_argument(*names, **kwargs)``, recorded; returns the Action."""
+        if "dest" not in kwargs and names[0].startswith("--"):
+            kwargs["dest"] = camel(names[0])
+        action = container.add_argument(*names, **kwargs)
+        self[action.dest] = action
+        return action
+
+    def flags(self) -> dict:
+        """``dest`` -> first long option string (``{"sampleStride": "--sample-stride"}``)."""
+        return {dest: next(s for s in a.option_strings if s.startswith("--"))
+                for dest, a in self.items() if any(s.startswith("--") for s in a.option_strings)}
+
+
+def camel(flag: str) -> str:
+    """``"--sample-stride"`` -> ``"sampleStride"``."""
+    first, *rest = flag.lstrip("-").split("-")
+    return first + "".join(w.capitalize() for w in rest)
+
+
+#: what follows a parameter named in a library message: "mts must be", "restart: ...", "potential is only"
+_CUE = r"(?::|\s+(?:must|takes|applies|apply|needs|need|is only|is required|cannot|does not)\b)"
+
+
+def flag_message(text: str, flags: dict) -> str:
+    """A library message with the Python parameters of ``flags`` (dest -> flag) replaced by their flags.
+
+    A name is replaced where it is a whole word (not part of ``a.b``, a path or a quoted key) at the
+    start of the message, or directly before ``must``, ``takes``, ``applies``, ``needs``, ``is only``,
+    ``cannot``, ``:`` (also each name of a list ``a, b and c must``). Other words stay.
+
+    Examples
+    --------
+    >>> flags = {"mts": "--mts", "input": "--input", "decayAfter": "--decay-after", "recrossings": "--recrossings"}
+    >>> flag_message("mts must be an integer >= 1, got 0", flags)
+    '--mts must be an integer >= 1, got 0'
+    >>> flag_message("decayAfter needs recrossings > 0", flags)
+    '--decay-after needs recrossings > 0'
+    >>> flag_message("recrossings and decayAfter apply to alanine-tetrapeptide only", flags)
+    '--recrossings and --decay-after apply to alanine-tetrapeptide only'
+    >>> flag_message("the input file: system.xml must exist", flags)
+    'the input file: system.xml must exist'
+    """
+    if not flags:
+        return text
+    names = "|".join(re.escape(n) for n in sorted(flags, key=len, reverse=True))
+    word = rf"(?<![\w.\-/'\"=])(?:{names})(?![\w.\-/'\"])"
+    listed = rf"(?:(?:,\s*|\s+(?:and|or)\s+){word})*"
+    pattern = re.compile(rf"\A{word}(?=[\s:=,]|\Z)|{word}(?={listed}{_CUE})")
+    return pattern.sub(lambda m: flags[m.group(0)], text)
 
 
 def steps_of(args, timestep_ps: float) -> int:
