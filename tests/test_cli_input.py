@@ -141,7 +141,7 @@ def _set(content, path, value):
     ("state.timestep", 0, "state.timestep must be a finite number > 0 fs, got 0"),
     ("system.pdb", "missing.pdb", "system.pdb: file 'missing.pdb' not found"),
     ("system.forcefield", ["no-such-ff.xml"], "system.forcefield: cannot read no-such-ff.xml"),
-    ("system.xml", "system.xml", "system needs exactly one of 'xml'"),
+    ("system.xml", "system.xml", "the system section needs exactly one of 'xml'"),
     ("cvs.1.atoms", "resid 1 and name CA", "cvs[1].atoms: a torsion needs 4 atoms, got 1 ([8])"),
     ("cvs.1.atoms", "resid 1 and", "cvs[1].atoms: bad mdtraj selection 'resid 1 and'"),
     ("cvs.1.atoms", {"indices": [4, 6, 8]}, "cvs[1].atoms: a torsion needs 4 atoms, got 3"),
