@@ -59,7 +59,8 @@ def main(argv=None) -> int:
 
     A bad argument or input (``ValueError``, ``TypeError``, ``FileNotFoundError``) is one line on
     stderr, the library's parameter names in it replaced by the subcommand's flags
-    (:func:`~openmm_nnbias.cli._args.flag_message`); with the environment variable ``OPENMM_NNBIAS_TRACEBACK=1`` it is raised with its
+    (:func:`~openmm_nnbias.cli._args.flag_message`); with the environment variable
+    ``OPENMM_NNBIAS_TRACEBACK=1`` it is raised with its
     traceback instead (for a bug report). Warnings are one line each, ``openmm-nnbias: warning: ...``.
     """
     import warnings

@@ -71,12 +71,14 @@ def _add_run_options(d) -> None:
     _option(d, "state", "--temperature", type=float,
             help=f"temperature in K (default {_recipe_defaults('temperature', 'K')})")
     _option(d, "state", "--timestep", type=float,
-            help=f"MD time step in fs (default {_recipe_defaults('timestep', 'fs', 1000)}); with --mts K the inner step")
+            help=f"MD time step in fs (default {_recipe_defaults('timestep', 'fs', 1000)}); "
+                 "with --mts K the inner step")
     _option(d, "deepves", "--backend", choices=_backend_names(),
             help="bias force backend (default: the system's recipe; table: fastest MD on the CPU platform "
                  "for up to 3 torsions/distances/angles/positions; torch: any TorchScript CVs, any number "
                  "(alanine-tetrapeptide, silicon, villin); cvforce: OpenMM Force CVs of an input file)")
-    _option(d, "state", "--platform", help="OpenMM platform (default CPU; Reference for wolfe-quapp; --input: the fastest here)")
+    _option(d, "state", "--platform",
+            help="OpenMM platform (default CPU; Reference for wolfe-quapp; --input: the fastest here)")
     _option(d, "run", "--threads", type=int, help=f"CPU platform threads (default {_library_default('threads')})")
     _option(d, "run", "--seed", type=int,
             help=f"seed of the network, the MD and the Monte Carlo target (default {_library_default('seed')})")
@@ -102,7 +104,7 @@ def _add_deepves_options(d) -> None:
     _option(d, "deepves", "--fes-interval", type=int, help="iterations between FES files and bias.pt (default 100)")
     _option(d, "deepves", "--checkpoint-interval", type=int, help="iterations between checkpoints (default 100)")
     _option(d, "deepves", "--activation", choices=["relu", "elu", "tanh", "softplus", "silu"],
-            help="hidden-layer activation of the bias network (default relu, as in the paper)")  # = bias.network.ACTIVATIONS
+            help="hidden-layer activation of the bias network (default relu, as in the paper)")  # = network.ACTIVATIONS
     _option(d, "deepves", "--precision", choices=["mixed", "double"],
             help="optimizer network passes in float32 with float64 weights (mixed, default) or float64")
     _option(d, None, "--mc-points", type=int,

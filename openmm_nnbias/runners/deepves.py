@@ -100,7 +100,8 @@ def build_deepves(system_name: str, out: Optional[str] = None, backend: Optional
         opts["stride"], sampleStride = mts_strides(opts["stride"], sampleStride, mts)
     tetra = {k: overrides.get(k) for k in _TETRA}
     if not recipe.tetrapeptide and any(v is not None for v in tetra.values()):
-        raise ValueError(f"mcPoints, recrossings and decayAfter apply to alanine-tetrapeptide only, not {system_name!r}")
+        raise ValueError("mcPoints, recrossings and decayAfter apply to alanine-tetrapeptide only, "
+                         f"not {system_name!r}")
     plat = get_platform(platform or recipe.platform)
     torch.manual_seed(seed)
     built = get_system(system_name) if recipe.builder is None else recipe.builder(seed)

@@ -94,8 +94,8 @@ class RunInput:
 def _system(s: _Section, base: str, check: bool) -> dict:
     forms = [k for k in ("xml", "forcefield", "prmtop") if s.has(k)]
     if len(forms) != 1:
-        raise ValueError("the system section needs exactly one of 'xml' (with 'pdb' and/or 'state'), 'forcefield' (with "
-                         f"'pdb') or 'prmtop' (with 'inpcrd'), got {forms or 'none'}")
+        raise ValueError("the system section needs exactly one of 'xml' (with 'pdb' and/or 'state'), "
+                         f"'forcefield' (with 'pdb') or 'prmtop' (with 'inpcrd'), got {forms or 'none'}")
     form = {"forcefield": "pdb"}.get(forms[0], forms[0])
     built = {"nonbondedMethod", "cutoff", "constraints", "rigidWater", "hydrogenMass"}
     allowed = {"xml": {"xml", "pdb", "state"}, "pdb": {"pdb", "forcefield"} | built,

@@ -71,7 +71,8 @@ def load_system(spec: dict) -> LoadedSystem:
                 velocities = None
         natoms = len(positions)
         if natoms != system.getNumParticles():
-            raise ValueError(f"system.{'state' if spec['state'] else 'pdb'}: the System has {system.getNumParticles()} particles but "
+            key = "system.state" if spec["state"] else "system.pdb"
+            raise ValueError(f"{key}: the System has {system.getNumParticles()} particles but "
                              f"{spec['state'] or spec['pdb']} has {natoms} positions")
         return LoadedSystem(topology, system, positions, box, velocities)
     method = getattr(app, spec["nonbondedMethod"])
