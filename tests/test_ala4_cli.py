@@ -60,7 +60,7 @@ def test_build_tetrapeptide_options_and_errors(tmp_path, capsys):
         build_deepves("alanine-tetrapeptide", backend="torch", mts=0)
     assert main(["deepves", "--system", "wolfe-quapp", "--steps", "10", "--out", str(tmp_path / "w"),
                  "--walkers", "2", "--async", "process"]) == 2
-    assert "--async process cannot be combined with multiple walkers" in capsys.readouterr().err
+    assert "the 'process' mode cannot be combined with multiple walkers" in capsys.readouterr().err
     assert main(["deepves", "--system", "alanine-dipeptide", "--steps", "10", "--out", str(tmp_path),
                  "--mc-points", "100", "--no-progress"]) == 2
     assert "alanine-tetrapeptide only" in capsys.readouterr().err

@@ -51,26 +51,30 @@ def camel(flag: str) -> str:
     return first + "".join(w.capitalize() for w in rest)
 
 
-#: what follows a parameter named in a library message: "mts must be", "restart: ...", "potential is only"
+#: what follows the parameters that a library message starts with: "mts must be", "a, b and c apply"
 _CUE = r"(?::|\s+(?:must|takes|applies|apply|needs|need|is only|is required|cannot|does not)\b)"
 
 
 def flag_message(text: str, flags: dict) -> str:
     """A library message with the Python parameters of ``flags`` (dest -> flag) replaced by their flags.
 
-    A name is replaced where it is a whole word (not part of ``a.b``, a path or a quoted key) at the
-    start of the message, or directly before ``must``, ``takes``, ``applies``, ``needs``, ``is only``,
-    ``cannot``, ``:`` (also each name of a list ``a, b and c must``). Other words stay.
+    Only a clause's subject is replaced (the start of the message or the part after ``"; "``): one
+    name followed by a space, ``:``, ``=`` or ``,``, or a list of names (``a, b and c``) followed by
+    ``must``, ``takes``, ``applies``, ``needs``, ``is only``, ``cannot``, ``:``. A name inside a
+    sentence, in ``a.b``, a path or quotes stays.
 
     Examples
     --------
-    >>> flags = {"mts": "--mts", "input": "--input", "decayAfter": "--decay-after", "recrossings": "--recrossings"}
+    >>> flags = {"mts": "--mts", "input": "--input", "decayAfter": "--decay-after", "recrossings": "--recrossings",
+    ...          "backend": "--backend"}
     >>> flag_message("mts must be an integer >= 1, got 0", flags)
     '--mts must be an integer >= 1, got 0'
     >>> flag_message("decayAfter needs recrossings > 0", flags)
     '--decay-after needs recrossings > 0'
     >>> flag_message("recrossings and decayAfter apply to alanine-tetrapeptide only", flags)
     '--recrossings and --decay-after apply to alanine-tetrapeptide only'
+    >>> flag_message("deepves.backend: the cvforce backend takes force CVs only", flags)
+    'deepves.backend: the cvforce backend takes force CVs only'
     >>> flag_message("the input file: system.xml must exist", flags)
     'the input file: system.xml must exist'
     """
@@ -78,9 +82,14 @@ def flag_message(text: str, flags: dict) -> str:
         return text
     names = "|".join(re.escape(n) for n in sorted(flags, key=len, reverse=True))
     word = rf"(?<![\w.\-/'\"=])(?:{names})(?![\w.\-/'\"])"
-    listed = rf"(?:(?:,\s*|\s+(?:and|or)\s+){word})*"
-    pattern = re.compile(rf"\A{word}(?=[\s:=,]|\Z)|{word}(?={listed}{_CUE})")
-    return pattern.sub(lambda m: flags[m.group(0)], text)
+    clause = r"(?:\A|(?<=; ))"
+
+    def one(match):
+        return flags[match.group(0)]
+
+    listed = re.compile(rf"{clause}{word}(?:(?:,\s*|\s+(?:and|or)\s+){word})+(?={_CUE})")
+    text = listed.sub(lambda m: re.sub(word, one, m.group(0)), text)
+    return re.sub(rf"{clause}{word}(?=[\s:=,]|\Z)", one, text)
 
 
 def steps_of(args, timestep_ps: float) -> int:

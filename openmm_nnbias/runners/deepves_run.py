@@ -79,7 +79,7 @@ def run_deepves_walkers(walkers: int, system_name, out: str, steps: int, restart
     if world and walkers not in (1, world):
         raise ValueError(f"walkers {walkers} but torchrun started {world} processes")
     if (world or walkers > 1) and kwargs.get("mode") == "process":
-        raise ValueError("mode 'process' cannot be combined with multiple walkers; use 'thread'")
+        raise ValueError("the 'process' mode cannot be combined with multiple walkers; use 'thread'")
     if world:
         group = WalkerGroup()
         try:
