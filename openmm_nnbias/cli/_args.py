@@ -28,13 +28,16 @@ class Options(dict):
     """The options of one subcommand as they are added: ``dest`` -> the ``Action`` of ``add_argument``.
 
     An option's ``dest`` is the name of the Python parameter it sets: ``dest=`` when given, else the
-    camelCase of its long flag (``--sample-stride`` -> ``sampleStride``).
+    camelCase of its long flag (``--sample-stride`` -> ``sampleStride``); its metavar in ``--help``
+    stays the flag's (``SAMPLE_STRIDE``).
     """
 
     def add(self, container, *names, **kwargs):
         """``container.add_argument(*names, **kwargs)``, recorded; returns the Action."""
-        if "dest" not in kwargs and names[0].startswith("--"):
-            kwargs["dest"] = camel(names[0])
+        if names[0].startswith("--"):
+            kwargs.setdefault("dest", camel(names[0]))
+            if not {"action", "choices", "metavar"} & set(kwargs):  # --sample-stride SAMPLE_STRIDE in --help
+                kwargs["metavar"] = names[0].lstrip("-").replace("-", "_").upper()
         action = container.add_argument(*names, **kwargs)
         self[action.dest] = action
         return action
