@@ -50,9 +50,9 @@ def speed(rounds, ps_per_round, mc_points):
                                     overrides=dict(mcPoints=mc_points))
         configs[f"deepves K={k}"] = (sim, up.stride, dt)
         updaters[f"deepves K={k}"] = up
-    for k in (1, 4):  # the optimizer in a learner process (asynchronous="process"), overlapping the MD
+    for k in (1, 4):  # the optimizer in a learner process (mode="process"), overlapping the MD
         sim, up, dt = build_deepves("alanine-tetrapeptide", out=None, backend="torch", mts=k,
-                                    overrides=dict(mcPoints=mc_points), asynchronous="process")
+                                    overrides=dict(mcPoints=mc_points), mode="process")
         configs[f"deepves K={k} proc"] = (sim, up.stride, dt)
         updaters[f"deepves K={k} proc"] = up
     for sim, stride, _ in configs.values():  # warm-up: one iteration (TorchScript, MC burn-in)

@@ -43,7 +43,7 @@ def pin_to_cpu0():
             pass
 
 
-def make(pep, backend=None, sample_stride=10, asynchronous=False, push_interval=1, precision="mixed",
+def make(pep, backend=None, sample_stride=10, mode="sync", push_interval=1, precision="mixed",
          learner_cpus=None):
     system = copy.deepcopy(pep.system)
     updater = None
@@ -58,7 +58,6 @@ def make(pep, backend=None, sample_stride=10, asynchronous=False, push_interval=
     sim.context.setPositions(pep.positions)
     sim.context.setVelocitiesToTemperature(RECIPE.temperature * unit.kelvin, 1)
     if force is not None:
-        mode = {False: "sync", True: "thread"}.get(asynchronous, asynchronous)
         execution = ExecutionOptions(mode=mode, pushInterval=push_interval, precision=precision,
                                      learnerCPUs=learner_cpus if mode == "process" else None)
         updater = DeepVESUpdater(force, RECIPE.temperature * unit.kelvin, target=WellTempered(biasFactor=10),
@@ -83,28 +82,28 @@ def main():
     pep = alanine_dipeptide()
     configs = {
         "unbiased": dict(), "deepves_table": dict(backend="table"),
-        "deepves_table_async": dict(backend="table", asynchronous=True),
-        "deepves_table_async_s50": dict(backend="table", sample_stride=50, asynchronous=True),
-        "deepves_table_async_p4": dict(backend="table", asynchronous=True, push_interval=4),
-        "deepves_table_async_s50_p4": dict(backend="table", sample_stride=50, asynchronous=True, push_interval=4),
-        "deepves_table_process": dict(backend="table", asynchronous="process"),
-        "deepves_table_process_p4": dict(backend="table", asynchronous="process", push_interval=4),
-        "deepves_table_process_p8": dict(backend="table", asynchronous="process", push_interval=8),
-        "deepves_table_process_s50_p4": dict(backend="table", sample_stride=50, asynchronous="process",
+        "deepves_table_async": dict(backend="table", mode="thread"),
+        "deepves_table_async_s50": dict(backend="table", sample_stride=50, mode="thread"),
+        "deepves_table_async_p4": dict(backend="table", mode="thread", push_interval=4),
+        "deepves_table_async_s50_p4": dict(backend="table", sample_stride=50, mode="thread", push_interval=4),
+        "deepves_table_process": dict(backend="table", mode="process"),
+        "deepves_table_process_p4": dict(backend="table", mode="process", push_interval=4),
+        "deepves_table_process_p8": dict(backend="table", mode="process", push_interval=8),
+        "deepves_table_process_s50_p4": dict(backend="table", sample_stride=50, mode="process",
                                              push_interval=4),
-        "deepves_table_process_s50_p8": dict(backend="table", sample_stride=50, asynchronous="process",
+        "deepves_table_process_s50_p8": dict(backend="table", sample_stride=50, mode="process",
                                              push_interval=8),
-        "deepves_table_process_s50_p8_double": dict(backend="table", sample_stride=50, asynchronous="process",
+        "deepves_table_process_s50_p8_double": dict(backend="table", sample_stride=50, mode="process",
                                                     push_interval=8, precision="double"),
-        "deepves_table_process_s50_p16": dict(backend="table", sample_stride=50, asynchronous="process",
+        "deepves_table_process_s50_p16": dict(backend="table", sample_stride=50, mode="process",
                                               push_interval=16),
-        "deepves_table_process_s100_p8": dict(backend="table", sample_stride=100, asynchronous="process",
+        "deepves_table_process_s100_p8": dict(backend="table", sample_stride=100, mode="process",
                                               push_interval=8),
-        "deepves_table_process_s100_p16": dict(backend="table", sample_stride=100, asynchronous="process",
+        "deepves_table_process_s100_p16": dict(backend="table", sample_stride=100, mode="process",
                                                push_interval=16),
         "deepves_table_s50_p8": dict(backend="table", sample_stride=50, push_interval=8),
-        "deepves_cmap_async": dict(backend="cmap", asynchronous=True),
-        "deepves_torch": dict(backend="torch"), "deepves_torch_async": dict(backend="torch", asynchronous=True)}
+        "deepves_cmap_async": dict(backend="cmap", mode="thread"),
+        "deepves_torch": dict(backend="torch"), "deepves_torch_async": dict(backend="torch", mode="thread")}
     if args.only:
         unknown = [c for c in args.only if "deepves_" + c not in configs]
         if unknown:

@@ -10,7 +10,7 @@ Alanine dipeptide, CPU platform 1 thread, 2 fs. Configurations, stepped in inter
 * static: the table bias force, no reporter;
 * static_rep50: plus a reporter reading positions every 50 steps (what sampling costs);
 * sync_s50_p8: Deep-VES, optimizer on the MD thread, samples every 50 steps, push every 8 iterations;
-* proc_s50_p8: the same with the optimizer in a learner process (``asynchronous="process"``);
+* proc_s50_p8: the same with the optimizer in a learner process (``mode="process"``);
 * proc_s100_p8: samples every 100 steps;
 * proc_s50_p16, proc_s100_p16, proc_s100_p32: a push every 16 (32) iterations.
 
@@ -72,15 +72,15 @@ def main():
     cpus = [1] if args.pin else None
     configs = {"static": dict(backend="table"), "static_rep50": dict(backend="table"),
                "sync_s50_p8": dict(backend="table", sample_stride=50, push_interval=8),
-               "proc_s50_p8": dict(backend="table", sample_stride=50, asynchronous="process", push_interval=8,
+               "proc_s50_p8": dict(backend="table", sample_stride=50, mode="process", push_interval=8,
                                    learner_cpus=cpus),
-               "proc_s100_p8": dict(backend="table", sample_stride=100, asynchronous="process", push_interval=8,
+               "proc_s100_p8": dict(backend="table", sample_stride=100, mode="process", push_interval=8,
                                     learner_cpus=cpus),
-               "proc_s50_p16": dict(backend="table", sample_stride=50, asynchronous="process", push_interval=16,
+               "proc_s50_p16": dict(backend="table", sample_stride=50, mode="process", push_interval=16,
                                     learner_cpus=cpus),
-               "proc_s100_p16": dict(backend="table", sample_stride=100, asynchronous="process", push_interval=16,
+               "proc_s100_p16": dict(backend="table", sample_stride=100, mode="process", push_interval=16,
                                      learner_cpus=cpus),
-               "proc_s100_p32": dict(backend="table", sample_stride=100, asynchronous="process", push_interval=32,
+               "proc_s100_p32": dict(backend="table", sample_stride=100, mode="process", push_interval=32,
                                      learner_cpus=cpus)}
     if args.only:
         configs = {k: v for k, v in configs.items() if k in args.only}

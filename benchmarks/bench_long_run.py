@@ -84,7 +84,7 @@ def run_config(config: str, total_ns: float, chunk_ns: float, reference_ps: floa
     folder = os.path.join(out, config)
     shutil.rmtree(folder, ignore_errors=True)
     sim, updater, dt = build_deepves("alanine-dipeptide", out=folder, backend=backend,
-                                     asynchronous=False if mode == "sync" else mode)
+                                     mode=mode)
     plain, plain_integrator = unbiased_context()
     plain_integrator.step(1000)
     chunk_steps = round(chunk_ns * 1000 / dt / updater.stride) * updater.stride

@@ -131,7 +131,7 @@ def _fused_recipe(mts: int, seed: int = 1):
     cvs = CVSet([FusedEnvironmentSimilarity(range(built.n_atoms), lattice=0.5431, sigma=0.04, names="n_diamond")])
     opts = dict(recipe.options)
     opts["stride"], sample_stride = mts_strides(opts["stride"], 10, mts)
-    target = WellTempered(recipe.bias_factor, bins=opts.pop("gridBins"))
+    target = WellTempered(recipe.biasFactor, bins=opts.pop("bins"))
     sim, _, _ = assemble_deepves(built.topology, system, built.positions, cvs, temperature=recipe.temperature,
                                  timestep=recipe.timestep, friction=recipe.friction, platform=get_platform("CPU"),
                                  threads=1, seed=seed, target=target, decay=KLThreshold(opts.pop("klThreshold", 0.5)),

@@ -24,7 +24,7 @@ def main():
     p.add_argument("--out", default="benchmarks/out/metad_seed2")
     p.add_argument("--every", type=float, default=0.5, help="ns between snapshots")
     args = p.parse_args()
-    run_reference(args.out, parse_time(args.time) / 1000, seed=2, progress=False, snapshot_ns=args.every)
+    run_reference(args.out, parse_time(args.time) / 1000, seed=2, progress=False, snapshotNs=args.every)
     first = math.nan
     for path in sorted(glob.glob(os.path.join(args.out, "fes_*ns.dat")),
                        key=lambda q: float(os.path.basename(q)[4:-6])):

@@ -60,11 +60,11 @@ from race4_common import (TEMPERATURE, TIMESTEP_PS, FRICTION, KT, SAMPLE_STEPS, 
 METAD = dict(biasFactor=10.0, height=1.2, sigma=0.35, frequency=500, grid=37)
 OPES_SETTINGS = dict(biasFactor=10.0, barrier=50.0, sigma=0.15, frequency=500, grid=51)
 
-#: Deep-VES variants: method ``deepves-<name>`` → keywords of ``build_deepves`` (``mts``, ``asynchronous``).
+#: Deep-VES variants: method ``deepves-<name>`` → keywords of ``build_deepves`` (``mts``, ``mode``).
 DEEPVES_VARIANTS = {
     "": {},  # the recipe / CLI defaults: mts 1, synchronous
     "mts4": {"mts": 4},
-    "mts4p": {"mts": 4, "asynchronous": "process"},
+    "mts4p": {"mts": 4, "mode": "process"},
 }
 
 

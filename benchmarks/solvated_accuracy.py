@@ -125,7 +125,7 @@ def main(argv=None) -> int:
     for label, lm in (("reference", landmarks(ref_path)), ("Deep-VES bias", landmarks(os.path.join(a.deepves, "fes_bias.dat")))):
         print(f"landmarks vs C7eq ({label}): " + ", ".join(f"{k} {v:.1f}" for k, v in lm.items()))
     # reference blocks, reweighted with its own final bias
-    gamma = METAD_RECIPES[a.system].bias_factor
+    gamma = METAD_RECIPES[a.system].biasFactor
     v_final = -(1.0 - 1.0 / gamma) * interpolate_grid(axes, ref_f, np.column_stack([rc["phi"], rc["psi"]]), [True, True])
     t0 = parse_time(a.ref_from)
     idx = np.nonzero(rc["time"] >= t0)[0]

@@ -42,7 +42,7 @@ def main():
     sim = app.Simulation(ms.topology, ms.system, recipe.integrator(seed=1),
                          mm.Platform.getPlatformByName(recipe.platform))
     sim.context.setPositions(ms.positions)
-    up = DeepVESUpdater(force, ms.temperature, target=WellTempered(biasFactor=10, bins=opts["gridBins"]),
+    up = DeepVESUpdater(force, ms.temperature, target=WellTempered(biasFactor=10, bins=opts["bins"]),
                         stride=opts["stride"], sampleStride=10,
                         schedule=ScheduleOptions(tauKL=a.tau_kl, tauDecay=a.tau_decay), outputs=a.out)
     sim.reporters.append(up)

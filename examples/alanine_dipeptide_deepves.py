@@ -44,7 +44,7 @@ def main(argv=None):
 
     # the paper's Ala2 schedule
     schedule = ScheduleOptions(tauKL=opts["tauKL"], tauDecay=opts["tauDecay"], decay=KLThreshold(0.5))
-    updater = DeepVESUpdater(force, temperature, target=WellTempered(biasFactor=10, bins=opts["gridBins"]),
+    updater = DeepVESUpdater(force, temperature, target=WellTempered(biasFactor=10, bins=opts["bins"]),
                              stride=opts["stride"], sampleStride=10, schedule=schedule, outputs=args.out)
     sim.reporters.append(updater)
     sim.step(args.steps)

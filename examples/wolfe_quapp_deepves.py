@@ -28,7 +28,7 @@ def main(argv=None):
     p.add_argument("--tau-kl", type=float, default=2000)
     p.add_argument("--tau-decay", type=float, default=200)
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--grid-bins", type=int, default=RECIPE.options["gridBins"], help="target grid (paper: 100 bins)")
+    p.add_argument("--bins", type=int, default=RECIPE.options["bins"], help="target grid (paper: 100 bins)")
     p.add_argument("--kl-threshold", type=float, default=0.5)
     p.add_argument("--after-freeze", type=int, default=None,
                    help="stop this many steps after the bias freezes (default: run all --steps)")
@@ -53,7 +53,7 @@ def main(argv=None):
 
     stride = RECIPE.options["stride"]
     schedule = ScheduleOptions(tauKL=args.tau_kl, tauDecay=args.tau_decay, decay=KLThreshold(args.kl_threshold))
-    updater = DeepVESUpdater(force, ms.temperature, target=WellTempered(biasFactor=10, bins=args.grid_bins),
+    updater = DeepVESUpdater(force, ms.temperature, target=WellTempered(biasFactor=10, bins=args.bins),
                              stride=stride, sampleStride=10, schedule=schedule, outputs=args.out,
                              execution=ExecutionOptions(precision=args.precision))
     sim.reporters.append(updater)

@@ -62,7 +62,7 @@ def parse_time(text: str, argument: str = "time") -> float:
     text : str
         A finite, non-negative number followed by ``ns``, ``ps`` or ``fs``.
     argument : str, optional
-        Name of the option or argument the text came from, used in error messages (e.g. ``"--time"``).
+        Name of the option or argument the text came from, used in error messages (e.g. ``"time"``).
 
     Returns
     -------
@@ -80,10 +80,10 @@ def parse_time(text: str, argument: str = "time") -> float:
     --------
     >>> parse_time("20ns"), parse_time("1.5 ps"), parse_time("500fs")
     (20000.0, 1.5, 0.5)
-    >>> parse_time("-5ns", "--time")
+    >>> parse_time("-5ns", "time")
     Traceback (most recent call last):
     ...
-    ValueError: --time must be a finite time >= 0, got '-5ns'
+    ValueError: time must be a finite time >= 0, got '-5ns'
     """
     if not isinstance(text, str):
         raise TypeError(f"{argument} must be a string such as '20ns', got {type(text).__name__}")

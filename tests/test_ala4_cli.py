@@ -50,7 +50,7 @@ def test_build_tetrapeptide_options_and_errors(tmp_path, capsys):
     assert up.optimizer.recrossing.min_iterations == round(10000 / (up.stride * dt))  # paper: 10 ns constant lr
     _, up2, _ = build_deepves("alanine-tetrapeptide", backend="torch", overrides=dict(mcPoints=200, decayAfter=500.0))
     assert up2.optimizer.recrossing.min_iterations == 500  # 500 steps x 2 fs = 1 ps per iteration
-    with pytest.raises(ValueError, match="decay-after needs --recrossings"):
+    with pytest.raises(ValueError, match="^decayAfter needs recrossings"):
         build_deepves("alanine-tetrapeptide", backend="torch", overrides=dict(recrossings=0, decayAfter=5.0))
     assert up.cvs.names == ["phi1", "psi1", "phi2", "psi2", "phi3", "psi3"]
     assert up.optimizer.target.sampler.n_chains * up.optimizer.target.n_steps == 200
@@ -60,7 +60,7 @@ def test_build_tetrapeptide_options_and_errors(tmp_path, capsys):
         build_deepves("alanine-tetrapeptide", backend="torch", mts=0)
     assert main(["deepves", "--system", "wolfe-quapp", "--steps", "10", "--out", str(tmp_path / "w"),
                  "--walkers", "2", "--async", "process"]) == 2
-    assert "--async process cannot be combined with multiple walkers" in capsys.readouterr().err
+    assert "the 'process' mode cannot be combined with multiple walkers" in capsys.readouterr().err
     assert main(["deepves", "--system", "alanine-dipeptide", "--steps", "10", "--out", str(tmp_path),
                  "--mc-points", "100", "--no-progress"]) == 2
     assert "alanine-tetrapeptide only" in capsys.readouterr().err

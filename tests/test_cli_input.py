@@ -94,7 +94,7 @@ def test_selections_equal_indices(files):
 def test_flags_override_the_file(files):
     path = write(files, BASE, "override.yaml")
     args = _parser().parse_args(["deepves", "--input", path, "--temperature", "310", "--timestep", "1",
-                                 "--grid-bins", "16", "--hidden", "4,4", "--learning-rate", "0.01", "--time", "1ps",
+                                 "--bins", "16", "--hidden", "4,4", "--learning-rate", "0.01", "--time", "1ps",
                                  "--out", str(files / "elsewhere"), "--fes-interval", "3"])
     spec, steps = _deepves_input(args, _flag_values(args))
     assert steps == 1000 and spec.out == str(files / "elsewhere")
@@ -107,7 +107,7 @@ def test_flags_override_the_file(files):
 def test_embedded_system_takes_the_same_flags(tmp_path):
     out = tmp_path / "wq"
     assert main(["deepves", "--system", "wolfe-quapp", "--steps", "1000", "--out", str(out), "--no-progress",
-                 "--temperature", "100", "--timestep", "4", "--grid-bins", "30", "--hidden", "8,4",
+                 "--temperature", "100", "--timestep", "4", "--bins", "30", "--hidden", "8,4",
                  "--learning-rate", "0.01", "--fes-interval", "1", "--checkpoint-interval", "1"]) == 0
     _, fes, names = read_grid_file(str(out / "fes_bias.dat"))
     assert names == ["x"] and fes.size == 30
@@ -141,7 +141,7 @@ def _set(content, path, value):
     ("state.timestep", 0, "state.timestep must be a finite number > 0 fs, got 0"),
     ("system.pdb", "missing.pdb", "system.pdb: file 'missing.pdb' not found"),
     ("system.forcefield", ["no-such-ff.xml"], "system.forcefield: cannot read no-such-ff.xml"),
-    ("system.xml", "system.xml", "system needs exactly one of 'xml'"),
+    ("system.xml", "system.xml", "the system section needs exactly one of 'xml'"),
     ("cvs.1.atoms", "resid 1 and name CA", "cvs[1].atoms: a torsion needs 4 atoms, got 1 ([8])"),
     ("cvs.1.atoms", "resid 1 and", "cvs[1].atoms: bad mdtraj selection 'resid 1 and'"),
     ("cvs.1.atoms", {"indices": [4, 6, 8]}, "cvs[1].atoms: a torsion needs 4 atoms, got 3"),
@@ -184,7 +184,7 @@ def test_bad_flags_and_files(files, capsys, tmp_path):
                           (["--stride", "0"], "--stride must be >= 1, got 0"),
                           (["--mc-points", "100"], "--mc-points applies to --system alanine-tetrapeptide only"),
                           (["--restart"], "--restart: checkpoint"),
-                          (["--input", str(tmp_path / "nothing.yaml")], "--input: file")]:
+                          (["--input", str(tmp_path / "nothing.yaml")], "--input file")]:
         assert main(["deepves", "--input", path, "--no-progress"] + args) == 2
         err = capsys.readouterr().err.strip()
         assert message in err and len(err.splitlines()) == 1, err

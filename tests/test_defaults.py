@@ -52,3 +52,13 @@ def test_every_numeric_input_key_is_checked():
     """A new key of the deepves section gets a row above (or is a choice with no Python default)."""
     no_python_default = {"target", "backend", "decayAfter"}  # chosen by the number of CVs / the system
     assert set(SCHEMA["deepves"]) - no_python_default == set(PYTHON_DEFAULTS)
+
+
+def test_build_deepves_defaults_are_the_input_file_defaults():
+    """The keywords of build_deepves that the command line leaves to the library: one default each."""
+    from openmm_nnbias.runners import build_deepves
+
+    for key in ("sampleStride", "mode"):
+        assert _default(build_deepves, key) == SCHEMA["deepves"][key], key
+    for key in ("seed", "threads"):
+        assert _default(build_deepves, key) == SCHEMA["run"][key], key

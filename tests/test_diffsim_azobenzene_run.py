@@ -49,7 +49,7 @@ TINY = dict(adjoint_steps=3, well_replicas=2, well_steps=60, minimize_steps=20)
 
 def _run(out, epochs=None, restart=False, **kw):
     return run_diffsim("azobenzene", str(out), epochs=epochs, replicas=2, steps=8, restart=restart,
-                       stages="300:1e-2:1,1000:1e-3:1", eval_replicas=2, progress=False,
+                       stages="300:1e-2:1,1000:1e-3:1", evalReplicas=2, progress=False,
                        potential=BondSprings(), **TINY, **kw)
 
 
@@ -59,7 +59,7 @@ def test_stage_schedule():
     assert s.boundaries == [0, 3, 5] and [s.stage_index(e) for e in range(6)] == [0, 0, 0, 1, 1, 1]
     assert StageSchedule.parse(str(s)).to_list() == s.to_list()
     for bad in ("300:1e-2", "300:x:2", "300:1e-2:0", "-1:1e-2:2", ""):
-        with pytest.raises(ValueError, match="--stages"):
+        with pytest.raises(ValueError, match="^stages takes"):
             StageSchedule.parse(bad)
     with pytest.raises(TypeError, match="epochs"):
         TrainingStage(300.0, 1e-2, 2.5)
@@ -108,7 +108,7 @@ def test_restart_across_stage_boundary_is_exact(tmp_path):
                     progress=False, potential=BondSprings(), **TINY)
     # extending the last stage on restart: one more epoch, stage 2 evaluated again at its new end
     ext = run_diffsim("azobenzene", str(tmp_path / "r"), restart=True, replicas=2, steps=8,
-                      stages="300:1e-2:1,1000:1e-3:2", eval_replicas=2, progress=False, potential=BondSprings(), **TINY)
+                      stages="300:1e-2:1,1000:1e-3:2", evalReplicas=2, progress=False, potential=BondSprings(), **TINY)
     assert ext.trainer.epoch == 3
     ev = json.load(open(tmp_path / "r" / "evaluation.json"))
     assert (ev["stage1"]["epoch"], ev["stage2"]["epoch"]) == (1, 3)
@@ -156,7 +156,7 @@ def test_cli_azobenzene_on_sevennet_smoke(tmp_path):
     """The staged run on SevenNet-0 itself: one replica, 4 steps, one epoch, small wells (~1 min of CPU)."""
     out = tmp_path / "azo"
     setup = run_diffsim("azobenzene", str(out), epochs=1, replicas=1, steps=4, stages="300:1e-2:1,1000:1e-3:1",
-                        eval_replicas=1, progress=False, potential="7net-0", **TINY)
+                        evalReplicas=1, progress=False, potential="7net-0", **TINY)
     assert setup.info["potential"] == "SevenNetEnergy" and setup.trainer.dtype == torch.float32
     ev = json.load(open(out / "evaluation.json"))
     assert set(ev) == {"unbiased", "stage1"} and ev["stage1"]["n"] == 1

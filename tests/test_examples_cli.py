@@ -70,14 +70,13 @@ def test_cli_errors(tmp_path, capsys):
     assert "--learner-cpus takes comma-separated CPU ids" in capsys.readouterr().err
     assert main(["deepves", "--system", "wolfe-quapp", "--steps", "100", "--out", str(tmp_path / "r4"),
                  "--learner-cpus", "0", "--no-progress"]) == 2
-    assert "learnerCPUs applies to the 'process' execution mode only" in capsys.readouterr().err
+    assert "--learner-cpus applies to the 'process' execution mode only" in capsys.readouterr().err
     from openmm_nnbias.runners import build_deepves
 
     from openmm_nnbias.bias.network import ACTIVATIONS
     from openmm_nnbias.cli import _parser
 
-    action = next(a for a in _parser()._subparsers._group_actions[0].choices["deepves"]._actions
-                  if a.dest == "activation")
+    action = _parser().parse_args(["deepves"]).options["activation"]
     assert sorted(action.choices) == sorted(ACTIVATIONS)  # the CLI offers exactly the network's activations
     _, updater, _ = build_deepves("wolfe-quapp", overrides={"activation": "elu"})  # --activation elu
     assert updater.bias.activation == "elu" and updater.config["network"]["activation"] == "elu"

@@ -11,8 +11,8 @@ from openmm_nnbias.runners import run_reference_ala4
 
 def _run(out, time_ns, restart=False):
     random.seed(0)  # the peptide builder's hydrogen placement draws from Python's random
-    run_reference_ala4(str(out), time_ns, platform="Reference", progress=False, restart=restart, chunk_ps=1.0,
-                       grid_width=13)
+    run_reference_ala4(str(out), time_ns, platform="Reference", progress=False, restart=restart, chunkPs=1.0,
+                       gridWidth=13)
 
 
 def test_ala4_restart_is_exact(tmp_path):

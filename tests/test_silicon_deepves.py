@@ -21,8 +21,8 @@ def _rows(path, usecols=None):
 def test_recipes_hold_the_paper_settings():
     for name, n, bins, stride in (("silicon", 216, 216, 500), ("silicon-64", 64, 64, 100)):
         r = get_recipe(name)
-        assert r.temperature == 1700.0 and r.timestep == 0.002 and r.bias_factor == 100.0
-        assert r.options["tauDecay"] == 2000 and r.options["gridBins"] == bins and r.options["stride"] == stride
+        assert r.temperature == 1700.0 and r.timestep == 0.002 and r.biasFactor == 100.0
+        assert r.options["tauDecay"] == 2000 and r.options["bins"] == bins and r.options["stride"] == stride
         assert r.options["hidden"] == (48, 24, 12) and r.backend == "torch"
         built = r.builder(1)
         assert built.n_atoms == n

@@ -1,15 +1,16 @@
 """Command line: ``openmm-nnbias deepves | reference | compare | reweight | diffsim | plot``."""
 
 # One module per subcommand (.deepves, .reference, .compare, .reweight, .diffsim, .plot): each adds its parser
-# with set_defaults(func=...); the systems offered come from openmm_nnbias.recipes.system_names. The work is
-# done by openmm_nnbias.runners and openmm_nnbias.analysis.
+# with set_defaults(func=...) and, where it records its options (_args.Options), options=...; the systems
+# offered come from openmm_nnbias.recipes.system_names. The work is done by openmm_nnbias.runners and
+# openmm_nnbias.analysis, whose messages name Python parameters: _main names the flags instead.
 
 import os
 import sys
 
 from .. import __version__
 from . import compare, deepves, diffsim, plot, reference, reweight
-from ._args import Parser
+from ._args import Parser, flag_message
 
 __all__ = ["main"]
 
@@ -54,7 +55,9 @@ def main(argv=None) -> int:
     """Run the command line with ``argv`` (default ``sys.argv[1:]``); returns the exit status (2: error).
 
     A bad argument or input (``ValueError``, ``TypeError``, ``FileNotFoundError``) is one line on
-    stderr; with the environment variable ``OPENMM_NNBIAS_TRACEBACK=1`` it is raised with its
+    stderr, the library's parameter names in it replaced by the subcommand's flags
+    (:func:`~openmm_nnbias.cli._args.flag_message`); with the environment variable
+    ``OPENMM_NNBIAS_TRACEBACK=1`` it is raised with its
     traceback instead (for a bug report). Warnings are one line each, ``openmm-nnbias: warning: ...``.
     """
     import warnings
@@ -74,7 +77,9 @@ def _main(argv) -> int:
     except (ValueError, TypeError, FileNotFoundError) as exc:
         if os.environ.get("OPENMM_NNBIAS_TRACEBACK", "") not in ("", "0"):
             raise
-        print(f"openmm-nnbias: error: {exc}", file=sys.stderr)
+        options = getattr(args, "options", None)
+        text = flag_message(str(exc), options.flags()) if options is not None else str(exc)
+        print(f"openmm-nnbias: error: {text}", file=sys.stderr)
         return 2
     return 0
 

@@ -1,24 +1,35 @@
 """``openmm-nnbias reference``: a WT-metadynamics reference FES (:mod:`openmm_nnbias.runners.reference`)."""
 
 from ..recipes import system_names
-from ._args import steps_of
+from ._args import Options, steps_of
 
 __all__ = ["add_parser", "run"]
+
+
+def _default(name: str):
+    """The default of the keyword ``name`` of :func:`~openmm_nnbias.runners.reference.run_reference`."""
+    import inspect
+
+    from ..runners.reference import run_reference
+
+    return inspect.signature(run_reference).parameters[name].default
 
 
 def add_parser(sub) -> None:
     """The ``reference`` subcommand on the subparsers ``sub``."""
     r = sub.add_parser("reference", help="reference FES with OpenMM WT-metadynamics (Ala2: phi/psi; "
                                          "Ala4: phi1, phi2, phi3)")
-    r.add_argument("--system", default="alanine-dipeptide", choices=system_names("metad"))
-    r.add_argument("--steps", type=int, default=None, help="MD steps (instead of --time)")
-    r.add_argument("--restart", action="store_true", help="alanine-tetrapeptide, alanine-dipeptide-solvated(-hmr): continue OUT/checkpoint.pkl")
-    r.add_argument("--no-progress", action="store_true")
-    r.add_argument("--time", default="50ns")
-    r.add_argument("--out", required=True)
-    r.add_argument("--platform", default="CPU")
-    r.add_argument("--threads", type=int, default=1)
-    r.set_defaults(func=run)
+    options = Options()
+    options.add(r, "--system", help=f"an embedded system (default {_default('system')})", choices=system_names("metad"))
+    options.add(r, "--steps", type=int, help="MD steps (instead of --time)")
+    options.add(r, "--restart", action="store_true",
+                help="alanine-tetrapeptide, alanine-dipeptide-solvated(-hmr): continue OUT/checkpoint.pt")
+    options.add(r, "--no-progress", action="store_true")
+    options.add(r, "--time", help=f"simulated time with its unit, e.g. 20ns (default {_default('timeNs'):g}ns)")
+    options.add(r, "--out", required=True)
+    options.add(r, "--platform", help=f"OpenMM platform (default {_default('platform')})")
+    options.add(r, "--threads", type=int, help=f"CPU platform threads (default {_default('threads')})")
+    r.set_defaults(func=run, options=options)
 
 
 def run(args) -> None:
@@ -26,8 +37,10 @@ def run(args) -> None:
     from ..recipes import get_recipe
     from ..runners.reference import run_reference
 
-    dt = get_recipe(args.system, "metad").timestep
-    time_ns = steps_of(args, dt) * dt / 1000
-    path = run_reference(args.out, time_ns, platform=args.platform, threads=args.threads,
-                         system=args.system, restart=args.restart, progress=not args.no_progress)
+    given = {k: getattr(args, k) for k in ("system", "platform", "threads")}
+    kwargs = {k: v for k, v in given.items() if v is not None}
+    if args.time is not None or args.steps is not None:
+        dt = get_recipe(kwargs.get("system", _default("system")), "metad").timestep
+        kwargs["timeNs"] = steps_of(args, dt) * dt / 1000
+    path = run_reference(args.out, restart=args.restart, progress=not args.noProgress, **kwargs)
     print(f"wrote {path}")

@@ -79,9 +79,9 @@ class StageSchedule:
 
     @classmethod
     def parse(cls, text: str) -> "StageSchedule":
-        """``"T:lr:epochs,T:lr:epochs"`` → schedule (ValueError naming ``--stages`` otherwise)."""
+        """``"T:lr:epochs,T:lr:epochs"`` → schedule (ValueError naming ``stages`` otherwise)."""
         if not isinstance(text, str):
-            raise TypeError(f"--stages must be a string, got {type(text).__name__}")
+            raise TypeError(f"stages must be a string, got {type(text).__name__}")
         out = []
         for part in (p.strip() for p in text.split(",")):
             fields = part.split(":")
@@ -91,7 +91,7 @@ class StageSchedule:
                 out.append(TrainingStage(float(fields[0]), float(fields[1]), int(fields[2])))
             except (ValueError, TypeError) as exc:
                 detail = f" ({exc})" if str(exc) else ""
-                raise ValueError(f"--stages takes TEMPERATURE_K:LR:EPOCHS[,...], e.g. 300:1e-2:4,1000:1e-3:2; "
+                raise ValueError(f"stages takes TEMPERATURE_K:LR:EPOCHS[,...], e.g. 300:1e-2:4,1000:1e-3:2; "
                                  f"got {part!r}{detail}") from None
         return cls(out)
 

@@ -51,13 +51,13 @@ class DeepVESRecipe:
         Default bias force backend.
     options : Mapping
         Default :class:`~openmm_nnbias.ves.DeepVESUpdater` keywords (``stride`` in MD steps,
-        ``tauKL``/``tauDecay`` in iterations, ``gridBins``, ``hidden``, ...).
+        ``tauKL``/``tauDecay`` in iterations, ``bins``, ``hidden``, ...).
     tetrapeptide : Mapping
         Defaults of :func:`tetrapeptide_options` (``mcPoints``, ``recrossings``, ``decayAfter`` in
         ps); empty for systems without the Monte Carlo target.
     position_range : tuple of float
         nm, for a ``"x"`` CV.
-    bias_factor : float
+    biasFactor : float
         Default well-tempered bias factor γ.
     mts : int
         Default inner steps per bias evaluation (CLI ``--mts``).
@@ -79,7 +79,7 @@ class DeepVESRecipe:
     options: Mapping[str, Any] = field(default_factory=dict)
     tetrapeptide: Mapping[str, Any] = field(default_factory=dict)
     position_range: Tuple[float, float] = (-3.0, 3.0)
-    bias_factor: float = 10.0
+    biasFactor: float = 10.0
     mts: int = 1
     ranges: Mapping[str, Tuple[float, float]] = field(default_factory=dict)
     builder: Optional[Callable[[int], Any]] = None
@@ -130,36 +130,36 @@ _PHI_PSI = ("phi1", "psi1", "phi2", "psi2", "phi3", "psi3")
 DEEPVES_RECIPES: Mapping[str, DeepVESRecipe] = MappingProxyType({
     "alanine-dipeptide": DeepVESRecipe(
         "alanine-dipeptide", ("phi", "psi"), 300.0, 0.002, 1.0,
-        options=_ro(stride=500, tauKL=10000, tauDecay=1000, gridBins=50, hidden=(48, 24, 12))),
+        options=_ro(stride=500, tauKL=10000, tauDecay=1000, bins=50, hidden=(48, 24, 12))),
     # tauKL 5 000 rather than the paper's 5·10⁴: see benchmarks/RESULTS.md (Wolfe–Quapp); 100 bins as in the paper;
     # one particle: the Reference platform is ~100x faster than CPU
     "wolfe-quapp": DeepVESRecipe(
         "wolfe-quapp", ("x",), WQ_TEMPERATURE, 0.005, 10.0, platform="Reference",
-        options=_ro(stride=500, tauKL=5000, tauDecay=5000, gridBins=100, hidden=(48, 24, 12))),
+        options=_ro(stride=500, tauKL=5000, tauDecay=5000, bins=100, hidden=(48, 24, 12))),
     # 6 torsions: Monte Carlo target (paper 25 000 points; 10 000 here for the CPU), decay
     # (tauDecay 2 000 as in the paper) started after 10 ns of constant learning rate (paper) and
     # recrossings of the three φ (recrossings 0 and decayAfter 0: marginal KL); decayAfter in ps
     "alanine-tetrapeptide": DeepVESRecipe(
         "alanine-tetrapeptide", _PHI_PSI, 300.0, 0.002, 1.0, backend="torch",
-        options=_ro(stride=500, tauKL=10000, tauDecay=2000, gridBins=50, hidden=(96, 48, 24), klThreshold=0.1),
+        options=_ro(stride=500, tauKL=10000, tauDecay=2000, bins=50, hidden=(96, 48, 24), klThreshold=0.1),
         tetrapeptide=_ro(mcPoints=10000, recrossings=4, decayAfter=10000.0)),
     # in TIP3P with PME and a 1 bar barostat (systems.solvated); the vacuum run's Deep-VES settings
     "alanine-dipeptide-solvated": DeepVESRecipe(
         "alanine-dipeptide-solvated", ("phi", "psi"), 300.0, 0.002, 1.0,
-        options=_ro(stride=500, tauKL=10000, tauDecay=1000, gridBins=50, hidden=(48, 24, 12))),
+        options=_ro(stride=500, tauKL=10000, tauDecay=1000, bins=50, hidden=(48, 24, 12))),
     # the same with hydrogen mass repartitioning (1.5 amu) and a 4 fs step: 250 steps keep 1 ps per iteration
     "alanine-dipeptide-solvated-hmr": DeepVESRecipe(
         "alanine-dipeptide-solvated-hmr", ("phi", "psi"), 300.0, 0.004, 1.0,
-        options=_ro(stride=250, tauKL=10000, tauDecay=1000, gridBins=50, hidden=(48, 24, 12))),
+        options=_ro(stride=250, tauKL=10000, tauDecay=1000, bins=50, hidden=(48, 24, 12))),
     # Stillinger-Weber silicon, 216 atoms, NPT 1 700 K / 1 atm (recipes.silicon: the crystal to start,
     # torch SW route, MonteCarloBarostat every 25 steps), 2 fs, Langevin 1/ps. CV: number of cubic-diamond atoms
     # (EnvironmentSimilarity, sigma 0.04 nm) on [0, 216]. The paper's Methods: bias factor 100, tauDecay 2 000,
     # 216 bins; tauKL is not in the paper, 5 000 as in the authors' archived input (which has gamma 70 and
     # 500 bins: not used). The bias every 2 steps (--mts 2, outer step 4 fs): the CV costs about as much as SW.
     "silicon": DeepVESRecipe(
-        "silicon", ("n_diamond",), 1700.0, 0.002, 1.0, backend="torch", bias_factor=100.0, mts=2,
+        "silicon", ("n_diamond",), 1700.0, 0.002, 1.0, backend="torch", biasFactor=100.0, mts=2,
         builder=_silicon(3, 0.15),
-        options=_ro(stride=500, tauKL=5000, tauDecay=2000, gridBins=216, hidden=(48, 24, 12),
+        options=_ro(stride=500, tauKL=5000, tauDecay=2000, bins=216, hidden=(48, 24, 12),
                     checkpointInterval=50)),
     # the small version: 2x2x2 cells, 64 atoms, 64 bins; SW skin 0.10 nm (the box must stay above
     # 2 (a sigma + skin) = 0.954 nm; the 64-atom liquid at 1 700 K has about 1.06 nm, too close to 1.054 nm
@@ -168,9 +168,9 @@ DEEPVES_RECIPES: Mapping[str, DeepVESRecipe] = MappingProxyType({
     # within ~1 h of one core (at 500 steps the bias on the crystal had grown to 11 kJ/mol = 0.8 kT
     # after 110 ps); tauKL 5 000 and tauDecay 2 000 iterations are then 1 ns and 0.4 ns.
     "silicon-64": DeepVESRecipe(
-        "silicon-64", ("n_diamond",), 1700.0, 0.002, 1.0, backend="torch", bias_factor=100.0, mts=2,
+        "silicon-64", ("n_diamond",), 1700.0, 0.002, 1.0, backend="torch", biasFactor=100.0, mts=2,
         builder=_silicon(2, 0.10),
-        options=_ro(stride=100, tauKL=5000, tauDecay=2000, gridBins=64, hidden=(48, 24, 12),
+        options=_ro(stride=100, tauKL=5000, tauDecay=2000, bins=64, hidden=(48, 24, 12),
                     checkpointInterval=50)),
     # villin headpiece in TIP3P (systems.villin: OpenMM's test.pdb, 8 867 atoms, Amber14, PME, 1 bar barostat), 2 fs;
     # Rg of the 35 CA and their RMSD to the starting structure, torch backend; the dipeptide's Deep-VES settings.
@@ -179,7 +179,7 @@ DEEPVES_RECIPES: Mapping[str, DeepVESRecipe] = MappingProxyType({
     "villin": DeepVESRecipe(
         "villin", ("rg_ca", "rmsd_ca"), 300.0, 0.002, 1.0, backend="torch",
         ranges=_ro(rg_ca=(0.8, 1.6), rmsd_ca=(0.0, 1.0)),
-        options=_ro(stride=500, tauKL=10000, tauDecay=1000, gridBins=50, hidden=(48, 24, 12))),
+        options=_ro(stride=500, tauKL=10000, tauDecay=1000, bins=50, hidden=(48, 24, 12))),
 })
 
 def tetrapeptide_options(mcPoints: Optional[int] = None, recrossings: Optional[int] = None, seed: int = 1,
@@ -217,14 +217,14 @@ def tetrapeptide_options(mcPoints: Optional[int] = None, recrossings: Optional[i
     mcPoints = 10000 if mcPoints is None else int(mcPoints)
     recrossings = 4 if recrossings is None else int(recrossings)
     if mcPoints < 10:
-        raise ValueError(f"--mc-points must be >= 10, got {mcPoints}")
+        raise ValueError(f"mcPoints must be >= 10, got {mcPoints}")
     if recrossings < 0:
-        raise ValueError(f"--recrossings must be >= 0 (0: marginal-KL threshold), got {recrossings}")
+        raise ValueError(f"recrossings must be >= 0 (0: marginal-KL threshold), got {recrossings}")
     decayAfter = 0.0 if decayAfter is None else float(decayAfter)
     if not (decayAfter >= 0 and math.isfinite(decayAfter)):
-        raise ValueError(f"--decay-after must be a finite time >= 0, got {decayAfter} ps")
+        raise ValueError(f"decayAfter must be a finite time >= 0, got {decayAfter} ps")
     if decayAfter > 0 and not recrossings:
-        raise ValueError("--decay-after needs --recrossings > 0 (with 0 the marginal-KL threshold starts the decay)")
+        raise ValueError("decayAfter needs recrossings > 0 (with 0 the marginal-KL threshold starts the decay)")
     min_iterations = int(math.ceil(decayAfter / float(iteration_ps) - 1e-9))
     if recrossings:
         decay = Recrossings([0, 2, 4], PHI_STATES, recrossings)

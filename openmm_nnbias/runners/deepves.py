@@ -32,7 +32,7 @@ def mts_strides(stride: int, sample_stride: int, mts: int) -> tuple:
 
 def build_deepves(system_name: str, out: Optional[str] = None, backend: Optional[str] = None,
                   platform: Optional[str] = None, threads: int = 1, seed: int = 1, biasFactor: Optional[float] = None,
-                  sampleStride: int = 10, overrides: Optional[dict] = None, asynchronous=False, group=None,
+                  sampleStride: int = 10, overrides: Optional[dict] = None, mode: str = "sync", group=None,
                   mts: Optional[int] = None, temperature: Optional[float] = None, timestep: Optional[float] = None):
     """Build ``(simulation, updater, timestep_ps)`` for an embedded system with its recipe's settings.
 
@@ -53,10 +53,11 @@ def build_deepves(system_name: str, out: Optional[str] = None, backend: Optional
     sampleStride : int
         MD steps between CV samples.
     overrides : dict, optional
-        Updater keywords replacing the recipe's (None values ignored); for alanine-tetrapeptide
-        also ``mcPoints``, ``recrossings``, ``decayAfter`` (ps).
-    asynchronous : bool or str
-        Updater ``asynchronous`` (False, ``"thread"``, ``"process"``).
+        Recipe options replacing the recipe's (None values ignored): updater keywords and ``bins``;
+        for alanine-tetrapeptide also ``mcPoints``, ``recrossings``, ``decayAfter`` (ps).
+    mode : str
+        Execution mode of the updater: ``"sync"``, ``"thread"`` or ``"process"``
+        (:class:`~openmm_nnbias.ves.options.ExecutionOptions`).
     group : WalkerGroup, optional
         With a :class:`~openmm_nnbias.ves.walkers.WalkerGroup`, walker k uses the MD seed
         ``seed + k``, starts from walker 0's network and shares the bias with the other walkers.
@@ -65,7 +66,7 @@ def build_deepves(system_name: str, out: Optional[str] = None, backend: Optional
         :mod:`openmm_nnbias.bias.mts`); one MD step is then K inner steps, ``timestep_ps`` the
         outer step, and stride/sampleStride are divided by K (rounded, ≈ the same simulated time).
     temperature, timestep : float, optional
-        K and ps (CLI ``--temperature``, ``--timestep``); default: the recipe's.
+        K and ps; default: the recipe's.
 
     Returns
     -------
@@ -76,24 +77,22 @@ def build_deepves(system_name: str, out: Optional[str] = None, backend: Optional
     ------
     ValueError
         Unknown system, ``mts`` < 1, or tetrapeptide options for another system.
+
+    Examples
+    --------
+    >>> build_deepves("alanine-dipeptide", mts=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: mts must be an integer >= 1 (inner steps per bias evaluation), got 0
     """
     import torch
 
     from ..platforms import get_platform
-    from ..ves import KLThreshold, WellTempered
-    from ..recipes import get_recipe, get_system, tetrapeptide_options
+    from ..recipes import get_recipe, get_system
 
     recipe = get_recipe(system_name)
-    mts = recipe.mts if mts is None else mts
-    biasFactor = recipe.bias_factor if biasFactor is None else biasFactor
-    if isinstance(mts, bool) or not isinstance(mts, int) or mts < 1:
-        raise ValueError(f"--mts must be an integer >= 1 (inner steps per bias evaluation), got {mts!r}")
-    temperature = recipe.temperature if temperature is None else temperature
-    if not (isinstance(temperature, (int, float)) and temperature > 0):
-        raise ValueError(f"--temperature must be > 0 K, got {temperature}")
-    if timestep is not None and not (isinstance(timestep, (int, float)) and timestep > 0):
-        raise ValueError(f"--timestep must be > 0 fs, got {timestep * 1000:g}")
-    timestep = recipe.timestep if timestep is None else timestep
+    mts, temperature, timestep = _md_settings(recipe, mts, temperature, timestep)
+    biasFactor = recipe.biasFactor if biasFactor is None else biasFactor
     overrides = overrides or {}
     opts = dict(recipe.options)
     opts.update({k: v for k, v in overrides.items() if v is not None and k not in _TETRA})
@@ -101,33 +100,53 @@ def build_deepves(system_name: str, out: Optional[str] = None, backend: Optional
         opts["stride"], sampleStride = mts_strides(opts["stride"], sampleStride, mts)
     tetra = {k: overrides.get(k) for k in _TETRA}
     if not recipe.tetrapeptide and any(v is not None for v in tetra.values()):
-        raise ValueError("--mc-points, --recrossings and --decay-after apply to alanine-tetrapeptide only")
+        raise ValueError("mcPoints, recrossings and decayAfter apply to alanine-tetrapeptide only, "
+                         f"not {system_name!r}")
     plat = get_platform(platform or recipe.platform)
     torch.manual_seed(seed)
     built = get_system(system_name) if recipe.builder is None else recipe.builder(seed)
     cvs = recipe.build_cvs(built)
-    kl = opts.pop("klThreshold", 0.5)
-    if recipe.tetrapeptide:
-        decay_after = tetra["decayAfter"]
-        if decay_after is None and tetra["recrossings"] != 0:  # --recrossings 0 alone: marginal KL, no minimum time
-            decay_after = recipe.tetrapeptide["decayAfter"]
-        choice = tetrapeptide_options(tetra["mcPoints"], tetra["recrossings"], seed=seed, decayAfter=decay_after,
-                                      iteration_ps=opts["stride"] * mts * timestep, biasFactor=biasFactor,
-                                      klThreshold=kl)
-        target, decay = choice["target"], choice["decay"]
-    else:
-        target, decay = WellTempered(biasFactor, bins=opts.pop("gridBins", 50)), KLThreshold(kl)
-    opts.pop("gridBins", None)
+    target, decay = _target_and_decay(recipe, opts, tetra, seed, biasFactor, opts["stride"] * mts * timestep)
     return assemble_deepves(built.topology, built.system, built.positions, cvs, temperature=temperature,
                             timestep=timestep, friction=recipe.friction,
                             platform=plat, threads=threads, seed=seed, target=target, decay=decay,
                             sampleStride=sampleStride, options=opts, backend=backend or recipe.backend, out=out,
-                            asynchronous=asynchronous, group=group, mts=mts)
+                            mode=mode, group=group, mts=mts)
+
+
+def _md_settings(recipe, mts, temperature, timestep) -> tuple:
+    """``(mts, temperature, timestep)`` checked, the recipe's where None."""
+    mts = recipe.mts if mts is None else mts
+    if isinstance(mts, bool) or not isinstance(mts, int) or mts < 1:
+        raise ValueError(f"mts must be an integer >= 1 (inner steps per bias evaluation), got {mts!r}")
+    temperature = recipe.temperature if temperature is None else temperature
+    if not (isinstance(temperature, (int, float)) and temperature > 0):
+        raise ValueError(f"temperature must be > 0 K, got {temperature!r}")
+    if timestep is not None and not (isinstance(timestep, (int, float)) and timestep > 0):
+        raise ValueError(f"timestep must be > 0 ps, got {timestep!r}")
+    return mts, temperature, recipe.timestep if timestep is None else timestep
+
+
+def _target_and_decay(recipe, opts: dict, tetra: dict, seed: int, biasFactor: float, iteration_ps: float) -> tuple:
+    """The target and decay trigger of a recipe; pops ``klThreshold`` and ``bins`` from ``opts``."""
+    from ..recipes import tetrapeptide_options
+    from ..ves import KLThreshold, WellTempered
+
+    kl = opts.pop("klThreshold", 0.5)
+    bins = opts.pop("bins", 50)
+    if not recipe.tetrapeptide:
+        return WellTempered(biasFactor, bins=bins), KLThreshold(kl)
+    decay_after = tetra["decayAfter"]
+    if decay_after is None and tetra["recrossings"] != 0:  # recrossings 0 alone: marginal KL, no minimum time
+        decay_after = recipe.tetrapeptide["decayAfter"]
+    choice = tetrapeptide_options(tetra["mcPoints"], tetra["recrossings"], seed=seed, decayAfter=decay_after,
+                                  iteration_ps=iteration_ps, biasFactor=biasFactor, klThreshold=kl)
+    return choice["target"], choice["decay"]
 
 
 def assemble_deepves(topology, system, positions, cvs, *, temperature: float, timestep: float, friction: float,
                      platform, threads: int, seed: int, target, decay, sampleStride: int, options: dict,
-                     backend: str = "table", out: Optional[str] = None, asynchronous=False, group=None,
+                     backend: str = "table", out: Optional[str] = None, mode: str = "sync", group=None,
                      mts: int = 1, box=None, velocities=None):
     """Bias, force, integrator, ``Simulation`` and updater for a System and its CVs (shared by the builders).
 
@@ -154,8 +173,8 @@ def assemble_deepves(topology, system, positions, cvs, *, temperature: float, ti
     backend : str
     out : str, optional
         Output folder (created by the updater, i.e. last).
-    asynchronous : bool or str
-        False, ``"thread"`` or ``"process"``.
+    mode : str
+        Execution mode: ``"sync"``, ``"thread"`` or ``"process"``.
     group : WalkerGroup, optional
     mts : int
         Inner steps per bias evaluation (MTSLangevinIntegrator when > 1).
@@ -168,12 +187,9 @@ def assemble_deepves(topology, system, positions, cvs, *, temperature: float, ti
     tuple
         ``(Simulation, DeepVESUpdater, timestep_ps)``, the last the MD step in ps (× ``mts``).
     """
-    import openmm as mm
-    from openmm import app, unit
+    from openmm import unit
 
     from ..bias import NeuralBias, NeuralBiasForce
-    from ..ves import DeepVESUpdater
-    from ..ves.options import grouped_options
 
     opts = dict(options)
     bias = NeuralBias.from_cvs(cvs, hidden=opts.pop("hidden"), activation=opts.pop("activation", "relu"), seed=seed)
@@ -185,6 +201,25 @@ def assemble_deepves(topology, system, positions, cvs, *, temperature: float, ti
     for f in system.getForces():
         if "Barostat" in type(f).__name__ and hasattr(f, "setDefaultTemperature"):
             f.setDefaultTemperature(temperature * unit.kelvin)
+    sim, dt = _simulation(topology, system, force, temperature, timestep, friction, platform, threads, seed, mts)
+    if box is not None:
+        sim.context.setPeriodicBoxVectors(*box)
+    sim.context.setPositions(positions)
+    if velocities is None:
+        sim.context.setVelocitiesToTemperature(temperature * unit.kelvin, seed)
+    else:
+        sim.context.setVelocities(velocities)
+    updater = _updater(force, temperature, opts, target=target, decay=decay, sampleStride=sampleStride, out=out,
+                       mode=mode, group=group)
+    sim.reporters.append(updater)
+    return sim, updater, dt
+
+
+def _simulation(topology, system, force, temperature, timestep, friction, platform, threads, seed, mts) -> tuple:
+    """``(Simulation, MD step in ps)``: Langevin middle, or MTS Langevin with the bias every ``mts`` steps."""
+    import openmm as mm
+    from openmm import app, unit
+
     kelvin = temperature * unit.kelvin
     dt, gamma = timestep * unit.picosecond, friction / unit.picosecond
     if mts > 1:
@@ -196,26 +231,26 @@ def assemble_deepves(topology, system, positions, cvs, *, temperature: float, ti
         integ = mm.LangevinMiddleIntegrator(kelvin, gamma, dt)
     integ.setRandomNumberSeed(seed)
     props = {"Threads": str(threads)} if platform.getName() == "CPU" else {}
-    sim = app.Simulation(topology, system, integ, platform, props)
-    if box is not None:
-        sim.context.setPeriodicBoxVectors(*box)
-    sim.context.setPositions(positions)
-    if velocities is None:
-        sim.context.setVelocitiesToTemperature(kelvin, seed)
-    else:
-        sim.context.setVelocities(velocities)
+    return app.Simulation(topology, system, integ, platform, props), dt.value_in_unit(unit.picosecond)
+
+
+def _updater(force, temperature: float, opts: dict, *, target, decay, sampleStride: int, out, mode, group):
+    """The (walker) Deep-VES updater of ``force`` with the options ``opts`` (ValueError for unknown ones)."""
+    from openmm import unit
+
+    from ..ves import DeepVESUpdater
+    from ..ves.options import grouped_options
+
+    opts = dict(opts)
     stride = opts.pop("stride")
-    mode = {False: "sync", None: "sync", True: "thread"}.get(asynchronous, asynchronous)
-    schedule, outputs, execution = grouped_options(opts, folder=out, decay=decay, mode=mode)
+    schedule, outputs, execution = grouped_options(opts, folder=out, decay=decay,
+                                                   mode="sync" if mode is None else mode)
     if opts:
         raise ValueError(f"unknown Deep-VES option(s) {sorted(opts)}")
     grouped = dict(target=target, stride=stride, sampleStride=sampleStride, schedule=schedule, outputs=outputs,
                    execution=execution)
     if group is None:
-        updater = DeepVESUpdater(force, kelvin, **grouped)
-    else:
-        from ..ves.walkers import WalkerDeepVESUpdater
+        return DeepVESUpdater(force, temperature * unit.kelvin, **grouped)
+    from ..ves.walkers import WalkerDeepVESUpdater
 
-        updater = WalkerDeepVESUpdater(force, kelvin, group, **grouped)
-    sim.reporters.append(updater)
-    return sim, updater, dt.value_in_unit(unit.picosecond)
+    return WalkerDeepVESUpdater(force, temperature * unit.kelvin, group, **grouped)

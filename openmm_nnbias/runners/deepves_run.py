@@ -51,7 +51,7 @@ def run_deepves(system_name, out: str, steps: int, restart: bool = False, progre
         warnings.warn(f"the run ended {partial} MD steps into an iteration of {updater.stride} steps: colvar "
                       f"ends at step {sim.currentStep - partial} ({(sim.currentStep - partial) * dt:g} ps) and no "
                       f"final checkpoint was written (a restart continues from the last interval checkpoint); "
-                      f"choose --time/--steps as a multiple of {updater.stride * dt:g} ps", stacklevel=2)
+                      f"choose a run length (steps) that is a multiple of {updater.stride * dt:g} ps", stacklevel=2)
     else:
         updater.saveCheckpoint(checkpoint, sim)
     updater.close()
@@ -73,13 +73,13 @@ def run_deepves_walkers(walkers: int, system_name, out: str, steps: int, restart
     world = torchrun_world_size()
     checkpoint = os.path.join(out, "checkpoint.pt")
     if restart and not os.path.exists(checkpoint):  # before anything is created
-        raise ValueError(f"--restart: checkpoint {checkpoint!r} does not exist")
+        raise ValueError(f"restart: checkpoint {checkpoint!r} does not exist")
     if walkers < 1:
-        raise ValueError(f"--walkers must be >= 1, got {walkers}")
+        raise ValueError(f"walkers must be >= 1, got {walkers}")
     if world and walkers not in (1, world):
-        raise ValueError(f"--walkers {walkers} but torchrun started {world} processes")
-    if (world or walkers > 1) and kwargs.get("asynchronous") == "process":
-        raise ValueError("--async process cannot be combined with multiple walkers; use --async (a thread)")
+        raise ValueError(f"walkers {walkers} but torchrun started {world} processes")
+    if (world or walkers > 1) and kwargs.get("mode") == "process":
+        raise ValueError("the 'process' mode cannot be combined with multiple walkers; use 'thread'")
     if world:
         group = WalkerGroup()
         try:

@@ -65,13 +65,13 @@ def build_diffsim(system: str, replicas: int = None, steps: int = None, seed: in
     >>> build_diffsim("argon")
     Traceback (most recent call last):
     ...
-    ValueError: diffsim supports --system mueller-brown, alanine-dipeptide, azobenzene, mueller-brown-authors; got 'argon'
+    ValueError: system must be one of mueller-brown, alanine-dipeptide, azobenzene, mueller-brown-authors; got 'argon'
     """
     if system not in SYSTEMS:
-        raise ValueError(f"diffsim supports --system {', '.join(SYSTEMS)}; got {system!r}")
+        raise ValueError(f"system must be one of {', '.join(SYSTEMS)}; got {system!r}")
     for name, v in (("replicas", replicas), ("steps", steps)):
         if v is not None and int(v) < 1:
-            raise ValueError(f"--{name} must be >= 1, got {v}")
+            raise ValueError(f"{name} must be >= 1, got {v}")
     fn = get_diffsim_setup(system)
     args = dict(kwargs, seed=int(seed))
     if replicas is not None:
@@ -141,7 +141,7 @@ def _potential(system: str, potential, kwargs: dict):
         return None, dict(kwargs, potential=potential)
     if system != "azobenzene":
         if potential is not None:
-            raise ValueError(f"--potential is only for --system azobenzene, got --system {system}")
+            raise ValueError(f"potential is only for the azobenzene system, not {system!r}")
         return None, kwargs
     return potential_spec(AZOBENZENE_DEFAULT_POTENTIAL if potential is None else potential), kwargs
 
@@ -158,14 +158,14 @@ def _check_restart_potential(old: dict, meta: dict) -> None:
     if was != meta["potential"]:
         what = potential_label(was) if isinstance(was, dict) else \
             f"a potential object {old.get('setup_kwargs', {}).get('potential')}"
-        raise ValueError(f"--restart: the checkpoint was trained with --potential {what}, "
+        raise ValueError(f"restart: the checkpoint was trained with potential {what}, "
                          f"not {potential_label(meta['potential'])}")
     old["potential"] = was
 
 
 def run_diffsim(system: str, out: str, epochs: int = None, replicas: int = None, steps: int = None,
                 restart: bool = False, seed: int = 0, threads: int = None, progress: bool = True,
-                device: str = "cpu", stages=None, eval_replicas: int = 0, potential=None, **kwargs):
+                device: str = "cpu", stages=None, evalReplicas: int = 0, potential=None, **kwargs):
     """Train for ``epochs`` epochs in total (continuing ``OUT/checkpoint.pt`` with ``restart``).
 
     Parameters
@@ -194,7 +194,7 @@ def run_diffsim(system: str, out: str, epochs: int = None, replicas: int = None,
         Temperature/learning-rate schedule (:class:`~openmm_nnbias.diffsim.stages.StageSchedule`,
         ``"300:1e-2:4,1000:1e-3:2"``); default one stage at the setup's temperature and rate
         (for azobenzene :data:`~openmm_nnbias.recipes.diffsim.azobenzene.AZOBENZENE_STAGES`). A restart may cross a stage boundary.
-    eval_replicas : int, optional
+    evalReplicas : int, optional
         With ``R > 0``: success fraction of R replicas at the setup's temperature unbiased
         (before training) and after every stage, see :mod:`.diffsim_eval` (default 0: none).
     potential : str or torch.nn.Module, optional
@@ -216,23 +216,53 @@ def run_diffsim(system: str, out: str, epochs: int = None, replicas: int = None,
     >>> run_diffsim("mueller-brown", "/tmp/diffsim_doctest", epochs=-1)
     Traceback (most recent call last):
     ...
-    ValueError: --epochs must be >= 0, got -1
+    ValueError: epochs must be >= 0, got -1
     >>> run_diffsim("azobenzene", "/tmp/diffsim_doctest", potential="no-such.pt")
     Traceback (most recent call last):
     ...
-    ValueError: --potential must be one of 7net-0, 7net-l3i5, gfn1-mlp or an AzobenzeneMLP .pt file; no file 'no-such.pt'
+    ValueError: potential must be one of 7net-0, 7net-l3i5, gfn1-mlp or an AzobenzeneMLP .pt file; no file 'no-such.pt'
     """
-    import torch
     from tqdm import tqdm
 
-    from ..diffsim.stages import StageSchedule, apply_stage
     from .diffsim_eval import evaluate_point, pending_evaluations
 
     if epochs is not None and int(epochs) < 0:
-        raise ValueError(f"--epochs must be >= 0, got {epochs}")
-    if int(eval_replicas) < 0:
-        raise ValueError(f"--eval-replicas must be >= 0, got {eval_replicas}")
+        raise ValueError(f"epochs must be >= 0, got {epochs}")
+    if int(evalReplicas) < 0:
+        raise ValueError(f"evalReplicas must be >= 0, got {evalReplicas}")
     spec, kwargs = _potential(system, potential, kwargs)
+    schedule, epochs = _schedule(system, stages, spec, epochs)
+    _set_threads(threads)
+    checkpoint = os.path.join(out, "checkpoint.pt")
+    state = _load_checkpoint(checkpoint, system, spec) if restart else None
+    setup, meta = _setup_and_meta(system, kwargs, replicas, steps, spec, seed, device, schedule)
+    trainer = _trainer(setup)
+    os.makedirs(out, exist_ok=True)
+    log = os.path.join(out, "diffsim.log")
+    lines = _restore(trainer, state, meta, schedule, log) if restart else []
+    with open(log, "w") as fh:
+        fh.write((LOG_HEADER if schedule is None else LOG_HEADER_STAGES) + "\n" + "".join(lines))
+    say = tqdm.write if progress else (lambda msg: None)
+    if evalReplicas and trainer.epoch == 0:
+        r = evaluate_point(setup, out, "unbiased", int(evalReplicas), seed)
+        say(f"unbiased: {r['crossed']}/{r['n']} crossed ({r['fraction']:.3f} ± {r['se']:.3f})")
+    evaluate = (lambda: None) if schedule is None else \
+        (lambda: pending_evaluations(setup, out, schedule, int(evalReplicas), seed, say))
+    evaluate()
+    t_start = time.perf_counter()
+    _train(trainer, int(epochs), schedule, checkpoint, meta, log, progress, evaluate)
+    if trainer.epoch == 0 or not os.path.exists(checkpoint):
+        _save_checkpoint(checkpoint, trainer, meta)
+    trainer.export(os.path.join(out, "bias.pt"))
+    if progress:
+        logger.info("%d epochs, %.1f s this run", trainer.epoch, time.perf_counter() - t_start)
+    return setup
+
+
+def _schedule(system: str, stages, spec, epochs) -> tuple:
+    """``(StageSchedule or None, epochs)``: azobenzene's stages by default, ``epochs`` their total by default."""
+    from ..diffsim.stages import StageSchedule
+
     if stages is None and system == "azobenzene":
         stages = AZOBENZENE_DEFAULTS[spec["name"]]["stages"] if spec else AZOBENZENE_STAGES
     schedule = StageSchedule.parse(stages) if isinstance(stages, str) else stages
@@ -240,18 +270,35 @@ def run_diffsim(system: str, out: str, epochs: int = None, replicas: int = None,
         raise TypeError(f"stages must be a StageSchedule or a string, got {type(stages).__name__}")
     if epochs is None:
         if schedule is None:
-            raise ValueError("--epochs is required without --stages")
+            raise ValueError("epochs is required without stages")
         epochs = schedule.total_epochs
+    return schedule, epochs
+
+
+def _set_threads(threads) -> None:
+    """``torch.set_num_threads(threads)`` unless None (ValueError when < 1)."""
+    import torch
+
     if threads is not None:
         if int(threads) < 1:
-            raise ValueError(f"--threads must be >= 1, got {threads}")
+            raise ValueError(f"threads must be >= 1, got {threads}")
         torch.set_num_threads(int(threads))
-    checkpoint = os.path.join(out, "checkpoint.pt")
-    if restart and not os.path.exists(checkpoint):
-        raise ValueError(f"--restart: no checkpoint {checkpoint!r}")
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True) if restart else None
-    if restart and spec is not None:  # before the (expensive) setup
+
+
+def _load_checkpoint(checkpoint: str, system: str, spec) -> dict:
+    """The state of ``checkpoint`` for a restart, its potential checked before the (expensive) setup."""
+    import torch
+
+    if not os.path.exists(checkpoint):
+        raise ValueError(f"restart: no checkpoint {checkpoint!r}")
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    if spec is not None:
         _check_restart_potential({"setup_kwargs": {}, **state.get("cli", {})}, {"system": system, "potential": spec})
+    return state
+
+
+def _setup_and_meta(system: str, kwargs: dict, replicas, steps, spec, seed, device, schedule) -> tuple:
+    """The setup and the settings recorded in (and checked against) the checkpoint."""
     setup_kwargs, replicas, steps = _system_kwargs(system, kwargs, replicas, steps, spec)
     extra = {}
     if spec is not None:
@@ -267,34 +314,35 @@ def run_diffsim(system: str, out: str, epochs: int = None, replicas: int = None,
         meta["potential"] = spec
     if schedule is not None:
         meta["stages"] = str(schedule)
-    os.makedirs(out, exist_ok=True)
-    log = os.path.join(out, "diffsim.log")
-    if restart:
-        old = {"setup_kwargs": {}, **state.get("cli", {})}
-        _check_restart_potential(old, meta)
-        diff = {k: (old.get(k), v) for k, v in meta.items() if old.get(k) != v}
-        if "stages" in diff and old.get("stages") and schedule is not None and \
-                StageSchedule.parse(old["stages"]).agrees_up_to(schedule, int(state["epoch"])):
-            del diff["stages"]  # the epochs done were trained on the same stages: extending is fine
-        if diff:
-            raise ValueError("--restart: settings differ from the checkpoint (checkpoint, now): "
-                             + ", ".join(f"{k} {a!r} vs {b!r}" for k, (a, b) in diff.items()))
-        trainer.load_state_dict(state)
-        lines = _log_lines(log, trainer.epoch)
-    else:
-        lines = []
-    with open(log, "w") as fh:
-        fh.write((LOG_HEADER if schedule is None else LOG_HEADER_STAGES) + "\n" + "".join(lines))
-    say = tqdm.write if progress else (lambda msg: None)
-    if eval_replicas and trainer.epoch == 0:
-        r = evaluate_point(setup, out, "unbiased", int(eval_replicas), seed)
-        say(f"unbiased: {r['crossed']}/{r['n']} crossed ({r['fraction']:.3f} ± {r['se']:.3f})")
-    if schedule is not None:
-        pending_evaluations(setup, out, schedule, int(eval_replicas), seed, say)
-    t_start = time.perf_counter()
-    with tqdm(total=int(epochs), initial=min(trainer.epoch, int(epochs)), unit="epoch",
+    return setup, meta
+
+
+def _restore(trainer, state: dict, meta: dict, schedule, log: str) -> list:
+    """Load ``state`` into ``trainer`` when its settings match ``meta``; the log lines to keep."""
+    from ..diffsim.stages import StageSchedule
+
+    old = {"setup_kwargs": {}, **state.get("cli", {})}
+    _check_restart_potential(old, meta)
+    diff = {k: (old.get(k), v) for k, v in meta.items() if old.get(k) != v}
+    if "stages" in diff and old.get("stages") and schedule is not None and \
+            StageSchedule.parse(old["stages"]).agrees_up_to(schedule, int(state["epoch"])):
+        del diff["stages"]  # the epochs done were trained on the same stages: extending is fine
+    if diff:
+        raise ValueError("restart: settings differ from the checkpoint (checkpoint, now): "
+                         + ", ".join(f"{k} {a!r} vs {b!r}" for k, (a, b) in diff.items()))
+    trainer.load_state_dict(state)
+    return _log_lines(log, trainer.epoch)
+
+
+def _train(trainer, epochs: int, schedule, checkpoint: str, meta: dict, log: str, progress: bool, evaluate) -> None:
+    """Epochs up to ``epochs``: a checkpoint and a log line after each, ``evaluate()`` too when staged."""
+    from tqdm import tqdm
+
+    from ..diffsim.stages import apply_stage
+
+    with tqdm(total=epochs, initial=min(trainer.epoch, epochs), unit="epoch",
               disable=not progress, dynamic_ncols=True) as bar:
-        while trainer.epoch < int(epochs):
+        while trainer.epoch < epochs:
             extra = ""
             if schedule is not None:
                 k = schedule.stage_index(trainer.epoch)
@@ -310,11 +358,4 @@ def run_diffsim(system: str, out: str, epochs: int = None, replicas: int = None,
             if schedule is not None:
                 post.update(stage=extra.split()[0], T=extra.split()[1])
             bar.set_postfix(**post)
-            if schedule is not None:
-                pending_evaluations(setup, out, schedule, int(eval_replicas), seed, say)
-    if trainer.epoch == 0 or not os.path.exists(checkpoint):
-        _save_checkpoint(checkpoint, trainer, meta)
-    trainer.export(os.path.join(out, "bias.pt"))
-    if progress:
-        logger.info("%d epochs, %.1f s this run", trainer.epoch, time.perf_counter() - t_start)
-    return setup
+            evaluate()

@@ -1,6 +1,6 @@
 """Stage boundaries and crossing evaluations of a staged ``openmm-nnbias diffsim`` run.
 
-With ``--stages`` and ``--eval-replicas R`` the run writes into ``OUT``:
+With ``stages`` and ``evalReplicas=R`` (``--stages``, ``--eval-replicas R``) the run writes into ``OUT``:
 
 * ``bias_stage{k}.pt`` (TorchScript bias after stage k, k = 1, 2, ...) and
   ``bias_stage{k}.state.pt`` (its network weights, for evaluations after a restart);

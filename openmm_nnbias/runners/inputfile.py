@@ -94,8 +94,8 @@ class RunInput:
 def _system(s: _Section, base: str, check: bool) -> dict:
     forms = [k for k in ("xml", "forcefield", "prmtop") if s.has(k)]
     if len(forms) != 1:
-        raise ValueError("system needs exactly one of 'xml' (with 'pdb' and/or 'state'), 'forcefield' (with "
-                         f"'pdb') or 'prmtop' (with 'inpcrd'), got {forms or 'none'}")
+        raise ValueError("the system section needs exactly one of 'xml' (with 'pdb' and/or 'state'), "
+                         f"'forcefield' (with 'pdb') or 'prmtop' (with 'inpcrd'), got {forms or 'none'}")
     form = {"forcefield": "pdb"}.get(forms[0], forms[0])
     built = {"nonbondedMethod", "cutoff", "constraints", "rigidWater", "hydrogenMass"}
     allowed = {"xml": {"xml", "pdb", "state"}, "pdb": {"pdb", "forcefield"} | built,
@@ -263,7 +263,7 @@ def parse_input(raw: Any, base: str = ".", overrides: Optional[dict] = None, che
     deepves = _deepves(_Section(raw.get("deepves") or {}, "deepves", SCHEMA["deepves"], labels), cvs)
     r = _Section(raw["run"], "run", SCHEMA["run"], labels)
     if r.has("time") == r.has("steps"):
-        raise ValueError("run needs exactly one of 'time' (e.g. '10ns') and 'steps' (or --time / --steps)")
+        raise ValueError("run needs exactly one of 'time' (e.g. '10ns') and 'steps' (in the file or in overrides)")
     steps = r.integer("steps")
     if steps is None:
         ps = parse_time(r.value("time"), r.name("time"))
@@ -273,7 +273,7 @@ def parse_input(raw: Any, base: str = ".", overrides: Optional[dict] = None, che
                              f"({state['timestep'] * 1000:g} fs)")
     out = r.text("out")
     if out is None:
-        raise ValueError("run.out (the output folder) is missing; give it in the file or with --out")
+        raise ValueError("run.out (the output folder) is missing; give it in the file or in overrides")
     return RunInput(system=system, cvs=cvs, state=state, deepves=deepves, steps=steps,
                     out=os.path.normpath(os.path.join(base, out)) if "run.out" not in labels else out,
                     seed=r.integer("seed", 0), threads=r.integer("threads"), labels=labels)
@@ -292,7 +292,7 @@ def read_input(path: str, overrides: Optional[dict] = None) -> RunInput:
     import yaml
 
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"--input: file {path!r} not found")
+        raise FileNotFoundError(f"input file {path!r} not found")
     try:
         with open(path) as fh:
             raw = yaml.safe_load(fh)

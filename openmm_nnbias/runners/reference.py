@@ -39,7 +39,7 @@ def _setup(name: str, platform: str, threads: int, seed: int, overrides: dict):
     r = dataclasses.replace(get_recipe(name, "metad"), **{k: v for k, v in overrides.items() if v is not None})
     pep = get_system(name)
     meta = WellTemperedMetadynamics(pep.system, [pep.torsions[t] for t in r.torsions], r.temperature,
-                                    r.bias_factor, r.height, r.width, r.frequency, r.grid_width)
+                                    r.biasFactor, r.height, r.width, r.frequency, r.gridWidth)
     temperature = r.temperature * unit.kelvin
     integ = mm.LangevinMiddleIntegrator(temperature, r.friction / unit.picosecond, r.timestep * unit.picosecond)
     integ.setRandomNumberSeed(seed)
@@ -101,40 +101,40 @@ def _write_fes(path: str, names, fes: np.ndarray) -> None:
                     lower=[-math.pi] * d, upper=[math.pi] * d, units=["rad"] * d)
 
 
-def run_reference(out: str, time_ns: float = 50.0, platform: str = "CPU", threads: int = 1,
-                  bias_factor: Optional[float] = None, height: Optional[float] = None, width: Optional[float] = None,
-                  frequency: Optional[int] = None, grid_width: Optional[int] = None, seed: int = 1,
-                  progress: bool = True, snapshot_ns: Optional[float] = None, system: str = "alanine-dipeptide",
+def run_reference(out: str, timeNs: float = 50.0, platform: str = "CPU", threads: int = 1,
+                  biasFactor: Optional[float] = None, height: Optional[float] = None, width: Optional[float] = None,
+                  frequency: Optional[int] = None, gridWidth: Optional[int] = None, seed: int = 1,
+                  progress: bool = True, snapshotNs: Optional[float] = None, system: str = "alanine-dipeptide",
                   restart: bool = False) -> str:
-    """Run WT-metadynamics over φ/ψ for ``time_ns`` ns and write ``out/fes_reference.dat`` (kJ/mol, min 0).
+    """Run WT-metadynamics over φ/ψ for ``timeNs`` ns and write ``out/fes_reference.dat`` (kJ/mol, min 0).
 
-    The file holds ``grid_width − 1`` points per CV at ``−π + i·2π/(grid_width − 1)`` (the grid's
-    repeated periodic endpoint dropped). With ``snapshot_ns`` the FES is also kept every
-    ``snapshot_ns`` as ``fes_<t>ns.dat`` (to follow convergence). ``bias_factor``, ``height``
-    (kJ/mol), ``width`` (rad), ``frequency`` (steps) and ``grid_width`` default to the recipe's.
+    The file holds ``gridWidth − 1`` points per CV at ``−π + i·2π/(gridWidth − 1)`` (the grid's
+    repeated periodic endpoint dropped). With ``snapshotNs`` the FES is also kept every
+    ``snapshotNs`` as ``fes_<t>ns.dat`` (to follow convergence). ``biasFactor``, ``height``
+    (kJ/mol), ``width`` (rad), ``frequency`` (steps) and ``gridWidth`` default to the recipe's.
     ``system="alanine-tetrapeptide"``: :func:`run_reference_ala4` (restartable). Returns the FES path.
     """
-    overrides = dict(bias_factor=bias_factor, height=height, width=width, frequency=frequency, grid_width=grid_width)
+    overrides = dict(biasFactor=biasFactor, height=height, width=width, frequency=frequency, gridWidth=gridWidth)
     if system == "alanine-tetrapeptide":
-        return run_reference_ala4(out, time_ns, platform=platform, threads=threads, seed=seed,
+        return run_reference_ala4(out, timeNs, platform=platform, threads=threads, seed=seed,
                                   progress=progress, restart=restart, **overrides)
     if system in ("alanine-dipeptide-solvated", "alanine-dipeptide-solvated-hmr"):
-        return run_reference_restartable(system, out, time_ns, platform=platform, threads=threads, seed=seed,
+        return run_reference_restartable(system, out, timeNs, platform=platform, threads=threads, seed=seed,
                                          progress=progress, restart=restart, **overrides)
     if system != "alanine-dipeptide" or restart:
-        raise ValueError(f"reference: system {system!r}" + (" with --restart" if restart else "")
+        raise ValueError(f"reference: system {system!r}" + (" with restart" if restart else "")
                          + " is not supported (alanine-dipeptide without restart, alanine-dipeptide-solvated(-hmr), "
                          "alanine-tetrapeptide)")
-    if not time_ns > 0:
-        raise ValueError(f"time must be > 0, got {time_ns} ns")
+    if not timeNs > 0:
+        raise ValueError(f"time must be > 0, got {timeNs} ns")
     from tqdm import tqdm
 
     sim, meta, r = _setup(system, platform, threads, seed, overrides)
     os.makedirs(out, exist_ok=True)
-    total = int(round(time_ns * 1000 / r.timestep))
-    chunk = max(r.frequency, int(round(snapshot_ns * 1000 / r.timestep))) if snapshot_ns else 50000
+    total = int(round(timeNs * 1000 / r.timestep))
+    chunk = max(r.frequency, int(round(snapshotNs * 1000 / r.timestep))) if snapshotNs else 50000
     t0 = time.time()
-    with tqdm(total=round(time_ns, 3), unit="ns", disable=not progress) as bar:
+    with tqdm(total=round(timeNs, 3), unit="ns", disable=not progress) as bar:
         while sim.currentStep < total:
             n = min(chunk, total - sim.currentStep)
             meta.step(sim, n)
@@ -142,30 +142,30 @@ def run_reference(out: str, time_ns: float = 50.0, platform: str = "CPU", thread
             bar.set_postfix(ns_day=f"{sim.currentStep * r.timestep * 1e-3 / ((time.time() - t0) / 86400):.0f}")
             fes = _free_energy(meta)
             _write_fes(os.path.join(out, "fes_reference.dat"), r.torsions, fes)
-            if snapshot_ns:
+            if snapshotNs:
                 _write_fes(os.path.join(out, f"fes_{sim.currentStep * r.timestep / 1000:.2f}ns.dat"), r.torsions, fes)
     return os.path.join(out, "fes_reference.dat")
 
 
-def run_reference_ala4(out: str, time_ns: float = 20.0, platform: str = "CPU", threads: int = 1,
-                       seed: int = 1, progress: bool = True, restart: bool = False, chunk_ps: float = 100.0,
+def run_reference_ala4(out: str, timeNs: float = 20.0, platform: str = "CPU", threads: int = 1,
+                       seed: int = 1, progress: bool = True, restart: bool = False, chunkPs: float = 100.0,
                        **overrides) -> str:
-    """WT-metaD of Ace-Ala3-Nme over φ1, φ2, φ3 for a total of ``time_ns`` ns.
+    """WT-metaD of Ace-Ala3-Nme over φ1, φ2, φ3 for a total of ``timeNs`` ns.
 
-    Writes ``fes_reference_3d.dat`` (φ1 slowest; ``grid_width − 1`` points per periodic axis),
+    Writes ``fes_reference_3d.dat`` (φ1 slowest; ``gridWidth − 1`` points per periodic axis),
     the marginals ``fes_reference_phi1_phi2.dat``, ``..._phi2_phi3.dat``, ``..._phi{i}.dat``,
     ``colvar`` (time ps, φ1, φ2, φ3 rad every ``frequency`` steps) and ``checkpoint.pt`` (bias
-    grid, Context checkpoint, step) every ``chunk_ps`` ps; ``restart`` continues from it exactly.
+    grid, Context checkpoint, step) every ``chunkPs`` ps; ``restart`` continues from it exactly.
     ``overrides``: fields of the recipe's :class:`~openmm_nnbias.recipes.MetadRecipe`
-    (``bias_factor``, ``height``, ``width``, ``frequency``, ``grid_width``).
+    (``biasFactor``, ``height``, ``width``, ``frequency``, ``gridWidth``).
 
     Examples
     --------
-    >>> run_reference_ala4("ref_ala4", time_ns=0.001, progress=False)   # doctest: +SKIP
+    >>> run_reference_ala4("ref_ala4", timeNs=0.001, progress=False)   # doctest: +SKIP
     'ref_ala4/fes_reference_3d.dat'
     """
-    return run_reference_restartable("alanine-tetrapeptide", out, time_ns, platform, threads, seed, progress,
-                                     restart, chunk_ps, **overrides)
+    return run_reference_restartable("alanine-tetrapeptide", out, timeNs, platform, threads, seed, progress,
+                                     restart, chunkPs, **overrides)
 
 
 def _write_reference(out: str, system: str, r, fes: np.ndarray) -> str:
@@ -180,20 +180,20 @@ def _write_reference(out: str, system: str, r, fes: np.ndarray) -> str:
     return os.path.join(out, "fes_reference.dat")
 
 
-def run_reference_restartable(system: str, out: str, time_ns: float, platform: str = "CPU", threads: int = 1,
-                              seed: int = 1, progress: bool = True, restart: bool = False, chunk_ps: float = 100.0,
+def run_reference_restartable(system: str, out: str, timeNs: float, platform: str = "CPU", threads: int = 1,
+                              seed: int = 1, progress: bool = True, restart: bool = False, chunkPs: float = 100.0,
                               **overrides) -> str:
-    """WT-metaD of an embedded system over its recipe's torsions, restartable exactly, for ``time_ns`` ns in total.
+    """WT-metaD of an embedded system over its recipe's torsions, restartable exactly, for ``timeNs`` ns in total.
 
-    Every ``chunk_ps`` ps it writes the FES (``fes_reference.dat``; for three torsions
+    Every ``chunkPs`` ps it writes the FES (``fes_reference.dat``; for three torsions
     ``fes_reference_3d.dat`` and its marginals), appends ``colvar`` (time ps, torsions rad, every
     ``frequency`` steps) and saves ``checkpoint.pt`` (bias grid, Context checkpoint, step) atomically;
     ``restart`` continues from it (rows written after it are dropped). Returns the main FES path.
     """
     from tqdm import tqdm
 
-    if not time_ns > 0:
-        raise ValueError(f"time must be > 0, got {time_ns} ns")
+    if not timeNs > 0:
+        raise ValueError(f"time must be > 0, got {timeNs} ns")
     checkpoint, colvar = os.path.join(out, "checkpoint.pt"), os.path.join(out, "colvar")
     if restart and not (os.path.exists(checkpoint) or os.path.exists(os.path.join(out, "checkpoint.pkl"))):
         raise ValueError(f"restart: checkpoint {checkpoint!r} does not exist")
@@ -211,11 +211,11 @@ def run_reference_restartable(system: str, out: str, time_ns: float, platform: s
         with open(colvar, "w") as fh:
             fh.write("#! FIELDS time " + " ".join(r.torsions) + "\n#! SET units_time ps\n"
                      + "".join(f"#! SET units_{t} rad\n" for t in r.torsions))
-    total = int(round(time_ns * 1000 / dt))
-    chunk = max(r.frequency, int(round(chunk_ps / dt)) // r.frequency * r.frequency)
+    total = int(round(timeNs * 1000 / dt))
+    chunk = max(r.frequency, int(round(chunkPs / dt)) // r.frequency * r.frequency)
     t0, start = time.time(), sim.currentStep
     path = None
-    with tqdm(total=round(time_ns, 4), initial=round(start * dt / 1000, 4), unit="ns", disable=not progress) as bar:
+    with tqdm(total=round(timeNs, 4), initial=round(start * dt / 1000, 4), unit="ns", disable=not progress) as bar:
         while sim.currentStep < total:
             rows = []
             end = min(total, sim.currentStep + chunk)

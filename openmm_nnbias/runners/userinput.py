@@ -71,7 +71,8 @@ def load_system(spec: dict) -> LoadedSystem:
                 velocities = None
         natoms = len(positions)
         if natoms != system.getNumParticles():
-            raise ValueError(f"system: the System has {system.getNumParticles()} particles but "
+            key = "system.state" if spec["state"] else "system.pdb"
+            raise ValueError(f"{key}: the System has {system.getNumParticles()} particles but "
                              f"{spec['state'] or spec['pdb']} has {natoms} positions")
         return LoadedSystem(topology, system, positions, box, velocities)
     method = getattr(app, spec["nonbondedMethod"])
@@ -200,7 +201,7 @@ def check_barostat(system, state: dict, source: str = "the System") -> None:
 
 
 def build_input_deepves(spec, out: Optional[str] = None, *, group=None, mts: int = 1, threads: Optional[int] = None,
-                        asynchronous=None):
+                        mode: Optional[str] = None):
     """Build ``(simulation, updater, timestep_ps)`` from a :class:`~openmm_nnbias.runners.inputfile.RunInput`.
 
     Parameters
@@ -214,7 +215,7 @@ def build_input_deepves(spec, out: Optional[str] = None, *, group=None, mts: int
         Inner steps per bias evaluation; strides are divided by it.
     threads : int, optional
         CPU threads (default ``spec.threads``).
-    asynchronous : str, optional
+    mode : str, optional
         Execution mode (default ``spec.deepves["mode"]``).
 
     Returns
@@ -231,7 +232,7 @@ def build_input_deepves(spec, out: Optional[str] = None, *, group=None, mts: int
 
     d, st = spec.deepves, spec.state
     if isinstance(mts, bool) or not isinstance(mts, int) or mts < 1:
-        raise ValueError(f"--mts must be an integer >= 1 (inner steps per bias evaluation), got {mts!r}")
+        raise ValueError(f"mts must be an integer >= 1 (inner steps per bias evaluation), got {mts!r}")
     plat = get_platform(st["platform"])
     loaded = load_system(spec.system)
     source = {"xml": spec.system["xml"]}.get(spec.system["form"], "the System")
@@ -258,6 +259,6 @@ def build_input_deepves(spec, out: Optional[str] = None, *, group=None, mts: int
                             platform=plat, threads=spec.threads if threads is None else threads, seed=spec.seed,
                             target=target, decay=decay, sampleStride=sample, options=options, backend=d["backend"],
                             out=spec.out if out is None else out, group=group, mts=mts,
-                            asynchronous=d["mode"] if asynchronous is None else asynchronous,
+                            mode=d["mode"] if mode is None else mode,
                             box=loaded.box if loaded.system.usesPeriodicBoundaryConditions() else None,
                             velocities=loaded.velocities)

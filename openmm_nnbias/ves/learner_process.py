@@ -119,8 +119,8 @@ class ProcessLearner(Learner):
                 import warnings
 
                 warnings.warn(f"this process is pinned to CPU {min(mine)} and the learner process inherits the pin, "
-                              "so MD and learning share one CPU; give the learner another one with learnerCPUs "
-                              "(--learner-cpus)", RuntimeWarning, stacklevel=3)
+                              "so MD and learning share one CPU; give the learner another one with learnerCPUs",
+                              RuntimeWarning, stacklevel=3)
         if core.optimizer.reducer is not None:
             raise ValueError("a process learner cannot share gradients between walkers; "
                              "use the 'thread' or 'sync' execution mode with multiple walkers")

@@ -71,7 +71,7 @@ def potential_spec(potential) -> dict:
     TypeError
         If ``potential`` is not a string or a record.
     ValueError
-        Naming ``--potential``: a missing file, or a file that is not an AzobenzeneMLP.
+        Naming ``potential``: a missing file, or a file that is not an AzobenzeneMLP.
 
     Examples
     --------
@@ -80,18 +80,18 @@ def potential_spec(potential) -> dict:
     >>> potential_spec("/nonexistent/model.pt")
     Traceback (most recent call last):
     ...
-    ValueError: --potential must be one of 7net-0, 7net-l3i5, gfn1-mlp or an AzobenzeneMLP .pt file; no file '/nonexistent/model.pt'
+    ValueError: potential must be one of 7net-0, 7net-l3i5, gfn1-mlp or an AzobenzeneMLP .pt file; no file '/nonexistent/model.pt'
     """
     if isinstance(potential, dict) and "name" in potential:
         return dict(potential)
     if not isinstance(potential, (str, os.PathLike)):
-        raise TypeError(f"--potential must be a string (a name or a path), got {type(potential).__name__}")
+        raise TypeError(f"potential must be a string (a name or a path), got {type(potential).__name__}")
     value = os.fspath(potential)
     if value in MLP_POTENTIALS:
         return {"name": value, "sha256": _shipped_sha256()}
     if value in AZOBENZENE_POTENTIALS:
         return {"name": value}
-    choices = f"--potential must be one of {', '.join(AZOBENZENE_POTENTIALS)} or an AzobenzeneMLP .pt file"
+    choices = f"potential must be one of {', '.join(AZOBENZENE_POTENTIALS)} or an AzobenzeneMLP .pt file"
     if not os.path.isfile(value):
         raise ValueError(f"{choices}; no file {value!r}")
     from .mlp import AzobenzeneMLP
@@ -172,11 +172,11 @@ def load_potential(spec, dtype=None):
 
     if spec["name"] == "gfn1-mlp":
         if "sha256" in spec and _shipped_sha256() != spec["sha256"]:
-            raise ValueError(f"--potential: the shipped gfn1-mlp weights differ from those of the record "
+            raise ValueError(f"potential: the shipped gfn1-mlp weights differ from those of the record "
                              f"{potential_label(spec)} (another package version)")
         return AzobenzeneMLP.pretrained()
     if spec["name"] != "mlp-file":
-        raise ValueError(f"--potential: unknown record {spec!r}")
+        raise ValueError(f"potential: unknown record {spec!r}")
     if not os.path.isfile(spec["path"]) or _sha256(spec["path"]) != spec["sha256"]:
-        raise ValueError(f"--potential: the file {potential_label(spec)} is missing or has changed")
+        raise ValueError(f"potential: the file {potential_label(spec)} is missing or has changed")
     return AzobenzeneMLP.load(spec["path"])
