@@ -37,13 +37,14 @@ import hashlib
 import logging
 import os
 import shutil
+import sys
 import threading
 import time
 from typing import Optional
 
 import torch
 
-__all__ = ["FusedKernelsUnavailable", "compiler_missing", "load_ops", "ops_loaded"]
+__all__ = ["FusedKernelsUnavailable", "build_directory", "clear_stale_lock", "compiler_missing", "load_ops", "ops_loaded"]
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +95,53 @@ def _digest() -> str:
     return sha.hexdigest()[:16]
 
 
+#: a build that holds its lock longer than this (s) is taken for one whose process died
+STALE_LOCK_S = 900.0
+
+
+def build_directory(name: str) -> str:
+    """Where ``torch.utils.cpp_extension.load`` builds ``name`` by default (so a cached build is found).
+
+    ``$TORCH_EXTENSIONS_DIR/name`` when that is set, else ``~/.cache/torch_extensions/py<X><Y>_<cpu|cuXYZ>/name``.
+    """
+    from torch.utils import cpp_extension
+
+    root = os.environ.get("TORCH_EXTENSIONS_DIR")
+    if root is None:
+        cuda = "cpu" if torch.version.cuda is None else f"cu{torch.version.cuda.replace('.', '')}"
+        python = f"py{sys.version_info.major}{sys.version_info.minor}{getattr(sys, 'abiflags', '')}"
+        root = os.path.join(cpp_extension.get_default_build_root(), f"{python}_{cuda}")
+    return os.path.join(root, name)
+
+
+def clear_stale_lock(build: str, stale_after: Optional[float] = None, poll: float = 1.0) -> bool:
+    """Wait while another process builds in ``build``; remove a lock left by one that died.
+
+    ``torch.utils.cpp_extension`` marks a build with the file ``build/lock`` and makes every other
+    process wait for it to go, for ever: a build killed mid-way (Ctrl-C, a test timeout) would hang
+    every later :func:`load_ops`. A lock older than ``stale_after`` s (default :data:`STALE_LOCK_S`,
+    many times a build's ~30 s) is removed with a warning. Returns whether a lock was removed.
+    """
+    import warnings
+
+    lock = os.path.join(build, "lock")
+    stale_after = STALE_LOCK_S if stale_after is None else float(stale_after)
+    while True:
+        try:
+            age = time.time() - os.path.getmtime(lock)
+        except FileNotFoundError:
+            return False
+        if age > stale_after:
+            warnings.warn(f"openmm_nnbias: removing the lock {lock} of a fused-kernel build that stopped "
+                          f"{age / 60:.0f} min ago (its process died); building again", RuntimeWarning, stacklevel=3)
+            try:
+                os.remove(lock)
+            except FileNotFoundError:
+                pass
+            return True
+        time.sleep(poll)
+
+
 def load_ops() -> None:
     """Compile (first use) and load the fused kernels into this process; a no-op once loaded.
 
@@ -119,13 +167,16 @@ def load_ops() -> None:
 
         digest = _digest()
         name = f"openmm_nnbias_ops_{digest}"
+        build = build_directory(name)
         start = time.perf_counter()
-        logger.info("loading the fused kernels %s (compiled on first use, ~30 s) from %s", name,
-                    os.environ.get("TORCH_EXTENSIONS_DIR") or cpp_extension.get_default_build_root())
+        logger.info("loading the fused kernels %s (compiled on first use, ~30 s) from %s", name, build)
         try:
+            os.makedirs(build, exist_ok=True)
+            clear_stale_lock(build)
             cpp_extension.load(name=name, sources=[os.path.join(_HERE, s) for s in _SOURCES],
                                extra_cflags=["-O3", "-fno-math-errno", "-std=c++17"],
-                               extra_include_paths=[_HERE], is_python_module=False, verbose=False)
+                               extra_include_paths=[_HERE], build_directory=build, is_python_module=False,
+                               verbose=False)
         except Exception as exc:  # noqa: BLE001 - any failure: one error that names it
             raise FusedKernelsUnavailable(f"openmm_nnbias: compiling or loading the fused kernels failed: "
                                           f"{type(exc).__name__}: {exc}") from exc
