@@ -202,7 +202,7 @@ def part_diffsim(args) -> dict:
                                       f"CPU with {torch.get_num_threads()} torch threads"]}
 
 
-def _ala2_simulation(pep, platform: str, backend=None, stride=500, iterations_warm=2, grid_bins=50):
+def _ala2_simulation(pep, platform: str, backend=None, stride=500, iterations_warm=2, bins=50):
     import openmm as mm
     from openmm import app, unit
 
@@ -222,7 +222,7 @@ def _ala2_simulation(pep, platform: str, backend=None, stride=500, iterations_wa
     sim.context.setPositions(pep.positions)
     sim.context.setVelocitiesToTemperature(300 * unit.kelvin, 1)
     if force is not None:
-        updater = DeepVESUpdater(force, 300 * unit.kelvin, target=WellTempered(biasFactor=10, bins=grid_bins),
+        updater = DeepVESUpdater(force, 300 * unit.kelvin, target=WellTempered(biasFactor=10, bins=bins),
                                  stride=stride, sampleStride=10)
         sim.reporters.append(updater)
     sim.step(stride * iterations_warm)
@@ -244,7 +244,7 @@ def part_deepves(args) -> dict:
             fig[f"Deep-VES speed ratio torch backend [{plat}]"] = not_run(f"openmm-torch: {torch_force_runs(plat)}")
         bins = 10 if args.quick else 50
         runs = {"unbiased": _ala2_simulation(pep, plat, None, stride)}
-        runs.update({b: _ala2_simulation(pep, plat, b, stride, grid_bins=bins) for b in backends})
+        runs.update({b: _ala2_simulation(pep, plat, b, stride, bins=bins) for b in backends})
         us = {k: [] for k in runs}
         for _ in range(rounds):
             for name, (sim, _, _) in runs.items():
@@ -281,7 +281,7 @@ def part_push(args) -> dict:
             if backend == "torch" and torch_force_runs(plat) is not None:
                 fig[key + " ms"] = not_run(f"openmm-torch: {torch_force_runs(plat)}")
                 continue
-            sim, _, force = _ala2_simulation(pep, plat, backend, stride=10, iterations_warm=1, grid_bins=10)
+            sim, _, force = _ala2_simulation(pep, plat, backend, stride=10, iterations_warm=1, bins=10)
             times, errors = [], []
             for k in range(3 if args.quick else 10):
                 with torch.no_grad():

@@ -81,7 +81,7 @@ def test_grouped_options_reach_the_optimizer():
                         outputs=OutputOptions(None), execution=ExecutionOptions(mode="thread", pushInterval=2))
     assert up.target == WellTempered(5.0, bins=40) and up.execution.mode == "thread"
     assert up.schedule.decay == KLThreshold(0.3) and up.schedule.tauDecay == 7.0 and up.pushInterval == 2
-    assert up.optimizer.target.bias_factor == 5.0 and up.grid.bins_list == [40]
+    assert up.optimizer.target.biasFactor == 5.0 and up.grid.bins_list == [40]
     assert up.optimizer.schedule.kl_threshold == 0.3 and up.optimizer.schedule.tau_decay == 7.0
     up = DeepVESUpdater(force, ms.temperature, target=MonteCarlo(chains=50, steps=2, marginalBins=40))
     assert up.grid is None and up.target.chains == 50

@@ -253,8 +253,9 @@ class MonteCarloTarget:
     uniform target (``biasFactor=None``) the same number of i.i.d. uniform points.
     :class:`~openmm_nnbias.ves.DeepVESOptimizer` passes them to
     :func:`~openmm_nnbias.ves.omega.omega_loss` in place of grid points with weights p_i.
-    The options are kept as the attributes ``bias_factor``, ``n_steps``, ``burn_in`` (and the
-    sampler's ``n_chains``, ``step_size_list``), the keys of :meth:`state_dict`.
+    The options are kept as the attributes ``biasFactor``, ``n_steps``, ``burn_in`` (and the
+    sampler's ``n_chains``, ``step_size_list``); :meth:`state_dict` keeps γ under the key
+    ``bias_factor``, as in checkpoints written before.
 
     Parameters
     ----------
@@ -305,7 +306,7 @@ class MonteCarloTarget:
         self.sampler = MetropolisSampler(lower, upper, periodic, chains, stepSize, stepFraction,
                                          boundary, seed, torch.float64, device)
         self.kT = kT
-        self.bias_factor = bias_factor
+        self.biasFactor = bias_factor
         self.kind = "uniform-mc" if bias_factor is None else "well-tempered-mc"
         self.n_steps = n_steps
         self.burn_in = burn_in
@@ -345,14 +346,14 @@ class MonteCarloTarget:
 
     def log_density(self, bias: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
         """Unnormalised ``ln p(s) = βV(s)/(γ−1)`` of the current bias (0 for uniform)."""
-        if self.bias_factor is None:
+        if self.biasFactor is None:
             return lambda s: torch.zeros(s.shape[0], dtype=torch.float64)
-        scale = 1.0 / (self.kT * (self.bias_factor - 1.0))
+        scale = 1.0 / (self.kT * (self.biasFactor - 1.0))
         return lambda s: evaluate_bias(bias, s).to(torch.float64) * scale
 
     def draw(self, bias: torch.nn.Module) -> torch.Tensor:
         """New samples ``(M, n_cv)`` (float64, on ``device``) of p for the current ``bias``."""
-        if self.bias_factor is None:
+        if self.biasFactor is None:
             self.points = self.sampler.uniform(self.n_samples).to(self.sampler.device)
             self.sampler.acceptance_rate = 1.0
         else:
@@ -371,7 +372,7 @@ class MonteCarloTarget:
         return self
 
     def _config(self) -> dict[str, Any]:
-        return {"kind": self.kind, "kT": self.kT, "bias_factor": self.bias_factor,
+        return {"kind": self.kind, "kT": self.kT, "bias_factor": self.biasFactor,
                 "n_steps": self.n_steps, "burn_in": self.burn_in}
 
     def state_dict(self) -> dict[str, Any]:

@@ -150,7 +150,7 @@ class WellTemperedTarget(_GridTarget):
     grid : CVGrid
         Grid over the CV domain.
     biasFactor : float
-        γ > 1 (10 in all examples of the paper); kept as the attribute ``bias_factor``.
+        γ > 1 (10 in all examples of the paper); kept as the attribute ``biasFactor``.
     kT : float
         Thermal energy k_B T in kJ/mol (> 0), e.g. 2.494 at 300 K.
 
@@ -175,12 +175,12 @@ class WellTemperedTarget(_GridTarget):
         if not kT > 0.0 or kT == float("inf"):
             raise ValueError(f"kT must be a finite number > 0 (kJ/mol), got {kT}")
         super().__init__(grid)
-        self.bias_factor = bias_factor
+        self.biasFactor = bias_factor
         self.kT = kT
 
     def _config(self) -> dict[str, Any]:
         config = super()._config()
-        config.update(bias_factor=self.bias_factor, kT=self.kT)
+        config.update(bias_factor=self.biasFactor, kT=self.kT)
         return config
 
     def update(self, bias_values_on_grid: torch.Tensor) -> None:
@@ -192,7 +192,7 @@ class WellTemperedTarget(_GridTarget):
             If the number of values differs from ``grid.n_points`` or any is not finite.
         """
         v = self._check_values(bias_values_on_grid)
-        gamma = self.bias_factor
+        gamma = self.biasFactor
         self._free_energy = -v + self._free_energy / gamma
         logits = -self._free_energy / (self.kT * gamma)
         self._probabilities = torch.exp(logits - torch.logsumexp(logits, dim=0))
