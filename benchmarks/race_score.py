@@ -19,6 +19,9 @@ from openmm_nnbias.io import read_grid_file, write_grid_file
 
 KT = KB * 300.0  # kJ/mol at 300 K
 CUTOFF = 20.0  # kJ/mol: points with F_ref - min F_ref < CUTOFF are scored
+#: an estimate is scored only where it covers this fraction of the scored region (else its RMSE is NaN): a
+#: reweighted FES of a short run knows only the visited basins, and an RMSE over them alone would flatter it
+COVERAGE = 0.95
 
 
 def rmse_best_shift(fes, reference, cutoff=CUTOFF):
@@ -66,7 +69,8 @@ def score(fes, reference, cutoff=CUTOFF):
     """``{"rmse_phi", "rmse_2d", "n_phi", "n_2d"}`` (kJ/mol) of ``fes`` against ``reference`` (both ``(phi, psi, F)``).
 
     The run's FES is interpolated (periodic multilinear) onto the reference points; F(φ) of each is
-    its own marginal, the run's then interpolated onto the reference φ points.
+    its own marginal, the run's then interpolated onto the reference φ points. An RMSE is NaN (not
+    scored) when the estimate covers less than :data:`COVERAGE` of the region F_ref < ``cutoff``.
     """
     phi, psi, f = fes
     rphi, rpsi, rf = reference
@@ -75,10 +79,14 @@ def score(fes, reference, cutoff=CUTOFF):
 
 
 def _safe_rmse(f, ref, cutoff):
+    """(RMSE, points) over the scored region; NaN when the estimate covers less than :data:`COVERAGE` of it."""
+    ref = np.asarray(ref, float)
+    region = int(np.sum(ref - np.nanmin(ref[np.isfinite(ref)]) < cutoff))
     try:
-        return rmse_best_shift(f, ref, cutoff)
+        rmse, n = rmse_best_shift(f, ref, cutoff)
     except ValueError:  # no overlap of the estimate with the scored region
         return math.nan, 0
+    return (rmse if n >= COVERAGE * region else math.nan), n
 
 
 def _score(phi, psi, f, rphi, rpsi, rf, cutoff):

@@ -96,3 +96,16 @@ def test_metad_runner_continues_from_its_checkpoint(tmp_path):
     x1 = one.sim.context.getState(getPositions=True).getPositions(asNumpy=True).value_in_unit(unit.nanometer)
     x2 = two.sim.context.getState(getPositions=True).getPositions(asNumpy=True).value_in_unit(unit.nanometer)
     assert np.allclose(x1, x2, atol=1e-6)
+
+
+def test_an_estimate_of_part_of_the_region_is_not_scored():
+    """A reweighted FES of a short run knows only the visited basin: its RMSE there alone would flatter it."""
+    phi = psi = _grid(36)
+    p, s = np.meshgrid(phi, psi, indexing="ij")
+    ref = 5 * (1 - np.cos(p)) + 3 * (1 - np.cos(s))
+    half = np.where(p < 0, ref + 2.0, np.inf)  # exact, but only for phi < 0
+    got = score((phi, psi, half), (phi, psi, ref))
+    assert math.isnan(got["rmse_2d"]) and math.isnan(got["rmse_phi"])
+    assert got["n_2d"] < 0.95 * 36 * 36
+    got = score((phi, psi, ref + 2.0), (phi, psi, ref))
+    assert got["rmse_2d"] < 1e-9 and got["rmse_phi"] < 1e-9
