@@ -93,6 +93,11 @@ def test_compare_interpolates_between_grids(tmp_path):
     write_grid_file(str(tmp_path / "r.dat"), ["phi", "psi"], [r, r], f(RA, RB), [True, True])
     rmse, n = compare_files(str(tmp_path / "a.dat"), str(tmp_path / "r.dat"), cutoff=20.0)
     assert rmse < 0.1 and n > 1000
+    # a FES known on part of the region only (a reweighted run that never left one basin) says so
+    write_grid_file(str(tmp_path / "p.dat"), ["phi", "psi"], [c, c], np.where(A < 0, f(A, B), np.inf), [True, True])
+    with pytest.warns(RuntimeWarning, match="the RMSE covers those only"):
+        _, n_part = compare_files(str(tmp_path / "p.dat"), str(tmp_path / "r.dat"), cutoff=20.0)
+    assert n_part < 0.6 * n
     # exact on grid nodes, wraps periodically
     axes = [c]
     vals = np.sin(c)

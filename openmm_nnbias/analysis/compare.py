@@ -64,7 +64,10 @@ def fes_rmse(fes, reference, cutoff):
 def compare_files(fes_path: str, reference_path: str, cutoff: float = 20.0, periodic=None):
     """RMSE of the FES in ``fes_path`` against ``reference_path`` (kJ/mol), over F_ref < cutoff.
 
-    The FES is interpolated onto the reference grid points.
+    The FES is interpolated onto the reference grid points. Points where the FES has no value
+    (e.g. bins a reweighted run never visited) are left out; a ``RuntimeWarning`` says so when they
+    are more than 5 % of the region F_ref < cutoff, as the RMSE then describes only part of it.
+    Returns ``(rmse, points used)``.
     """
     pts, fes, names = read_grid_file(fes_path)
     rpts, ref, rnames = read_grid_file(reference_path)
@@ -74,7 +77,15 @@ def compare_files(fes_path: str, reference_path: str, cutoff: float = 20.0, peri
         periodic = _periodic_flags(fes_path, names)
     axes = _axes(pts)
     interp = interpolate_grid(axes, fes, rpts, periodic)
-    return fes_rmse(interp, ref, cutoff)
+    rmse, n = fes_rmse(interp, ref, cutoff)
+    ref = np.asarray(ref, float)
+    region = int(np.sum(ref - np.nanmin(ref[np.isfinite(ref)]) < cutoff))
+    if n < 0.95 * region:
+        import warnings
+
+        warnings.warn(f"{fes_path} has values at only {n} of the {region} reference points with F_ref < {cutoff:g} "
+                      f"kJ/mol: the RMSE covers those only", RuntimeWarning, stacklevel=2)
+    return rmse, n
 
 
 def _periodic_flags(path, names):
