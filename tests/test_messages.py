@@ -92,3 +92,15 @@ def test_dests_are_the_python_names():
     assert flags["sampleStride"] == "--sample-stride" and flags["tauKL"] == "--tau-kl"
     assert flags["mcPoints"] == "--mc-points" and flags["mode"] == "--async" and flags["bins"] == "--bins"
     assert all(dest in SCHEMA[section] for dest, section in SECTIONS.items())
+
+
+def test_cli_warnings_name_flags(monkeypatch):
+    """A warning raised during a CLI run names the flag a CLI user types, not the Python parameter."""
+    from openmm_nnbias import cli
+
+    monkeypatch.setattr(cli, "_FLAGS", {"learnerCPUs": "--learner-cpus", "sampleStride": "--sample-stride"})
+    line = cli._format_warning("MD and learning share one CPU; give the learner another one with learnerCPUs",
+                               RuntimeWarning, "x.py", 1)
+    assert line == ("openmm-nnbias: warning: MD and learning share one CPU; give the learner another one "
+                    "with --learner-cpus\n")
+    assert "deepves.sampleStride" in cli._format_warning("deepves.sampleStride is large", UserWarning, "x.py", 1)

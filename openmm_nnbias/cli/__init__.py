@@ -10,9 +10,12 @@ import sys
 
 from .. import __version__
 from . import compare, deepves, diffsim, plot, reference, reweight
-from ._args import Parser, flag_message
+from ._args import Parser, flag_message, flag_words
 
 __all__ = ["main"]
+
+#: the running subcommand's options, dest -> flag: warnings printed during the run name the flags
+_FLAGS: dict = {}
 
 #: The subcommands in the order of ``--help``.
 SUBCOMMANDS = (deepves, reference, compare, reweight, diffsim, plot)
@@ -47,7 +50,7 @@ def _format_warning(message, category, filename, lineno, line=None) -> str:
     Installed as ``warnings.formatwarning``, not ``showwarning``: warnings that a caller records
     (``warnings.catch_warnings(record=True)``, ``pytest.warns``) are still recorded, not printed.
     """
-    text = " ".join(str(message).split("\n"))
+    text = flag_words(flag_message(" ".join(str(message).split("\n")), _FLAGS), _FLAGS)
     return f"openmm-nnbias: warning: {text}\n"
 
 
@@ -72,13 +75,15 @@ def main(argv=None) -> int:
 def _main(argv) -> int:
     args = _parser().parse_args(argv)
     _log_to_terminal()
+    options = getattr(args, "options", None)
+    _FLAGS.clear()
+    _FLAGS.update(options.flags() if options is not None else {})
     try:
         args.func(args)
     except (ValueError, TypeError, FileNotFoundError) as exc:
         if os.environ.get("OPENMM_NNBIAS_TRACEBACK", "") not in ("", "0"):
             raise
-        options = getattr(args, "options", None)
-        text = flag_message(str(exc), options.flags()) if options is not None else str(exc)
+        text = flag_message(str(exc), _FLAGS)
         print(f"openmm-nnbias: error: {text}", file=sys.stderr)
         return 2
     return 0

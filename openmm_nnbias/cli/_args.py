@@ -6,7 +6,7 @@ import re
 
 from .._units import parse_time
 
-__all__ = ["Parser", "Options", "flag_message", "steps_of"]
+__all__ = ["Parser", "Options", "flag_message", "flag_words", "steps_of"]
 
 
 def _help_with_default(kwargs: dict) -> dict:
@@ -112,6 +112,26 @@ def flag_message(text: str, flags: dict) -> str:
     listed = re.compile(rf"{clause}{word}(?:(?:,\s*|\s+(?:and|or)\s+){word})+(?={_CUE})")
     text = listed.sub(lambda m: re.sub(word, one, m.group(0)), text)
     return re.sub(rf"{clause}{word}(?=[\s:=,]|\Z)", one, text)
+
+
+def flag_words(text: str, flags: dict) -> str:
+    """``text`` with every camelCase parameter of ``flags`` (one with a capital, e.g. ``learnerCPUs``) named by its flag.
+
+    Such names are no English word, so they are replaced anywhere in a sentence, except as a key of an
+    input-file section (``deepves.learnerCPUs``), in a path or in quotes.
+
+    Examples
+    --------
+    >>> flag_words("give the learner another CPU with learnerCPUs", {"learnerCPUs": "--learner-cpus", "mts": "--mts"})
+    'give the learner another CPU with --learner-cpus'
+    >>> flag_words("deepves.learnerCPUs must be a list", {"learnerCPUs": "--learner-cpus"})
+    'deepves.learnerCPUs must be a list'
+    """
+    camel = [n for n in flags if any(c.isupper() for c in n)]
+    if not camel:
+        return text
+    names = "|".join(re.escape(n) for n in sorted(camel, key=len, reverse=True))
+    return re.sub(rf"(?<![\w.\-/'\"=])(?:{names})(?![\w\-/'\"])", lambda m: flags[m.group(0)], text)
 
 
 def steps_of(args, timestep_ps: float) -> int:
