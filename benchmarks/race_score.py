@@ -14,7 +14,7 @@ import numpy as np
 
 from openmm_nnbias._units import KB
 from openmm_nnbias.analysis import interpolate_grid
-from openmm_nnbias.analysis.compare import fes_rmse
+from openmm_nnbias.analysis.compare import fes_rmse, region_points
 from openmm_nnbias.io import read_grid_file, write_grid_file
 
 KT = KB * 300.0  # kJ/mol at 300 K
@@ -80,8 +80,7 @@ def score(fes, reference, cutoff=CUTOFF):
 
 def _safe_rmse(f, ref, cutoff):
     """(RMSE, points) over the scored region; NaN when the estimate covers less than :data:`COVERAGE` of it."""
-    ref = np.asarray(ref, float)
-    region = int(np.sum(ref - np.nanmin(ref[np.isfinite(ref)]) < cutoff))
+    region = region_points(ref, cutoff)
     try:
         rmse, n = rmse_best_shift(f, ref, cutoff)
     except ValueError:  # no overlap of the estimate with the scored region

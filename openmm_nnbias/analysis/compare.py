@@ -6,7 +6,7 @@ import numpy as np
 
 from ..io import read_grid_file
 
-__all__ = ["interpolate_grid", "fes_rmse", "compare_files"]
+__all__ = ["interpolate_grid", "fes_rmse", "region_points", "compare_files"]
 
 
 def _axes(points: np.ndarray):
@@ -61,6 +61,12 @@ def fes_rmse(fes, reference, cutoff):
     return float(np.sqrt(np.mean((d - d.mean()) ** 2))), int(mask.sum())
 
 
+def region_points(reference, cutoff: float) -> int:
+    """Number of points with ``reference`` − its minimum < ``cutoff``: the region an RMSE should cover."""
+    reference = np.asarray(reference, float)
+    return int(np.sum(reference - np.nanmin(reference[np.isfinite(reference)]) < cutoff))
+
+
 def compare_files(fes_path: str, reference_path: str, cutoff: float = 20.0, periodic=None):
     """RMSE of the FES in ``fes_path`` against ``reference_path`` (kJ/mol), over F_ref < cutoff.
 
@@ -78,8 +84,7 @@ def compare_files(fes_path: str, reference_path: str, cutoff: float = 20.0, peri
     axes = _axes(pts)
     interp = interpolate_grid(axes, fes, rpts, periodic)
     rmse, n = fes_rmse(interp, ref, cutoff)
-    ref = np.asarray(ref, float)
-    region = int(np.sum(ref - np.nanmin(ref[np.isfinite(ref)]) < cutoff))
+    region = region_points(ref, cutoff)
     if n < 0.95 * region:
         import warnings
 

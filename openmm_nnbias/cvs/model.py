@@ -212,11 +212,10 @@ class ModelCV(CollectiveVariable):
         Needed where CVs are pickled, e.g. for the Deep-VES learner process.
         """
         model = self.model
-        del self.model  # nn.Module's public way to drop a submodule
-        try:
-            state = {key: dict(value) if isinstance(value, dict) else value for key, value in vars(self).items()}
-        finally:
-            _set_model_first(self, model)
+        # a copy of the instance's dicts without the model entry (the CV itself is not changed: other
+        # threads may be using it); __setstate__ registers the model again
+        state = {key: {k: v for k, v in value.items() if v is not model} if isinstance(value, dict) else value
+                 for key, value in vars(self).items()}
         params = list(model.parameters())
         state["_model_file"] = _serialized(model)
         state["_model_device"] = str(params[0].device) if params else "cpu"

@@ -27,6 +27,7 @@ import datetime
 import hashlib
 import math
 import os
+import pickle
 import shutil
 import tempfile
 import time
@@ -333,7 +334,8 @@ def _walker_entry(rank, fn, world_size, init_method, backend, check_interval, ti
                         checkInterval=check_interval, timeout=timeout_s)
     try:
         result = fn(group, *args)
-        torch.save(result, os.path.join(tmp, f"result.{rank}"))
+        with open(os.path.join(tmp, f"result.{rank}"), "wb") as fh:  # inter-process hand-over, not a checkpoint
+            pickle.dump(result, fh)
     except ValueError as exc:
         with open(os.path.join(tmp, f"error.{rank}"), "w") as fh:
             fh.write(str(exc))
@@ -379,6 +381,12 @@ def spawn_walkers(fn: Callable, worldSize: int, args: tuple = (), backend: str =
                         raise ValueError(f"walker {rank}: {fh.read()}") from exc
             raise
         # results of this call's own walker processes, in its private temporary folder (not a checkpoint)
-        return [torch.load(os.path.join(tmp, f"result.{r}"), weights_only=False) for r in range(int(world_size))]
+        return [_read_result(os.path.join(tmp, f"result.{r}")) for r in range(int(world_size))]
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _read_result(path: str):
+    """The return value a walker process of :func:`spawn_walkers` pickled into its private temporary folder."""
+    with open(path, "rb") as fh:
+        return pickle.load(fh)
