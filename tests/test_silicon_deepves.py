@@ -84,3 +84,59 @@ def test_run_ending_inside_an_iteration_says_so(tmp_path):
     with pytest.warns(UserWarning, match="ended 5 MD steps into an iteration of 25 steps"):
         assert main(["deepves", "--system", "silicon-64", "--out", out, "--stride", "100", "--mts", "4",
                      "--steps", "30", "--no-progress"]) == 0
+
+
+def test_silicon_route_arguments():
+    from openmm_nnbias.recipes.silicon import resolve_route
+
+    with pytest.raises(ValueError, match="route must be one of"):
+        silicon_deepves_system(2, route="lammps")
+    with pytest.raises(TypeError, match="route must be a str"):
+        resolve_route(1)
+    assert resolve_route("torch") == "torch"
+
+
+def test_auto_route_falls_back_to_torch_with_the_reason(monkeypatch):
+    from openmm_nnbias import _ext
+
+    def unavailable():
+        raise _ext.FusedKernelsUnavailable("no C++ compiler (test)")
+
+    monkeypatch.setattr(_ext, "load_ops", unavailable)
+    with pytest.warns(RuntimeWarning, match=r"TorchScript route .* no C\+\+ compiler \(test\)"):
+        built = silicon_deepves_system(2, skin=0.1)
+    assert built.route == "torch"
+    cv = get_recipe("silicon-64").build_cvs(built).sources[0]
+    assert type(cv) is EnvironmentSimilarity
+    with pytest.raises(_ext.FusedKernelsUnavailable, match="test"):
+        silicon_deepves_system(2, skin=0.1, route="fused")
+
+
+@pytest.mark.skipif(__import__("openmm_nnbias._ext", fromlist=["x"]).compiler_missing() is not None,
+                    reason="fused kernels cannot be compiled here")
+def test_recipe_routes_give_the_same_energy_forces_and_cv():
+    """The recipe's default route (fused here) against the torch route: SW energy and forces, CV value and Jacobian."""
+    from openmm_nnbias.cvs import FusedEnvironmentSimilarity
+
+    recipe = get_recipe("silicon-64")
+    fused, plain = silicon_deepves_system(2, skin=0.1), silicon_deepves_system(2, skin=0.1, route="torch")
+    assert fused.route == "fused"
+    rng = np.random.default_rng(3)
+    x = fused.positions + rng.normal(0.0, 0.01, fused.positions.shape)
+    out = []
+    for built in (fused, plain):
+        ctx = mm.Context(built.system, mm.VerletIntegrator(0.001), mm.Platform.getPlatformByName("Reference"))
+        ctx.setPeriodicBoxVectors(*[mm.Vec3(*row) for row in built.box])
+        ctx.setPositions(x)
+        st = ctx.getState(getEnergy=True, getForces=True)
+        cv = recipe.build_cvs(built).sources[0]
+        value, jac = cv.value_and_jacobian(torch.as_tensor(x), torch.as_tensor(built.box))
+        out.append((st.getPotentialEnergy().value_in_unit(mm.unit.kilojoule_per_mole),
+                    np.asarray(st.getForces(asNumpy=True).value_in_unit(mm.unit.kilojoule_per_mole / mm.unit.nanometer)),
+                    float(value[0]), jac.detach().numpy(), type(cv)))
+    (e1, f1, v1, j1, k1), (e2, f2, v2, j2, k2) = out
+    assert k1 is FusedEnvironmentSimilarity and k2 is EnvironmentSimilarity
+    assert e1 == pytest.approx(e2, rel=1e-10)
+    np.testing.assert_allclose(f1, f2, rtol=1e-10, atol=1e-10 * np.abs(f2).max())
+    assert v1 == pytest.approx(v2, rel=1e-10) and 50 < v1 <= 64
+    np.testing.assert_allclose(j1, j2, rtol=1e-10, atol=1e-10 * np.abs(j2).max())
