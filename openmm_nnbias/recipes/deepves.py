@@ -168,11 +168,14 @@ DEEPVES_RECIPES: Mapping[str, DeepVESRecipe] = MappingProxyType({
     # with the default 0.15 nm). One iteration every 100 steps (0.2 ps) instead of 500: the same Adam
     # learning rate builds the bias 5x faster in simulated time, so that liquid <-> crystal transitions come
     # within ~1 h of one core (at 500 steps the bias on the crystal had grown to 11 kJ/mol = 0.8 kT
-    # after 110 ps); tauKL 5 000 and tauDecay 2 000 iterations are then 1 ns and 0.4 ns.
+    # after 110 ps). tauKL 5 000 iterations = 1 ns (about 20 transitions of this system). tauDecay 10 000
+    # iterations = 2 ns, the 216-atom recipe's (the paper's) decay time in simulated time: with 2 000 iterations
+    # (0.4 ns, about 9 transitions) the bias froze before it had balanced the two basins and never crossed again
+    # (benchmarks/results/silicon.md).
     "silicon-64": DeepVESRecipe(
         "silicon-64", ("n_diamond",), 1700.0, 0.002, 1.0, backend="torch", biasFactor=100.0, mts=2,
         builder=_silicon(2, 0.10),
-        options=_ro(stride=100, tauKL=5000, tauDecay=2000, bins=64, hidden=(48, 24, 12),
+        options=_ro(stride=100, tauKL=5000, tauDecay=10000, bins=64, hidden=(48, 24, 12),
                     checkpointInterval=50)),
     # villin headpiece in TIP3P (systems.villin: OpenMM's test.pdb, 8 867 atoms, Amber14, PME, 1 bar barostat), 2 fs;
     # Rg of the 35 CA and their RMSD to the starting structure, torch backend; the dipeptide's Deep-VES settings.
