@@ -187,7 +187,23 @@ def collect(root, reference, methods=None):
             if alt and all(r["estimate_alt"] == alt for r in rows):  # the second estimate as its own entry
                 runs.setdefault(f"{method} ({alt})", []).append(
                     [dict(r, rmse_phi=r["rmse_phi_alt"], rmse_2d=r["rmse_2d_alt"]) for r in rows])
+            for est, est_rows in extra_estimates(folder, rows, reference).items():
+                runs.setdefault(f"{method} ({est})", []).append(est_rows)
     return runs
+
+
+def extra_estimates(folder, rows, reference):
+    """{estimate: rows} for the estimates beyond the two of ``progress.csv``, scored from their snapshots
+    (those kept at every scored time only)."""
+    named = {rows[-1]["estimate"], rows[-1]["estimate_alt"]}
+    found = {os.path.basename(p).rsplit("_", 1)[0] for p in glob.glob(os.path.join(folder, "snapshots", "*.npz"))}
+    out = {}
+    for est in sorted(found - named):
+        snaps = [os.path.join(folder, "snapshots", f"{est}_{float(r['t_ns']):.3f}ns.npz") for r in rows]
+        if all(os.path.exists(p) for p in snaps):
+            out[est] = [dict(r, **{k: score(load_snapshot(p), reference)[k] for k in ("rmse_phi", "rmse_2d")})
+                        for r, p in zip(rows, snaps)]
+    return out
 
 
 def table(runs, reference_path):

@@ -44,7 +44,52 @@ DEEPVES_VARIANTS = {
     "lr3": {"overrides": {"learningRate": 3e-3}},  # Adam learning rate 3e-3 instead of 1e-3
     "lr10": {"overrides": {"learningRate": 1e-2}},
     "lr3s1": {"sampleStride": 1, "overrides": {"learningRate": 3e-3}},
+    # the same runs, plus Eq. 4 averaged over windows of the run so far (estimates ``avg_*``, see FESWindowAverage)
+    "avg": {"average": True},
+    "lr3s1avg": {"sampleStride": 1, "overrides": {"learningRate": 3e-3}, "average": True},
+    "lr10s1avg": {"sampleStride": 1, "overrides": {"learningRate": 1e-2}, "average": True},
 }
+
+#: windows of :class:`FESWindowAverage`: name → (fraction of the run so far to forget, or None; fixed length ps)
+AVERAGE_WINDOWS = {"avg_half": (0.5, None), "avg_quarter": (0.75, None), "avg_250ps": (None, 250.0)}
+
+
+class FESWindowAverage:
+    """Eq. 4 (F = −V − kT ln p on the grid) averaged uniformly over the iterations of a window of the run so far.
+
+    ``add(t_ps, F)`` after every iteration; F is summed in blocks of ``block`` iterations (the window edges are
+    therefore exact to a block). ``fes(name)``: the average over :data:`AVERAGE_WINDOWS` ``[name]``, min 0.
+    """
+
+    def __init__(self, block=10):
+        self.block, self.starts, self.sums, self.counts = int(block), [], [], []
+
+    def add(self, t_ps, fes):
+        fes = np.asarray(fes, dtype=np.float64)
+        if not np.isfinite(fes).all():
+            return
+        if not self.counts or self.counts[-1] >= self.block:
+            self.starts.append(float(t_ps))
+            self.sums.append(np.zeros_like(fes))
+            self.counts.append(0)
+        self.sums[-1] += fes
+        self.counts[-1] += 1
+
+    def fes(self, name, now_ps):
+        frac, length = AVERAGE_WINDOWS[name]
+        since = now_ps - length if frac is None else self.starts[0] + frac * (now_ps - self.starts[0])
+        keep = [i for i, t in enumerate(self.starts) if t >= since] or [len(self.starts) - 1]
+        f = sum(self.sums[i] for i in keep) / sum(self.counts[i] for i in keep)
+        return f - f.min()
+
+    def state(self):
+        return {"block": self.block, "starts": np.array(self.starts), "sums": np.array(self.sums),
+                "counts": np.array(self.counts)}
+
+    def load(self, st):
+        self.block = int(st["block"])
+        self.starts, self.counts = [float(x) for x in st["starts"]], [int(x) for x in st["counts"]]
+        self.sums = [np.array(x) for x in st["sums"]]
 
 
 def _atomic_pickle(path, obj):
@@ -201,6 +246,7 @@ class DeepVESRunner:
 
         torch.set_num_threads(1)
         kw = dict(DEEPVES_VARIANTS[variant])
+        self.average = FESWindowAverage() if kw.pop("average", False) else None
         kw.setdefault("sampleStride", 10)  # the CLI default
         self.out = os.path.join(folder, "ves")
         self.sim, self.updater, dt = build_deepves("alanine-dipeptide", out=self.out, platform="CPU", threads=1,
@@ -213,7 +259,16 @@ class DeepVESRunner:
         return self.sim.currentStep
 
     def step(self, n):
-        self.sim.step(n)
+        if self.average is None:
+            self.sim.step(n)
+            return
+        stride = self.updater.stride
+        while n > 0:  # one iteration at a time: Eq. 4 of each new bias goes into the window average
+            k = min(n, stride - self.sim.currentStep % stride)
+            self.sim.step(k)
+            n -= k
+            if self.sim.currentStep % stride == 0:
+                self.average.add(self.sim.currentStep * TIMESTEP_PS, self.updater.getFreeEnergyFromBias())
 
     def estimates(self):
         self.updater.flush()
@@ -222,13 +277,21 @@ class DeepVESRunner:
         best = os.path.join(self.out, "fes.dat")
         if os.path.exists(best):
             out["best"] = read_fes(best)
+        if self.average is not None and self.average.counts:
+            phi, psi, _ = out["bias"]
+            for name in AVERAGE_WINDOWS:
+                out[name] = (phi, psi, self.average.fes(name, self.sim.currentStep * TIMESTEP_PS))
         return out
 
     def save(self, path):
         self.updater.saveCheckpoint(path, self.sim)
+        if self.average is not None:
+            np.savez(path + ".avg.npz", **self.average.state())
 
     def load(self, path):
         self.updater.loadCheckpoint(path, self.sim)
+        if self.average is not None:
+            self.average.load(np.load(path + ".avg.npz"))
 
     def close(self):
         self.updater.close()
