@@ -48,6 +48,9 @@ DEEPVES_VARIANTS = {
     "avg": {"average": True},
     "lr3s1avg": {"sampleStride": 1, "overrides": {"learningRate": 3e-3}, "average": True},
     "lr10s1avg": {"sampleStride": 1, "overrides": {"learningRate": 1e-2}, "average": True},
+    # Adam's second-moment memory 100 iterations instead of 1 000 (betas (0.9, 0.99)): forgets the large early gradients
+    "b2avg": {"betas": (0.9, 0.99), "average": True},
+    "lr3s1b2avg": {"sampleStride": 1, "overrides": {"learningRate": 3e-3}, "betas": (0.9, 0.99), "average": True},
 }
 
 #: windows of :class:`FESWindowAverage`: name → (fraction of the run so far to forget, or None; fixed length ps)
@@ -247,12 +250,16 @@ class DeepVESRunner:
         torch.set_num_threads(1)
         kw = dict(DEEPVES_VARIANTS[variant])
         self.average = FESWindowAverage() if kw.pop("average", False) else None
+        betas = kw.pop("betas", None)
         kw.setdefault("sampleStride", 10)  # the CLI default
         self.out = os.path.join(folder, "ves")
         self.sim, self.updater, dt = build_deepves("alanine-dipeptide", out=self.out, platform="CPU", threads=1,
                                                    seed=int(seed), **kw)
         if abs(dt - TIMESTEP_PS) > 1e-12:
             raise ValueError(f"Deep-VES time step {dt} ps, the race uses {TIMESTEP_PS} ps")
+        if betas is not None:  # torch.optim's public param_groups; kept in the optimizer's checkpoint
+            for group in self.updater.optimizer.adam.param_groups:
+                group["betas"] = tuple(betas)
 
     @property
     def steps(self):
