@@ -51,6 +51,9 @@ DEEPVES_VARIANTS = {
     # Adam's second-moment memory 100 iterations instead of 1 000 (betas (0.9, 0.99)): forgets the large early gradients
     "b2avg": {"betas": (0.9, 0.99), "average": True},
     "lr3s1b2avg": {"sampleStride": 1, "overrides": {"learningRate": 3e-3}, "betas": (0.9, 0.99), "average": True},
+    # the output layer at 10x the schedule's learning rate (as V = 10 x MLP for Adam): the bias grows 10x faster
+    # from its V = 0 start, while the hidden layers' steps move V as before
+    "out10avg": {"outputScale": 10.0, "average": True},
 }
 
 #: windows of :class:`FESWindowAverage`: name → (fraction of the run so far to forget, or None; fixed length ps)
@@ -251,12 +254,21 @@ class DeepVESRunner:
         kw = dict(DEEPVES_VARIANTS[variant])
         self.average = FESWindowAverage() if kw.pop("average", False) else None
         betas = kw.pop("betas", None)
+        output_scale = kw.pop("outputScale", None)
         kw.setdefault("sampleStride", 10)  # the CLI default
         self.out = os.path.join(folder, "ves")
         self.sim, self.updater, dt = build_deepves("alanine-dipeptide", out=self.out, platform="CPU", threads=1,
                                                    seed=int(seed), **kw)
         if abs(dt - TIMESTEP_PS) > 1e-12:
             raise ValueError(f"Deep-VES time step {dt} ps, the race uses {TIMESTEP_PS} ps")
+        if output_scale is not None:  # two Adam groups, the output layer's with lrScale (read by guarded_adam_step)
+            opt = self.updater.optimizer
+            last = {id(p) for p in opt.bias.layers[-1].parameters()}
+            params = [p for p in opt.bias.parameters() if p.requires_grad]
+            lr = opt.adam.param_groups[0]["lr"]
+            opt.adam = torch.optim.Adam([{"params": [p for p in params if id(p) not in last]},
+                                         {"params": [p for p in params if id(p) in last], "lrScale": output_scale}],
+                                        lr=lr, betas=tuple(betas or opt.betas))
         if betas is not None:  # torch.optim's public param_groups; kept in the optimizer's checkpoint
             for group in self.updater.optimizer.adam.param_groups:
                 group["betas"] = tuple(betas)

@@ -302,3 +302,16 @@ def test_decay_averaged_fes_is_the_mean_of_eq4_over_decay_iterations_and_survive
     clone = make_opt(klThreshold=1e9, tauDecay=4)
     clone.load_state_dict(opt.state_dict())
     torch.testing.assert_close(clone.averaged_fes_from_bias(), opt.averaged_fes_from_bias(), rtol=0, atol=0)
+
+
+def test_adam_step_applies_a_groups_lr_scale():
+    """A parameter group's ``lrScale`` multiplies the schedule's learning rate for that group only."""
+    import torch
+
+    from openmm_nnbias.ves.adam import guarded_adam_step
+
+    a, b = torch.nn.Parameter(torch.zeros(1)), torch.nn.Parameter(torch.zeros(1))
+    adam = torch.optim.Adam([{"params": [a]}, {"params": [b], "lrScale": 10.0}])
+    a.grad, b.grad = torch.ones(1), torch.ones(1)
+    assert guarded_adam_step(adam, [a, b], 1e-3)
+    assert float(a) == pytest.approx(-1e-3) and float(b) == pytest.approx(-1e-2)

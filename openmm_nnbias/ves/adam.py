@@ -23,8 +23,8 @@ def guarded_adam_step(adam: torch.optim.Adam, params: Sequence[torch.Tensor], lr
     """
     saved = [q.detach().clone() for q in params]
     moments = [{k: (v.clone() if torch.is_tensor(v) else v) for k, v in adam.state[q].items()} for q in params]
-    for group in adam.param_groups:
-        group["lr"] = lr
+    for group in adam.param_groups:  # a group may carry its own multiple of the schedule's rate ("lrScale")
+        group["lr"] = lr * group.get("lrScale", 1.0)
     adam.step()
     if bool(torch.isfinite(torch.cat([q.detach().reshape(-1) for q in params])).all()):
         return True
