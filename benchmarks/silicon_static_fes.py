@@ -11,7 +11,8 @@ reads the updater's files in RUN and writes into RUN:
 * ``silicon_static_fes.png`` — the three F(CV) (k_BT) with the error band;
 * ``silicon_static_summary.txt`` — per estimator the minima, the barrier top and height, ΔF(liquid −
   crystal) by basin integration (k_BT above the crystal minimum; :func:`landmarks`), the reweighted ones as
-  mean ± standard error over the blocks; the transitions in the static phase; the times of the KL
+  mean ± standard error over the blocks; the agreement of the estimators (RMSE and largest difference
+  between each pair, :func:`agreement`); the transitions in the static phase; the times of the KL
   threshold and of the freeze.
 
 The freeze time is the first ``frozen`` row of ``ves.log``; a run that is not frozen is an error (its FES
@@ -32,7 +33,7 @@ from openmm_nnbias.analysis.histogram import histogram_fes
 from openmm_nnbias.io import write_grid_file
 from silicon_deepves_analysis import landmarks, schedule_times, transitions
 
-__all__ = ["static_frames", "block_estimates", "analyse_static"]
+__all__ = ["static_frames", "block_estimates", "agreement", "analyse_static"]
 
 
 def static_frames(run: str, every_ps=None) -> tuple:
@@ -60,6 +61,21 @@ def _mean_error(values) -> tuple:
     v = np.asarray(values, float)
     v = v[np.isfinite(v)]
     return (float(v.mean()), float(v.std(ddof=1) / np.sqrt(len(v)))) if len(v) > 1 else (float("nan"),) * 2
+
+
+def agreement(curves: dict, kT: float) -> dict:
+    """RMSE and largest |difference| (k_BT) between each pair of estimators, after the best constant shift,
+    over the CV bins where all of them are finite (the curves share one grid)."""
+    names = list(curves)
+    ok = np.logical_and.reduce([np.isfinite(curves[n][1]) for n in names])
+    out = {}
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            d = (curves[a][1] - curves[b][1])[ok]
+            d = d - d.mean()
+            out[f"agreement_{a}_vs_{b}_kT"] = f"RMSE {np.sqrt(np.mean(d ** 2)) / kT:.2f}, max {np.abs(d).max() / kT:.2f}"
+    out["agreement_bins"] = int(ok.sum())
+    return out
 
 
 def analyse_static(run: str, n_atoms: int, temperature: float = 1700.0, blocks: int = 5, every_ps=None,
@@ -94,6 +110,8 @@ def analyse_static(run: str, n_atoms: int, temperature: float = 1700.0, blocks: 
     for key in ("barrier", "dF_basins", "cv_barrier", "f_liquid"):
         mean, se = _mean_error([m[key] for m in per_block])
         numbers[f"reweighted_blocks_{key}"] = f"{mean:.2f} ± {se:.2f}"
+    numbers.update(agreement(curves, kT))
+    numbers["reweighted_median_bin_error_kT"] = round(float(np.nanmedian(err[np.isfinite(f_rw)]) / kT), 2)
     _plot(run, curves, err, kT, temperature)
     text = "\n".join(f"{k}: {v}" for k, v in numbers.items())
     with open(os.path.join(run, "silicon_static_summary.txt"), "w") as fh:

@@ -56,3 +56,16 @@ def test_a_run_that_is_not_frozen_is_refused(tmp_path):
     _run(tmp_path, frozen=False, frames=100)
     with pytest.raises(ValueError, match="not frozen"):
         ssf.analyse_static(str(tmp_path), N)
+
+
+def test_agreement_is_rmse_after_the_best_shift():
+    import numpy as np
+
+    from silicon_static_fes import agreement
+
+    x = np.arange(4.0)
+    curves = {"a": (x, np.array([0.0, 1.0, 2.0, np.inf])), "b": (x, np.array([5.0, 6.0, 8.0, 1.0]))}
+    out = agreement(curves, kT=1.0)
+    # differences on the 3 finite bins: -5, -5, -6 -> shifted: 1/3, 1/3, -2/3
+    assert out["agreement_bins"] == 3
+    assert out["agreement_a_vs_b_kT"] == f"RMSE {np.sqrt(6 / 27):.2f}, max {2 / 3:.2f}"
