@@ -180,10 +180,12 @@ def test_fallback_when_the_kernels_do_not_load(peptide, monkeypatch, caplog):
         raise _ext.FusedKernelsUnavailable("openmm_nnbias: test: no kernels here")
 
     monkeypatch.setattr(fused_torsions, "load_ops", unavailable)
+    monkeypatch.setattr(fused_torsions, "_WARNED", False)
     cvs = _cvs(peptide)
     with caplog.at_level(logging.WARNING, logger="openmm_nnbias.bias.fused_torsions"):
         nbf = NeuralBiasForce(cvs, _bias(cvs), backend="torch")
-    assert nbf.backend.module.original_name == "LiveBiasEnergy"
+        again = NeuralBiasForce(cvs, _bias(cvs, seed=2), backend="torch")  # no second warning
+    assert nbf.backend.module.original_name == "LiveBiasEnergy" == again.backend.module.original_name
     warnings = [r for r in caplog.records if r.name == "openmm_nnbias.bias.fused_torsions"]
     assert len(warnings) == 1 and warnings[0].levelno == logging.WARNING
     assert "TorchScript module" in warnings[0].getMessage() and "no kernels here" in warnings[0].getMessage()

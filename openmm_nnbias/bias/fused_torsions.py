@@ -27,6 +27,7 @@ from .network import ACTIVATIONS, NeuralBias
 __all__ = ["FusedLiveBiasEnergy", "fused_torsions_unsupported", "live_bias_energy"]
 
 logger = logging.getLogger(__name__)
+_WARNED = False  # whether live_bias_energy has warned that the kernels do not load
 
 
 def fused_torsions_unsupported(cvs, bias: NeuralBias) -> Optional[str]:
@@ -142,8 +143,8 @@ def live_bias_energy(cvs, bias: NeuralBias, path: str, header: List[float]) -> L
     """The live-weight energy module for ``cvs`` and ``bias``: fused where it can be, TorchScript otherwise.
 
     :class:`FusedLiveBiasEnergy` when :func:`fused_torsions_unsupported` finds nothing against it and
-    the fused kernels load; when they cannot be built or loaded, one warning is logged and
-    :class:`~openmm_nnbias.bias.modules.LiveBiasEnergy` is returned. Parameters as for
+    the fused kernels load; when they cannot be built or loaded, a warning is logged (once per
+    process) and :class:`~openmm_nnbias.bias.modules.LiveBiasEnergy` is returned. Parameters as for
     :class:`FusedLiveBiasEnergy`.
 
     Returns
@@ -155,6 +156,8 @@ def live_bias_energy(cvs, bias: NeuralBias, path: str, header: List[float]) -> L
         try:
             return FusedLiveBiasEnergy(cvs, bias, path, header)
         except FusedKernelsUnavailable as exc:
-            logger.warning("openmm_nnbias: the torsion bias takes the TorchScript module (slower per evaluation): %s",
-                           exc)
+            global _WARNED
+            log = logger.debug if _WARNED else logger.warning  # one warning per process
+            _WARNED = True
+            log("openmm_nnbias: the torsion bias takes the TorchScript module (slower per evaluation): %s", exc)
     return LiveBiasEnergy(cvs, bias, path, header)
