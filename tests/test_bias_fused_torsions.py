@@ -76,6 +76,11 @@ def test_fused_equals_torchscript(peptide, activation):
         _close(fused.energy_and_forces(x), ref.energy_and_forces(x))
         _close(fused(x), ref(x))  # forward: openmm-torch's entry point
         _close(fused.energy_and_forces(x), fused.torchscript_energy_and_forces(x))
+    # openmm-torch hands positions that require grad: no graph, the same numbers
+    x = _frames(peptide)[1].requires_grad_(True)
+    e, f = fused(x)
+    assert not e.requires_grad and not f.requires_grad
+    _close((e, f), ref(x))
     # float32 positions (a mixed-precision platform): float64 inside, forces back in float32
     x = _frames(peptide)[1]
     e1, f1 = fused(x.float())
