@@ -167,8 +167,8 @@ def load_ops() -> None:
         why = compiler_missing()
         if why is not None:
             raise FusedKernelsUnavailable(
-                f"openmm_nnbias: the fused kernels (Stillinger-Weber route 'fused', FusedEnvironmentSimilarity, FusedLiveBiasEnergy) "
-                f"are compiled on first use, but {why}; the TorchScript routes need no compiler")
+                f"openmm_nnbias: the fused kernels (Stillinger-Weber route 'fused', FusedEnvironmentSimilarity, "
+                f"FusedLiveBiasEnergy) are compiled on first use, but {why}; the TorchScript routes need no compiler")
         from torch.utils import cpp_extension
 
         digest = _digest()

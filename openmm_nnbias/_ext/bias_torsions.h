@@ -107,10 +107,10 @@ inline void bias_affine(const double* W, const double* b, const double* h, int64
 // (K, 4) atom table `atoms`, features scaled by `scale` (K,), the MLP of layer widths `widths`
 // (2K, h_1, ..., 1) whose weights and biases lie in `flat` in the order of NeuralBias.parameters()
 // (W_0 (h_1, 2K), b_0, W_1, b_1, ...), read at this call. Optional periodic `box` (3, 3), rows a, b, c.
-inline std::tuple<at::Tensor, at::Tensor> bias_torsions(const at::Tensor& positions, const c10::optional<at::Tensor>& box,
-                                                        const at::Tensor& atoms, const at::Tensor& scale,
-                                                        const at::Tensor& flat, c10::IntArrayRef widths,
-                                                        const std::string& activation) {
+inline std::tuple<at::Tensor, at::Tensor> bias_torsions(const at::Tensor& positions,
+                                                        const c10::optional<at::Tensor>& box, const at::Tensor& atoms,
+                                                        const at::Tensor& scale, const at::Tensor& flat,
+                                                        c10::IntArrayRef widths, const std::string& activation) {
   TORCH_CHECK_VALUE(positions.device().is_cpu() && flat.device().is_cpu(),
                     "openmm_nnbias: bias_torsions runs on the CPU only, got positions on ", positions.device());
   TORCH_CHECK_VALUE(positions.dim() == 2 && positions.size(1) == 3,
@@ -214,11 +214,9 @@ inline std::tuple<at::Tensor, at::Tensor> bias_torsions(const at::Tensor& positi
   const double* h = feat;
   const double* Wl = Wf;
   int64_t a_off = 0;
-  std::vector<const double*> layer_w(static_cast<size_t>(L));
   for (int64_t l = 0; l < L - 1; ++l) {
     const int64_t n_in = widths[l], n_out = widths[l + 1];
     const double* bl = Wl + n_out * n_in;
-    layer_w[l] = Wl;
     double* z = act_buf + a_off;
     bias_affine(Wl, bl, h, n_in, n_out, z);
     double* d = der_buf + a_off;
@@ -228,17 +226,17 @@ inline std::tuple<at::Tensor, at::Tensor> bias_torsions(const at::Tensor& positi
     Wl = bl + n_out;
   }
   const int64_t n_last = widths[L - 1];
-  layer_w[L - 1] = Wl;
   double energy = 0.0;
   bias_affine(Wl, Wl + n_last, h, n_last, 1, &energy);
 
   // 3. backward: g = W_last[0]; g <- W_l^T (g * d_l) down to the features
   std::copy(Wl, Wl + n_last, g);
+  const double* W = Wl;  // walks back through the layers' weights
   for (int64_t l = L - 2; l >= 0; --l) {
     const int64_t n_in = widths[l], n_out = widths[l + 1];
     a_off -= n_out;
     const double* d = der_buf + a_off;
-    const double* W = layer_w[l];
+    W -= n_out * n_in + n_out;  // W_l (n_out, n_in) and b_l (n_out) precede W_{l+1} in flat
     for (int64_t i = 0; i < n_in; ++i) g_next[i] = 0.0;
     for (int64_t o = 0; o < n_out; ++o) {
       const double go = g[o] * d[o];
