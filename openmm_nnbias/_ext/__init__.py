@@ -20,6 +20,11 @@ Operators (units: nm, kJ/mol; float64 results; see the ``*.h`` files for the for
     The environment-similarity count ``(1,)``, per-atom similarities ``(m,)`` and the Jacobian ``(m, 3)``.
 ``envsim_switch(k, r0, nn, mm) -> (value, dvalue)``
     Its rational switch ``1 − s(k/r0)`` and the derivative in ``k``, elementwise.
+``bias_torsions(positions, box, atoms, scale, flat, widths, activation) -> (energy, forces)``
+    A neural bias over torsion CVs: torsions of the ``(K, 4)`` int64 table ``atoms`` (minimum image
+    with a box), features ``(cos, sin)`` of ``scale · θ``, the MLP of layer ``widths`` ``(2K, …, 1)``
+    whose weights lie in the float64 buffer ``flat`` (order of ``NeuralBias.parameters()``), forward
+    and backward, and the atom forces ``(N, 3)`` (kJ/mol/nm); energy in kJ/mol. CPU only.
 
 A scripted module that calls these operators can be saved and loaded (also by openmm-torch's
 ``TorchForce`` in the same process) once :func:`load_ops` has run in that process.
@@ -50,7 +55,7 @@ logger = logging.getLogger(__name__)
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _SOURCES = ("ops.cpp",)
-_HEADERS = ("common.h", "envsim.h", "sw.h", "verlet.h")
+_HEADERS = ("bias_torsions.h", "common.h", "envsim.h", "sw.h", "verlet.h")
 _LOCK = threading.Lock()
 _LOADED = False
 
@@ -82,6 +87,7 @@ def ops_loaded() -> bool:
     try:
         torch.ops.openmm_nnbias.sw_energy_forces  # noqa: B018 (raises when not registered)
         torch.ops.openmm_nnbias.envsim  # noqa: B018
+        torch.ops.openmm_nnbias.bias_torsions  # noqa: B018
     except (AttributeError, RuntimeError):
         return False
     return True
@@ -161,8 +167,8 @@ def load_ops() -> None:
         why = compiler_missing()
         if why is not None:
             raise FusedKernelsUnavailable(
-                f"openmm_nnbias: the fused kernels (Stillinger-Weber route 'fused', FusedEnvironmentSimilarity) "
-                f"are compiled on first use, but {why}; the TorchScript routes need no compiler")
+                f"openmm_nnbias: the fused kernels (Stillinger-Weber route 'fused', FusedEnvironmentSimilarity, "
+                f"FusedLiveBiasEnergy) are compiled on first use, but {why}; the TorchScript routes need no compiler")
         from torch.utils import cpp_extension
 
         digest = _digest()

@@ -4,6 +4,7 @@
 // openmm-torch's TorchForce of the same process.
 #include <torch/library.h>
 
+#include "bias_torsions.h"
 #include "envsim.h"
 #include "sw.h"
 #include "verlet.h"
@@ -21,4 +22,7 @@ TORCH_LIBRARY(openmm_nnbias, m) {
         "float rc, float lcut, float r0, int nn, int mm, bool jacobian) -> (Tensor, Tensor, Tensor)",
         &openmm_nnbias::envsim_value_jacobian);
   m.def("envsim_switch(Tensor k, float r0, int nn, int mm) -> (Tensor, Tensor)", &openmm_nnbias::envsim_switch_op);
+  m.def("bias_torsions(Tensor positions, Tensor? box, Tensor atoms, Tensor scale, Tensor flat, int[] widths, "
+        "str activation) -> (Tensor, Tensor)",
+        &openmm_nnbias::bias_torsions);
 }

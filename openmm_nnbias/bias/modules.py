@@ -197,6 +197,12 @@ class LiveBiasEnergy(torch.nn.Module):
     def energy_and_forces(self, positions: torch.Tensor, boxvectors: Optional[torch.Tensor] = None):
         """(energy in kJ/mol, forces in kJ/mol/nm) of ``positions`` (nm), without autograd;
         ``boxvectors`` (nm, rows a, b, c) for periodic systems."""
+        return self.torchscript_energy_and_forces(positions, boxvectors)
+
+    @torch.jit.export
+    def torchscript_energy_and_forces(self, positions: torch.Tensor, boxvectors: Optional[torch.Tensor] = None):
+        """:meth:`energy_and_forces` in TorchScript tensor ops (the reference that compiled subclasses,
+        e.g. :class:`~openmm_nnbias.bias.fused_torsions.FusedLiveBiasEnergy`, equal and fall back to)."""
         if self.flat.numel() == 0:
             self._map(positions.device)
         elif self.device_flat.numel() > 0:
