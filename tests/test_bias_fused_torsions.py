@@ -235,3 +235,11 @@ def test_operator_rejects_wrong_inputs(peptide):
         op(x, torch.eye(2, dtype=F64), atoms, scale, flat, [2, 4, 1], "relu")
     with pytest.raises(ValueError, match="flat"):
         op(x, None, atoms, scale, flat.float(), [2, 4, 1], "relu")
+
+
+def test_fused_activations_are_the_networks():
+    """Every network activation has a kernel; a new one must be added to the C++ operator and FUSED_ACTIVATIONS."""
+    from openmm_nnbias.bias.fused_torsions import FUSED_ACTIVATIONS
+    from openmm_nnbias.bias.network import ACTIVATIONS
+
+    assert set(FUSED_ACTIVATIONS) == set(ACTIVATIONS)

@@ -22,11 +22,14 @@ import torch
 from .._ext import FusedKernelsUnavailable, load_ops
 from ..cvs import Torsion
 from .modules import LiveBiasEnergy, flat_layout
-from .network import ACTIVATIONS, NeuralBias
+from .network import NeuralBias
 
 __all__ = ["FusedLiveBiasEnergy", "fused_torsions_unsupported", "live_bias_energy"]
 
 logger = logging.getLogger(__name__)
+#: the activations the C++ operator implements (``bias_activation`` in ``_ext/bias_torsions.h``); an activation
+#: added to the network later keeps the TorchScript module until the kernel has it too
+FUSED_ACTIVATIONS = ("relu", "elu", "tanh", "softplus", "silu")
 _WARNED = False  # whether live_bias_energy has warned that the kernels do not load
 
 
@@ -38,7 +41,7 @@ def fused_torsions_unsupported(cvs, bias: NeuralBias) -> Optional[str]:
     cvs : CVSet
         The collective variables: all must be :class:`~openmm_nnbias.cvs.Torsion` (not a subclass).
     bias : NeuralBias
-        The network: float64, with one of the activations of :data:`~openmm_nnbias.bias.network.ACTIVATIONS`.
+        The network: float64, with one of the activations in :data:`FUSED_ACTIVATIONS`.
 
     Returns
     -------
@@ -51,7 +54,7 @@ def fused_torsions_unsupported(cvs, bias: NeuralBias) -> Optional[str]:
     dtype = bias.layers[0].weight.dtype
     if dtype != torch.float64:
         return f"the network is {dtype}, the operator float64 only"
-    if bias.activation not in ACTIVATIONS:
+    if bias.activation not in FUSED_ACTIVATIONS:
         return f"activation {bias.activation!r} has no fused kernel"
     if bias.features.n_linear != 0 or bias.features.n_features != 2 * cvs.n_cvs:
         return "the network's features are not (cos, sin) of every CV"
