@@ -54,6 +54,7 @@ DEEPVES_VARIANTS = {
     # the output layer at 10x the schedule's learning rate (as V = 10 x MLP for Adam): the bias grows 10x faster
     # from its V = 0 start, while the hidden layers' steps move V as before
     "out10avg": {"outputScale": 10.0, "average": True},
+    "out10": {"outputScale": 10.0},  # the same without the averages (the 20 ns checks)
 }
 
 #: windows of :class:`FESWindowAverage`: name → (fraction of the run so far to forget, or None; fixed length ps)
