@@ -35,7 +35,7 @@ def _unbiased(seed):
     return sim, recipe.options["stride"], recipe.timestep
 
 
-def speed(rounds, ps_per_round, mc_points):
+def speed(rounds, ps_per_round, mc_points, learner_cpu=1):
     from openmm_nnbias.runners import build_deepves
 
     configs = {"unbiased": _unbiased(1)}
@@ -50,9 +50,9 @@ def speed(rounds, ps_per_round, mc_points):
                                     overrides=dict(mcPoints=mc_points))
         configs[f"deepves K={k}"] = (sim, up.stride, dt)
         updaters[f"deepves K={k}"] = up
-    for k in (1, 4):  # the optimizer in a learner process (mode="process"), overlapping the MD
+    for k in (1, 2, 4):  # the optimizer in a learner process (mode="process") on the second core, overlapping the MD
         sim, up, dt = build_deepves("alanine-tetrapeptide", out=None, backend="torch", mts=k,
-                                    overrides=dict(mcPoints=mc_points), mode="process")
+                                    overrides=dict(mcPoints=mc_points, learnerCPUs=[learner_cpu]), mode="process")
         configs[f"deepves K={k} proc"] = (sim, up.stride, dt)
         updaters[f"deepves K={k} proc"] = up
     for sim, stride, _ in configs.values():  # warm-up: one iteration (TorchScript, MC burn-in)
@@ -114,7 +114,7 @@ def main():
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--ps-per-round", type=float, default=2.0, help="simulated ps per config per round")
     p.add_argument("--mc-points", type=int, default=10000)
-    p.add_argument("--nve-ps", type=float, default=20.0)
+    p.add_argument("--nve-ps", type=float, default=20.0, help="NVE ps per K (0: speed only)")
     a = p.parse_args()
     torch.set_num_threads(1)
     med, rates, opt_ms = speed(a.rounds, a.ps_per_round, a.mc_points)
@@ -122,7 +122,10 @@ def main():
           f"Deep-VES 6D torch backend, synchronous learning, MC target {a.mc_points} points/iteration")
     for name, r in med.items():
         extra = f"  optimizer {opt_ms[name]:.0f} ms/iteration" if name in opt_ms else ""
-        print(f"{name:16s} {r:8.1f} ns/day  (rounds: {', '.join(f'{x:.0f}' for x in rates[name])}){extra}")
+        print(f"{name:18s} {r:8.1f} ns/day  {r / med['unbiased']:.3f} of unbiased  (rounds: {', '.join(f'{x:.0f}' for x in rates[name])}){extra}")
+    if a.nve_ps <= 0:  # speed only
+        print("RESULT ala4 ns/day " + " ".join(f"{n.replace(' ', '_')}={v:.1f}" for n, v in med.items()))
+        return
     print(f"# NVE (friction 0) energy conservation over {a.nve_ps} ps, 2 fs inner step, scaled random 6-D bias (30 kJ/mol range)")
     base = nve_drift(1, a.nve_ps, bias_range=0.0)
     print(f"no bias, K=1: sigma(E_tot) {base[0]:.3f} kJ/mol, drift {base[1]:+.2f} +- {base[2]:.2f} kJ/mol/ns")

@@ -311,3 +311,21 @@ def test_unknown_monte_carlo_option_is_one_clear_error():
     force = NeuralBiasForce(cvs, NeuralBias.from_cvs(cvs, seed=0, hidden=(8,)), backend="table")
     with pytest.raises(TypeError, match="unexpected keyword argument 'monteCarlo'"):
         DeepVESUpdater(force, 300.0, monteCarlo=dict(chains=10))
+
+
+def test_optimizer_draws_its_target_in_the_compute_dtype():
+    """The Metropolis passes of a mixed-precision optimizer go through its float32 evaluator, not the float64 bias."""
+    opt = gridless_optimizer(computeDtype=torch.float32)
+    seen = []
+    draw = opt.target.draw
+    opt.target.draw = lambda bias, evaluate=None: seen.append(evaluate) or draw(bias, evaluate)
+    opt.step(0.3 * torch.randn(50, 6, dtype=F64))
+    assert seen == [opt.evaluator] and opt.evaluator.compute_dtype == torch.float32
+    # ln p of the evaluator equals that of the float64 bias to float32 rounding
+    pts = (torch.rand(500, 6, dtype=F64) - 0.5) * 2 * math.pi
+    with torch.no_grad():
+        opt.bias.layers[-1].weight.normal_(0.0, 50.0, generator=torch.Generator().manual_seed(2))  # V of tens of kJ/mol
+        lp64 = opt.target.log_density(opt.bias)(pts)
+        lp32 = opt.target.log_density(opt.bias, opt.evaluator)(pts)
+    assert lp32.dtype == torch.float64 and float(lp64.std()) > 0.5
+    assert torch.allclose(lp32, lp64, rtol=1e-5, atol=1e-6)

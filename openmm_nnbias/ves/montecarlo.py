@@ -344,20 +344,29 @@ class MonteCarloTarget:
         """Acceptance of the last draw (1.0 for the uniform target, NaN before any draw)."""
         return self.sampler.acceptance_rate
 
-    def log_density(self, bias: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
-        """Unnormalised ``ln p(s) = βV(s)/(γ−1)`` of the current bias (0 for uniform)."""
+    def log_density(self, bias: torch.nn.Module,
+                    evaluate: Callable[[torch.Tensor], torch.Tensor] | None = None) -> Callable[[torch.Tensor], torch.Tensor]:
+        """Unnormalised ``ln p(s) = βV(s)/(γ−1)`` of the current bias (0 for uniform).
+
+        ``evaluate(s)`` → V(s) (kJ/mol) replaces ``bias(s)`` when given, e.g. the optimizer's
+        mixed-precision :class:`~openmm_nnbias.ves.evaluation.BiasEvaluator`.
+        """
         if self.biasFactor is None:
             return lambda s: torch.zeros(s.shape[0], dtype=torch.float64)
         scale = 1.0 / (self.kT * (self.biasFactor - 1.0))
-        return lambda s: evaluate_bias(bias, s).to(torch.float64) * scale
+        if evaluate is None:
+            return lambda s: evaluate_bias(bias, s).to(torch.float64) * scale
+        return lambda s: evaluate(s).reshape(-1).to(torch.float64) * scale
 
-    def draw(self, bias: torch.nn.Module) -> torch.Tensor:
-        """New samples ``(M, n_cv)`` (float64, on ``device``) of p for the current ``bias``."""
+    def draw(self, bias: torch.nn.Module,
+             evaluate: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+        """New samples ``(M, n_cv)`` (float64, on ``device``) of p for the current ``bias``
+        (``evaluate``: as in :meth:`log_density`)."""
         if self.biasFactor is None:
             self.points = self.sampler.uniform(self.n_samples).to(self.sampler.device)
             self.sampler.acceptance_rate = 1.0
         else:
-            logp = self.log_density(bias)
+            logp = self.log_density(bias, evaluate)
             if self.sampler.positions is None and self.burn_in:
                 self.sampler.run(logp, self.burn_in, record=False)
             self.points = self.sampler.run(logp, self.n_steps)

@@ -278,7 +278,7 @@ class DeepVESOptimizer(OptimizerCheckpoint):
         optimizer's device and dtype; sets ``stats["kl"]`` and the out-of-range count.
         """
         if self.grid is None:  # Monte Carlo target of the current bias, marginal histograms
-            points = self.target.draw(self.bias)
+            points = self.target.draw(self.bias, evaluate=self.evaluator)  # Metropolis in the compute dtype
             stats["mc_acceptance"] = self.target.acceptance_rate
             counts = self.kl_monitor.histogram(samples)
             stats["n_out_of_range"] = self.kl_monitor.n_out_of_range
