@@ -50,7 +50,7 @@ def speed(rounds, ps_per_round, mc_points, learner_cpu=1):
                                     overrides=dict(mcPoints=mc_points))
         configs[f"deepves K={k}"] = (sim, up.stride, dt)
         updaters[f"deepves K={k}"] = up
-    for k in (1, 2, 4):  # the optimizer in a learner process (mode="process") on the second core, overlapping the MD
+    for k in (1, 2, 4, 8):  # the optimizer in a learner process (mode="process") on the second core, overlapping the MD
         sim, up, dt = build_deepves("alanine-tetrapeptide", out=None, backend="torch", mts=k,
                                     overrides=dict(mcPoints=mc_points, learnerCPUs=[learner_cpu]), mode="process")
         configs[f"deepves K={k} proc"] = (sim, up.stride, dt)
