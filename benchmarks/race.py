@@ -130,7 +130,8 @@ def cmd_run(args):
     reference = read_fes(args.reference or default_reference(args.root))
     unbiased = Unbiased()
     total, every = parse_ns(args.time), parse_ns(args.every)
-    for seed in range(1, args.seeds + 1):  # seed-major: every method gets seed 1 before any gets seed 2
+    first = args.first_seed
+    for seed in range(first, args.seeds + 1):  # seed-major: every method gets seed 1 before any gets seed 2
         for method in methods:
             folder = run_one(method, seed, total, every, args.root, reference, unbiased, args.unbiased_steps)
             last = read_rows(os.path.join(folder, "progress.csv"))[-1]
@@ -276,6 +277,7 @@ def main(argv=None):
     r = sub.add_parser("run", help="run or continue the race")
     r.add_argument("--methods", default="deepves,metad,opes", help="comma-separated: deepves[-variant], metad, opes")
     r.add_argument("--seeds", type=int, default=4, help="seeds 1..N of each method")
+    r.add_argument("--first-seed", type=int, default=1, help="start at this seed (another process runs the earlier ones)")
     r.add_argument("--time", default="3ns", help="simulated time per run (e.g. 3ns, 500ps)")
     r.add_argument("--every", default="0.25ns", help="simulated time between scores")
     r.add_argument("--unbiased-steps", type=int, default=2500, help="unbiased MD steps after each segment")
