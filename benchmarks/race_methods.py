@@ -256,20 +256,14 @@ class DeepVESRunner:
         self.average = FESWindowAverage() if kw.pop("average", False) else None
         betas = kw.pop("betas", None)
         output_scale = kw.pop("outputScale", None)
+        if output_scale is not None:  # the library's option: the output layer in an Adam group of its own
+            kw["overrides"] = {**kw.get("overrides", {}), "outputLearningRateScale": output_scale}
         kw.setdefault("sampleStride", 10)  # the CLI default
         self.out = os.path.join(folder, "ves")
         self.sim, self.updater, dt = build_deepves("alanine-dipeptide", out=self.out, platform="CPU", threads=1,
                                                    seed=int(seed), **kw)
         if abs(dt - TIMESTEP_PS) > 1e-12:
             raise ValueError(f"Deep-VES time step {dt} ps, the race uses {TIMESTEP_PS} ps")
-        if output_scale is not None:  # two Adam groups, the output layer's with lrScale (read by guarded_adam_step)
-            opt = self.updater.optimizer
-            last = {id(p) for p in opt.bias.layers[-1].parameters()}
-            params = [p for p in opt.bias.parameters() if p.requires_grad]
-            lr = opt.adam.param_groups[0]["lr"]
-            opt.adam = torch.optim.Adam([{"params": [p for p in params if id(p) not in last]},
-                                         {"params": [p for p in params if id(p) in last], "lrScale": output_scale}],
-                                        lr=lr, betas=tuple(betas or opt.betas))
         if betas is not None:  # torch.optim's public param_groups; kept in the optimizer's checkpoint
             for group in self.updater.optimizer.adam.param_groups:
                 group["betas"] = tuple(betas)

@@ -95,13 +95,16 @@ def test_flags_override_the_file(files):
     path = write(files, BASE, "override.yaml")
     args = _parser().parse_args(["deepves", "--input", path, "--temperature", "310", "--timestep", "1",
                                  "--bins", "16", "--hidden", "4,4", "--learning-rate", "0.01", "--time", "1ps",
-                                 "--out", str(files / "elsewhere"), "--fes-interval", "3"])
+                                 "--out", str(files / "elsewhere"), "--fes-interval", "3",
+                                 "--output-learning-rate-scale", "10"])
     spec, steps = _deepves_input(args, _flag_values(args))
     assert steps == 1000 and spec.out == str(files / "elsewhere")
     assert spec.deepves["bins"] == 16 and spec.deepves["hidden"] == [4, 4] and spec.deepves["fesInterval"] == 3
     sim, updater, dt = build_input_deepves(spec, out=None)
     assert sim.integrator.getTemperature().value_in_unit(unit.kelvin) == pytest.approx(310)
     assert dt == pytest.approx(0.001) and list(updater.bias.hidden) == [4, 4]
+    assert updater.optimizer.outputLearningRateScale == 10.0
+    assert [g.get("lrScale", 1.0) for g in updater.optimizer.adam.param_groups] == [1.0, 10.0]
 
 
 def test_embedded_system_takes_the_same_flags(tmp_path):

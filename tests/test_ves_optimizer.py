@@ -315,3 +315,64 @@ def test_adam_step_applies_a_groups_lr_scale():
     a.grad, b.grad = torch.ones(1), torch.ones(1)
     assert guarded_adam_step(adam, [a, b], 1e-3)
     assert float(a) == pytest.approx(-1e-3) and float(b) == pytest.approx(-1e-2)
+
+
+def _periodic_opt(**kwargs):
+    from openmm_nnbias.bias import NeuralBias
+
+    bias = NeuralBias([True, True], [-math.pi] * 2, [math.pi] * 2, hidden=(8, 4), seed=0)
+    grid = CVGrid([-math.pi] * 2, [math.pi] * 2, [12, 12], [True, True])
+    return DeepVESOptimizer(bias, grid, kT=2.494, learningRate=1e-3, **kwargs)
+
+
+def test_output_learning_rate_scale_steps_the_output_layer_faster():
+    """outputLearningRateScale 10: Adam's first step moves the output layer's weights by 10 lr, the hidden ones by lr."""
+    samples = (torch.rand(200, 2, dtype=F64, generator=torch.Generator().manual_seed(3)) - 0.5) * 0.5
+    steps = {}
+    for scale in (1.0, 10.0):
+        opt = _periodic_opt(outputLearningRateScale=scale)
+        before = [p.detach().clone() for p in opt.bias.parameters()]
+        opt.step(samples)  # iteration 0: no update
+        opt.step(samples)
+        after = list(opt.bias.parameters())
+        moved = [float((a.detach() - b).abs().max()) for a, b in zip(after, before)]
+        out_ids = {id(p) for p in opt.bias.layers[-1].parameters()}
+        steps[scale] = ([m for m, p in zip(moved, after) if id(p) not in out_ids and p.requires_grad],
+                        [m for m, p in zip(moved, after) if id(p) in out_ids and p.requires_grad])
+    hidden1, out1 = steps[1.0]
+    hidden10, out10 = steps[10.0]
+    assert max(out1) == pytest.approx(1e-3, rel=1e-6) and max(out10) == pytest.approx(1e-2, rel=1e-6)
+    assert max(hidden1) == max(hidden10) == 0.0  # the zero output layer of the start passes no gradient to them
+    opt.step(samples)  # the second update: hidden layers at the schedule's rate (Adam: |step| <= ~lr)
+    assert 0 < max(float((a.detach() - b).abs().max()) for a, b in zip(list(opt.bias.parameters())[:2], before[:2])) < 1.1e-3
+    assert [g.get("lrScale", 1.0) for g in opt.adam.param_groups] == [1.0, 10.0]
+
+
+def test_output_learning_rate_scale_restarts_and_is_checked():
+    samples = (torch.rand(100, 2, dtype=F64, generator=torch.Generator().manual_seed(4)) - 0.5)
+    opt = _periodic_opt(outputLearningRateScale=10.0)
+    for _ in range(3):
+        opt.step(samples)
+    clone = _periodic_opt(outputLearningRateScale=10.0)
+    clone.load_state_dict(opt.state_dict())
+    opt.step(samples)
+    clone.step(samples)
+    for a, b in zip(opt.bias.parameters(), clone.bias.parameters()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="outputLearningRateScale must be a finite number > 0"):
+        _periodic_opt(outputLearningRateScale=0.0)
+    with pytest.raises(TypeError, match="outputLearningRateScale must be a number"):
+        _periodic_opt(outputLearningRateScale="10")
+    with pytest.raises(ValueError, match="output layer is bias.layers"):
+        make_opt(outputLearningRateScale=10.0)  # MLPBias keeps its layers in .net
+    assert make_opt(outputLearningRateScale=1.0).adam.param_groups[0].get("lrScale") is None
+
+
+def test_schedule_options_describe_the_output_scale_only_when_set():
+    """Checkpoints written before the option (no key) still match a run at the default 1."""
+    from openmm_nnbias.ves import ScheduleOptions
+
+    assert "outputLearningRateScale" not in ScheduleOptions().describe()
+    assert ScheduleOptions(outputLearningRateScale=10).describe()["outputLearningRateScale"] == 10.0
+    with pytest.raises(ValueError, match="outputLearningRateScale"):
+        ScheduleOptions(outputLearningRateScale=-1.0)

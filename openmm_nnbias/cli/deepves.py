@@ -92,6 +92,9 @@ def _add_deepves_options(d) -> None:
     _option(d, "deepves", "--hidden", help=f"hidden-layer widths of the bias network, e.g. 48,24,12 (default "
                                            f"{_recipe_defaults('hidden')})")
     _option(d, "deepves", "--learning-rate", type=float, help="Adam learning rate, dimensionless (default 0.001)")
+    _option(d, "deepves", "--output-learning-rate-scale", type=float,
+            help="the output layer's learning rate as a multiple of --learning-rate (default "
+                 f"{_recipe_defaults('outputLearningRateScale', default=1.0)})")
     _option(d, "deepves", "--stride", type=int, help="MD steps per iteration (default 500)")
     _option(d, "deepves", "--sample-stride", type=int,
             help=f"MD steps between CV samples (default {_library_default('sampleStride')})")

@@ -50,7 +50,7 @@ SCHEMA = {
     "cvs": {"type": REQUIRED, "name": REQUIRED, "atoms": REQUIRED, "lower": None, "upper": None, "axis": None},
     "state": {"temperature": 300.0, "pressure": None, "timestep": 2.0, "friction": 1.0, "platform": None},
     "deepves": {"target": None, "biasFactor": 10.0, "bins": 50, "chains": 2000, "stride": 500, "sampleStride": 10,
-                "learningRate": 1e-3, "tauKL": 10000.0, "tauDecay": 1000.0, "klThreshold": 0.5, "decayAfter": None,
+                "learningRate": 1e-3, "outputLearningRateScale": 1.0, "tauKL": 10000.0, "tauDecay": 1000.0, "klThreshold": 0.5, "decayAfter": None,
                 "freezeRatio": 5e-5, "hidden": [48, 24, 12], "activation": "relu", "backend": None, "mode": "sync",
                 "pushInterval": 1, "precision": "mixed", "learnerCPUs": None, "fesInterval": 100,
                 "checkpointInterval": 100, "colvarStride": None},
@@ -188,7 +188,7 @@ def _deepves(d: _Section, cvs: list) -> dict:
     from .inputfile_cvs import choose_backend, output_names
 
     n_cvs = sum(len(output_names(c)) for c in cvs)
-    out = {k: d.number(k, 0, True) for k in ("biasFactor", "learningRate", "klThreshold")}
+    out = {k: d.number(k, 0, True) for k in ("biasFactor", "learningRate", "outputLearningRateScale", "klThreshold")}
     out.update({k: d.number(k, 1.0) for k in ("tauKL", "tauDecay")})
     out.update({k: d.integer(k) for k in ("chains", "stride", "sampleStride", "pushInterval", "fesInterval",
                                          "checkpointInterval", "colvarStride")})

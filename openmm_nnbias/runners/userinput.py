@@ -250,7 +250,7 @@ def build_input_deepves(spec, out: Optional[str] = None, *, group=None, mts: int
     decay = KLThreshold(d["klThreshold"])
     if d["decayAfter"]:
         decay = MinimumTime(iterations=int(math.ceil(d["decayAfter"] / (stride * mts * st["timestep"]) - 1e-9))) & decay
-    options = {k: d[k] for k in ("hidden", "activation", "learningRate", "tauKL", "tauDecay", "freezeRatio",
+    options = {k: d[k] for k in ("hidden", "activation", "learningRate", "outputLearningRateScale", "tauKL", "tauDecay", "freezeRatio",
                                  "fesInterval", "checkpointInterval", "colvarStride", "pushInterval", "precision",
                                  "learnerCPUs") if d[k] is not None}
     options["stride"] = stride

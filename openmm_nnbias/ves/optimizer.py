@@ -63,6 +63,11 @@ class DeepVESOptimizer(OptimizerCheckpoint):
         γ of the well-tempered target (> 1).
     learningRate, betas : float, tuple of float
         Initial Adam learning rate lr0 and Adam betas.
+    outputLearningRateScale : float
+        The output layer (``bias.layers[-1]``, e.g. of a :class:`~openmm_nnbias.bias.NeuralBias`)
+        steps at this multiple of the schedule's rate (default 1). For Adam, whose steps do not
+        depend on the gradient's size, 10 is the same as V = 10 × network: the bias grows 10×
+        faster from its V = 0 start while the hidden layers move V as before.
     tauKL, klThreshold, tauDecay, freezeRatio : float
         Averaging time of the KL histogram and decay time (iterations), ε, and the freeze once
         lr/lr0 < freezeRatio.
@@ -110,6 +115,7 @@ class DeepVESOptimizer(OptimizerCheckpoint):
         biasFactor: float = 10.0,
         learningRate: float = 1e-3,
         betas: tuple[float, float] = (0.9, 0.999),
+        outputLearningRateScale: float = 1.0,
         tauKL: float = 10000,
         klThreshold: float = 0.5,
         tauDecay: float = 1000,
@@ -154,7 +160,9 @@ class DeepVESOptimizer(OptimizerCheckpoint):
         self.decay_after = int(decayAfter)
         self.schedule = LearningRateSchedule(learningRate, klThreshold, tauDecay, freezeRatio)
         betas = (float(betas[0]), float(betas[1]))
-        self.adam = make_adam(self._params, self.schedule.lr, betas)
+        self.outputLearningRateScale = _output_scale(outputLearningRateScale)
+        scaled = _output_parameters(bias) if self.outputLearningRateScale != 1.0 else []
+        self.adam = make_adam(self._params, self.schedule.lr, betas, scaled, self.outputLearningRateScale)
         self.betas = betas
         self.iteration = 0
         self.n_updates = 0
@@ -359,3 +367,23 @@ class DeepVESOptimizer(OptimizerCheckpoint):
         stats["lr_next"] = self.schedule.lr
         stats["phase"] = self.phase
         return stats
+
+
+def _output_scale(value) -> float:
+    """``outputLearningRateScale`` checked: a finite number > 0."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"outputLearningRateScale must be a number, got {type(value).__name__}")
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"outputLearningRateScale must be a finite number > 0, got {value}")
+    return float(value)
+
+
+def _output_parameters(bias: torch.nn.Module) -> list:
+    """The trainable parameters of the bias's output layer, ``bias.layers[-1]`` (ValueError if it has none)."""
+    layers = getattr(bias, "layers", None)
+    last = layers[-1] if isinstance(layers, (torch.nn.ModuleList, torch.nn.Sequential)) and len(layers) else None
+    params = [] if last is None else [p for p in last.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("outputLearningRateScale needs a bias whose output layer is bias.layers[-1] "
+                         f"(a NeuralBias); {type(bias).__name__} has none")
+    return params

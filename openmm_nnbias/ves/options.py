@@ -54,11 +54,13 @@ def _number(name: str, value, lo: float, hi: float = math.inf, lo_open: bool = F
 class ScheduleOptions:
     """Adam and the learning-rate schedule (times in iterations); defaults: the paper's Ala2 run.
 
-    ``decay``: what starts the decay phase (:mod:`~openmm_nnbias.ves.triggers`), default
+    ``outputLearningRateScale``: the output layer's rate as a multiple of the schedule's (default 1,
+    the paper; see :class:`~openmm_nnbias.ves.DeepVESOptimizer`). ``decay``: what starts the decay phase (:mod:`~openmm_nnbias.ves.triggers`), default
     ``KLThreshold(0.5)``.
     """
 
     learningRate: float = 1e-3
+    outputLearningRateScale: float = 1.0
     tauKL: float = 10000
     tauDecay: float = 1000
     freezeRatio: float = 5e-5
@@ -66,6 +68,8 @@ class ScheduleOptions:
 
     def __post_init__(self) -> None:
         self.learningRate = _number("learningRate", self.learningRate, 0.0, lo_open=True)
+        self.outputLearningRateScale = _number("outputLearningRateScale", self.outputLearningRateScale, 0.0,
+                                               lo_open=True)
         self.tauKL = _number("tauKL", self.tauKL, 1.0)
         self.tauDecay = _number("tauDecay", self.tauDecay, 1.0)
         self.freezeRatio = _number("freezeRatio", self.freezeRatio, 0.0, 1.0, lo_open=True)
@@ -74,8 +78,11 @@ class ScheduleOptions:
                             f"got {type(self.decay).__name__}")
 
     def describe(self) -> dict[str, Any]:
-        return {"learningRate": self.learningRate, "tauKL": self.tauKL, "tauDecay": self.tauDecay,
-                "freezeRatio": self.freezeRatio, "decay": self.decay.describe()}
+        out = {"learningRate": self.learningRate, "tauKL": self.tauKL, "tauDecay": self.tauDecay,
+               "freezeRatio": self.freezeRatio, "decay": self.decay.describe()}
+        if self.outputLearningRateScale != 1.0:  # absent at 1: checkpoints made before the option still match
+            out["outputLearningRateScale"] = self.outputLearningRateScale
+        return out
 
 
 @dataclass

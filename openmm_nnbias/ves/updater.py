@@ -119,7 +119,8 @@ class DeepVESUpdater(UpdaterFiles):
         self.grid = args["grid"]
         device = execution.device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.optimizer = DeepVESOptimizer(
-            self.bias, kT=self.kT, learningRate=schedule.learningRate, tauKL=schedule.tauKL,
+            self.bias, kT=self.kT, learningRate=schedule.learningRate,
+            outputLearningRateScale=schedule.outputLearningRateScale, tauKL=schedule.tauKL,
             tauDecay=schedule.tauDecay, freezeRatio=schedule.freezeRatio, device=device, reducer=reducer,
             computeDtype=execution.precision, **args, **decay.resolve(iteration_ps=1.0 if self._min_time else None))
         self.config = dict(cvs=list(self.cvs.names), temperature=self.temperature, stride=self.stride,
