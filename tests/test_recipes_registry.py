@@ -38,3 +38,31 @@ def test_every_diffsim_setup_resolves():
     for name in DIFFSIM_SETUPS:
         fn = get_diffsim_setup(name)
         assert callable(fn) and fn.__module__.startswith("openmm_nnbias.recipes.diffsim."), name
+
+
+def test_presets_replace_the_defaults_and_overrides_win():
+    """A preset is a named set of recipe options: build_deepves and the CLI take it; unknown names are one error."""
+    from openmm_nnbias.recipes import DEEPVES_RECIPES, get_recipe
+    from openmm_nnbias.runners import build_deepves
+
+    assert get_recipe("wolfe-quapp").preset_options("paper") == {"tauKL": 50000}
+    assert get_recipe("alanine-tetrapeptide").preset_options("paper") == {"mcPoints": 25000}
+    for name, recipe in DEEPVES_RECIPES.items():  # a preset names only options the builder takes
+        for options in recipe.presets.values():
+            assert set(options) <= set(recipe.options) | set(recipe.tetrapeptide) | {
+                "learningRate", "outputLearningRateScale", "tauKL", "tauDecay", "klThreshold", "freezeRatio"}, name
+    _, updater, _ = build_deepves("wolfe-quapp", preset="paper")
+    assert updater.schedule.tauKL == 50000
+    _, updater, _ = build_deepves("wolfe-quapp", preset="paper", overrides={"tauKL": 7})
+    assert updater.schedule.tauKL == 7
+    with pytest.raises(ValueError, match=r"preset: villin has \[\], got 'paper'"):
+        build_deepves("villin", preset="paper")
+
+
+def test_cli_preset_only_with_system(tmp_path, capsys):
+    from openmm_nnbias.cli import main
+
+    path = tmp_path / "in.yaml"
+    path.write_text("system: {pdb: x.pdb}\n")
+    assert main(["deepves", "--input", str(path), "--preset", "paper"]) != 0
+    assert "--preset applies to --system runs" in capsys.readouterr().err

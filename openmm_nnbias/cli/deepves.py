@@ -86,6 +86,9 @@ def _add_run_options(d) -> None:
 
 def _add_deepves_options(d) -> None:
     """Deep-VES settings and the alanine-tetrapeptide target."""
+    _option(d, None, "--preset", choices=sorted({p for r in DEEPVES_RECIPES.values() for p in r.presets}),
+            help="--system: a named set of the recipe's settings in place of its defaults (paper: the paper's "
+                 "settings where the defaults differ; the other flags still win)")
     _option(d, "deepves", "--bias-factor", type=float,
             help=f"well-tempered bias factor gamma, dimensionless (default {_recipe_defaults('biasFactor')})")
     _option(d, "deepves", "--bins", type=int, help=f"target grid bins per CV (default {_recipe_defaults('bins')})")
@@ -174,6 +177,8 @@ def _deepves_input(args, flags: dict):
     given = [names[k] for k in ("mcPoints", "recrossings") if getattr(args, k) is not None]
     if given:
         raise ValueError(f"{given[0]} applies to --system alanine-tetrapeptide only")
+    if args.preset is not None:
+        raise ValueError("--preset applies to --system runs (an input file states its own settings)")
     spec = read_input(args.input, {f"{SECTIONS[k]}.{k}": (flags[k], names[k]) for k in SECTIONS})
     return spec, spec.steps
 
@@ -194,7 +199,7 @@ def _system_run(args, flags: dict) -> tuple:
     keywords = set(inspect.signature(build_deepves).parameters)
     values = dict(flags, timestep=None if args.timestep is None else args.timestep / 1000,
                   decayAfter=None if args.decayAfter is None else parse_time(args.decayAfter, "--decay-after"),
-                  mcPoints=args.mcPoints, recrossings=args.recrossings, mts=args.mts)
+                  mcPoints=args.mcPoints, recrossings=args.recrossings, mts=args.mts, preset=args.preset)
     skip = {"time", "steps", "out"}
     kwargs = {k: v for k, v in values.items() if k in keywords and k not in skip and v is not None}
     kwargs["overrides"] = {k: v for k, v in values.items() if k not in keywords and k not in skip}

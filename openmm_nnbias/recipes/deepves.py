@@ -67,6 +67,9 @@ class DeepVESRecipe:
         ``builder(seed)`` → the built system (``topology``, ``system``, ``positions``, ``box``) for
         systems outside :func:`~openmm_nnbias.recipes.get_system` (silicon); its CV ``"n_diamond"``
         is :class:`~openmm_nnbias.cvs.EnvironmentSimilarity` over all atoms.
+    presets : Mapping
+        Named sets of :attr:`options` that replace the defaults (:meth:`preset_options`), e.g.
+        ``"paper"``: the paper's settings where the default differs from them.
     """
 
     name: str
@@ -83,6 +86,22 @@ class DeepVESRecipe:
     mts: int = 1
     ranges: Mapping[str, Tuple[float, float]] = field(default_factory=dict)
     builder: Optional[Callable[[int], Any]] = None
+    presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def preset_options(self, name: str) -> dict:
+        """The options of the preset ``name`` (ValueError naming the known presets for another name).
+
+        Examples
+        --------
+        >>> from openmm_nnbias.recipes import get_recipe
+        >>> get_recipe("wolfe-quapp").preset_options("fast")
+        Traceback (most recent call last):
+        ...
+        ValueError: preset: wolfe-quapp has ['paper'], got 'fast'
+        """
+        if name not in self.presets:
+            raise ValueError(f"preset: {self.name} has {sorted(self.presets)}, got {name!r}")
+        return dict(self.presets[name])
 
     def integrator(self, seed: Optional[int] = None):
         """A ``LangevinMiddleIntegrator`` at :attr:`temperature`, :attr:`friction`, :attr:`timestep` (random seed ``seed``)."""
@@ -131,19 +150,22 @@ _PHI_PSI = ("phi1", "psi1", "phi2", "psi2", "phi3", "psi3")
 DEEPVES_RECIPES: Mapping[str, DeepVESRecipe] = MappingProxyType({
     "alanine-dipeptide": DeepVESRecipe(
         "alanine-dipeptide", ("phi", "psi"), 300.0, 0.002, 1.0,
-        options=_ro(stride=500, tauKL=10000, tauDecay=1000, bins=50, hidden=(48, 24, 12))),
+        options=_ro(stride=500, tauKL=10000, tauDecay=1000, bins=50, hidden=(48, 24, 12)),
+        presets=_ro(paper=_ro())),
     # tauKL 5 000 rather than the paper's 5·10⁴: see benchmarks/RESULTS.md (Wolfe–Quapp); 100 bins as in the paper;
     # one particle: the Reference platform is ~100x faster than CPU
     "wolfe-quapp": DeepVESRecipe(
         "wolfe-quapp", ("x",), WQ_TEMPERATURE, 0.005, 10.0, platform="Reference",
-        options=_ro(stride=500, tauKL=5000, tauDecay=5000, bins=100, hidden=(48, 24, 12))),
+        options=_ro(stride=500, tauKL=5000, tauDecay=5000, bins=100, hidden=(48, 24, 12)),
+        presets=_ro(paper=_ro(tauKL=50000))),
     # 6 torsions: Monte Carlo target (paper 25 000 points; 10 000 here for the CPU), decay
     # (tauDecay 2 000 as in the paper) started after 10 ns of constant learning rate (paper) and
     # recrossings of the three φ (recrossings 0 and decayAfter 0: marginal KL); decayAfter in ps
     "alanine-tetrapeptide": DeepVESRecipe(
         "alanine-tetrapeptide", _PHI_PSI, 300.0, 0.002, 1.0, backend="torch",
         options=_ro(stride=500, tauKL=10000, tauDecay=2000, bins=50, hidden=(96, 48, 24), klThreshold=0.1),
-        tetrapeptide=_ro(mcPoints=10000, recrossings=4, decayAfter=10000.0)),
+        tetrapeptide=_ro(mcPoints=10000, recrossings=4, decayAfter=10000.0),
+        presets=_ro(paper=_ro(mcPoints=25000))),
     # in TIP3P with PME and a 1 bar barostat (systems.solvated); the vacuum run's Deep-VES settings
     "alanine-dipeptide-solvated": DeepVESRecipe(
         "alanine-dipeptide-solvated", ("phi", "psi"), 300.0, 0.002, 1.0,
@@ -162,7 +184,8 @@ DEEPVES_RECIPES: Mapping[str, DeepVESRecipe] = MappingProxyType({
         "silicon", ("n_diamond",), 1700.0, 0.002, 1.0, backend="torch", biasFactor=100.0, mts=2,
         builder=_silicon(3, 0.15),
         options=_ro(stride=500, tauKL=5000, tauDecay=2000, bins=216, hidden=(48, 24, 12),
-                    checkpointInterval=50)),
+                    checkpointInterval=50),
+        presets=_ro(paper=_ro())),
     # the small version: 2x2x2 cells, 64 atoms, 64 bins; SW skin 0.10 nm (the box must stay above
     # 2 (a sigma + skin) = 0.954 nm; the 64-atom liquid at 1 700 K has about 1.06 nm, too close to 1.054 nm
     # with the default 0.15 nm). One iteration every 100 steps (0.2 ps) instead of 500: the same Adam

@@ -33,7 +33,8 @@ def mts_strides(stride: int, sample_stride: int, mts: int) -> tuple:
 def build_deepves(system_name: str, out: Optional[str] = None, backend: Optional[str] = None,
                   platform: Optional[str] = None, threads: int = 1, seed: int = 1, biasFactor: Optional[float] = None,
                   sampleStride: int = 10, overrides: Optional[dict] = None, mode: str = "sync", group=None,
-                  mts: Optional[int] = None, temperature: Optional[float] = None, timestep: Optional[float] = None):
+                  mts: Optional[int] = None, temperature: Optional[float] = None, timestep: Optional[float] = None,
+                  preset: Optional[str] = None):
     """Build ``(simulation, updater, timestep_ps)`` for an embedded system with its recipe's settings.
 
     Parameters
@@ -67,6 +68,10 @@ def build_deepves(system_name: str, out: Optional[str] = None, backend: Optional
         outer step, and stride/sampleStride are divided by K (rounded, ≈ the same simulated time).
     temperature, timestep : float, optional
         K and ps; default: the recipe's.
+    preset : str, optional
+        A named set of the recipe's options (:attr:`DeepVESRecipe.presets
+        <openmm_nnbias.recipes.DeepVESRecipe.presets>`, e.g. ``"paper"``) in place of its defaults;
+        ``overrides`` still win.
 
     Returns
     -------
@@ -76,7 +81,7 @@ def build_deepves(system_name: str, out: Optional[str] = None, backend: Optional
     Raises
     ------
     ValueError
-        Unknown system, ``mts`` < 1, or tetrapeptide options for another system.
+        Unknown system or preset, ``mts`` < 1, or tetrapeptide options for another system.
 
     Examples
     --------
@@ -93,7 +98,8 @@ def build_deepves(system_name: str, out: Optional[str] = None, backend: Optional
     recipe = get_recipe(system_name)
     mts, temperature, timestep = _md_settings(recipe, mts, temperature, timestep)
     biasFactor = recipe.biasFactor if biasFactor is None else biasFactor
-    overrides = overrides or {}
+    overrides = {**(recipe.preset_options(preset) if preset is not None else {}),
+                 **{k: v for k, v in (overrides or {}).items() if v is not None}}
     opts = dict(recipe.options)
     opts.update({k: v for k, v in overrides.items() if v is not None and k not in _TETRA})
     if mts > 1:  # strides in outer steps, ~ the same simulated time per iteration
