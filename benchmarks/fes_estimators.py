@@ -5,7 +5,8 @@ Run:  python benchmarks/fes_estimators.py RUN_FOLDER [RUN_FOLDER ...] [--every 0
 For each alanine-dipeptide run folder (``colvar`` with ``time phi psi bias rbias``; the CLI's run),
 at every ``--every`` of simulated time t, F(φ, ψ) is estimated by reweighting the frames with
 exp(rbias/kT) (rbias = V − c(t), the bias in force when the frame was drawn) over the windows
-[0, t] (all frames), [t/2, t] and [3t/4, t]; each is scored like the race (``race_score.score``:
+[0, t] (all frames), [t/2, t], [3t/4, t] and [t_KL, t] (from the first iteration past the KL threshold,
+read from ``ves.log``; [t/2, t] before it); each is scored like the race (``race_score.score``:
 RMSE over F_ref < 20 kJ/mol after the best shift, F(φ) and 2-D) against the reference (default:
 the 40 ns WT-metaD reference in ``benchmarks/data``). Prints one markdown table per run and the
 median over runs per window and time.
@@ -27,7 +28,7 @@ from race_score import KT, read_fes, score  # noqa: E402
 from openmm_nnbias.analysis.histogram import histogram_fes  # noqa: E402
 from openmm_nnbias.io import read_colvar  # noqa: E402
 
-WINDOWS = {"all": 0.0, "half": 0.5, "quarter": 0.75}
+WINDOWS = {"all": 0.0, "half": 0.5, "quarter": 0.75, "kl": None}  # kl: from the KL threshold (before it: half)
 BINS = 50
 
 
@@ -39,15 +40,29 @@ def reweighted(phi, psi, logw, keep):
     return axis, axis.copy(), np.asarray(f).reshape(BINS, BINS)
 
 
+def kl_time_ps(run: str) -> float:
+    """Time (ps) of the first iteration of ``run``'s ``ves.log`` past the learning phase (inf if none)."""
+    with open(os.path.join(run, "ves.log")) as fh:
+        fields = next(line for line in fh if line.startswith("#! FIELDS")).split()[2:]
+        it, ph = fields.index("time"), fields.index("phase")
+        for line in fh:
+            cols = line.split()
+            if cols and not line.startswith("#") and cols[ph] != "learning":
+                return float(cols[it])
+    return math.inf
+
+
 def evaluate(run: str, every_ns: float, reference) -> dict:
     """{(window, t_ns): score dict} of one run folder."""
+    t_kl = kl_time_ps(run)
     col = read_colvar(os.path.join(run, "colvar"))
     t, phi, psi, logw = col["time"], col["phi"], col["psi"], col["rbias"] / KT
     out = {}
     for k in range(1, int(t[-1] / 1000 / every_ns + 1e-9) + 1):
         t_ns = k * every_ns
         for name, start in WINDOWS.items():
-            keep = (t >= start * t_ns * 1000) & (t <= t_ns * 1000)
+            begin = (t_kl if t_kl < t_ns * 1000 else 0.5 * t_ns * 1000) if start is None else start * t_ns * 1000
+            keep = (t >= begin) & (t <= t_ns * 1000)
             out[(name, round(t_ns, 4))] = score(reweighted(phi, psi, logw, keep), reference)
     return out
 
