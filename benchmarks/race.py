@@ -207,21 +207,34 @@ def extra_estimates(folder, rows, reference):
     return out
 
 
-def table(runs, reference_path):
+def common_rows(rr, until=None):
+    """Each seed's rows up to the last time every seed of the method reached (and ``until`` ns, if given)."""
+    t_end = min(float(rows[-1]["t_ns"]) for rows in rr)
+    if until is not None:
+        t_end = min(t_end, until)
+    return [[r for r in rows if float(r["t_ns"]) <= t_end + 1e-9] for rows in rr], t_end
+
+
+def table(runs, reference_path, until=None):
     lines = [f"Reference: `{os.path.relpath(reference_path)}`. RMSE over F_ref < 20 kJ/mol after the best constant "
-             "shift. Time to an RMSE: first scored time from which it stays at or below the threshold to the end "
-             "of the run; median [min–max over the seeds that reached it] (seeds reached / seeds). CPU time: "
-             "process CPU time of MD + bias (+ learning), without FES output and scoring, on one core.", "",
+             "shift. Every method's seeds are compared up to the last time all of them reached (\"final time\""
+             + ("" if until is None else f", at most {until:g} ns") + "). Time to an RMSE: first scored time from "
+             "which it stays at or below the threshold to that time; median [min–max over the seeds that reached "
+             "it] (seeds reached / seeds). CPU time: process CPU time of MD + bias (+ learning), without FES "
+             "output and scoring, on one core.", "",
              "| method | surface | to 1 kJ/mol (ns) | to 1 kJ/mol (CPU min) | to 0.5 kJ/mol (ns) | "
              "to 0.5 kJ/mol (CPU min) | final RMSE (kJ/mol) | final time (ns) | speed vs unbiased MD |",
              "|---|---|---|---|---|---|---|---|---|"]
     for method, rr in sorted(runs.items()):
+        rr, tmax = common_rows(rr, until)
+        rr = [rows for rows in rr if rows]
+        if not rr:
+            continue
         ratio = np.median([np.median([float(r["speed_ratio"]) for r in rows]) for rows in rr])
         for surface, col in (("F(φ)", "rmse_phi"), ("(φ, ψ)", "rmse_2d")):
             cells = [_stat([time_to(rows, col, th, x) for rows in rr], scale)
                      for th in (1.0, 0.5) for x, scale in (("t_ns", 1.0), ("cpu_s", 1 / 60))]
             final = _stat([float(rows[-1][col]) for rows in rr]).rsplit(" (", 1)[0]
-            tmax = max(float(rows[-1]["t_ns"]) for rows in rr)
             lines.append(f"| {method} | {surface} | " + " | ".join(cells) + f" | {final} | {tmax:.2f} | {ratio:.2f} |")
     return "\n".join(lines) + "\n"
 
@@ -260,7 +273,8 @@ def cmd_report(args):
     runs = collect(args.root, read_fes(ref_path), methods)
     if not runs:
         raise SystemExit(f"no runs with progress.csv under {args.root}")
-    text = "# Convergence race: alanine dipeptide in vacuum\n\n" + table(runs, ref_path)
+    until = parse_ns(args.until) if args.until else None
+    text = "# Convergence race: alanine dipeptide in vacuum\n\n" + table(runs, ref_path, until)
     ref_json = os.path.join(os.path.dirname(ref_path), "reference.json")
     if os.path.exists(ref_json):
         text += "\nReference uncertainty (`" + os.path.relpath(ref_json) + "`): " + open(ref_json).read().strip() + "\n"
@@ -284,6 +298,7 @@ def main(argv=None):
     q = sub.add_parser("report", help="markdown table + figure from the runs (rescored against --reference)")
     q.add_argument("--methods", default=None)
     q.add_argument("--out", default=None, help="markdown file (default <root>/report.md)")
+    q.add_argument("--until", default=None, help="compare up to this simulated time (e.g. 3ns; default: all)")
     q.add_argument("--figure", default=os.path.join(HERE, "figures", "race_ala2.png"))
     f = sub.add_parser("reference", help="make the independent reference (race_reference.py)")
     f.add_argument("--time", default="20ns", help="simulated time of the static-bias run")
