@@ -19,7 +19,7 @@ from openmm_nnbias.ves import (DeepVESUpdater, ExecutionOptions, KLThreshold, Ou
 from _devices import DEFAULT_PLATFORM, platform_properties
 
 
-_SCHEDULE = {"learningRate", "tauKL", "tauDecay", "freezeRatio"}
+_SCHEDULE = {"learningRate", "outputLearningRateScale", "tauKL", "tauDecay", "freezeRatio"}
 _OUTPUTS = {"fesInterval", "checkpointInterval", "snapshotInterval", "colvarStride"}
 
 
@@ -118,6 +118,9 @@ def test_bad_input(tmp_path):
     sim3, up3, _ = make_run(None, activation="elu")  # same shapes, another network: no silent restart
     with pytest.raises(ValueError, match="does not match this run.*'network'"):
         up3.loadCheckpoint(str(tmp_path / "a" / "checkpoint.pt"), sim3)
+    sim4, up4, _ = make_run(None, outputLearningRateScale=10.0)  # a checkpoint made before the option: scale 1
+    with pytest.raises(ValueError, match="used outputLearningRateScale 1, this one 10: pass outputLearningRateScale=1"):
+        up4.loadCheckpoint(str(tmp_path / "a" / "checkpoint.pt"), sim4)
 
 
 def test_nan_cvs_skip_the_update_and_keep_weights(tmp_path):

@@ -354,7 +354,8 @@ class DeepVESUpdater(UpdaterFiles):
         if state.get("config") != self.config:
             old = state.get("config", {})
             diff = {k: (old.get(k), v) for k, v in self.config.items() if old.get(k) != v}
-            raise ValueError(f"checkpoint {path!r} does not match this run (checkpoint, run): {diff}")
+            raise ValueError(f"checkpoint {path!r} does not match this run (checkpoint, run): {diff}"
+                             + _schedule_hint(old.get("schedule"), self.config["schedule"]))
         if self._learner is not None:  # restarted lazily from the restored state
             self._learner.close()
             self._learner = None
@@ -381,3 +382,16 @@ class DeepVESUpdater(UpdaterFiles):
         self.force.updateWeights(simulation)
         self._applied = self.optimizer.iteration - 1
         self._last_phase = self.optimizer.phase
+
+
+def _schedule_hint(old, new) -> str:
+    """A hint when two schedules differ in ``outputLearningRateScale`` only (absent = 1: checkpoints before the option)."""
+    if not isinstance(old, dict):
+        return ""
+    a, b = dict(old), dict(new)
+    sa, sb = a.pop("outputLearningRateScale", 1.0), b.pop("outputLearningRateScale", 1.0)
+    if a != b or sa == sb:
+        return ""
+    return (f"; the checkpoint's run used outputLearningRateScale {sa:g}, this one {sb:g}: pass "
+            f"outputLearningRateScale={sa:g} (CLI --output-learning-rate-scale {sa:g}; a recipe's 'paper' preset "
+            "has 1) to continue it")
