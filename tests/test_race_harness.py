@@ -109,3 +109,17 @@ def test_an_estimate_of_part_of_the_region_is_not_scored():
     assert got["n_2d"] < 0.95 * 36 * 36
     got = score((phi, psi, ref + 2.0), (phi, psi, ref))
     assert got["rmse_2d"] < 1e-9 and got["rmse_phi"] < 1e-9
+
+
+def test_report_compares_seeds_up_to_their_common_time():
+    """An unfinished seed cuts its method's comparison at its last time (no final RMSE mixing 1 ns and 3 ns)."""
+    import race
+
+    def rows(ts, vals):
+        return [{"t_ns": str(t), "rmse_phi": str(v)} for t, v in zip(ts, vals)]
+
+    rr = [rows([1, 2, 3], [2.0, 0.8, 0.4]), rows([1, 2], [3.0, 0.9])]
+    cut, t_end = race.common_rows(rr)
+    assert t_end == 2 and [len(r) for r in cut] == [2, 2] and cut[0][-1]["rmse_phi"] == "0.8"
+    cut, t_end = race.common_rows(rr, until=1.0)
+    assert t_end == 1.0 and [len(r) for r in cut] == [1, 1]
