@@ -27,6 +27,7 @@ PYTHON_DEFAULTS = {
     "stride": lambda: _default(DeepVESUpdater, "stride"),
     "sampleStride": lambda: _default(DeepVESUpdater, "sampleStride"),
     "learningRate": lambda: _field_default(ScheduleOptions, "learningRate"),
+    "outputLearningRateScale": lambda: _field_default(ScheduleOptions, "outputLearningRateScale"),
     "tauKL": lambda: _field_default(ScheduleOptions, "tauKL"),
     "tauDecay": lambda: _field_default(ScheduleOptions, "tauDecay"),
     "freezeRatio": lambda: _field_default(ScheduleOptions, "freezeRatio"),
