@@ -39,6 +39,9 @@ from race_score import load_snapshot, read_fes, save_snapshot, score  # noqa: E4
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "out", "race")
+#: the race's independent reference as kept in git (``reference`` of 2026-12-07: 40 ns WT-metaD and 20 ns of static
+#: bias, averaged; its uncertainty in the .json next to it), and the 40 ns WT-metaD file alone
+RACE_REFERENCE = os.path.join(HERE, "data", "ala2_fes_reference_race.dat")
 FALLBACK_REFERENCE = os.path.join(HERE, "data", "ala2_fes_reference_metad40ns.dat")
 FIELDS = ["t_ns", "steps", "cpu_s", "wall_s", "seg_cpu_s", "fes_cpu_s", "unbiased_cpu_s_per_ns", "speed_ratio",
           "rmse_phi", "rmse_2d", "rmse_phi_alt", "rmse_2d_alt", "estimate", "estimate_alt"]
@@ -46,9 +49,13 @@ SEED_BASE = 1000
 
 
 def default_reference(root=ROOT):
-    """The race's own reference (``reference`` subcommand) if made, else the 40 ns WT-metaD file."""
+    """The reference under ``root`` (``reference`` subcommand) if made, else the race's reference in
+    ``benchmarks/data``, else the 40 ns WT-metaD file."""
     own = os.path.join(root, "reference", "fes_reference.dat")
-    return own if os.path.exists(own) else FALLBACK_REFERENCE
+    for path in (own, RACE_REFERENCE):
+        if os.path.exists(path):
+            return path
+    return FALLBACK_REFERENCE
 
 
 def parse_ns(text):
@@ -142,7 +149,8 @@ def cmd_run(args):
 
 # ----------------------------------------------------------------------------------------------- report
 def rescore(folder, reference):
-    """Rows of a run's ``progress.csv`` with its snapshots rescored against ``reference`` (rmse_* replaced)."""
+    """Rows of a run's ``progress.csv`` with its snapshots rescored against ``reference`` (rmse_* replaced;
+    NaN where a snapshot is missing, so that no score against another reference is kept)."""
     rows = read_rows(os.path.join(folder, "progress.csv"))
     for r in rows:
         t = float(r["t_ns"])
@@ -151,6 +159,8 @@ def rescore(folder, reference):
             if est and os.path.exists(snap):
                 s = score(load_snapshot(snap), reference)
                 r["rmse_phi" + key], r["rmse_2d" + key] = s["rmse_phi"], s["rmse_2d"]
+            else:
+                r["rmse_phi" + key], r["rmse_2d" + key] = "nan", "nan"
     return rows
 
 
@@ -270,13 +280,17 @@ def figure(runs, path):
 def cmd_report(args):
     ref_path = args.reference or default_reference(args.root)
     methods = [m for m in args.methods.split(",") if m] if args.methods else None
-    runs = collect(args.root, read_fes(ref_path), methods)
+    runs = {}
+    for root in [args.root] + [r for r in (args.also or "").split(",") if r]:
+        for method, rr in collect(root, read_fes(ref_path), methods).items():
+            runs.setdefault(method, []).extend(rr)
     if not runs:
         raise SystemExit(f"no runs with progress.csv under {args.root}")
     until = parse_ns(args.until) if args.until else None
     text = "# Convergence race: alanine dipeptide in vacuum\n\n" + table(runs, ref_path, until)
-    ref_json = os.path.join(os.path.dirname(ref_path), "reference.json")
-    if os.path.exists(ref_json):
+    ref_json = next((p for p in (os.path.join(os.path.dirname(ref_path), "reference.json"),
+                                 os.path.splitext(ref_path)[0] + ".json") if os.path.exists(p)), "")
+    if ref_json:
         text += "\nReference uncertainty (`" + os.path.relpath(ref_json) + "`): " + open(ref_json).read().strip() + "\n"
     out = args.out or os.path.join(args.root, "report.md")
     with open(out, "w") as fh:
@@ -298,6 +312,7 @@ def main(argv=None):
     q = sub.add_parser("report", help="markdown table + figure from the runs (rescored against --reference)")
     q.add_argument("--methods", default=None)
     q.add_argument("--out", default=None, help="markdown file (default <root>/report.md)")
+    q.add_argument("--also", default=None, help="comma-separated further roots whose runs join the report")
     q.add_argument("--until", default=None, help="compare up to this simulated time (e.g. 3ns; default: all)")
     q.add_argument("--figure", default=os.path.join(HERE, "figures", "race_ala2.png"))
     f = sub.add_parser("reference", help="make the independent reference (race_reference.py)")
