@@ -249,7 +249,7 @@ def table(runs, reference_path, until=None):
     return "\n".join(lines) + "\n"
 
 
-def figure(runs, path):
+def figure(runs, path, until=None):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -258,7 +258,10 @@ def figure(runs, path):
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
     for ax, (col, title) in zip(axes, (("rmse_phi", "F(φ)"), ("rmse_2d", "F(φ, ψ)"))):
         for method, rr in sorted(runs.items()):
+            rr, _ = common_rows(rr, until)
             n = min(len(rows) for rows in rr)
+            if n == 0:
+                continue
             t = np.array([float(r["t_ns"]) for r in rr[0][:n]])
             y = np.array([[float(r[col]) for r in rows[:n]] for rows in rr])
             line, = ax.plot(t, np.median(y, axis=0), label=f"{method} (median of {len(rr)})")
@@ -295,7 +298,7 @@ def cmd_report(args):
     out = args.out or os.path.join(args.root, "report.md")
     with open(out, "w") as fh:
         fh.write(text)
-    figure(runs, args.figure)
+    figure(runs, args.figure, until)
     sys.stdout.write(text)
 
 
