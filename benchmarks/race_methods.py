@@ -55,6 +55,8 @@ DEEPVES_VARIANTS = {
     # from its V = 0 start, while the hidden layers' steps move V as before
     "out10avg": {"outputScale": 10.0, "average": True},
     "out10": {"outputScale": 10.0},  # the same without the averages (the 20 ns checks)
+    "out30": {"outputScale": 30.0},  # the output layer at 30x
+    "out10lr3": {"outputScale": 10.0, "overrides": {"learningRate": 3e-3}},  # every layer at 3x, the output at 30x
 }
 
 #: windows of :class:`FESWindowAverage`: name → (fraction of the run so far to forget, or None; fixed length ps)
