@@ -37,8 +37,12 @@ TEMPERATURE, TIMESTEP_PS, FRICTION = 300.0, 0.002, 1.0
 METAD_BIAS_FACTOR = 10.0
 
 #: Deep-VES variants: method ``deepves-<name>`` → keywords of ``build_deepves`` (``overrides`` for the updater).
+#: Every variant but "" starts from the recipe's ``paper`` preset (so that a change of the CLI default leaves it
+#: as it was run): "" is the CLI default (since 2026-12-07 the output layer at 10x the rate, i.e. ``out10``),
+#: ``paper`` the CLI default before (the runs in ``race/deepves-paper``).
 DEEPVES_VARIANTS = {
-    "": {},  # the CLI default
+    "": {},
+    "paper": {},
     "s100": {"sampleStride": 100},  # one sample per 0.2 ps instead of 0.02 ps (README's fast setting)
     "s1": {"sampleStride": 1},  # a sample every step: 500 per iteration instead of 50
     "lr3": {"overrides": {"learningRate": 3e-3}},  # Adam learning rate 3e-3 instead of 1e-3
@@ -255,6 +259,8 @@ class DeepVESRunner:
 
         torch.set_num_threads(1)
         kw = dict(DEEPVES_VARIANTS[variant])
+        if variant:
+            kw["preset"] = "paper"
         self.average = FESWindowAverage() if kw.pop("average", False) else None
         betas = kw.pop("betas", None)
         output_scale = kw.pop("outputScale", None)
