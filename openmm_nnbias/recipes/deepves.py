@@ -149,8 +149,9 @@ _PHI_PSI = ("phi1", "psi1", "phi2", "psi2", "phi3", "psi3")
 #: Deep-VES recipes by system name.
 DEEPVES_RECIPES: Mapping[str, DeepVESRecipe] = MappingProxyType({
     # the output layer at 10x the learning rate (outputLearningRateScale): the bias grows 10x faster from V = 0, the
-    # KL threshold comes at ~2 ns instead of ~3.8 and the run's best FES (fes.dat) is within 1 kJ/mol ~2x sooner, at the
-    # paper's final accuracy (benchmarks/results/alanine_dipeptide.md: the convergence race); preset "paper": 1x
+    # KL threshold comes at ~2 ns instead of ~3.8, fes.dat at 3 ns is ~3x closer to the reference (F(phi) 1.1 vs 3.9
+    # kJ/mol), at the paper's final accuracy and the same cost (benchmarks/results/alanine_dipeptide.md: the
+    # convergence race); preset "paper": 1x
     "alanine-dipeptide": DeepVESRecipe(
         "alanine-dipeptide", ("phi", "psi"), 300.0, 0.002, 1.0,
         options=_ro(stride=500, tauKL=10000, tauDecay=1000, bins=50, hidden=(48, 24, 12), outputLearningRateScale=10.0),
