@@ -1,7 +1,7 @@
 """Where a race estimate is wrong: its F(φ) error against the reference, by free-energy band of the reference.
 
     python benchmarks/race_lag.py benchmarks/out/race/deepves benchmarks/out/race_variants/deepves-lr3s1 \
-        [--times 1 2 3] [--estimate bias] [--reference FILE]
+        [--times 1 2 3] [--estimate NAME] [--reference FILE]
 
 For each method folder (``<root>/<method>``, seeds in numbered sub-folders with ``snapshots/``), at each time t
 (ns) the snapshot ``<estimate>_<t>ns.npz`` gives F(φ) (marginal of the 2-D estimate), interpolated onto the
@@ -37,12 +37,21 @@ def band_errors(snapshot, ref_phi, ref_marginal) -> list[float]:
     return [float(d[(ref_marginal >= lo) & (ref_marginal < hi)].mean()) for lo, hi in BANDS]
 
 
+def _first_estimate(progress: str) -> str:
+    """The ``estimate`` column of the first row of a run's ``progress.csv`` (its primary estimate)."""
+    import csv
+
+    with open(progress) as fh:
+        return next(csv.DictReader(fh))["estimate"]
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("methods", nargs="+", help="method folders (<root>/<method>)")
     p.add_argument("--times", nargs="+", type=float, default=[1.0, 2.0, 3.0], help="ns")
-    p.add_argument("--estimate", default="bias", help="snapshot name (bias, best, avg_half, ...)")
-    p.add_argument("--reference", default=os.path.join(HERE, "data", "ala2_fes_reference_metad40ns.dat"))
+    p.add_argument("--estimate", default=None, help="snapshot name (bias, best, smooth, avg_half, ...; default: each "
+                                                     "run's first estimate in its progress.csv)")
+    p.add_argument("--reference", default=os.path.join(HERE, "data", "ala2_fes_reference_race.dat"))
     args = p.parse_args(argv)
     ref_phi, _, ref_f = read_fes(args.reference)
     ref_marginal = marginal_phi(ref_f)
@@ -50,7 +59,9 @@ def main(argv=None) -> None:
     print(f"| method | t (ns) | seeds | {bands} |\n|---|---|---|" + "---|" * len(BANDS))
     for folder in args.methods:
         for t in args.times:
-            snaps = sorted(glob.glob(os.path.join(folder, "*", "snapshots", f"{args.estimate}_{t:.3f}ns.npz")))
+            snaps = sorted(p for run in glob.glob(os.path.join(folder, "*", "progress.csv"))
+                           if os.path.exists(p := os.path.join(os.path.dirname(run), "snapshots",
+                                                                f"{args.estimate or _first_estimate(run)}_{t:.3f}ns.npz")))
             if not snaps:
                 continue
             errs = np.array([band_errors(s, ref_phi, ref_marginal) for s in snaps])
