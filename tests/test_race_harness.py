@@ -123,3 +123,15 @@ def test_report_compares_seeds_up_to_their_common_time():
     assert t_end == 2 and [len(r) for r in cut] == [2, 2] and cut[0][-1]["rmse_phi"] == "0.8"
     cut, t_end = race.common_rows(rr, until=1.0)
     assert t_end == 1.0 and [len(r) for r in cut] == [1, 1]
+
+
+def test_rescore_without_a_snapshot_keeps_no_old_score(tmp_path):
+    """A row whose snapshot is missing is NaN after rescoring, not its score against the reference of the run."""
+    folder = tmp_path / "m" / "1"
+    (folder / "snapshots").mkdir(parents=True)
+    rows = [{"t_ns": "0.25", "steps": "1", "cpu_s": "1", "wall_s": "1", "seg_cpu_s": "1", "fes_cpu_s": "0",
+             "unbiased_cpu_s_per_ns": "1", "speed_ratio": "1", "rmse_phi": "0.7", "rmse_2d": "0.8",
+             "rmse_phi_alt": "0.9", "rmse_2d_alt": "1.0", "estimate": "bias", "estimate_alt": "best"}]
+    race.write_rows(str(folder / "progress.csv"), rows)
+    out = race.rescore(str(folder), None)
+    assert all(math.isnan(float(out[0][k])) for k in ("rmse_phi", "rmse_2d", "rmse_phi_alt", "rmse_2d_alt"))

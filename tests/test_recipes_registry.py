@@ -57,6 +57,8 @@ def test_presets_replace_the_defaults_and_overrides_win():
     assert updater.schedule.tauKL == 7
     with pytest.raises(ValueError, match=r"preset: villin has \[\], got 'paper'"):
         build_deepves("villin", preset="paper")
+    with pytest.raises(TypeError, match="preset must be a str, got int"):
+        build_deepves("wolfe-quapp", preset=1)
 
 
 def test_cli_preset_only_with_system(tmp_path, capsys):

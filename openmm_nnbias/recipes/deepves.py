@@ -99,6 +99,8 @@ class DeepVESRecipe:
         ...
         ValueError: preset: wolfe-quapp has ['paper'], got 'fast'
         """
+        if not isinstance(name, str):
+            raise TypeError(f"preset must be a str, got {type(name).__name__}")
         if name not in self.presets:
             raise ValueError(f"preset: {self.name} has {sorted(self.presets)}, got {name!r}")
         return dict(self.presets[name])

@@ -21,7 +21,7 @@ The machinery stays importable from its module:
 :mod:`~openmm_nnbias.ves.omega` (``omega_loss``, Eq. 10 by autograd; ``omega_functional``, Eq. 3;
 ``bias_normalization``, c(t); ``evaluate_bias``),
 :mod:`~openmm_nnbias.ves.schedule` (``KLMonitor``, Eq. 12; ``LearningRateSchedule``),
-:mod:`~openmm_nnbias.ves.montecarlo` (``MetropolisSampler``, ``MonteCarloTarget``: the Monte Carlo
+:mod:`~openmm_nnbias.ves.montecarlo` (``MonteCarloTarget``, its sampler ``MetropolisSampler`` in :mod:`~openmm_nnbias.ves.metropolis`: the Monte Carlo
 target average for many CVs), :mod:`~openmm_nnbias.ves.monitors` (``MarginalKLMonitor``,
 ``RecrossingMonitor``), :mod:`~openmm_nnbias.ves.learner` and
 :mod:`~openmm_nnbias.ves.learner_process` (the learner of each execution mode),
