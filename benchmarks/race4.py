@@ -1,6 +1,7 @@
 """Convergence race on vacuum alanine tetrapeptide: Deep-VES over 6 torsions vs WT-metaD and OPES over φ1–φ3.
 
     taskset -c 1 python benchmarks/race4.py run --methods deepves,metad,opes --seeds 4 --time 20ns --every 1ns
+    # or on two cores: --seeds 2 on core 0, --first-seed 3 --seeds 4 on core 1 (benchmarks/race4_runs.sh)
     taskset -c 1 python benchmarks/race4.py reference --time 40ns --stage1 10ns   # race4_reference.py
     python benchmarks/race4.py report                 # table (markdown) + benchmarks/figures/race4_ala4.png
 
@@ -181,7 +182,9 @@ def cmd_run(args):
         print(f"no reference at {ref_path} yet: snapshots are kept, `report` scores them later", flush=True)
     unbiased = Unbiased()
     total, every = parse_ns(args.time), parse_ns(args.every)
-    for seed in range(1, args.seeds + 1):  # seed-major: every method gets seed 1 before any gets seed 2
+    if args.first_seed < 1 or args.first_seed > args.seeds:
+        raise SystemExit(f"--first-seed must be between 1 and --seeds ({args.seeds}), got {args.first_seed}")
+    for seed in range(args.first_seed, args.seeds + 1):  # seed-major: every method gets seed 1 before any gets 2
         for method in methods:
             folder = run_one(method, seed, total, every, args.root, reference, unbiased, args.unbiased_steps)
             last = read_rows(os.path.join(folder, "progress.csv"))[-1]
@@ -368,6 +371,8 @@ def main(argv=None):
     r.add_argument("--methods", default="deepves,metad,opes",
                    help="comma-separated: deepves, deepves-mts4, deepves-mts4p, metad, opes")
     r.add_argument("--seeds", type=int, default=4, help="seeds 1..N of each method")
+    r.add_argument("--first-seed", type=int, default=1,
+                   help="start at this seed (another process runs the earlier ones: two cores, two processes)")
     r.add_argument("--time", default="20ns", help="simulated time per run (e.g. 20ns, 2ps; a whole number of ps)")
     r.add_argument("--every", default="1ns", help="simulated time between snapshots and checkpoints")
     r.add_argument("--unbiased-steps", type=int, default=2500, help="unbiased MD steps after each segment")
