@@ -8,6 +8,7 @@
 #   bash benchmarks/race4_runs.sh commit           # archive, then commit only that file
 #   bash benchmarks/race4_runs.sh autocommit MIN   # commit every MIN minutes while a lane runs
 #
+# Both lanes run at nice 10, so that foreground work goes first (CPU times are unaffected).
 # Lane 0 (core 0): seeds 1-2 of deepves, metad, opes. Lane 1 (core 1): the reference (race4.py reference,
 # stage 1 10 ns + 40 ns static-bias MD), then seeds 3-4. Both run the code of a detached worktree (WORKTREE,
 # default /work/wt_race4, made at HEAD when missing): TorchScript re-reads a module's source when it scripts
@@ -32,7 +33,7 @@ restore() {
 start() {
     [ -d "$WORKTREE" ] || git worktree add --detach "$WORKTREE" HEAD
     restore
-    py="PYTHONPATH=$WORKTREE OMP_NUM_THREADS=1 nohup"
+    py="PYTHONPATH=$WORKTREE OMP_NUM_THREADS=1 nohup nice -n 10"
     script="$WORKTREE/benchmarks/race4.py"
     lanes=("python $script $RACE --seeds 2"
            "python $script reference --time 40ns --stage1 10ns --root $RUN && python $script $RACE --first-seed 3 --seeds 4")

@@ -61,6 +61,10 @@ DEEPVES_VARIANTS = {
     "out10": {"outputScale": 10.0},  # the same without the averages (the 20 ns checks)
     "out30": {"outputScale": 30.0},  # the output layer at 30x
     "out10lr3": {"outputScale": 10.0, "overrides": {"learningRate": 3e-3}},  # every layer at 3x, the output at 30x
+    # five iterations per ps instead of one (stride 100 steps = 0.2 ps), τ_KL and τ_decay in iterations x5 so that
+    # they span the same simulated time; 10 samples per iteration (it100) or 50 (it100s2, a sample every 2 steps)
+    "it100": {"outputScale": 10.0, "overrides": {"stride": 100, "tauKL": 50000, "tauDecay": 5000}},
+    "it100s2": {"outputScale": 10.0, "sampleStride": 2, "overrides": {"stride": 100, "tauKL": 50000, "tauDecay": 5000}},
 }
 
 #: windows of :class:`FESWindowAverage`: name → (fraction of the run so far to forget, or None; fixed length ps)
