@@ -161,3 +161,12 @@ def test_time_to_needs_coverage():
     assert race4.time_to(rows, 1.0, "t_ns") == 4
     assert race4.time_to(rows, 1.0, "cpu_s") == 40
     assert race4.time_to(rows, 0.5, "t_ns") == math.inf
+
+
+def test_first_seed_runs_only_the_later_seeds(tmp_path):
+    root = str(tmp_path / "r")
+    race4.main(["run", "--methods", "metad", "--seeds", "2", "--first-seed", "2", "--time", "1ps", "--every", "1ps",
+                "--unbiased-steps", "100", "--root", root])
+    assert sorted(os.listdir(os.path.join(root, "metad"))) == ["2"]
+    with pytest.raises(SystemExit, match="--first-seed must be between 1 and --seeds"):
+        race4.main(["run", "--methods", "metad", "--seeds", "2", "--first-seed", "3", "--root", root])
