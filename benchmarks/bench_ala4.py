@@ -82,7 +82,7 @@ def nve_drift(k, nve_ps, seed=0, bias_range=30.0):
 
     recipe = get_recipe("alanine-tetrapeptide")
     pep = alanine_tetrapeptide()
-    cvs = recipe.build_cvs(pep)
+    cvs = recipe.buildCVs(pep)
     bias = NeuralBias.from_cvs(cvs, hidden=recipe.options["hidden"], seed=seed, zero_output=False)
     probe = (torch.rand(20000, 6, generator=torch.Generator().manual_seed(1), dtype=torch.float64) - 0.5) * 2 * np.pi
     with torch.no_grad():

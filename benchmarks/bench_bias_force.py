@@ -75,7 +75,7 @@ def main():
     args = parser.parse_args()
     torch.set_num_threads(1)
     pep = alanine_dipeptide()
-    cvs = RECIPE.build_cvs(pep)
+    cvs = RECIPE.buildCVs(pep)
     bias = NeuralBias.from_cvs(cvs, seed=0, zero_output=False)
     print(f"alanine dipeptide, CPU platform, 1 thread, 2 fs; network {bias.hidden} "
           f"({bias.n_parameters} parameters); {args.steps} steps x {args.rounds} rounds")

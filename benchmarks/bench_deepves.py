@@ -49,7 +49,7 @@ def make(pep, backend=None, sample_stride=10, mode="sync", push_interval=1, prec
     updater = None
     force = None
     if backend is not None:
-        cvs = RECIPE.build_cvs(pep)
+        cvs = RECIPE.buildCVs(pep)
         bias = NeuralBias.from_cvs(cvs, hidden=RECIPE.options["hidden"], seed=1)
         force = NeuralBiasForce(cvs, bias, backend=backend)
         force.addToSystem(system)

@@ -38,7 +38,7 @@ from openmm_nnbias.recipes import get_recipe, get_system
 def plain(threads: int, biased: bool):
     built = get_system("villin")
     if biased:
-        cvs = get_recipe("villin").build_cvs(built)
+        cvs = get_recipe("villin").buildCVs(built)
         NeuralBiasForce(cvs, NeuralBias.from_cvs(cvs, hidden=[48, 24, 12], seed=1), backend="torch").addToSystem(
             built.system)
     integ = mm.LangevinMiddleIntegrator(300 * unit.kelvin, 1 / unit.picosecond, 2 * unit.femtosecond)
@@ -55,7 +55,7 @@ def cv_ranges(ps: float, threads: int) -> None:
     import numpy as np
 
     sim, _ = plain(threads, False)
-    cvs = get_recipe("villin").build_cvs(get_system("villin"))
+    cvs = get_recipe("villin").buildCVs(get_system("villin"))
     values = []
     for _ in range(max(1, int(round(ps / 0.1)))):
         sim.step(50)

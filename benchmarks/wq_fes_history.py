@@ -35,7 +35,7 @@ def main():
     ms = wolfe_quapp()
     recipe = get_recipe("wolfe-quapp")
     opts = recipe.options
-    cvs = recipe.build_cvs(ms)
+    cvs = recipe.buildCVs(ms)
     bias = NeuralBias.from_cvs(cvs, hidden=opts["hidden"], seed=1)
     force = NeuralBiasForce(cvs, bias, backend="table")
     force.addToSystem(ms.system)

@@ -31,7 +31,7 @@ def main(argv=None):
     opts = recipe.options
     pep = alanine_dipeptide()
     # phi/psi are found by residue and atom name: C(ACE)-N-CA-C and N-CA-C-N(NME)
-    cvs = recipe.build_cvs(pep)
+    cvs = recipe.buildCVs(pep)
     bias = NeuralBias.from_cvs(cvs, hidden=opts["hidden"], seed=1)
     force = NeuralBiasForce(cvs, bias, backend=args.backend)
     force.addToSystem(pep.system)  # before the Simulation (its Context) is created

@@ -40,7 +40,7 @@ def main(argv=None):
     torch.set_num_threads(1)
 
     ms = wolfe_quapp()                                   # one particle, k_B T = 1 kJ/mol
-    cvs = RECIPE.build_cvs(ms)
+    cvs = RECIPE.buildCVs(ms)
     bias = NeuralBias.from_cvs(cvs, hidden=RECIPE.options["hidden"], seed=args.seed)  # [48, 24, 12], ReLU
     force = NeuralBiasForce(cvs, bias, backend="table")  # 1D table, refreshed every iteration
     force.addToSystem(ms.system)  # before the Simulation (its Context) is created

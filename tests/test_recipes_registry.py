@@ -45,8 +45,8 @@ def test_presets_replace_the_defaults_and_overrides_win():
     from openmm_nnbias.recipes import DEEPVES_RECIPES, get_recipe
     from openmm_nnbias.runners import build_deepves
 
-    assert get_recipe("wolfe-quapp").preset_options("paper") == {"tauKL": 50000}
-    assert get_recipe("alanine-tetrapeptide").preset_options("paper") == {"mcPoints": 25000}
+    assert get_recipe("wolfe-quapp").presetOptions("paper") == {"tauKL": 50000}
+    assert get_recipe("alanine-tetrapeptide").presetOptions("paper") == {"mcPoints": 25000}
     for name, recipe in DEEPVES_RECIPES.items():  # a preset names only options the builder takes
         for options in recipe.presets.values():
             assert set(options) <= set(recipe.options) | set(recipe.tetrapeptide) | {

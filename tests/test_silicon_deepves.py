@@ -28,7 +28,7 @@ def test_recipes_hold_the_paper_settings():
         assert r.options["hidden"] == (48, 24, 12) and r.backend == "torch"
         built = r.builder(1)
         assert built.n_atoms == n
-        cvs = r.build_cvs(built)
+        cvs = r.buildCVs(built)
         assert isinstance(cvs.sources[0], EnvironmentSimilarity) and cvs.upper == [float(n)]
         baro = [f for f in built.system.getForces() if isinstance(f, mm.MonteCarloBarostat)]
         assert len(baro) == 1 and baro[0].getDefaultPressure().value_in_unit(mm.unit.bar) == pytest.approx(1.01325)
@@ -108,7 +108,7 @@ def test_auto_route_falls_back_to_torch_with_the_reason(monkeypatch):
     with pytest.warns(RuntimeWarning, match=r"TorchScript route .* no C\+\+ compiler \(test\)"):
         built = silicon_deepves_system(2, skin=0.1)
     assert built.route == "torch"
-    cv = get_recipe("silicon-64").build_cvs(built).sources[0]
+    cv = get_recipe("silicon-64").buildCVs(built).sources[0]
     assert type(cv) is EnvironmentSimilarity
     with pytest.raises(_ext.FusedKernelsUnavailable, match="test"):
         silicon_deepves_system(2, skin=0.1, route="fused")
@@ -131,7 +131,7 @@ def test_recipe_routes_give_the_same_energy_forces_and_cv():
         ctx.setPeriodicBoxVectors(*[mm.Vec3(*row) for row in built.box])
         ctx.setPositions(x)
         st = ctx.getState(getEnergy=True, getForces=True)
-        cv = recipe.build_cvs(built).sources[0]
+        cv = recipe.buildCVs(built).sources[0]
         value, jac = cv.value_and_jacobian(torch.as_tensor(x), torch.as_tensor(built.box))
         out.append((st.getPotentialEnergy().value_in_unit(mm.unit.kilojoule_per_mole),
                     np.asarray(st.getForces(asNumpy=True).value_in_unit(mm.unit.kilojoule_per_mole / mm.unit.nanometer)),

@@ -43,7 +43,7 @@ def test_system_force_field_box_and_cvs():
     h_protein = sum(1 for a in top.atoms() if a.element.symbol == "H" and a.residue.name != "HOH")
     assert system.getNumConstraints() == h_protein + 3 * n_water  # HBonds + rigid water
     recipe = get_recipe("villin")
-    cvs = recipe.build_cvs(built)
+    cvs = recipe.buildCVs(built)
     assert cvs.names == ["rg_ca", "rmsd_ca"] and recipe.backend == "torch" and recipe.options["stride"] == 500
     import torch
 

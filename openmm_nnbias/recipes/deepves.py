@@ -37,7 +37,7 @@ class DeepVESRecipe:
         System name of :func:`openmm_nnbias.recipes.get_system`.
     cvs : tuple of str
         Biased CVs: torsion names of the peptide's ``torsions``, ``"x"`` (position of particle 0,
-        nm, on ``position_range``), or ``"rg_ca"`` / ``"rmsd_ca"`` (radius of gyration of the Cα
+        nm, on ``positionRange``), or ``"rg_ca"`` / ``"rmsd_ca"`` (radius of gyration of the Cα
         atoms, their RMSD to the starting structure after optimal superposition; nm, on ``ranges``).
     temperature : float
         K.
@@ -55,7 +55,7 @@ class DeepVESRecipe:
     tetrapeptide : Mapping
         Defaults of :func:`tetrapeptide_options` (``mcPoints``, ``recrossings``, ``decayAfter`` in
         ps); empty for systems without the Monte Carlo target.
-    position_range : tuple of float
+    positionRange : tuple of float
         nm, for a ``"x"`` CV.
     biasFactor : float
         Default well-tempered bias factor γ.
@@ -68,7 +68,7 @@ class DeepVESRecipe:
         systems outside :func:`~openmm_nnbias.recipes.get_system` (silicon); its CV ``"n_diamond"``
         is :class:`~openmm_nnbias.cvs.EnvironmentSimilarity` over all atoms.
     presets : Mapping
-        Named sets of :attr:`options` that replace the defaults (:meth:`preset_options`), e.g.
+        Named sets of :attr:`options` that replace the defaults (:meth:`presetOptions`), e.g.
         ``"paper"``: the paper's settings where the default differs from them.
     """
 
@@ -81,20 +81,20 @@ class DeepVESRecipe:
     backend: str = "table"
     options: Mapping[str, Any] = field(default_factory=dict)
     tetrapeptide: Mapping[str, Any] = field(default_factory=dict)
-    position_range: Tuple[float, float] = (-3.0, 3.0)
+    positionRange: Tuple[float, float] = (-3.0, 3.0)
     biasFactor: float = 10.0
     mts: int = 1
     ranges: Mapping[str, Tuple[float, float]] = field(default_factory=dict)
     builder: Optional[Callable[[int], Any]] = None
     presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
-    def preset_options(self, name: str) -> dict:
+    def presetOptions(self, name: str) -> dict:
         """The options of the preset ``name`` (ValueError naming the known presets for another name).
 
         Examples
         --------
         >>> from openmm_nnbias.recipes import get_recipe
-        >>> get_recipe("wolfe-quapp").preset_options("fast")
+        >>> get_recipe("wolfe-quapp").presetOptions("fast")
         Traceback (most recent call last):
         ...
         ValueError: preset: wolfe-quapp has ['paper'], got 'fast'
@@ -116,13 +116,13 @@ class DeepVESRecipe:
             integ.setRandomNumberSeed(int(seed))
         return integ
 
-    def build_cvs(self, built):
+    def buildCVs(self, built):
         """The :class:`~openmm_nnbias.cvs.CVSet` of :attr:`cvs` for the built system ``built``."""
         from ..cvs import RMSD, CVSet, EnvironmentSimilarity, FusedEnvironmentSimilarity, Position, RadiusOfGyration, Torsion
 
         def one(n):
             if n == "x":
-                return Position(0, "x", *self.position_range)
+                return Position(0, "x", *self.positionRange)
             if n == "n_diamond":
                 kind = FusedEnvironmentSimilarity if getattr(built, "route", "torch") == "fused" else EnvironmentSimilarity
                 return kind(range(built.system.getNumParticles()), lattice=0.5431, sigma=0.04, names=n)

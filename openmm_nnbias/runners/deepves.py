@@ -98,7 +98,7 @@ def build_deepves(system_name: str, out: Optional[str] = None, backend: Optional
     recipe = get_recipe(system_name)
     mts, temperature, timestep = _md_settings(recipe, mts, temperature, timestep)
     biasFactor = recipe.biasFactor if biasFactor is None else biasFactor
-    overrides = {**(recipe.preset_options(preset) if preset is not None else {}),
+    overrides = {**(recipe.presetOptions(preset) if preset is not None else {}),
                  **{k: v for k, v in (overrides or {}).items() if v is not None}}
     opts = dict(recipe.options)
     opts.update({k: v for k, v in overrides.items() if v is not None and k not in _TETRA})
@@ -111,7 +111,7 @@ def build_deepves(system_name: str, out: Optional[str] = None, backend: Optional
     plat = get_platform(platform or recipe.platform)
     torch.manual_seed(seed)
     built = get_system(system_name) if recipe.builder is None else recipe.builder(seed)
-    cvs = recipe.build_cvs(built)
+    cvs = recipe.buildCVs(built)
     target, decay = _target_and_decay(recipe, opts, tetra, seed, biasFactor, opts["stride"] * mts * timestep)
     return assemble_deepves(built.topology, built.system, built.positions, cvs, temperature=temperature,
                             timestep=timestep, friction=recipe.friction,
