@@ -65,10 +65,13 @@ DEEPVES_VARIANTS = {
     # they span the same simulated time; 10 samples per iteration (it100) or 50 (it100s2, a sample every 2 steps)
     "it100": {"outputScale": 10.0, "overrides": {"stride": 100, "tauKL": 50000, "tauDecay": 5000}},
     "it100s2": {"outputScale": 10.0, "sampleStride": 2, "overrides": {"stride": 100, "tauKL": 50000, "tauDecay": 5000}},
+    "it100s2avg": {"outputScale": 10.0, "sampleStride": 2, "overrides": {"stride": 100, "tauKL": 50000, "tauDecay": 5000},
+                   "average": True},
 }
 
 #: windows of :class:`FESWindowAverage`: name → (fraction of the run so far to forget, or None; fixed length ps)
-AVERAGE_WINDOWS = {"avg_half": (0.5, None), "avg_quarter": (0.75, None), "avg_250ps": (None, 250.0)}
+AVERAGE_WINDOWS = {"avg_half": (0.5, None), "avg_quarter": (0.75, None), "avg_250ps": (None, 250.0),
+                   "avg_100ps": (None, 100.0)}
 
 
 class FESWindowAverage:
