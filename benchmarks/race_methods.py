@@ -65,6 +65,10 @@ DEEPVES_VARIANTS = {
     # they span the same simulated time; 10 samples per iteration (it100) or 50 (it100s2, a sample every 2 steps)
     "it100": {"outputScale": 10.0, "overrides": {"stride": 100, "tauKL": 50000, "tauDecay": 5000}},
     "it100s2": {"outputScale": 10.0, "sampleStride": 2, "overrides": {"stride": 100, "tauKL": 50000, "tauDecay": 5000}},
+    # the same with the bias evaluated by the network in the MD (torch backend: the compiled torsion operator) instead of
+    # a 64x64 table that costs ~16 ms per push (updateParametersInContext), five pushes per ps
+    "it100s2t": {"outputScale": 10.0, "sampleStride": 2, "backend": "torch",
+                 "overrides": {"stride": 100, "tauKL": 50000, "tauDecay": 5000}},
     "it100s2avg": {"outputScale": 10.0, "sampleStride": 2, "overrides": {"stride": 100, "tauKL": 50000, "tauDecay": 5000},
                    "average": True},
 }
@@ -78,38 +82,68 @@ class FESWindowAverage:
     """Eq. 4 (F = −V − kT ln p on the grid) averaged uniformly over the iterations of a window of the run so far.
 
     ``add(t_ps, F)`` after every iteration; F is summed in blocks of ``block`` iterations (the window edges are
-    therefore exact to a block). ``fes(name)``: the average over :data:`AVERAGE_WINDOWS` ``[name]``, min 0.
+    therefore exact to a block). ``fes(name, now_ps)``: the average over :data:`AVERAGE_WINDOWS` ``[name]``, min 0.
+    Memory stays bounded over long runs: a block that starts before every window's left edge is dropped (the
+    edges only move forward), and blocks that started more than ``fine_ps`` ago are merged into blocks of up to
+    ``coarse_ps`` (the fraction windows' edges are then exact to ``coarse_ps``, the fixed windows, shorter than
+    ``fine_ps``, to a block).
     """
 
-    def __init__(self, block=10):
-        self.block, self.starts, self.sums, self.counts = int(block), [], [], []
+    def __init__(self, block=10, fine_ps=300.0, coarse_ps=50.0):
+        self.block, self.fine_ps, self.coarse_ps = int(block), float(fine_ps), float(coarse_ps)
+        self.origin = None
+        self.starts, self.sums, self.counts = [], [], []
+
+    def _edge(self, name, now_ps):
+        frac, length = AVERAGE_WINDOWS[name]
+        return now_ps - length if frac is None else self.origin + frac * (now_ps - self.origin)
 
     def add(self, t_ps, fes):
         fes = np.asarray(fes, dtype=np.float64)
         if not np.isfinite(fes).all():
             return
+        if self.origin is None:
+            self.origin = float(t_ps)
         if not self.counts or self.counts[-1] >= self.block:
+            self._compact(float(t_ps))
             self.starts.append(float(t_ps))
             self.sums.append(np.zeros_like(fes))
             self.counts.append(0)
         self.sums[-1] += fes
         self.counts[-1] += 1
 
+    def _compact(self, now_ps):
+        edge = min(self._edge(name, now_ps) for name in AVERAGE_WINDOWS)
+        while self.starts and self.starts[0] < edge:  # outside every window, now and later
+            del self.starts[0], self.sums[0], self.counts[0]
+        i, old = 1, now_ps - self.fine_ps
+        while i < len(self.starts) and self.starts[i] < old:
+            if self.starts[i] - self.starts[i - 1] < self.coarse_ps:
+                self.sums[i - 1] = self.sums[i - 1] + self.sums[i]
+                self.counts[i - 1] += self.counts[i]
+                del self.starts[i], self.sums[i], self.counts[i]
+            else:
+                i += 1
+
     def fes(self, name, now_ps):
-        frac, length = AVERAGE_WINDOWS[name]
-        since = now_ps - length if frac is None else self.starts[0] + frac * (now_ps - self.starts[0])
+        since = self._edge(name, now_ps)
         keep = [i for i, t in enumerate(self.starts) if t >= since] or [len(self.starts) - 1]
         f = sum(self.sums[i] for i in keep) / sum(self.counts[i] for i in keep)
         return f - f.min()
 
     def state(self):
         return {"block": self.block, "starts": np.array(self.starts), "sums": np.array(self.sums),
-                "counts": np.array(self.counts)}
+                "counts": np.array(self.counts), "origin": self.origin, "fine_ps": self.fine_ps,
+                "coarse_ps": self.coarse_ps}
 
     def load(self, st):
         self.block = int(st["block"])
         self.starts, self.counts = [float(x) for x in st["starts"]], [int(x) for x in st["counts"]]
         self.sums = [np.array(x) for x in st["sums"]]
+        # states written before the compaction had no origin: their first block is the run's start
+        self.origin = float(st["origin"]) if "origin" in st else (self.starts[0] if self.starts else None)
+        if "fine_ps" in st:
+            self.fine_ps, self.coarse_ps = float(st["fine_ps"]), float(st["coarse_ps"])
 
 
 def _atomic_pickle(path, obj):

@@ -135,3 +135,30 @@ def test_rescore_without_a_snapshot_keeps_no_old_score(tmp_path):
     race.write_rows(str(folder / "progress.csv"), rows)
     out = race.rescore(str(folder), None)
     assert all(math.isnan(float(out[0][k])) for k in ("rmse_phi", "rmse_2d", "rmse_phi_alt", "rmse_2d_alt"))
+
+
+def test_fes_window_average_bounded_and_right():
+    """Each window's average of F_n = t_n g against the exact mean over its iterations, within its edge's
+    granularity; memory bounded; the state round-trips, and a state without an origin (older runs) loads."""
+    from race_methods import AVERAGE_WINDOWS, FESWindowAverage
+
+    g = np.array([0.0, 1.0, 2.0])
+    avg, dt, n = FESWindowAverage(block=10, fine_ps=300.0, coarse_ps=50.0), 0.2, 20000
+    times = np.arange(n) * dt
+    for t in times:
+        avg.add(t, t * g)
+    now = times[-1]
+    assert len(avg.starts) < 300 / (10 * dt) + 0.5 * now / 50 + 3  # 150 fine blocks + 40 coarse
+    for name, (frac, length) in AVERAGE_WINDOWS.items():
+        edge = now - length if frac is None else frac * now
+        exact = times[times >= edge].mean() * g
+        tol = (50.0 if frac is not None else 10 * dt) * g[1] + 1e-9
+        assert np.all(np.abs(avg.fes(name, now) - exact) <= tol), name
+    st = avg.state()
+    again = FESWindowAverage()
+    again.load(st)
+    assert all(np.array_equal(again.fes(k, now), avg.fes(k, now)) for k in AVERAGE_WINDOWS)
+    legacy = {k: v for k, v in st.items() if k not in ("origin", "fine_ps", "coarse_ps")}
+    older = FESWindowAverage()
+    older.load(legacy)
+    assert older.origin == st["starts"][0]
