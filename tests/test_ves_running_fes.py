@@ -71,3 +71,55 @@ def test_fes_dat_is_written_from_the_first_fes_interval(tmp_path):
                                  lower=[-3.0], upper=[3.0])
     finite = np.isfinite(offline)
     np.testing.assert_allclose(fes[finite], offline[finite], atol=1e-4)
+
+
+def test_windowed_reweighting_keeps_only_the_window():
+    """Memory and the cost of fes() stay bounded by the last-half window, with the same estimate as keeping all
+    blocks; a state written before pruning (no origin) still loads."""
+    import torch
+
+    from openmm_nnbias.ves.running_fes import WindowedReweighting
+
+    pruned, full = WindowedReweighting(7, 10), WindowedReweighting(7, 10)
+    gen = torch.Generator().manual_seed(3)
+    for it in range(1000):
+        t = 1.0 + 0.5 * it
+        idx, logw = torch.randint(0, 7, (5,), generator=gen), torch.randn(5, generator=gen, dtype=torch.float64)
+        for w in (pruned, full):
+            w.add(it, t, idx, logw)
+        pruned.prune(pruned.origin + BEST_WINDOW * (t - pruned.origin))
+    assert pruned.origin == full.origin == 1.0 and len(full.blocks) == 100 and len(pruned.blocks) <= 51
+    since = full.origin + BEST_WINDOW * (t - full.origin)
+    torch.testing.assert_close(pruned.fes(1.0, since), full.fes(1.0, since), rtol=0, atol=1e-12)
+    legacy = {k: v for k, v in full.state_dict().items() if k != "origin"}
+    older = WindowedReweighting(7, 10)
+    older.load_state_dict(legacy)
+    assert older.origin == 1.0
+
+
+def test_windowed_reweighting_merges_old_blocks_to_a_bounded_number():
+    """A long run: blocks stay ≤ ~1/resolution + recent, the window start exact to resolution × run length."""
+    import torch
+
+    from openmm_nnbias.ves.running_fes import WindowedReweighting
+
+    w, res = WindowedReweighting(3, 1), 0.01
+    one = torch.zeros(1, dtype=torch.long)
+    counts = []
+    for it in range(20000):
+        t = float(it)
+        w.add(it, t, one, torch.zeros(1, dtype=torch.float64))  # one frame per iteration, weight 1
+        w.prune(w.origin + BEST_WINDOW * (t - w.origin), t, res)
+        counts.append(len(w.blocks))
+    assert max(counts[1000:]) <= 1 / res + 5
+    since = BEST_WINDOW * t
+    kept = float(torch.logsumexp(torch.stack([s for s, st in zip(w.logsums, w.starts) if st >= since - 1e-9]),
+                                 0)[0].exp())
+    assert abs(kept - (t - since + 1)) <= res * t + 1  # frames after the window's start
+
+
+def test_fes_dat_run_keeps_a_bounded_number_of_blocks(tmp_path):
+    sim, up, _ = make_run(str(tmp_path / "run"), fesInterval=5, checkpointInterval=1000)
+    sim.step(200 * 100)
+    up.writeFes()
+    assert len(up._windowed.blocks) <= 11  # 20 blocks made, the last half kept

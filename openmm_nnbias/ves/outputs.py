@@ -20,10 +20,13 @@ from .._io import truncate_rows
 from ..io import units_lines
 from .reweight import accumulate_log_weights
 
-__all__ = ["UpdaterFiles", "BEST_WINDOW"]
+__all__ = ["UpdaterFiles", "BEST_WINDOW", "BEST_WINDOW_RESOLUTION"]
 
 #: ``fes.dat`` reweights the frames drawn after this fraction of the run so far (1/2: the last half).
 BEST_WINDOW = 0.5
+#: ... its start exact to this fraction of the run's length (older blocks of frames are merged, so that the
+#: state of a run of any length holds at most about 1/0.01 = 100 blocks plus the newest).
+BEST_WINDOW_RESOLUTION = 0.01
 
 
 class UpdaterFiles:
@@ -37,8 +40,11 @@ class UpdaterFiles:
         """Colvar rows and reweighting of one iteration's samples (when its step finishes)."""
         windowed = getattr(self, "_windowed", None)
         if windowed is not None and record.v is not None and bool(torch.isfinite(record.s).all()):
-            windowed.add(iteration, float(record.times[0]), self.grid.index(record.s.to(self.grid.device)).cpu(),
+            t0 = float(record.times[0])
+            windowed.add(iteration, t0, self.grid.index(record.s.to(self.grid.device)).cpu(),
                          (record.v - record.c) / self.kT)
+            # fes.dat never looks back further; old blocks merged to 1 % of the run: bounded memory over long runs
+            windowed.prune(windowed.origin + BEST_WINDOW * (t0 - windowed.origin), t0, BEST_WINDOW_RESOLUTION)
         if record.reweight:
             self._rw_logsum = accumulate_log_weights(
                 self._rw_logsum, self.grid.index(record.s.to(self.grid.device)).cpu(), record.v / self.kT,
@@ -93,8 +99,9 @@ class UpdaterFiles:
 
         Frames reweighted with exp(β(V − c(t))), the bias and c(t) in force when each was drawn,
         over the last half of the run so far (frames after t/2, in blocks of ``fesInterval``
-        iterations): the early transient is forgotten, and a learning bias already gives an estimate
-        (see :mod:`~openmm_nnbias.ves.running_fes`). None before the first iteration.
+        iterations, merged when older: the window's start is exact to 1 % of t); the early
+        transient is forgotten, and a learning bias already gives an estimate (see
+        :mod:`~openmm_nnbias.ves.running_fes`). None before the first iteration.
         """
         self._need_grid("getFreeEnergy")
         self._finish_pending()
@@ -102,7 +109,7 @@ class UpdaterFiles:
         if windowed is None or windowed.empty:
             return None
         now = self.history[-1]["time_ps"] if self.history else windowed.starts[-1]
-        f = windowed.fes(self.kT, since=windowed.starts[0] + BEST_WINDOW * (now - windowed.starts[0]))
+        f = windowed.fes(self.kT, since=windowed.origin + BEST_WINDOW * (now - windowed.origin))
         return None if f is None else f.reshape(self.grid.shape).numpy()
 
     def gridAxes(self):

@@ -48,6 +48,7 @@ class WindowedReweighting:
         if int(blockIterations) < 1:
             raise ValueError(f"blockIterations must be >= 1, got {blockIterations}")
         self.n_points, self.blockIterations = int(n_points), int(blockIterations)
+        self.origin: float | None = None  # time (ps) of the run's first frame; kept when its block is pruned
         self.blocks: list[int] = []  # block number of each kept block
         self.starts: list[float] = []  # time (ps) of the block's first frame
         self.logsums: list[torch.Tensor] = []
@@ -55,11 +56,33 @@ class WindowedReweighting:
     def add(self, iteration: int, time_ps: float, index: torch.Tensor, logWeights: torch.Tensor) -> None:
         """Add one iteration's frames: flat grid bins ``index`` and log-weights β(V − c) (dimensionless)."""
         block = int(iteration) // self.blockIterations
+        if self.origin is None:
+            self.origin = float(time_ps)
         if not self.blocks or self.blocks[-1] != block:
             self.blocks.append(block)
             self.starts.append(float(time_ps))
             self.logsums.append(torch.full((self.n_points,), -math.inf, dtype=torch.float64))
         self.logsums[-1] = accumulate_log_weights(self.logsums[-1], index.cpu(), logWeights.cpu(), self.n_points)
+
+    def prune(self, since: float, now: float | None = None, resolution: float = 0.0) -> None:
+        """Drop the blocks that start before ``since`` (ps), keeping the newest; with ``resolution`` > 0, also
+        merge neighbouring blocks (the newest excepted) while the merged block spans at most ``resolution`` ×
+        (``now`` − :attr:`origin`). For a window whose start only moves forward, e.g. ``[t/2, t]``, the number of
+        blocks then stays bounded (at most about 1/``resolution`` plus the recent ones) however long the run, and the
+        window's start is exact to ``resolution`` of the run's length."""
+        n = 0
+        while n < len(self.starts) - 1 and self.starts[n] < since - 1e-9:
+            n += 1
+        if n:
+            del self.blocks[:n], self.starts[:n], self.logsums[:n]
+        if resolution > 0 and now is not None and self.origin is not None:
+            span, i = resolution * (float(now) - self.origin), 1
+            while i < len(self.starts) - 1:  # i + 1 exists: block i ends where i + 1 starts
+                if self.starts[i + 1] - self.starts[i - 1] <= span:
+                    self.logsums[i - 1] = torch.logaddexp(self.logsums[i - 1], self.logsums[i])
+                    del self.blocks[i], self.starts[i], self.logsums[i]
+                else:
+                    i += 1
 
     @property
     def empty(self) -> bool:
@@ -78,7 +101,8 @@ class WindowedReweighting:
 
     def state_dict(self) -> dict:
         """Plain data (tensors, numbers, lists) for a checkpoint."""
-        return {"blockIterations": self.blockIterations, "blocks": torch.tensor(self.blocks, dtype=torch.long),
+        return {"blockIterations": self.blockIterations, "origin": self.origin,
+                "blocks": torch.tensor(self.blocks, dtype=torch.long),
                 "starts": torch.tensor(self.starts, dtype=torch.float64),
                 "logsums": torch.stack(self.logsums) if self.logsums else torch.empty(0, self.n_points,
                                                                                         dtype=torch.float64)}
@@ -89,3 +113,6 @@ class WindowedReweighting:
         self.blocks = [int(b) for b in state["blocks"].tolist()]
         self.starts = [float(t) for t in state["starts"].tolist()]
         self.logsums = [row.clone() for row in state["logsums"]]
+        # checkpoints written before pruning existed kept every block: their first block is the run's start
+        origin = state.get("origin")
+        self.origin = float(origin) if origin is not None else (self.starts[0] if self.starts else None)
