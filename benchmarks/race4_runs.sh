@@ -63,11 +63,9 @@ signal() {
     done
 }
 
-archive() {
+archive() {  # a copy first (race_archive.sh), so that files written meanwhile do not break the tar
     [ -d "$RUN" ] || { echo "no $RUN"; return 0; }
-    mkdir -p "$(dirname "$ARCHIVE")"
-    tar -cJf "$ARCHIVE.tmp" --exclude='*.tmp*' -C "$OUT" race4 && mv "$ARCHIVE.tmp" "$ARCHIVE"
-    echo "archived $(du -h "$ARCHIVE" | cut -f1)"
+    THIN=0 bash "$ROOT/benchmarks/race_archive.sh" "$RUN" race4
 }
 
 commit() {
