@@ -24,7 +24,9 @@ ARCHIVE="$ROOT/benchmarks/runs/race4.tar.xz"
 RACE="run --methods deepves,metad,opes --time 20ns --every 1ns --root $RUN"
 mkdir -p "$OUT"
 
-running() { [ -f "$OUT/race4_lane$1.pid" ] && kill -0 "$(cat "$OUT/race4_lane$1.pid")" 2>/dev/null; }
+# a pid file left by an earlier session may name a reused pid: check that it is still this script's lane
+running() { [ -f "$OUT/race4_lane$1.pid" ] && kill -0 "$(cat "$OUT/race4_lane$1.pid")" 2>/dev/null &&
+            tr '\0' ' ' < "/proc/$(cat "$OUT/race4_lane$1.pid")/cmdline" 2>/dev/null | grep -q race4_runs; }
 
 restore() {
     if [ ! -d "$RUN" ] && [ -f "$ARCHIVE" ]; then tar -xJf "$ARCHIVE" -C "$OUT"; echo "restored $RUN from $ARCHIVE"; fi
