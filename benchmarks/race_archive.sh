@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Pack the restart state of a race root (benchmarks/race.py, benchmarks/race4.py) into benchmarks/runs/NAME.tar.xz.
+# Pack the restart state of a race root (benchmarks/race.py, benchmarks/race4.py) into benchmarks/runs/NAME.tar.xz
+# (RACE_ARCHIVE_DIR: another folder).
 #
 #   bash benchmarks/race_archive.sh benchmarks/out/race_it100 race_it100
 #   tar -xJf benchmarks/runs/race_it100.tar.xz -C benchmarks/out     # puts it back; rerun the same `run` command
@@ -23,6 +24,7 @@ thin=${THIN:-1}
     awk -v thin="$thin" '/^#/ || thin == 0 {print; next} {r = $1 - int($1 + 0.5); if (r < 1e-6 && r > -1e-6) print}' \
         "$(dirname "$src")/$f" > "$tmp/$f"
 done
-mkdir -p benchmarks/runs
-tar -cJf "benchmarks/runs/.$name.tar.xz.tmp" -C "$tmp" "$base" && mv "benchmarks/runs/.$name.tar.xz.tmp" "benchmarks/runs/$name.tar.xz"
-echo "benchmarks/runs/$name.tar.xz: $(du -h "benchmarks/runs/$name.tar.xz" | cut -f1)"
+dest=${RACE_ARCHIVE_DIR:-benchmarks/runs}
+mkdir -p "$dest"
+tar -cJf "$dest/.$name.tar.xz.tmp" -C "$tmp" "$base" && mv "$dest/.$name.tar.xz.tmp" "$dest/$name.tar.xz"
+echo "$dest/$name.tar.xz: $(du -h "$dest/$name.tar.xz" | cut -f1)"
