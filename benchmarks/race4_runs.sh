@@ -2,6 +2,7 @@
 # The tetrapeptide race (benchmarks/race4.py) in the background on two cores, resumable across sessions.
 #
 #   bash benchmarks/race4_runs.sh start            # restore from benchmarks/runs/race4.tar.xz if needed, start both lanes
+#   LANES=0 bash benchmarks/race4_runs.sh start    # only lane 0; RACE4_TIME=20ns for longer runs (default 10ns)
 #   bash benchmarks/race4_runs.sh status           # simulated time of every run
 #   bash benchmarks/race4_runs.sh pause|resume|stop
 #   bash benchmarks/race4_runs.sh archive          # restart state -> benchmarks/runs/race4.tar.xz
@@ -21,7 +22,8 @@ OUT=${RACE4_OUT:-"$ROOT/benchmarks/out"}
 RUN="$OUT/race4"
 WORKTREE=${WORKTREE:-/work/wt_race4}
 ARCHIVE="$ROOT/benchmarks/runs/race4.tar.xz"
-RACE="run --methods deepves,metad,opes --time 20ns --every 1ns --root $RUN"
+TIME=${RACE4_TIME:-10ns}  # simulated time per run; runs already longer are kept as they are
+RACE="run --methods deepves,metad,opes --time $TIME --every 1ns --root $RUN"
 mkdir -p "$OUT"
 
 # a pid file left by an earlier session may name a reused pid: check that it is still this script's lane
@@ -39,7 +41,7 @@ start() {
     script="$WORKTREE/benchmarks/race4.py"
     lanes=("python $script $RACE --seeds 2"
            "python $script reference --time 40ns --stage1 10ns --root $RUN && python $script $RACE --first-seed 3 --seeds 4")
-    for lane in 0 1; do
+    for lane in ${LANES:-0 1}; do
         if running "$lane"; then echo "lane $lane: already running"; continue; fi
         (cd "$OUT"; eval "$py taskset -c $lane bash -c '${lanes[$lane]}'" >> "race4_lane$lane.log" 2>&1 &
          echo $! > "race4_lane$lane.pid")

@@ -311,7 +311,6 @@ class DeepVESRunner:
         output_scale = kw.pop("outputScale", None)
         if output_scale is not None:  # the library's option: the output layer in an Adam group of its own
             kw["overrides"] = {**kw.get("overrides", {}), "outputLearningRateScale": output_scale}
-        kw.setdefault("sampleStride", 10)  # the CLI default
         self.out = os.path.join(folder, "ves")
         self.sim, self.updater, dt = build_deepves("alanine-dipeptide", out=self.out, platform="CPU", threads=1,
                                                    seed=int(seed), **kw)

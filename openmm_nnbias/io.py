@@ -61,12 +61,13 @@ def read_units(path: str) -> dict:
 
 def write_grid_file(path: str, names: Sequence[str], axes: Sequence[np.ndarray], values: np.ndarray,
                     periodic: Sequence[bool], field: str = "file.free", lower=None, upper=None,
-                    units: Sequence[str] = None, field_unit: str = "kJ/mol") -> None:
+                    units: Sequence[str] = None, field_unit: str = "kJ/mol", settings: dict = None) -> None:
     """Write a grid of ``values`` (shape = lengths of ``axes``, first CV slowest) PLUMED style.
 
     One line per grid point, a blank line after each row of the last CV (as PLUMED does for 2D
     grids), header ``#! FIELDS <names> <field>``, ``#! SET`` lines with the ranges and, with
-    ``units`` (one per CV, e.g. "rad"), ``#! SET units_<name>`` lines for the CVs and the field.
+    ``units`` (one per CV, e.g. "rad"), ``#! SET units_<name>`` lines for the CVs and the field, and a
+    ``#! SET <key> <value>`` line for each item of ``settings`` (e.g. ``{"estimator": "reweighted"}``).
 
     Examples
     --------
@@ -91,6 +92,10 @@ def write_grid_file(path: str, names: Sequence[str], axes: Sequence[np.ndarray],
         lines.append(f"#! SET periodic_{name} {'true' if periodic[i] else 'false'}")
     if units is not None:
         lines += units_lines({**dict(zip(names, units)), field: field_unit})
+    for key, value in (settings or {}).items():
+        if not str(key).isidentifier() or not str(value) or any(c.isspace() for c in str(value)):
+            raise ValueError(f"settings: {key!r}: {value!r} is not a key and a value without spaces")
+        lines.append(f"#! SET {key} {value}")
     mesh = np.meshgrid(*axes, indexing="ij")
     flat_pts = np.stack([m.reshape(-1) for m in mesh], axis=-1)
     flat_vals = values.reshape(-1)
@@ -118,7 +123,7 @@ def read_grid_domain(path: str) -> dict:
                 continue
             key, val = line.split()[2:4]
             field, _, cv = key.partition("_")
-            if field == "units":  # read_units
+            if field not in ("min", "max", "nbins", "periodic"):  # units (read_units) or other settings
                 continue
             out.setdefault(cv, {})[field] = (val == "true") if field == "periodic" else float(val)
     return out

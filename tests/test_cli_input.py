@@ -223,7 +223,7 @@ def test_version_and_help_show_units(capsys):
         main(["deepves", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     for part in ("temperature in K (default 300 K", "MD time step in fs (default 2 fs", "--input",
-                 "in iterations (default", "(default 0.001)", "MD steps per iteration (default 500)"):
+                 "in iterations (default", "(default 0.001)", "MD steps per iteration (default 500; alanine-dipeptide 100"):
         assert part in text, part
 
 

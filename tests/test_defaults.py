@@ -58,8 +58,11 @@ def test_every_numeric_input_key_is_checked():
 def test_build_deepves_defaults_are_the_input_file_defaults():
     """The keywords of build_deepves that the command line leaves to the library: one default each."""
     from openmm_nnbias.runners import build_deepves
+    from openmm_nnbias.runners.deepves import updater_default
 
-    for key in ("sampleStride", "mode"):
-        assert _default(build_deepves, key) == SCHEMA["deepves"][key], key
+    assert _default(build_deepves, "mode") == SCHEMA["deepves"]["mode"]
+    # sampleStride: the recipe's option (alanine-dipeptide 2), else the updater's default, that of the input file
+    assert _default(build_deepves, "sampleStride") is None
+    assert updater_default("sampleStride") == SCHEMA["deepves"]["sampleStride"]
     for key in ("seed", "threads"):
         assert _default(build_deepves, key) == SCHEMA["run"][key], key

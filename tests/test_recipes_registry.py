@@ -68,3 +68,19 @@ def test_cli_preset_only_with_system(tmp_path, capsys):
     path.write_text("system: {pdb: x.pdb}\n")
     assert main(["deepves", "--input", str(path), "--preset", "paper"]) != 0
     assert "--preset applies to --system runs" in capsys.readouterr().err
+
+
+def test_alanine_dipeptide_default_is_the_race_variant_and_paper_stays_reachable():
+    """Default: five iterations per ps, a sample every 2 steps, a push every 5th iteration (the race's
+    it100s2p5avg); preset "paper": the paper's one iteration per ps; an explicit sampleStride wins."""
+    from openmm_nnbias.runners import build_deepves
+
+    def settings(**kw):
+        _, up, _ = build_deepves("alanine-dipeptide", **kw)
+        return (up.stride, up.sampleStride, up.execution.pushInterval, up.schedule.tauKL, up.schedule.tauDecay,
+                up.optimizer.outputLearningRateScale)
+
+    assert settings() == (100, 2, 5, 50000, 1000 * 5, 10.0)
+    assert settings(preset="paper") == (500, 10, 1, 10000, 1000, 1.0)
+    assert settings(preset="paper", sampleStride=4)[1] == 4
+    assert settings(sampleStride=1, overrides={"pushInterval": 1})[1:3] == (1, 1)

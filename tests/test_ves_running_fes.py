@@ -18,9 +18,8 @@ def test_fes_dat_equals_offline_reweighting_of_the_last_half(tmp_path):
     out = str(tmp_path / "run")
     sim, up, _ = make_run(out, fesInterval=20, checkpointInterval=1000)
     sim.step(200 * 120)
-    up.writeFes()
-    pts, fes, names = read_grid_file(os.path.join(out, "fes.dat"))
-    assert names == ["x"] and len(fes) == 50 and np.nanmin(fes) == 0.0
+    fes = up.getFreeEnergy(estimator="reweighted").reshape(-1)
+    assert len(fes) == 50 and np.nanmin(fes) == 0.0
     # the same frames reweighted offline from colvar's rbias: the blocks of 20 iterations (20 frames each)
     # whose first frame is at or after t0 + BEST_WINDOW (t - t0)
     col = read_colvar(os.path.join(out, "colvar"))
@@ -67,6 +66,8 @@ def test_fes_dat_is_written_from_the_first_fes_interval(tmp_path):
     sim.step(200 * 20)
     assert os.path.exists(os.path.join(out, "fes.dat"))
     _, fes, _ = read_grid_file(os.path.join(out, "fes.dat"))
+    np.testing.assert_allclose(fes, up.getFreeEnergy().reshape(-1), atol=1e-6)
+    fes = up.getFreeEnergy(estimator="reweighted").reshape(-1)
     _, offline = reweight_colvar(os.path.join(out, "colvar"), up.kT, bins=50, periodic=[False],
                                  lower=[-3.0], upper=[3.0])
     finite = np.isfinite(offline)

@@ -7,6 +7,7 @@ section recorded with the option (``state``, ``run``, ``deepves``; None: not an 
 
 from .._units import parse_time
 from ..recipes import DEEPVES_RECIPES, system_names
+from ..runners.deepves import updater_default
 from ._args import Options, steps_of
 
 __all__ = ["add_parser", "run"]
@@ -98,9 +99,9 @@ def _add_deepves_options(d) -> None:
     _option(d, "deepves", "--output-learning-rate-scale", type=float,
             help="the output layer's learning rate as a multiple of --learning-rate (default "
                  f"{_recipe_defaults('outputLearningRateScale', default=1.0)})")
-    _option(d, "deepves", "--stride", type=int, help="MD steps per iteration (default 500)")
-    _option(d, "deepves", "--sample-stride", type=int,
-            help=f"MD steps between CV samples (default {_library_default('sampleStride')})")
+    _option(d, "deepves", "--stride", type=int, help=f"MD steps per iteration (default {_recipe_defaults('stride')})")
+    _option(d, "deepves", "--sample-stride", type=int, help="MD steps between CV samples (default "
+            f"{_recipe_defaults('sampleStride', default=updater_default('sampleStride'))})")
     _option(d, "deepves", "--tau-kl", dest="tauKL", type=float,
             help=f"KL time constant in iterations (default {_recipe_defaults('tauKL')})")
     _option(d, "deepves", "--tau-decay", type=float,
@@ -131,7 +132,8 @@ def _add_execution_options(d) -> None:
                  "in a worker thread (--async) or a learner process (--async process, no GIL contention); "
                  "default: off (sync)")
     _option(d, "deepves", "--push-interval", type=int,
-            help="iterations between pushes of the network into the Context (default 1)")
+            help="iterations between pushes of the network into the Context (default "
+                 f"{_recipe_defaults('pushInterval', default=1)})")
     _option(d, "deepves", "--learner-cpus", dest="learnerCPUs",
             help="--async process: pin the learner to these CPUs, e.g. 1 or 2,3 (start the run itself "
                  "under taskset -c 0 so that MD and learner never share a CPU; default: not pinned)")

@@ -4,9 +4,18 @@ from __future__ import annotations
 
 from typing import Optional
 
-__all__ = ["build_deepves", "assemble_deepves", "mts_strides"]
+__all__ = ["build_deepves", "assemble_deepves", "mts_strides", "updater_default"]
 
 _TETRA = ("mcPoints", "recrossings", "decayAfter")  # overrides for tetrapeptide_options, not the updater
+
+
+def updater_default(name: str):
+    """The default of the keyword ``name`` of :class:`~openmm_nnbias.ves.DeepVESUpdater` (e.g. ``sampleStride``)."""
+    import inspect
+
+    from ..ves.updater import DeepVESUpdater
+
+    return inspect.signature(DeepVESUpdater).parameters[name].default
 
 
 def mts_strides(stride: int, sample_stride: int, mts: int) -> tuple:
@@ -32,7 +41,7 @@ def mts_strides(stride: int, sample_stride: int, mts: int) -> tuple:
 
 def build_deepves(system_name: str, out: Optional[str] = None, backend: Optional[str] = None,
                   platform: Optional[str] = None, threads: int = 1, seed: int = 1, biasFactor: Optional[float] = None,
-                  sampleStride: int = 10, overrides: Optional[dict] = None, mode: str = "sync", group=None,
+                  sampleStride: Optional[int] = None, overrides: Optional[dict] = None, mode: str = "sync", group=None,
                   mts: Optional[int] = None, temperature: Optional[float] = None, timestep: Optional[float] = None,
                   preset: Optional[str] = None):
     """Build ``(simulation, updater, timestep_ps)`` for an embedded system with its recipe's settings.
@@ -51,8 +60,9 @@ def build_deepves(system_name: str, out: Optional[str] = None, backend: Optional
         Seed of the network, the MD and the Monte Carlo target.
     biasFactor : float, optional
         Well-tempered target bias factor (default: the recipe's, 10 but silicon 100).
-    sampleStride : int
-        MD steps between CV samples.
+    sampleStride : int, optional
+        MD steps between CV samples (default: the recipe's ``sampleStride`` option, else
+        :class:`~openmm_nnbias.ves.DeepVESUpdater`'s).
     overrides : dict, optional
         Recipe options replacing the recipe's (None values ignored): updater keywords and ``bins``;
         for alanine-tetrapeptide also ``mcPoints``, ``recrossings``, ``decayAfter`` (ps).
@@ -102,6 +112,8 @@ def build_deepves(system_name: str, out: Optional[str] = None, backend: Optional
                  **{k: v for k, v in (overrides or {}).items() if v is not None}}
     opts = dict(recipe.options)
     opts.update({k: v for k, v in overrides.items() if v is not None and k not in _TETRA})
+    recipe_sample = opts.pop("sampleStride", updater_default("sampleStride"))
+    sampleStride = recipe_sample if sampleStride is None else sampleStride
     if mts > 1:  # strides in outer steps, ~ the same simulated time per iteration
         opts["stride"], sampleStride = mts_strides(opts["stride"], sampleStride, mts)
     tetra = {k: overrides.get(k) for k in _TETRA}

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from .adam import gradient_norm, guarded_adam_step, make_adam
-from .averaging import AveragedFES
+from .averaging import AveragedFES, WindowedFES
 from .evaluation import BiasEvaluator
 from .grid import CVGrid
 from .monitors import RecrossingMonitor, build_target
@@ -167,6 +167,7 @@ class DeepVESOptimizer(OptimizerCheckpoint):
         self.iteration = 0
         self.n_updates = 0
         self.fes_average = None if self.grid is None else AveragedFES(self.grid.n_points)
+        self.fes_window = None if self.grid is None else WindowedFES(self.grid.n_points)
         self.reducer = reducer
         if reducer is not None:
             reducer.broadcast_parameters(self._params)
@@ -198,6 +199,11 @@ class DeepVESOptimizer(OptimizerCheckpoint):
         """Eq. 4 averaged uniformly over the updating iterations of the decay phase
         (:class:`~openmm_nnbias.ves.averaging.AveragedFES`), min 0, kJ/mol, on the CPU; None before."""
         return None if self.fes_average is None else self.fes_average.fes()
+
+    def windowed_fes_from_bias(self) -> torch.Tensor | None:
+        """Eq. 4 averaged uniformly over the updating iterations of the last quarter of the run so far
+        (:class:`~openmm_nnbias.ves.averaging.WindowedFES`), min 0, kJ/mol, on the CPU; None before."""
+        return None if self.fes_window is None else self.fes_window.fes()
 
     def fes_from_bias(self) -> torch.Tensor:
         """F = −V − kT ln p on the grid (Eq. 4), shifted to min 0, kJ/mol.
@@ -355,8 +361,11 @@ class DeepVESOptimizer(OptimizerCheckpoint):
             if on_grid:
                 self.target.update(v_grid)
             advance_schedule(self.schedule, stats["kl"], it, self.use_kl, self.decay_after, self.recrossing)
-            if self.fes_average is not None and self.phase != "learning":  # decay phase: uniform average of F
-                self.fes_average.update(-v_grid - self.kT * torch.log(self.target.probabilities), 1.0)
+            if on_grid:  # Eq. 4 of the new bias: into the window average and, in the decay phase, the uniform one
+                fes = -v_grid - self.kT * torch.log(self.target.probabilities)
+                self.fes_window.update(it, fes)
+                if self.phase != "learning":
+                    self.fes_average.update(fes, 1.0)
         if torch.isfinite(v_grid).all():
             stats["c"] = bias_normalization(v_grid, self.target.probabilities, self.kT)
         return ""

@@ -48,6 +48,7 @@ class OptimizerCheckpoint:
             "schedule": self.schedule.state_dict(),
             "recrossing": None if self.recrossing is None else self.recrossing.state_dict(),
             "fes_average": None if self.fes_average is None else self.fes_average.state_dict(),
+            "fes_window": None if self.fes_window is None else self.fes_window.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -78,5 +79,7 @@ class OptimizerCheckpoint:
             self.recrossing.load_state_dict(state.get("recrossing"))
         if self.fes_average is not None:
             self.fes_average.load_state_dict(state.get("fes_average"))
+        if self.fes_window is not None:
+            self.fes_window.load_state_dict(state.get("fes_window"))
         self.iteration = int(state["iteration"])
         self.n_updates = int(state["n_updates"])

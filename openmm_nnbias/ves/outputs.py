@@ -9,6 +9,7 @@ a folder that holds a previous run's files first moves them aside, PLUMED-style,
 
 import glob
 import io
+import math
 import os
 import tempfile
 import warnings
@@ -20,13 +21,17 @@ from .._io import truncate_rows
 from ..io import units_lines
 from .reweight import accumulate_log_weights
 
-__all__ = ["UpdaterFiles", "BEST_WINDOW", "BEST_WINDOW_RESOLUTION"]
+__all__ = ["UpdaterFiles", "BEST_WINDOW", "BEST_WINDOW_RESOLUTION", "REWEIGHT_BELOW"]
 
 #: ``fes.dat`` reweights the frames drawn after this fraction of the run so far (1/2: the last half).
 BEST_WINDOW = 0.5
 #: ... its start exact to this fraction of the run's length (older blocks of frames are merged, so that the
 #: state of a run of any length holds at most about 1/0.01 = 100 blocks plus the newest).
 BEST_WINDOW_RESOLUTION = 0.01
+#: ``fes.dat`` holds Eq. 4 averaged over the last quarter of the iterations while the learning rate is above this
+#: fraction of its initial value (e^-3: three decay times into the decay phase), the reweighted frames after. On the
+#: alanine-dipeptide race (6 runs) the reweighted estimate becomes the better one at lr/lr0 = 0.045-0.051.
+REWEIGHT_BELOW = math.exp(-3.0)
 
 
 class UpdaterFiles:
@@ -94,19 +99,61 @@ class UpdaterFiles:
         f = -self.kT * self._rw_logsum
         return (f - f[torch.isfinite(f)].min()).reshape(self.grid.shape).numpy()
 
-    def getFreeEnergy(self):
+    def getFreeEnergyEstimator(self):
+        """Which estimate :meth:`getFreeEnergy` gives now: ``"bias-window"``, ``"reweighted"`` or None (none yet).
+
+        ``"bias-window"`` (Eq. 4 averaged over the last quarter of the iterations,
+        :class:`~openmm_nnbias.ves.averaging.WindowedFES`) while the learning rate is above
+        :data:`REWEIGHT_BELOW` of its initial value: a fast-moving bias gives a poor reweighting, while
+        the average of the recent biases is already close. ``"reweighted"`` once it has decayed below
+        (or is frozen), when the reweighted frames become the more accurate estimate.
+        """
+        self._need_grid("getFreeEnergyEstimator")
+        self._finish_pending()
+        self.flush()
+        schedule = self.optimizer.schedule
+        windowed = getattr(self, "_windowed", None)
+        has_rw = windowed is not None and not windowed.empty
+        has_eq4 = self.optimizer.fes_window is not None and self.optimizer.fes_window.count > 0
+        if has_eq4 and (schedule.lr > REWEIGHT_BELOW * schedule.lr0 or not has_rw):
+            return "bias-window"
+        return "reweighted" if has_rw else None
+
+    def getFreeEnergy(self, estimator: str | None = None):
         """The run's best FES estimate now (kJ/mol, min 0, unsampled bins +inf), written as ``fes.dat``.
 
-        Frames reweighted with exp(β(V − c(t))), the bias and c(t) in force when each was drawn,
-        over the last half of the run so far (frames after t/2, in blocks of ``fesInterval``
-        iterations, merged when older: the window's start is exact to 1 % of t); the early
-        transient is forgotten, and a learning bias already gives an estimate (see
-        :mod:`~openmm_nnbias.ves.running_fes`). None before the first iteration.
+        While the bias learns fast (learning rate above :data:`REWEIGHT_BELOW` of its initial value):
+        Eq. 4 (F = −V − kT ln p) averaged uniformly over the iterations of the last quarter of the run
+        so far, which removes the noise of the stochastic iterate and forgets the early biases. After:
+        the frames reweighted with exp(β(V − c(t))), the bias and c(t) in force when each was drawn,
+        over the last half of the run so far (in blocks of ``fesInterval`` iterations, merged when
+        older: the window's start is exact to 1 % of t; see :mod:`~openmm_nnbias.ves.running_fes`).
+        :meth:`getFreeEnergyEstimator` says which; ``fes.dat`` says it in its header
+        (``#! SET estimator``).
+
+        Parameters
+        ----------
+        estimator : {None, "bias-window", "reweighted"}
+            None: the best one now; otherwise that one (None if it has nothing yet).
+
+        Returns
+        -------
+        numpy.ndarray or None
+            Shape ``grid.shape``; None before the first iteration.
         """
+        if estimator is not None and not isinstance(estimator, str):
+            raise TypeError(f"estimator must be a str or None, got {type(estimator).__name__}")
+        if estimator not in (None, "bias-window", "reweighted"):
+            raise ValueError(f"estimator must be None, 'bias-window' or 'reweighted', got {estimator!r}")
+        which = estimator or self.getFreeEnergyEstimator()
+        if which == "bias-window":
+            self.flush()
+            f = self.optimizer.windowed_fes_from_bias()
+            return None if f is None else f.reshape(self.grid.shape).numpy()
         self._need_grid("getFreeEnergy")
         self._finish_pending()
         windowed = getattr(self, "_windowed", None)
-        if windowed is None or windowed.empty:
+        if which is None or windowed is None or windowed.empty:
             return None
         now = self.history[-1]["time_ps"] if self.history else windowed.starts[-1]
         f = windowed.fes(self.kT, since=windowed.origin + BEST_WINDOW * (now - windowed.origin))
@@ -191,7 +238,8 @@ class UpdaterFiles:
                             self.cvs.periodic, **dom)
         best = self.getFreeEnergy()
         if best is not None:
-            write_grid_file(os.path.join(self.out, "fes.dat"), self.cvs.names, axes, best, self.cvs.periodic, **dom)
+            write_grid_file(os.path.join(self.out, "fes.dat"), self.cvs.names, axes, best, self.cvs.periodic,
+                            **dom, settings={"estimator": self.getFreeEnergyEstimator()})
         rw = self.getReweightedFreeEnergy()
         if rw is not None:
             write_grid_file(os.path.join(self.out, "fes_reweighted.dat"), self.cvs.names, axes, rw,

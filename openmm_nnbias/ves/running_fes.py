@@ -26,6 +26,7 @@ import math
 
 import torch
 
+from .blocks import block_groups
 from .reweight import accumulate_log_weights
 
 __all__ = ["WindowedReweighting"]
@@ -70,19 +71,13 @@ class WindowedReweighting:
         (``now`` − :attr:`origin`). For a window whose start only moves forward, e.g. ``[t/2, t]``, the number of
         blocks then stays bounded (at most about 1/``resolution`` plus the recent ones) however long the run, and the
         window's start is exact to ``resolution`` of the run's length."""
-        n = 0
-        while n < len(self.starts) - 1 and self.starts[n] < since - 1e-9:
-            n += 1
-        if n:
-            del self.blocks[:n], self.starts[:n], self.logsums[:n]
-        if resolution > 0 and now is not None and self.origin is not None:
-            span, i = resolution * (float(now) - self.origin), 1
-            while i < len(self.starts) - 1:  # i + 1 exists: block i ends where i + 1 starts
-                if self.starts[i + 1] - self.starts[i - 1] <= span:
-                    self.logsums[i - 1] = torch.logaddexp(self.logsums[i - 1], self.logsums[i])
-                    del self.blocks[i], self.starts[i], self.logsums[i]
-                else:
-                    i += 1
+        span = resolution * (float(now) - self.origin) if (resolution > 0 and now is not None
+                                                            and self.origin is not None) else 0.0
+        groups = block_groups(self.starts, since, span)
+        self.logsums = [self.logsums[g[0]] if len(g) == 1
+                        else torch.logsumexp(torch.stack([self.logsums[i] for i in g]), 0) for g in groups]
+        self.blocks = [self.blocks[g[0]] for g in groups]
+        self.starts = [self.starts[g[0]] for g in groups]
 
     @property
     def empty(self) -> bool:
