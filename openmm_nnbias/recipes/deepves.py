@@ -153,8 +153,8 @@ DEEPVES_RECIPES: Mapping[str, DeepVESRecipe] = MappingProxyType({
     # five Adam steps per ps (stride 100 = 0.2 ps; tauKL and tauDecay x5 in iterations: the same simulated time),
     # 50 samples per iteration (a sample every 2 steps), the network pushed into the Context every 5th iteration
     # (the 64x64 table once per ps), the output layer at 10x the learning rate; fes.dat: Eq. 4 averaged over the
-    # last quarter while the bias learns fast. F(phi) within 1 kJ/mol of the reference from ~2.3 ns instead of
-    # ~3.8, at 0.38 of unbiased MD instead of 0.58 (benchmarks/results/alanine_dipeptide.md: the convergence race,
+    # last quarter while the bias learns fast. F(phi) within 1 kJ/mol of the reference from 2.25 ns instead of
+    # 3.75, at 0.38 of the speed of unbiased MD instead of 0.58 (benchmarks/results/alanine_dipeptide.md: the convergence race,
     # variant it100s2p5avg). Preset "paper": one iteration per ps, a sample every 10 steps, the output layer at 1x
     "alanine-dipeptide": DeepVESRecipe(
         "alanine-dipeptide", ("phi", "psi"), 300.0, 0.002, 1.0,
