@@ -111,6 +111,10 @@ class UpdaterFiles:
         self._need_grid("getFreeEnergyEstimator")
         self._finish_pending()
         self.flush()
+        return self._best_estimator()
+
+    def _best_estimator(self):
+        """:meth:`getFreeEnergyEstimator` of an up-to-date updater (pending step finished, learner synced)."""
         schedule = self.optimizer.schedule
         windowed = getattr(self, "_windowed", None)
         has_rw = windowed is not None and not windowed.empty
@@ -145,13 +149,16 @@ class UpdaterFiles:
             raise TypeError(f"estimator must be a str or None, got {type(estimator).__name__}")
         if estimator not in (None, "bias-window", "reweighted"):
             raise ValueError(f"estimator must be None, 'bias-window' or 'reweighted', got {estimator!r}")
-        which = estimator or self.getFreeEnergyEstimator()
-        if which == "bias-window":
-            self.flush()
-            f = self.optimizer.windowed_fes_from_bias()
-            return None if f is None else f.reshape(self.grid.shape).numpy()
         self._need_grid("getFreeEnergy")
         self._finish_pending()
+        self.flush()
+        return self._estimate(estimator or self._best_estimator())
+
+    def _estimate(self, which):
+        """The FES of the estimator ``which`` ("bias-window", "reweighted" or None) of an up-to-date updater."""
+        if which == "bias-window":
+            f = self.optimizer.windowed_fes_from_bias()
+            return None if f is None else f.reshape(self.grid.shape).numpy()
         windowed = getattr(self, "_windowed", None)
         if which is None or windowed is None or windowed.empty:
             return None
@@ -236,10 +243,11 @@ class UpdaterFiles:
         if avg is not None:
             write_grid_file(os.path.join(self.out, "fes_bias_avg.dat"), self.cvs.names, axes, avg,
                             self.cvs.periodic, **dom)
-        best = self.getFreeEnergy()
+        which = self.getFreeEnergyEstimator()  # (brings the updater up to date once, for every file below)
+        best = self._estimate(which)
         if best is not None:
             write_grid_file(os.path.join(self.out, "fes.dat"), self.cvs.names, axes, best, self.cvs.periodic,
-                            **dom, settings={"estimator": self.getFreeEnergyEstimator()})
+                            **dom, settings={"estimator": which})
         rw = self.getReweightedFreeEnergy()
         if rw is not None:
             write_grid_file(os.path.join(self.out, "fes_reweighted.dat"), self.cvs.names, axes, rw,
