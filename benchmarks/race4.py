@@ -44,6 +44,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from race4_methods import (  # noqa: E402
     SAMPLE_STEPS, TIMESTEP_PS, TORSIONS, Unbiased, checkpoint_name, make_runner, tree_cpu)
+from race4_eq4 import keep_bias  # noqa: E402
 from race4_score import final_bias, load_snapshot, read_colvar, read_reference, reweighted, save_snapshot, score  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -161,6 +162,8 @@ def run_one(method, seed, total_ns, every_ns, root, reference, unbiased, unbiase
             rows.append({k: _fmt(v) for k, v in row.items()})
             write_rows(progress, rows)  # rows first: a kill before the checkpoint only redoes this segment
             runner.save(ckpt)
+            if method.startswith("deepves"):  # the bias itself, for the Eq. 4 estimate of `report` (race4_eq4.py)
+                keep_bias(ckpt, os.path.join(folder, "snapshots", f"bias_{t_ps / 1000:.3f}ns.pt"))
             _mark_checkpoint(folder, runner.steps)
     finally:
         if hasattr(runner, "close"):

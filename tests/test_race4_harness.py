@@ -107,6 +107,7 @@ def test_tiny_race_kill_resume_exact_and_report(tmp_path, monkeypatch):
             assert float(r["cpu_s"]) > 0 and float(r["speed_ratio"]) > 0 and math.isfinite(float(r["rmse_mean"]))
             assert os.path.exists(os.path.join(a, method, "1", "snapshots", f"{r['estimate']}_{float(r['t_ns']):.3f}ns.npz"))
         assert os.path.exists(os.path.join(b, method, "1", ckpt))
+    assert os.path.exists(os.path.join(a, "deepves", "1", "snapshots", "bias_0.002ns.pt"))  # for the Eq. 4 estimate
     assert _rows(a, "metad")[0]["estimate_alt"] == "final" and _rows(a, "deepves")[0]["estimate_alt"] == "decay"
     fig = str(tmp_path / "race4.png")
     race4.main(["report", "--root", a, "--reference", ref_dir, "--figure", fig])
