@@ -22,37 +22,31 @@ CPU times of a segment cut by a kill are lost; that segment is redone and timed 
 the race is ``1000 + k`` (MD, network and Monte Carlo seed); the runs go seed-major (every method
 gets seed 1 before any gets seed 2), so a race stopped early still compares the methods.
 
-``report`` rescores every snapshot against the reference (``<root>/reference`` by default) and
-writes ``<root>/report.md`` and the figure (mean marginal RMSE against simulated time, median
-and min–max band over seeds).
+``report`` (``race4_report.py``) rescores every snapshot against the reference (``<root>/reference``
+by default; ``--cutoff``: the scored region F_ref < CUTOFF kJ/mol, default 20; ``--until``: the
+snapshots up to a simulated time) and writes ``<root>/report.md`` and the figure (mean marginal RMSE
+against simulated time, median and min–max band over seeds). It also scores Deep-VES's bias itself
+(Eq. 4 marginals, ``race4_eq4.py``) from the ``snapshots/bias_<t>ns.pt`` every segment keeps.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import glob
-import json
 import math
 import os
 import sys
 import time
-import warnings
-
-import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from race4_common import RMSE, _fmt, read_rows, write_rows  # noqa: E402
 from race4_methods import (  # noqa: E402
-    SAMPLE_STEPS, TIMESTEP_PS, TORSIONS, Unbiased, checkpoint_name, make_runner, tree_cpu)
+    SAMPLE_STEPS, TIMESTEP_PS, Unbiased, checkpoint_name, make_runner, tree_cpu)
 from race4_eq4 import keep_bias  # noqa: E402
-from race4_score import final_bias, load_snapshot, read_colvar, read_reference, reweighted, save_snapshot, score  # noqa: E402
+from race4_score import final_bias, load_reference, read_colvar, reweighted, save_snapshot, score  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "out", "race4")
 SEED_BASE = 1000
-RMSE = ["rmse_mean"] + [f"rmse_{t}" for t in TORSIONS]
-FIELDS = (["t_ns", "steps", "cpu_s", "wall_s", "seg_cpu_s", "fes_cpu_s", "unbiased_cpu_s_per_ns", "speed_ratio"]
-          + RMSE + ["covered", "rmse_mean_alt", "covered_alt", "estimate", "estimate_alt", "decay_ps"])
 
 
 def default_reference(root=ROOT):
@@ -63,28 +57,6 @@ def parse_ns(text):
     from openmm_nnbias._units import parse_time
 
     return parse_time(text) / 1000.0
-
-
-def read_rows(path):
-    if not os.path.exists(path):
-        return []
-    with open(path) as fh:
-        return list(csv.DictReader(fh))
-
-
-def write_rows(path, rows):
-    tmp = path + ".tmp"
-    with open(tmp, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=FIELDS)
-        w.writeheader()
-        w.writerows(rows)
-    os.replace(tmp, path)
-
-
-def _fmt(x):
-    if x is None:
-        return ""
-    return f"{x:.6g}" if isinstance(x, (float, np.floating)) else str(x)
 
 
 def _checkpoint_steps(folder):
@@ -171,16 +143,10 @@ def run_one(method, seed, total_ns, every_ns, root, reference, unbiased, unbiase
     return folder
 
 
-def _load_reference(path):
-    if path and os.path.exists(path if not os.path.isdir(path) else os.path.join(path, "fes_reference.npz")):
-        return read_reference(path)
-    return None
-
-
 def cmd_run(args):
     methods = [m for m in args.methods.split(",") if m]
     ref_path = args.reference or default_reference(args.root)
-    reference = _load_reference(ref_path)
+    reference = load_reference(ref_path)
     if reference is None:
         print(f"no reference at {ref_path} yet: snapshots are kept, `report` scores them later", flush=True)
     unbiased = Unbiased()
@@ -197,173 +163,17 @@ def cmd_run(args):
             print(msg, flush=True)
 
 
-# ----------------------------------------------------------------------------------------------- report
-def rescore(folder, reference):
-    """Rows of a run's ``progress.csv`` with its snapshots rescored against ``reference``."""
-    rows = read_rows(os.path.join(folder, "progress.csv"))
-    for r in rows:
-        t = float(r["t_ns"])
-        for key, est in (("", r["estimate"]), ("_alt", r["estimate_alt"])):
-            snap = os.path.join(folder, "snapshots", f"{est}_{t:.3f}ns.npz")
-            if not os.path.exists(snap):
-                continue
-            s = score(load_snapshot(snap), reference)
-            if key:
-                r["rmse_mean_alt"], r["covered_alt"] = s["rmse_mean"], s["covered"]
-            else:
-                r.update({k: s[k] for k in RMSE}, covered=s["covered"])
-    return rows
-
-
-def _num(v):
-    """A progress value as float (nan when empty)."""
-    return math.nan if v in ("", None) else float(v)
-
-
-def converged_value(row, column="rmse_mean", covered="covered"):
-    """The row's RMSE, inf unless every scored bin has an estimate."""
-    v = row.get(column, "")
-    if v in ("", None) or str(row.get(covered, "0")) not in ("1", "1.0"):
-        return math.inf
-    v = float(v)
-    return v if math.isfinite(v) else math.inf
-
-
-def time_to(rows, threshold, x, column="rmse_mean", covered="covered"):
-    """First ``x`` from which ``column`` stays ≤ ``threshold`` (and covered) to the end of the run (inf if never)."""
-    vals = [converged_value(r, column, covered) for r in rows]
-    for i in range(len(vals)):
-        if all(v <= threshold for v in vals[i:]):
-            return float(rows[i][x])
-    return math.inf
-
-
-def _stat(values, scale=1.0, digits=2):
-    v = np.array(values, float) * scale
-    reached = int(np.isfinite(v).sum())
-    med = np.median(v) if len(v) else math.nan
-    fin = v[np.isfinite(v)]
-    text = "not reached" if not np.isfinite(med) else f"{med:.{digits}f}"
-    if len(fin):
-        text += f" [{fin.min():.{digits}f}–{fin.max():.{digits}f}]"
-    return f"{text} ({reached}/{len(v)})"
-
-
-def collect(root, reference, methods=None):
-    """``{entry: [rows per seed]}``: each method's main estimate, and its second as ``<method> (<name>)``."""
-    runs = {}
-    for path in sorted(glob.glob(os.path.join(root, "*", "*", "progress.csv"))):
-        folder = os.path.dirname(path)
-        method = os.path.basename(os.path.dirname(folder))
-        if methods and method not in methods:
-            continue
-        rows = rescore(folder, reference)
-        if not rows:
-            continue
-        runs.setdefault(method, []).append(rows)
-        alt = rows[-1]["estimate_alt"]
-        if alt and all(r["estimate_alt"] == alt for r in rows):
-            runs.setdefault(f"{method} ({alt})", []).append(
-                [dict(r, rmse_mean=r["rmse_mean_alt"], covered=r["covered_alt"]) for r in rows])
-    return runs
-
-
-def table(runs, reference_path):
-    with warnings.catch_warnings():  # a marginal not yet scorable in any seed: nan medians
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return _table(runs, reference_path)
-
-
-def _table(runs, reference_path):
-    lines = [
-        f"Reference: `{os.path.relpath(reference_path)}`. Score: the mean over F(φ1), F(ψ1), F(φ2), F(ψ2), F(φ3), "
-        "F(ψ3) of the RMSE (kJ/mol) over F_ref < 20 kJ/mol after the best constant shift. Main estimate: the run's "
-        "colvar reweighted with exp(β(V − c(t))) over its last half (t ≥ t_now/2); in parentheses the second estimate "
-        "(WT-metaD/OPES `final`: the final bias, same window; Deep-VES `decay`: frames from the start of the "
-        "learning-rate decay). Time to an RMSE: first scored time from which the score stays at or below the "
-        "threshold (every scored bin estimated) to the end of the run; median [min–max over the seeds that reached it] "
-        "(seeds reached / seeds). CPU time: user + system of the run's processes (a learner process included) for MD, "
-        "bias and learning, without estimates and scoring, on one core.", "",
-        "| method | to 1 kJ/mol (ns) | to 1 kJ/mol (CPU h) | to 0.5 kJ/mol (ns) | to 0.5 kJ/mol (CPU h) | "
-        "final mean RMSE (kJ/mol) | final RMSE φ1 / ψ1 / φ2 / ψ2 / φ3 / ψ3 (median) | final time (ns) | "
-        "CPU h per ns | speed vs unbiased MD |",
-        "|---|---|---|---|---|---|---|---|---|---|"]
-    for method, rr in sorted(runs.items()):
-        ratio = np.median([np.nanmedian([_num(r["speed_ratio"]) for r in rows]) for rows in rr])
-        per_ns = np.median([float(rows[-1]["cpu_s"]) / 3600 / float(rows[-1]["t_ns"]) for rows in rr])
-        cells = [_stat([time_to(rows, th, x) for rows in rr], scale)
-                 for th in (1.0, 0.5) for x, scale in (("t_ns", 1.0), ("cpu_s", 1 / 3600))]
-        final = _stat([_num(rows[-1]["rmse_mean"]) for rows in rr]).rsplit(" (", 1)[0]
-        if method.endswith(")"):
-            each = "–"
-        else:
-            each = " / ".join(f"{np.nanmedian([_num(rows[-1][f'rmse_{t}']) for rows in rr]):.2f}"
-                              for t in TORSIONS)
-        tmax = max(float(rows[-1]["t_ns"]) for rows in rr)
-        lines.append(f"| {method} | " + " | ".join(cells)
-                     + f" | {final} | {each} | {tmax:g} | {per_ns:.3f} | {ratio:.2f} |")
-    return "\n".join(lines) + "\n"
-
-
-def figure(runs, path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    colors = {}
-    for method, rr in sorted(runs.items()):
-        n = min(len(rows) for rows in rr)
-        t = np.array([float(r["t_ns"]) for r in rr[0][:n]])
-        y = np.array([[_num(r["rmse_mean"]) for r in rows[:n]] for rows in rr])
-        alt = method.endswith(")")  # a second estimate: dashed, no band
-        with warnings.catch_warnings():  # a time with no scorable seed: nan
-            warnings.simplefilter("ignore", RuntimeWarning)
-            med, lo, hi = np.nanmedian(y, axis=0), np.nanmin(y, axis=0), np.nanmax(y, axis=0)
-        base = method.split(" (")[0]
-        line, = ax.plot(t, med, "--" if alt else "-", lw=1 if alt else 1.6, color=colors.get(base),
-                        label=f"{method} (median of {len(rr)})")
-        colors.setdefault(base, line.get_color())
-        if not alt:
-            ax.fill_between(t, lo, hi, color=line.get_color(), alpha=0.15, lw=0)
-    for th in (1.0, 0.5):
-        ax.axhline(th, color="0.6", lw=0.8, ls=":")
-    ax.set_yscale("log")
-    ax.set_xlabel("simulated time (ns)")
-    ax.set_ylabel("mean RMSE of the six 1-D marginals (kJ/mol)")
-    ax.set_title("alanine tetrapeptide: Deep-VES (6 torsions) vs WT-metaD, OPES (φ1–φ3)", fontsize=9)
-    ax.legend(fontsize=7)
-    fig.text(0.5, 0.005, "band: min–max over seeds; dashed: the second estimate of a method", ha="center", fontsize=7)
-    fig.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
-
-
 def cmd_report(args):
+    from race4_report import report
+
     ref_path = args.reference or default_reference(args.root)
-    reference = _load_reference(ref_path)
+    reference = load_reference(ref_path)
     if reference is None:
         raise SystemExit(f"no reference at {ref_path}: run `race4.py reference` or give --reference")
     methods = [m for m in args.methods.split(",") if m] if args.methods else None
-    runs = collect(args.root, reference, methods)
-    if not runs:
-        raise SystemExit(f"no runs with progress.csv under {args.root}")
-    text = "# Convergence race: alanine tetrapeptide in vacuum, six 1-D marginals\n\n" + table(runs, ref_path)
-    ref_json = os.path.join(ref_path if os.path.isdir(ref_path) else os.path.dirname(ref_path), "reference.json")
-    if os.path.exists(ref_json):
-        info = json.load(open(ref_json))
-        unc = info.get("uncertainty_kJmol", {})
-        text += ("\nReference (`" + os.path.relpath(ref_json) + "`): " + info.get("method", "") + f"; "
-                 f"{info.get('stage2_static_ns')} ns static-bias MD after {info.get('stage1_wtmetad_ns')} ns of WT-metaD; "
-                 "uncertainty per marginal (block SE / halves RMSE÷2, kJ/mol): "
-                 + ", ".join(f"{k} {v['block_se']:.2f}/{v['halves_rmse_over_2']:.2f}" for k, v in unc.items())
-                 + f"; CPU {info.get('cpu_hours_total')} h\n")
-    out = args.out or os.path.join(args.root, "report.md")
-    with open(out, "w") as fh:
-        fh.write(text)
-    figure(runs, args.figure)
+    until = parse_ns(args.until) if args.until else math.inf
+    text = report(args.root, reference, ref_path, args.out or os.path.join(args.root, "report.md"), args.figure,
+                  methods, args.cutoff, until, args.eq4_chunks)
     sys.stdout.write(text)
 
 
@@ -383,6 +193,10 @@ def main(argv=None):
     q.add_argument("--methods", default=None)
     q.add_argument("--out", default=None, help="markdown file (default <root>/report.md)")
     q.add_argument("--figure", default=os.path.join(HERE, "figures", "race4_ala4.png"))
+    q.add_argument("--cutoff", type=float, default=20.0, help="score over F_ref < CUTOFF kJ/mol (default 20)")
+    q.add_argument("--until", default=None, help="score the snapshots up to this simulated time (e.g. 10ns)")
+    q.add_argument("--eq4-chunks", type=int, default=60,
+                   help="Eq. 4 estimate of Deep-VES: 200 000 uniform points per chunk (default 60)")
     f = sub.add_parser("reference", help="make the reference marginals (race4_reference.py)")
     f.add_argument("--time", default="40ns", help="simulated time of the static-bias run (stage 2)")
     f.add_argument("--stage1", default="10ns", help="simulated time of the WT-metaD making the static bias")

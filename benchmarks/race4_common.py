@@ -1,11 +1,11 @@
-"""Constants and helpers shared by the tetrapeptide race's runners (``race4_methods.py``): CPU time of a
-process tree, atomic pickles, torsions of positions, the six-torsion colvar file, the Simulation and torsion
-forces."""
+"""Constants and helpers shared by the tetrapeptide race's runners (``race4_methods.py``), its run loop
+(``race4.py``) and its report (``race4_report.py``): CPU time of a process tree, atomic pickles, torsions of
+positions, the six-torsion colvar file, the Simulation and torsion forces, the rows of ``progress.csv``."""
 
 from __future__ import annotations
 
+import csv
 import math
-import time
 import os
 import pickle
 
@@ -19,6 +19,10 @@ SAMPLE_STEPS = 500  # 1 ps between colvar frames (= the deposition / iteration s
 TORSIONS = ("phi1", "psi1", "phi2", "psi2", "phi3", "psi3")
 BIASED3 = ("phi1", "phi2", "phi3")
 COLVAR_FIELDS = ("time",) + TORSIONS + ("bias", "rbias")
+RMSE = ["rmse_mean"] + [f"rmse_{t}" for t in TORSIONS]
+#: columns of a run's ``progress.csv``
+FIELDS = (["t_ns", "steps", "cpu_s", "wall_s", "seg_cpu_s", "fes_cpu_s", "unbiased_cpu_s_per_ns", "speed_ratio"]
+          + RMSE + ["covered", "rmse_mean_alt", "covered_alt", "estimate", "estimate_alt", "decay_ps"])
 
 
 # ----------------------------------------------------------------------------------------------- helpers
@@ -107,3 +111,26 @@ def _to_phi_order(grid):
     """A grid indexed ``[φ3, φ2, φ1]`` on ``linspace(−π, π, n)`` → ``[φ1, φ2, φ3]`` without the endpoint."""
     g = np.asarray(grid, float)[:-1, :-1, :-1].transpose(2, 1, 0)
     return -math.pi + 2 * math.pi * np.arange(g.shape[0]) / g.shape[0], g
+
+
+# ----------------------------------------------------------------------------------------------- progress.csv
+def read_rows(path):
+    if not os.path.exists(path):
+        return []
+    with open(path) as fh:
+        return list(csv.DictReader(fh))
+
+
+def write_rows(path, rows):
+    tmp = path + ".tmp"
+    with open(tmp, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=FIELDS)
+        w.writeheader()
+        w.writerows(rows)
+    os.replace(tmp, path)
+
+
+def _fmt(x):
+    if x is None:
+        return ""
+    return f"{x:.6g}" if isinstance(x, (float, np.floating)) else str(x)

@@ -136,6 +136,13 @@ def write_reference(folder, est, prefix="fes_reference"):
     save_snapshot(os.path.join(folder, f"{prefix}.npz"), est)
 
 
+def load_reference(path):
+    """The reference marginals of ``path`` (:func:`read_reference`), or None when there is none yet."""
+    if path and os.path.exists(path if not os.path.isdir(path) else os.path.join(path, "fes_reference.npz")):
+        return read_reference(path)
+    return None
+
+
 def read_reference(path):
     """The (6, n) reference marginals from a folder (``fes_reference.npz``) or an ``.npz`` file."""
     if os.path.isdir(path):

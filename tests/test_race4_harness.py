@@ -1,5 +1,6 @@
 """The tetrapeptide race harness (benchmarks/race4.py): scoring with known answers, a tiny run of each method,
-an exact continuation after a kill, the report from synthetic progress files."""
+an exact continuation after a kill, the report from synthetic progress files (race4_report.py), the Eq. 4
+marginals of a Deep-VES bias against a 1-D quadrature (race4_eq4.py)."""
 
 import csv
 import math
@@ -11,9 +12,11 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir, "benchmarks"))
 race4 = pytest.importorskip("race4")
+import race4_report  # noqa: E402
+from race4_eq4 import eq4_marginals  # noqa: E402
 from race4_methods import KT, TORSIONS  # noqa: E402
-from race4_score import (N_BINS, axis, final_bias, marginals, reweighted, rmse_shift, save_snapshot,  # noqa: E402
-                         score, write_reference)
+from race4_score import (N_BINS, axis, final_bias, load_snapshot, marginals, reweighted, rmse_shift,  # noqa: E402
+                         save_snapshot, score, write_reference)
 
 
 def _reference():
@@ -110,9 +113,10 @@ def test_tiny_race_kill_resume_exact_and_report(tmp_path, monkeypatch):
     assert os.path.exists(os.path.join(a, "deepves", "1", "snapshots", "bias_0.002ns.pt"))  # for the Eq. 4 estimate
     assert _rows(a, "metad")[0]["estimate_alt"] == "final" and _rows(a, "deepves")[0]["estimate_alt"] == "decay"
     fig = str(tmp_path / "race4.png")
-    race4.main(["report", "--root", a, "--reference", ref_dir, "--figure", fig])
+    race4.main(["report", "--root", a, "--reference", ref_dir, "--figure", fig, "--eq4-chunks", "1"])
     text = open(os.path.join(a, "report.md")).read()
     assert "| opes |" in text and "| metad (final) |" in text and "| deepves (decay) |" in text
+    assert "| deepves (eq4) |" in text and os.path.exists(os.path.join(a, "deepves", "1", "snapshots", "eq4_0.002ns.npz"))
     assert os.path.getsize(fig) > 0
 
 
@@ -139,11 +143,11 @@ def test_report_from_synthetic_progress(tmp_path):
                          "fes_cpu_s": 0, "unbiased_cpu_s_per_ns": 100, "speed_ratio": 0.5, "estimate": "reweighted",
                          "estimate_alt": "final", "decay_ps": ""})
         race4.write_rows(os.path.join(folder, "progress.csv"), [{k: race4._fmt(v) for k, v in r.items()} for r in rows])
-    runs = race4.collect(root, ref)
+    runs = race4_report.collect(root, ref)
     assert sorted(runs) == ["metad", "metad (final)"]
-    assert [race4.time_to(rows, 1.0, "t_ns") for rows in runs["metad"]] == [4.0, 4.0, 4.0]
-    assert [race4.time_to(rows, 0.5, "t_ns") for rows in runs["metad"]] == [8.0, 8.0, math.inf]
-    assert [race4.time_to(rows, 0.5, "cpu_s") for rows in runs["metad"]][:2] == [4 * 3600.0, 4 * 3600.0]
+    assert [race4_report.time_to(rows, 1.0, "t_ns") for rows in runs["metad"]] == [4.0, 4.0, 4.0]
+    assert [race4_report.time_to(rows, 0.5, "t_ns") for rows in runs["metad"]] == [8.0, 8.0, math.inf]
+    assert [race4_report.time_to(rows, 0.5, "cpu_s") for rows in runs["metad"]][:2] == [4 * 3600.0, 4 * 3600.0]
     fig = str(tmp_path / "fig.png")
     race4.main(["report", "--root", root, "--reference", ref_dir, "--figure", fig])
     text = open(os.path.join(root, "report.md")).read()
@@ -154,14 +158,58 @@ def test_report_from_synthetic_progress(tmp_path):
     assert cells[5].startswith("0.40 [0.40–0.70]")
     assert "| metad (final) | 1.00 [1.00–1.00] (3/3)" in text  # exact from the first snapshot
     assert os.path.getsize(fig) > 0
+    # up to 5 ns: 0.5 kJ/mol not reached; the final error is that of 5 ns (0.8, seed 3 too: its floor 0.7 < 0.8)
+    race4.main(["report", "--root", root, "--reference", ref_dir, "--figure", fig, "--until", "5ns"])
+    text = open(os.path.join(root, "report.md")).read()
+    line = next(x for x in text.splitlines() if x.startswith("| metad |"))
+    cells = [c.strip() for c in line.split("|")[1:-1]]
+    assert cells[3] == "not reached (0/3)" and cells[5].startswith("0.80 [0.80–0.80]") and "(up to 5 ns)" in text
+    # a narrower scored region rescores the same snapshots
+    last = load_snapshot(os.path.join(root, "metad", "1", "snapshots", "reweighted_10.000ns.npz"))
+    assert score(last, ref, 10.0)["rmse_mean"] != pytest.approx(score(last, ref)["rmse_mean"], abs=1e-6)
+    runs = race4_report.collect(root, ref, cutoff=10.0)
+    assert float(runs["metad"][0][-1]["rmse_mean"]) == pytest.approx(score(last, ref, 10.0)["rmse_mean"], abs=1e-12)
+
+
+def test_eq4_marginals_of_a_bias_of_phi1_alone():
+    """A network that reads only (cos φ1, sin φ1): F(φ1) = −γ/(γ − 1) V(φ1) bin-averaged, the other marginals flat."""
+    import torch
+
+    from openmm_nnbias.bias.network import NeuralBias
+
+    bias = NeuralBias([True] * 6, [-math.pi] * 6, [math.pi] * 6, hidden=(96, 48, 24), seed=3, zero_output=False)
+    with torch.no_grad():
+        w = bias.layers[0].weight
+        keep = torch.zeros_like(w)
+        keep[:, [0, 6]] = 1.0  # features: the six cosines, then the six sines
+        w.mul_(keep)
+        x = torch.zeros(720, 6, dtype=torch.float64)
+        x[:, 0] = torch.linspace(-math.pi, math.pi, 720, dtype=torch.float64)
+        bias.layers[-1].weight.mul_(20.0 / float(np.ptp(bias(x).numpy())))  # V(φ1) spans 20 kJ/mol
+    est, ess = eq4_marginals(bias.state_dict(), chunks=4)
+    h = 2 * math.pi / N_BINS
+    fine = np.linspace(-h / 2, h / 2, 401)[None, :] + axis()[:, None]  # each bin, on a fine grid
+    s = torch.zeros(fine.size, 6, dtype=torch.float64)
+    s[:, 0] = torch.from_numpy(np.mod(fine.ravel() + math.pi, 2 * math.pi) - math.pi)
+    with torch.no_grad():
+        v = bias(s).numpy().reshape(fine.shape)
+    minus_beta_f = v * 10.0 / 9.0 / KT  # −βF = βV γ/(γ − 1), γ = 10
+    expected = -KT * np.log(np.mean(np.exp(minus_beta_f - minus_beta_f.max()), axis=1))
+    expected -= expected.min()
+    assert np.ptp(expected) > 10.0  # a test with something to find
+    d = est[0] - expected  # kJ/mol; the noise: bins of ~22 000 uniform points each, 0.7 % in the count
+    assert np.abs(d - d.mean()).max() < 0.12
+    # the flat marginals: each bin's weight is a sum over ~ESS/36 effective points
+    assert np.abs(est[1:]).max() < 5 * KT / math.sqrt(ess / N_BINS) < 0.5
+    assert 0 < ess <= 800_000
 
 
 def test_time_to_needs_coverage():
     rows = [{"t_ns": t, "cpu_s": 10 * t, "rmse_mean": r, "covered": c}
             for t, r, c in ((1, 3, 1), (2, 0.9, 1), (3, 0.8, 0), (4, 0.8, 1), (5, 0.7, 1))]
-    assert race4.time_to(rows, 1.0, "t_ns") == 4
-    assert race4.time_to(rows, 1.0, "cpu_s") == 40
-    assert race4.time_to(rows, 0.5, "t_ns") == math.inf
+    assert race4_report.time_to(rows, 1.0, "t_ns") == 4
+    assert race4_report.time_to(rows, 1.0, "cpu_s") == 40
+    assert race4_report.time_to(rows, 0.5, "t_ns") == math.inf
 
 
 def test_first_seed_runs_only_the_later_seeds(tmp_path):

@@ -1,0 +1,198 @@
+"""The report of the tetrapeptide race (``benchmarks/race4.py report``): every snapshot rescored, a table, a figure.
+
+Each run's snapshots (``<root>/<method>/<seed>/snapshots/<estimate>_<t>ns.npz``) are scored against the
+reference (``race4_score.score``: per marginal the RMSE over F_ref < ``cutoff`` after the best shift, their mean).
+Entries: each method's main estimate (``reweighted``), its second (``<method> (final)`` for WT-metaD and OPES,
+``<method> (decay)`` for Deep-VES) and, for Deep-VES, the marginals of the bias itself by Eq. 4
+(``<method> (eq4)``, ``race4_eq4.py``; made here once from the kept ``bias_<t>ns.pt``, for the snapshots that have
+one). ``until`` drops the rows after a simulated time, so that runs of different lengths are compared at one.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import math
+import os
+import warnings
+
+import numpy as np
+
+from race4_common import RMSE, TORSIONS, read_rows
+from race4_eq4 import CHUNKS, eq4_snapshots
+from race4_score import CUTOFF, load_snapshot, score
+
+__all__ = ["collect", "time_to", "table", "figure", "report"]
+
+
+def _scored(folder, rows, name, reference, cutoff):
+    """``rows`` with their RMSE columns from the snapshots ``<name>_<t>ns.npz`` (rows without one dropped)."""
+    out = []
+    for r in rows:
+        snap = os.path.join(folder, "snapshots", f"{name(r) if callable(name) else name}_{float(r['t_ns']):.3f}ns.npz")
+        if os.path.exists(snap):
+            s = score(load_snapshot(snap), reference, cutoff)
+            out.append(dict(r, **{k: s[k] for k in RMSE}, covered=s["covered"]))
+    return out
+
+
+def _num(v):
+    """A progress value as float (nan when empty)."""
+    return math.nan if v in ("", None) else float(v)
+
+
+def converged_value(row, column="rmse_mean", covered="covered"):
+    """The row's RMSE, inf unless every scored bin has an estimate."""
+    v = row.get(column, "")
+    if v in ("", None) or str(row.get(covered, "0")) not in ("1", "1.0"):
+        return math.inf
+    v = float(v)
+    return v if math.isfinite(v) else math.inf
+
+
+def time_to(rows, threshold, x, column="rmse_mean", covered="covered"):
+    """First ``x`` from which ``column`` stays ≤ ``threshold`` (and covered) to the end of the run (inf if never)."""
+    vals = [converged_value(r, column, covered) for r in rows]
+    for i in range(len(vals)):
+        if all(v <= threshold for v in vals[i:]):
+            return float(rows[i][x])
+    return math.inf
+
+
+def _stat(values, scale=1.0, digits=2):
+    v = np.array(values, float) * scale
+    reached = int(np.isfinite(v).sum())
+    med = np.median(v) if len(v) else math.nan
+    fin = v[np.isfinite(v)]
+    text = "not reached" if not np.isfinite(med) else f"{med:.{digits}f}"
+    if len(fin):
+        text += f" [{fin.min():.{digits}f}–{fin.max():.{digits}f}]"
+    return f"{text} ({reached}/{len(v)})"
+
+
+def collect(root, reference, methods=None, cutoff=CUTOFF, until=math.inf, eq4_chunks=CHUNKS):
+    """``{entry: [rows per seed]}``: each method's main estimate, its second as ``<method> (<name>)`` and, for
+    Deep-VES, ``<method> (eq4)`` (``eq4_chunks`` × 200 000 points where not yet made); rows up to ``until`` ns,
+    rescored over F_ref < ``cutoff`` kJ/mol."""
+    runs = {}
+    for path in sorted(glob.glob(os.path.join(root, "*", "*", "progress.csv"))):
+        folder = os.path.dirname(path)
+        method = os.path.basename(os.path.dirname(folder))
+        if methods and method not in methods:
+            continue
+        rows = [r for r in read_rows(path) if float(r["t_ns"]) <= until + 1e-9]
+        main = _scored(folder, rows, lambda r: r["estimate"], reference, cutoff)
+        if not main:
+            continue
+        runs.setdefault(method, []).append(main)
+        alt = rows[-1]["estimate_alt"]
+        if alt and all(r["estimate_alt"] == alt for r in rows):
+            runs.setdefault(f"{method} ({alt})", []).append(_scored(folder, rows, alt, reference, cutoff))
+        if method.startswith("deepves"):
+            eq4_snapshots(folder, eq4_chunks)
+            eq4 = _scored(folder, rows, "eq4", reference, cutoff)
+            if eq4:
+                runs.setdefault(f"{method} (eq4)", []).append(eq4)
+    return runs
+
+
+def table(runs, reference_path, cutoff=CUTOFF):
+    with warnings.catch_warnings():  # a marginal not yet scorable in any seed: nan medians
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return _table(runs, reference_path, cutoff)
+
+
+def _table(runs, reference_path, cutoff):
+    lines = [
+        f"Reference: `{os.path.relpath(reference_path)}`. Score: the mean over F(φ1), F(ψ1), F(φ2), F(ψ2), F(φ3), "
+        f"F(ψ3) of the RMSE (kJ/mol) over F_ref < {cutoff:g} kJ/mol after the best constant shift. Main estimate: the "
+        "run's colvar reweighted with exp(β(V − c(t))) over its last half (t ≥ t_now/2); in parentheses other "
+        "estimates (WT-metaD/OPES `final`: the final bias, same window; Deep-VES `decay`: frames from the start of "
+        "the learning-rate decay; Deep-VES `eq4`: the marginals of the bias itself by Eq. 4, integrated over the "
+        "other five torsions, on the snapshots that kept their bias). Time to an RMSE: first scored time from "
+        "which the score stays at or below the threshold (every scored bin estimated) to the end of the run; median "
+        "[min–max over the seeds that reached it] (seeds reached / seeds). CPU time: user + system of the run's "
+        "processes (a learner process included) for MD, bias and learning, without estimates and scoring, on one "
+        "core.", "",
+        "| method | to 1 kJ/mol (ns) | to 1 kJ/mol (CPU h) | to 0.5 kJ/mol (ns) | to 0.5 kJ/mol (CPU h) | "
+        "final mean RMSE (kJ/mol) | final RMSE φ1 / ψ1 / φ2 / ψ2 / φ3 / ψ3 (median) | final time (ns) | "
+        "CPU h per ns | speed vs unbiased MD |",
+        "|---|---|---|---|---|---|---|---|---|---|"]
+    for method, rr in sorted(runs.items()):
+        ratio = np.median([np.nanmedian([_num(r["speed_ratio"]) for r in rows]) for rows in rr])
+        per_ns = np.median([float(rows[-1]["cpu_s"]) / 3600 / float(rows[-1]["t_ns"]) for rows in rr])
+        cells = [_stat([time_to(rows, th, x) for rows in rr], scale)
+                 for th in (1.0, 0.5) for x, scale in (("t_ns", 1.0), ("cpu_s", 1 / 3600))]
+        final = _stat([_num(rows[-1]["rmse_mean"]) for rows in rr]).rsplit(" (", 1)[0]
+        each = " / ".join(f"{np.nanmedian([_num(rows[-1][f'rmse_{t}']) for rows in rr]):.2f}" for t in TORSIONS)
+        times = sorted({float(rows[-1]["t_ns"]) for rows in rr})
+        tmax = f"{times[-1]:g}" if len(times) == 1 else f"{times[0]:g}–{times[-1]:g}"
+        lines.append(f"| {method} | " + " | ".join(cells)
+                     + f" | {final} | {each} | {tmax} | {per_ns:.3f} | {ratio:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def figure(runs, path, cutoff=CUTOFF):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    colors = {}
+    for method, rr in sorted(runs.items()):
+        times = sorted({float(r["t_ns"]) for rows in rr for r in rows})
+        y = np.full((len(rr), len(times)), np.nan)
+        for i, rows in enumerate(rr):
+            for r in rows:
+                y[i, times.index(float(r["t_ns"]))] = _num(r["rmse_mean"])
+        alt = method.endswith(")")  # another estimate: dashed, no band
+        with warnings.catch_warnings():  # a time with no scorable seed: nan
+            warnings.simplefilter("ignore", RuntimeWarning)
+            med, lo, hi = np.nanmedian(y, axis=0), np.nanmin(y, axis=0), np.nanmax(y, axis=0)
+        base = method.split(" (")[0]
+        line, = ax.plot(times, med, "--" if alt else "-", lw=1 if alt else 1.6, color=colors.get(base),
+                        marker="." if len(times) < 3 else None, label=f"{method} (median of {len(rr)})")
+        colors.setdefault(base, line.get_color())
+        if not alt:
+            ax.fill_between(times, lo, hi, color=line.get_color(), alpha=0.15, lw=0)
+    for th in (1.0, 0.5):
+        ax.axhline(th, color="0.6", lw=0.8, ls=":")
+    ax.set_yscale("log")
+    ax.set_xlabel("simulated time (ns)")
+    ax.set_ylabel(f"mean RMSE of the six 1-D marginals (kJ/mol), F_ref < {cutoff:g}")
+    ax.set_title("alanine tetrapeptide: Deep-VES (6 torsions) vs WT-metaD, OPES (φ1–φ3)", fontsize=9)
+    ax.legend(fontsize=7)
+    fig.text(0.5, 0.005, "band: min–max over seeds; dashed: other estimates of a method", ha="center", fontsize=7)
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+
+
+def _reference_note(ref_path):
+    ref_json = os.path.join(ref_path if os.path.isdir(ref_path) else os.path.dirname(ref_path), "reference.json")
+    if not os.path.exists(ref_json):
+        return ""
+    info = json.load(open(ref_json))
+    unc = info.get("uncertainty_kJmol", {})
+    return ("\nReference (`" + os.path.relpath(ref_json) + "`): " + info.get("method", "") + f"; "
+            f"{info.get('stage2_static_ns')} ns static-bias MD after {info.get('stage1_wtmetad_ns')} ns of WT-metaD; "
+            "uncertainty per marginal (block SE / halves RMSE÷2, kJ/mol): "
+            + ", ".join(f"{k} {v['block_se']:.2f}/{v['halves_rmse_over_2']:.2f}" for k, v in unc.items())
+            + f"; CPU {info.get('cpu_hours_total')} h\n")
+
+
+def report(root, reference, ref_path, out, figure_path, methods=None, cutoff=CUTOFF, until=math.inf,
+           eq4_chunks=CHUNKS):
+    """Write the markdown report ``out`` and the figure; returns the text."""
+    runs = collect(root, reference, methods, cutoff, until, eq4_chunks)
+    if not runs:
+        raise SystemExit(f"no runs with progress.csv under {root}")
+    scope = "" if not math.isfinite(until) else f" (up to {until:g} ns)"
+    text = ("# Convergence race: alanine tetrapeptide in vacuum, six 1-D marginals" + scope + "\n\n"
+            + table(runs, ref_path, cutoff) + _reference_note(ref_path))
+    with open(out, "w") as fh:
+        fh.write(text)
+    figure(runs, figure_path, cutoff)
+    return text
