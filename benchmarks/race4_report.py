@@ -70,6 +70,16 @@ def _stat(values, scale=1.0, digits=2):
     return f"{text} ({reached}/{len(v)})"
 
 
+def _final(values):
+    """Median [min–max] of the seeds' last scores, and how many were scorable when not all."""
+    v = np.array(values, float)
+    fin = v[np.isfinite(v)]
+    if not len(fin):
+        return "–"
+    text = f"{np.median(fin):.2f} [{fin.min():.2f}–{fin.max():.2f}]"
+    return text if len(fin) == len(v) else text + f" ({len(fin)}/{len(v)} scorable)"
+
+
 def collect(root, reference, methods=None, cutoff=CUTOFF, until=math.inf, eq4_chunks=CHUNKS):
     """``{entry: [rows per seed]}``: each method's main estimate, its second as ``<method> (<name>)`` and, for
     Deep-VES, ``<method> (eq4)`` (``eq4_chunks`` × 200 000 points where not yet made); rows up to ``until`` ns,
@@ -123,7 +133,7 @@ def _table(runs, reference_path, cutoff):
         per_ns = np.median([float(rows[-1]["cpu_s"]) / 3600 / float(rows[-1]["t_ns"]) for rows in rr])
         cells = [_stat([time_to(rows, th, x) for rows in rr], scale)
                  for th in (1.0, 0.5) for x, scale in (("t_ns", 1.0), ("cpu_s", 1 / 3600))]
-        final = _stat([_num(rows[-1]["rmse_mean"]) for rows in rr]).rsplit(" (", 1)[0]
+        final = _final([_num(rows[-1]["rmse_mean"]) for rows in rr])
         each = " / ".join(f"{np.nanmedian([_num(rows[-1][f'rmse_{t}']) for rows in rr]):.2f}" for t in TORSIONS)
         times = sorted({float(rows[-1]["t_ns"]) for rows in rr})
         tmax = f"{times[-1]:g}" if len(times) == 1 else f"{times[0]:g}–{times[-1]:g}"
