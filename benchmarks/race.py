@@ -24,7 +24,6 @@ of the race is ``1000 + k`` (independent of the seeds of the reference runs).
 from __future__ import annotations
 
 import argparse
-import csv
 import glob
 import math
 import os
@@ -35,6 +34,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from race_methods import TIMESTEP_PS, Unbiased, checkpoint_name, make_runner  # noqa: E402
+from race_progress import fmt as _fmt, read_rows, stat, write_rows as _write_rows  # noqa: E402
 from race_score import load_snapshot, read_fes, save_snapshot, score  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -64,24 +64,8 @@ def parse_ns(text):
     return parse_time(text) / 1000.0
 
 
-def read_rows(path):
-    if not os.path.exists(path):
-        return []
-    with open(path) as fh:
-        return list(csv.DictReader(fh))
-
-
 def write_rows(path, rows):
-    tmp = path + ".tmp"
-    with open(tmp, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=FIELDS)
-        w.writeheader()
-        w.writerows(rows)
-    os.replace(tmp, path)
-
-
-def _fmt(x):
-    return "" if x is None else (f"{x:.6g}" if isinstance(x, float) else str(x))
+    _write_rows(path, rows, FIELDS)
 
 
 def run_one(method, seed, total_ns, every_ns, root, reference, unbiased, unbiased_steps=2500):
@@ -173,17 +157,6 @@ def time_to(rows, column, threshold, x):
     return math.inf
 
 
-def _stat(values, scale=1.0, digits=2):
-    v = np.array(values) * scale
-    reached = np.isfinite(v).sum()
-    med = np.median(v) if len(v) else math.nan
-    fin = v[np.isfinite(v)]
-    text = "not reached" if not np.isfinite(med) else f"{med:.{digits}f}"
-    if len(fin):
-        text += f" [{fin.min():.{digits}f}–{fin.max():.{digits}f}]"
-    return f"{text} ({reached}/{len(v)})"
-
-
 def collect(root, reference, methods=None):
     runs = {}
     for folder in sorted(glob.glob(os.path.join(root, "*", "*", "progress.csv"))):
@@ -242,9 +215,9 @@ def table(runs, reference_path, until=None):
             continue
         ratio = np.median([np.median([float(r["speed_ratio"]) for r in rows]) for rows in rr])
         for surface, col in (("F(φ)", "rmse_phi"), ("(φ, ψ)", "rmse_2d")):
-            cells = [_stat([time_to(rows, col, th, x) for rows in rr], scale)
+            cells = [stat([time_to(rows, col, th, x) for rows in rr], scale)
                      for th in (1.0, 0.5) for x, scale in (("t_ns", 1.0), ("cpu_s", 1 / 60))]
-            final = _stat([float(rows[-1][col]) for rows in rr]).rsplit(" (", 1)[0]
+            final = stat([float(rows[-1][col]) for rows in rr]).rsplit(" (", 1)[0]
             lines.append(f"| {method} | {surface} | " + " | ".join(cells) + f" | {final} | {tmax:.2f} | {ratio:.2f} |")
     return "\n".join(lines) + "\n"
 

@@ -38,7 +38,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from race4_common import RMSE, _fmt, read_rows, write_rows  # noqa: E402
+from race4_common import RMSE, write_rows  # noqa: E402
+from race_progress import fmt as _fmt, read_rows  # noqa: E402
 from race4_methods import (  # noqa: E402
     SAMPLE_STEPS, TIMESTEP_PS, Unbiased, checkpoint_name, make_runner, tree_cpu)
 from race4_eq4 import keep_bias  # noqa: E402

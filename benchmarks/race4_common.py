@@ -1,10 +1,9 @@
 """Constants and helpers shared by the tetrapeptide race's runners (``race4_methods.py``), its run loop
 (``race4.py``) and its report (``race4_report.py``): CPU time of a process tree, atomic pickles, torsions of
-positions, the six-torsion colvar file, the Simulation and torsion forces, the rows of ``progress.csv``."""
+positions, the six-torsion colvar file, the Simulation and torsion forces, the columns of ``progress.csv``."""
 
 from __future__ import annotations
 
-import csv
 import math
 import os
 import pickle
@@ -12,6 +11,7 @@ import pickle
 import numpy as np
 
 from openmm_nnbias._units import KB
+from race_progress import write_rows as _write_rows
 
 TEMPERATURE, TIMESTEP_PS, FRICTION = 300.0, 0.002, 1.0
 KT = KB * TEMPERATURE  # kJ/mol
@@ -114,23 +114,5 @@ def _to_phi_order(grid):
 
 
 # ----------------------------------------------------------------------------------------------- progress.csv
-def read_rows(path):
-    if not os.path.exists(path):
-        return []
-    with open(path) as fh:
-        return list(csv.DictReader(fh))
-
-
 def write_rows(path, rows):
-    tmp = path + ".tmp"
-    with open(tmp, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=FIELDS)
-        w.writeheader()
-        w.writerows(rows)
-    os.replace(tmp, path)
-
-
-def _fmt(x):
-    if x is None:
-        return ""
-    return f"{x:.6g}" if isinstance(x, (float, np.floating)) else str(x)
+    _write_rows(path, rows, FIELDS)

@@ -18,9 +18,10 @@ import warnings
 
 import numpy as np
 
-from race4_common import RMSE, TORSIONS, read_rows
+from race4_common import RMSE, TORSIONS
 from race4_eq4 import CHUNKS, eq4_snapshots
 from race4_score import CUTOFF, load_snapshot, score
+from race_progress import read_rows, stat
 
 __all__ = ["collect", "time_to", "table", "figure", "report"]
 
@@ -57,17 +58,6 @@ def time_to(rows, threshold, x, column="rmse_mean", covered="covered"):
         if all(v <= threshold for v in vals[i:]):
             return float(rows[i][x])
     return math.inf
-
-
-def _stat(values, scale=1.0, digits=2):
-    v = np.array(values, float) * scale
-    reached = int(np.isfinite(v).sum())
-    med = np.median(v) if len(v) else math.nan
-    fin = v[np.isfinite(v)]
-    text = "not reached" if not np.isfinite(med) else f"{med:.{digits}f}"
-    if len(fin):
-        text += f" [{fin.min():.{digits}f}–{fin.max():.{digits}f}]"
-    return f"{text} ({reached}/{len(v)})"
 
 
 def _final(values):
@@ -131,7 +121,7 @@ def _table(runs, reference_path, cutoff):
     for method, rr in sorted(runs.items()):
         ratio = np.median([np.nanmedian([_num(r["speed_ratio"]) for r in rows]) for rows in rr])
         per_ns = np.median([float(rows[-1]["cpu_s"]) / 3600 / float(rows[-1]["t_ns"]) for rows in rr])
-        cells = [_stat([time_to(rows, th, x) for rows in rr], scale)
+        cells = [stat([time_to(rows, th, x) for rows in rr], scale)
                  for th in (1.0, 0.5) for x, scale in (("t_ns", 1.0), ("cpu_s", 1 / 3600))]
         final = _final([_num(rows[-1]["rmse_mean"]) for rows in rr])
         each = " / ".join(f"{np.nanmedian([_num(rows[-1][f'rmse_{t}']) for rows in rr]):.2f}" for t in TORSIONS)
