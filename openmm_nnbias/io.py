@@ -11,7 +11,7 @@ import numpy as np
 from ._io import atomic_write
 
 __all__ = ["atomic_write_text", "write_grid_file", "read_grid_file", "read_grid_domain", "read_colvar",
-           "warn_uneven_spacing", "read_units", "units_lines"]
+           "warn_uneven_spacing", "read_units", "units_lines", "domain_lines"]
 
 
 def atomic_write_text(path: str, text: str) -> None:
@@ -35,6 +35,23 @@ def _fields(path: str, kind: str) -> list:
 def units_lines(units: dict) -> list:
     """``#! SET units_<field> <unit>`` header lines (PLUMED-style constants) of ``{field: unit}``."""
     return [f"#! SET units_{name} {unit}" for name, unit in units.items()]
+
+
+def domain_lines(names: Sequence[str], periodic: Sequence[bool], lower: Sequence[float],
+                 upper: Sequence[float]) -> list:
+    """``#! SET min_<cv>`` / ``max_<cv>`` lines of the periodic CVs: PLUMED's colvar convention for a periodic
+    CV's domain (:func:`read_grid_domain` reads them back; a CV without them is not periodic).
+
+    Examples
+    --------
+    >>> domain_lines(["phi", "d"], [True, False], [-3.141593, 0.0], [3.141593, 2.0])
+    ['#! SET min_phi -3.141593', '#! SET max_phi 3.141593']
+    """
+    out = []
+    for name, per, lo, hi in zip(names, periodic, lower, upper):
+        if per:
+            out += [f"#! SET min_{name} {lo:.10g}", f"#! SET max_{name} {hi:.10g}"]
+    return out
 
 
 def read_units(path: str) -> dict:

@@ -67,8 +67,24 @@ def test_model_cv_unit_reaches_the_colvar_header(dipeptide, tmp_path):
     updater = DeepVESUpdater(NeuralBiasForce(cvs, NeuralBias.from_cvs(cvs)), 300.0, stride=10,
                              outputs=str(tmp_path / "run"))
     assert "#! SET units_rg nm" in updater._colvar_header()
+    assert "min_rg" not in updater._colvar_header()  # not periodic: no domain line (PLUMED's colvar convention)
     with pytest.raises(TypeError, match="unit must be a str"):
         ModelCV(model, Distance([1, 18], 0.0, 2.0, "d"), 0.0, 5.0, unit=1)
+
+
+def test_colvar_header_declares_the_periodic_domain(tmp_path):
+    """The colvar says which CVs are periodic on which domain (PLUMED's ``#! SET min_<cv>``/``max_<cv>``), so that
+    ``openmm-nnbias reweight`` can histogram a run that has no fes_bias.dat (more than 3 CVs)."""
+    from openmm_nnbias.io import read_grid_domain
+
+    cvs = CVSet([Torsion([4, 6, 8, 14], "phi"), Distance([1, 18], 0.0, 2.0, "d")])
+    updater = DeepVESUpdater(NeuralBiasForce(cvs, NeuralBias.from_cvs(cvs)), 300.0, stride=10,
+                             outputs=str(tmp_path / "run"))
+    path = tmp_path / "colvar"
+    path.write_text(updater._colvar_header())
+    dom = read_grid_domain(str(path))
+    assert list(dom) == ["phi"] and dom["phi"]["min"] == pytest.approx(-math.pi, abs=1e-9)
+    assert dom["phi"]["max"] == pytest.approx(math.pi, abs=1e-9)
 
 
 def test_a_failed_start_creates_no_output_folder(dipeptide, tmp_path):

@@ -14,16 +14,32 @@ def add_parser(sub) -> None:
     rw.add_argument("--to", dest="t_max", default=None, help="end time")
     rw.add_argument("--column", default="rbias", choices=["rbias", "bias"])
     rw.add_argument("--bins", type=int, default=50)
-    rw.add_argument("--output", default=None, help="default RUN/fes_colvar_reweighted.dat")
+    rw.add_argument("--cvs", default=None,
+                    help="comma-separated CVs to reweight over (at most 3; default: every CV of the colvar, or, for a "
+                         "run with more than 3, each CV's 1-D marginal in RUN/fes_colvar_reweighted_<cv>.dat)")
+    rw.add_argument("--output", default=None,
+                    help="default RUN/fes_colvar_reweighted.dat (RUN/fes_colvar_reweighted_<cvs>.dat with --cvs)")
     rw.set_defaults(func=run)
 
 
 def run(args) -> None:
     """Run ``openmm-nnbias reweight`` with the parsed ``args``."""
-    from ..analysis.reweight import reweight_run
+    import os
+
+    from ..analysis.reweight import MAX_REWEIGHT_CVS, reweight_run
+    from ..io import read_colvar
 
     t_min = parse_time(args.t_min, "--from")
     t_max = parse_time(args.t_max, "--to") if args.t_max else float("inf")
-    path = reweight_run(args.run, KB * args.temperature, bins=args.bins, column=args.column, t_min=t_min, t_max=t_max,
-                        output=args.output)
-    print(f"wrote {path}")
+    cvs = [c.strip() for c in args.cvs.split(",")] if args.cvs else None
+    kw = dict(bins=args.bins, column=args.column, t_min=t_min, t_max=t_max)
+    if cvs is None:
+        names = [k for k in read_colvar(os.path.join(args.run, "colvar")) if k not in ("time", "bias", "rbias")]
+        if len(names) > MAX_REWEIGHT_CVS:  # each 1-D marginal
+            if args.output:
+                raise ValueError(f"--output names one file, but a run with {len(names)} CVs writes one marginal "
+                                 "per CV: give --cvs (at most 3) with --output")
+            for name in names:
+                print(f"wrote {reweight_run(args.run, KB * args.temperature, cvs=[name], **kw)}")
+            return
+    print(f"wrote {reweight_run(args.run, KB * args.temperature, output=args.output, cvs=cvs, **kw)}")

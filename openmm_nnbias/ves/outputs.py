@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from .._io import truncate_rows
-from ..io import units_lines
+from ..io import domain_lines, units_lines
 from .reweight import accumulate_log_weights
 
 __all__ = ["UpdaterFiles", "BEST_WINDOW", "BEST_WINDOW_RESOLUTION", "REWEIGHT_BELOW"]
@@ -72,7 +72,7 @@ class UpdaterFiles:
     def _need_grid(self, what: str) -> None:
         if self.grid is None:
             raise ValueError(f"{what} needs a grid target; this run's Monte Carlo target has none "
-                             "(reweight colvar offline, e.g. with openmm_nnbias.analysis)")
+                             "(reweight its colvar: openmm-nnbias reweight RUN, or analysis.reweight_run)")
 
     def getFreeEnergyFromBias(self) -> np.ndarray:
         """F(s) = −V − kT ln p on the grid (Eq. 4), kJ/mol, min 0, shape ``grid.shape``."""
@@ -188,9 +188,10 @@ class UpdaterFiles:
         self._outputs_ready = False  # files are set up at the first report (fresh) or by loadCheckpoint
 
     def _colvar_header(self) -> str:
-        """``#! FIELDS`` and ``#! SET units_*`` lines of a colvar file."""
+        """``#! FIELDS``, ``#! SET units_*`` and the periodic CVs' ``#! SET min_*``/``max_*`` lines of a colvar."""
         units = {"time": "ps", **dict(zip(self.cvs.names, self.cvs.units)), "bias": "kJ/mol", "rbias": "kJ/mol"}
-        return "\n".join(["#! FIELDS " + " ".join(units)] + units_lines(units)) + "\n"
+        domain = domain_lines(self.cvs.names, self.cvs.periodic, self.cvs.lower, self.cvs.upper)
+        return "\n".join(["#! FIELDS " + " ".join(units)] + units_lines(units) + domain) + "\n"
 
     def _table_headers(self):
         """{file name: header} of the row tables of this updater (fields and their units)."""
