@@ -5,8 +5,8 @@
 #   LANES=0 bash benchmarks/race4_runs.sh start    # only lane 0; RACE4_TIME=20ns for longer runs (default 10ns)
 #   bash benchmarks/race4_runs.sh status           # simulated time of every run
 #   bash benchmarks/race4_runs.sh pause|resume|stop
-#   bash benchmarks/race4_runs.sh archive          # restart state -> benchmarks/runs/race4.tar.xz
-#   bash benchmarks/race4_runs.sh commit           # archive, then commit only that file
+#   bash benchmarks/race4_runs.sh archive          # restart state -> benchmarks/runs/race4.tar.xz (+ race4_reference.tar.xz)
+#   bash benchmarks/race4_runs.sh commit           # archive, then commit only those files
 #   bash benchmarks/race4_runs.sh autocommit MIN   # commit every MIN minutes while a lane runs
 #
 # Both lanes run at nice 10, so that foreground work goes first (CPU times are unaffected).
@@ -21,7 +21,8 @@ ROOT=$(pwd)
 OUT=${RACE4_OUT:-"$ROOT/benchmarks/out"}
 RUN="$OUT/race4"
 WORKTREE=${WORKTREE:-/work/wt_race4}
-ARCHIVE="$ROOT/benchmarks/runs/race4.tar.xz"
+ARCHIVE="$ROOT/benchmarks/runs/race4.tar.xz"  # the runs (once the reference is done, without it)
+REF_ARCHIVE="$ROOT/benchmarks/runs/race4_reference.tar.xz"  # the finished reference, packed once (25 MB unpacked)
 TIME=${RACE4_TIME:-10ns}  # simulated time per run; runs already longer are kept as they are
 RACE="run --methods deepves,metad,opes --time $TIME --every 1ns --root $RUN"
 mkdir -p "$OUT"
@@ -32,6 +33,8 @@ running() { [ -f "$OUT/race4_lane$1.pid" ] && kill -0 "$(cat "$OUT/race4_lane$1.
 
 restore() {
     if [ ! -d "$RUN" ] && [ -f "$ARCHIVE" ]; then tar -xJf "$ARCHIVE" -C "$OUT"; echo "restored $RUN from $ARCHIVE"; fi
+    if [ ! -d "$RUN/reference" ] && [ -f "$REF_ARCHIVE" ]; then
+        tar -xJf "$REF_ARCHIVE" -C "$OUT"; echo "restored $RUN/reference from $REF_ARCHIVE"; fi
 }
 
 start() {
@@ -69,16 +72,23 @@ signal() {
 
 archive() {  # a copy first (race_archive.sh), so that files written meanwhile do not break the tar
     [ -d "$RUN" ] || { echo "no $RUN"; return 0; }
-    THIN=0 bash "$ROOT/benchmarks/race_archive.sh" "$RUN" race4
+    if [ -f "$RUN/reference/reference.json" ]; then  # done: its own archive, written once; the runs' leaves it out
+        [ -f "$REF_ARCHIVE" ] || { tar -cJf "$REF_ARCHIVE.tmp" -C "$OUT" race4/reference && mv "$REF_ARCHIVE.tmp" "$REF_ARCHIVE"
+                                   echo "$REF_ARCHIVE: $(du -h "$REF_ARCHIVE" | cut -f1)"; }
+        THIN=0 EXCLUDE=reference bash "$ROOT/benchmarks/race_archive.sh" "$RUN" race4
+    else
+        THIN=0 bash "$ROOT/benchmarks/race_archive.sh" "$RUN" race4
+    fi
 }
 
 commit() {
     archive
-    git add "$ARCHIVE"
+    files=("$ARCHIVE"); [ -f "$REF_ARCHIVE" ] && files+=("$REF_ARCHIVE")
+    git add "${files[@]}"
     for i in 1 2 3 4 5; do
-        if git commit -q -m "race4: restart state at $(date -u +%H:%M) UTC" -- "$ARCHIVE" 2>/dev/null; then
-            echo "committed $ARCHIVE"; return 0; fi
-        git diff --cached --quiet -- "$ARCHIVE" && { echo "nothing new to commit"; return 0; }
+        if git commit -q -m "race4: restart state at $(date -u +%H:%M) UTC" -- "${files[@]}" 2>/dev/null; then
+            echo "committed ${files[*]}"; return 0; fi
+        git diff --cached --quiet -- "${files[@]}" && { echo "nothing new to commit"; return 0; }
         sleep 5
     done
     echo "commit of $ARCHIVE failed" >&2; return 1

@@ -9,7 +9,8 @@
 # runners restart from <run>/checkpoint.pt); colvars are thinned to one row per ps (rows whose time in ps is whole,
 # the rule of benchmarks/long_runs.sh), so an analysis of a restored colvar must resample to 1 ps; THIN=0 keeps them
 # whole (the tetrapeptide race: its WT-metaD and OPES frames lie half-way between whole ps, and its estimates
-# reweight the colvar).
+# reweight the colvar). EXCLUDE=SUB leaves the subfolder SUB of the root out (the tetrapeptide race's finished
+# reference, archived on its own).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 src=${1:?race root}; name=${2:?archive name}
@@ -17,9 +18,10 @@ src=${1:?race root}; name=${2:?archive name}
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 base=$(basename "$src")
 thin=${THIN:-1}
-(cd "$(dirname "$src")" && find "$base" -type f ! -name '*.tmp*' ! -path '*/ves/checkpoint.pt' ! -name colvar) |
+excl=${EXCLUDE:+$base/$EXCLUDE/*}
+(cd "$(dirname "$src")" && find "$base" -type f ! -name '*.tmp*' ! -path '*/ves/checkpoint.pt' ! -name colvar ! -path "${excl:-/}") |
     while read -r f; do mkdir -p "$tmp/$(dirname "$f")"; cp "$(dirname "$src")/$f" "$tmp/$f"; done
-(cd "$(dirname "$src")" && find "$base" -type f -name colvar) | while read -r f; do
+(cd "$(dirname "$src")" && find "$base" -type f -name colvar ! -path "${excl:-/}") | while read -r f; do
     mkdir -p "$tmp/$(dirname "$f")"
     awk -v thin="$thin" '/^#/ || thin == 0 {print; next} {r = $1 - int($1 + 0.5); if (r < 1e-6 && r > -1e-6) print}' \
         "$(dirname "$src")/$f" > "$tmp/$f"

@@ -38,3 +38,21 @@ def test_archive_of_a_missing_root_fails(tmp_path):
     r = subprocess.run(["bash", SCRIPT, str(tmp_path / "none"), "x"], capture_output=True, text=True,
                        env=dict(os.environ, RACE_ARCHIVE_DIR=str(tmp_path)))
     assert r.returncode == 2 and "no folder" in r.stderr
+
+
+def test_exclude_leaves_a_subfolder_out(tmp_path):
+    root, dest = _root(tmp_path), str(tmp_path / "runs")
+    ref = os.path.join(root, "reference", "stage2")
+    os.makedirs(ref)
+    for name in ("samples_0.npz", "colvar"):
+        with open(os.path.join(ref, name), "w") as fh:
+            fh.write(COLVAR)
+    env = dict(os.environ, RACE_ARCHIVE_DIR=dest, THIN="0", EXCLUDE="reference")
+    subprocess.run(["bash", SCRIPT, root, "race_x"], check=True, env=env, capture_output=True)
+    with tarfile.open(os.path.join(dest, "race_x.tar.xz")) as tar:
+        names = set(tar.getnames())
+    assert "race_x/deepves/1/ves/colvar" in names and not any("reference" in n for n in names)
+    env.pop("EXCLUDE")
+    subprocess.run(["bash", SCRIPT, root, "race_x"], check=True, env=env, capture_output=True)
+    with tarfile.open(os.path.join(dest, "race_x.tar.xz")) as tar:
+        assert {"race_x/reference/stage2/samples_0.npz", "race_x/reference/stage2/colvar"} <= set(tar.getnames())
