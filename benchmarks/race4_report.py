@@ -5,7 +5,10 @@ reference (``race4_score.score``: per marginal the RMSE over F_ref < ``cutoff`` 
 Entries: each method's main estimate (``reweighted``), its second (``<method> (final)`` for WT-metaD and OPES,
 ``<method> (decay)`` for Deep-VES) and, for Deep-VES, the marginals of the bias itself by Eq. 4
 (``<method> (eq4)``, ``race4_eq4.py``; made here once from the kept ``bias_<t>ns.pt``, for the snapshots that have
-one). ``until`` drops the rows after a simulated time, so that runs of different lengths are compared at one.
+one) and their mean over the snapshots of the last quarter of the run so far (``<method> (eq4-window)``, the rule
+of the package's ``fes.dat`` while the bias learns: ``ves.averaging.WindowedFES``; a row only where every snapshot
+of its window has an ``eq4``). ``until`` drops the rows after a simulated time, so that runs of different lengths
+are compared at one.
 """
 
 from __future__ import annotations
@@ -25,6 +28,9 @@ from race_progress import read_rows, stat
 
 __all__ = ["collect", "time_to", "table", "figure", "report"]
 
+#: ``eq4-window``: the ``eq4`` marginals averaged over the snapshots of this last fraction of the run so far
+EQ4_WINDOW = 0.25
+
 
 def _scored(folder, rows, name, reference, cutoff):
     """``rows`` with their RMSE columns from the snapshots ``<name>_<t>ns.npz`` (rows without one dropped)."""
@@ -34,6 +40,20 @@ def _scored(folder, rows, name, reference, cutoff):
         if os.path.exists(snap):
             s = score(load_snapshot(snap), reference, cutoff)
             out.append(dict(r, **{k: s[k] for k in RMSE}, covered=s["covered"]))
+    return out
+
+
+def _eq4_window(folder, rows, reference, cutoff, fraction=EQ4_WINDOW):
+    """Rows scored by the mean of the ``eq4`` marginals of the snapshots at t_now·(1 − fraction) ≤ t ≤ t_now."""
+    out = []
+    for r in rows:
+        t = float(r["t_ns"])
+        inside = [float(q["t_ns"]) for q in rows if t * (1 - fraction) - 1e-9 <= float(q["t_ns"]) <= t + 1e-9]
+        snaps = [os.path.join(folder, "snapshots", f"eq4_{x:.3f}ns.npz") for x in inside]
+        if not all(os.path.exists(p) for p in snaps):
+            continue
+        s = score(np.mean([load_snapshot(p) for p in snaps], axis=0), reference, cutoff)
+        out.append(dict(r, **{k: s[k] for k in RMSE}, covered=s["covered"]))
     return out
 
 
@@ -90,9 +110,10 @@ def collect(root, reference, methods=None, cutoff=CUTOFF, until=math.inf, eq4_ch
             runs.setdefault(f"{method} ({alt})", []).append(_scored(folder, rows, alt, reference, cutoff))
         if method.startswith("deepves"):
             eq4_snapshots(folder, eq4_chunks)
-            eq4 = _scored(folder, rows, "eq4", reference, cutoff)
-            if eq4:
-                runs.setdefault(f"{method} (eq4)", []).append(eq4)
+            for name, est in (("eq4", _scored(folder, rows, "eq4", reference, cutoff)),
+                              ("eq4-window", _eq4_window(folder, rows, reference, cutoff))):
+                if est:
+                    runs.setdefault(f"{method} ({name})", []).append(est)
     return runs
 
 
@@ -109,7 +130,8 @@ def _table(runs, reference_path, cutoff):
         "run's colvar reweighted with exp(β(V − c(t))) over its last half (t ≥ t_now/2); in parentheses other "
         "estimates (WT-metaD/OPES `final`: the final bias, same window; Deep-VES `decay`: frames from the start of "
         "the learning-rate decay; Deep-VES `eq4`: the marginals of the bias itself by Eq. 4, integrated over the "
-        "other five torsions, on the snapshots that kept their bias). Time to an RMSE: first scored time from "
+        "other five torsions, on the snapshots that kept their bias; `eq4-window`: those averaged over the snapshots "
+        "of the last quarter of the run so far). Time to an RMSE: first scored time from "
         "which the score stays at or below the threshold (every scored bin estimated) to the end of the run; median "
         "[min–max over the seeds that reached it] (seeds reached / seeds). CPU time: user + system of the run's "
         "processes (a learner process included) for MD, bias and learning, without estimates and scoring, on one "

@@ -204,6 +204,30 @@ def test_eq4_marginals_of_a_bias_of_phi1_alone():
     assert 0 < ess <= 800_000
 
 
+def test_eq4_window_averages_the_snapshots_of_the_last_quarter(tmp_path):
+    """Snapshot errors that alternate in sign cancel in the window's mean: t = 4 ns averages 3 and 4 ns exactly."""
+    ref = _reference()
+    root = str(tmp_path / "race4")
+    folder = os.path.join(root, "deepves", "1")
+    os.makedirs(os.path.join(folder, "snapshots"))
+    pattern = np.where(np.arange(N_BINS) % 2, 1.0, -1.0)
+    rows = []
+    for k in range(1, 5):
+        save_snapshot(os.path.join(folder, "snapshots", f"reweighted_{k:.3f}ns.npz"), ref)
+        save_snapshot(os.path.join(folder, "snapshots", f"eq4_{k:.3f}ns.npz"), ref + (-1) ** k * 0.8 * pattern)
+        rows.append({"t_ns": float(k), "steps": k * 500000, "cpu_s": 100.0 * k, "wall_s": 1, "seg_cpu_s": 1,
+                     "fes_cpu_s": 0, "unbiased_cpu_s_per_ns": 100, "speed_ratio": 0.5, "estimate": "reweighted",
+                     "estimate_alt": "", "decay_ps": ""})
+    race4.write_rows(os.path.join(folder, "progress.csv"), [{k: race4._fmt(v) for k, v in r.items()} for r in rows])
+    runs = race4_report.collect(root, ref)
+    single = [float(r["rmse_mean"]) for r in runs["deepves (eq4)"][0]]
+    window = {float(r["t_ns"]): float(r["rmse_mean"]) for r in runs["deepves (eq4-window)"][0]}
+    assert single == pytest.approx([0.8] * 4, abs=1e-9)
+    assert window[1.0] == pytest.approx(0.8, abs=1e-9)  # [0.75, 1] ns: one snapshot
+    assert window[4.0] == pytest.approx(0.0, abs=1e-9)  # [3, 4] ns: +0.8 and -0.8 cancel
+    assert window[3.0] == pytest.approx(0.8, abs=1e-9)  # [2.25, 3] ns: one snapshot
+
+
 def test_time_to_needs_coverage():
     rows = [{"t_ns": t, "cpu_s": 10 * t, "rmse_mean": r, "covered": c}
             for t, r, c in ((1, 3, 1), (2, 0.9, 1), (3, 0.8, 0), (4, 0.8, 1), (5, 0.7, 1))]
