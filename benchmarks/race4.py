@@ -1,7 +1,7 @@
 """Convergence race on vacuum alanine tetrapeptide: Deep-VES over 6 torsions vs WT-metaD and OPES over φ1–φ3.
 
     taskset -c 1 python benchmarks/race4.py run --methods deepves,metad,opes --seeds 4 --time 20ns --every 1ns
-    # or on two cores: --seeds 2 on core 0, --first-seed 3 --seeds 4 on core 1 (benchmarks/race4_runs.sh)
+    # or on two cores: the same command twice, one per core (benchmarks/race4_runs.sh); they share the runs
     taskset -c 1 python benchmarks/race4.py reference --time 40ns --stage1 10ns   # race4_reference.py
     python benchmarks/race4.py report                 # table (markdown) + benchmarks/figures/race4_ala4.png
 
@@ -15,6 +15,9 @@ mean ``rmse_mean``. CPU time: user + system time of this process and its childre
 learner process) while the method runs, without estimates and scoring; after each segment a
 2 500-step unbiased MD segment of the same system in the same process gives the speed ratio to
 plain MD on that core. Each run writes ``<root>/<method>/<seed>/progress.csv``.
+
+Two processes may run the same ``run`` command (two cores): each run folder holds a ``lock`` file with
+the pid of the process running it, and a process skips the runs another live one holds (:func:`claim`).
 
 Resuming: rerun the same ``run`` command. A finished run is skipped; an unfinished one continues
 exactly from its last segment's checkpoint, dropping progress rows and colvar frames after it.
@@ -144,6 +147,61 @@ def run_one(method, seed, total_ns, every_ns, root, reference, unbiased, unbiase
     return folder
 
 
+LOCK = "lock"  # <run>/lock: the pid of the process running it
+
+
+def _race_process(pid):
+    """True if ``pid`` is this process or a live process of this race (a pid reused by another program is not)."""
+    if pid == os.getpid():
+        return True
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            return b"race4" in fh.read()
+    except OSError:
+        return False
+
+
+def claim(folder):
+    """Take the run ``folder`` for this process (its ``lock`` file); False when a live race process holds it.
+
+    A lock left by a process that is gone is taken over, so that a killed lane's runs are resumed by the next.
+    Two lanes started with the same ``run`` command thus share the runs: each takes the next one nobody runs.
+    """
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, LOCK)
+    for _ in range(3):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                with open(path) as fh:
+                    pid = int(fh.read().split()[0])
+            except (OSError, ValueError, IndexError):
+                pid = None  # half-written by a process killed while claiming: stale
+            if pid is not None and _race_process(pid):
+                return False
+            try:
+                os.remove(path)
+            except FileNotFoundError:
+                pass
+            continue
+        with os.fdopen(fd, "w") as fh:
+            fh.write(f"{os.getpid()}\n")
+        return True
+    return False
+
+
+def release(folder):
+    path = os.path.join(folder, LOCK)
+    try:
+        with open(path) as fh:
+            mine = fh.read().split()[:1] == [str(os.getpid())]
+    except OSError:
+        return
+    if mine:
+        os.remove(path)
+
+
 def cmd_run(args):
     methods = [m for m in args.methods.split(",") if m]
     ref_path = args.reference or default_reference(args.root)
@@ -156,7 +214,14 @@ def cmd_run(args):
         raise SystemExit(f"--first-seed must be between 1 and --seeds ({args.seeds}), got {args.first_seed}")
     for seed in range(args.first_seed, args.seeds + 1):  # seed-major: every method gets seed 1 before any gets 2
         for method in methods:
-            folder = run_one(method, seed, total, every, args.root, reference, unbiased, args.unbiased_steps)
+            folder = os.path.join(args.root, method, str(seed))
+            if not claim(folder):
+                print(f"{method} seed {seed}: run by another process (its {LOCK} file), skipped", flush=True)
+                continue
+            try:
+                run_one(method, seed, total, every, args.root, reference, unbiased, args.unbiased_steps)
+            finally:
+                release(folder)
             last = read_rows(os.path.join(folder, "progress.csv"))[-1]
             msg = f"{method} seed {seed}: {last['t_ns']} ns, CPU {float(last['cpu_s']) / 3600:.3f} h"
             if last["rmse_mean"]:

@@ -10,8 +10,9 @@
 #   bash benchmarks/race4_runs.sh autocommit MIN   # commit every MIN minutes while a lane runs
 #
 # Both lanes run at nice 10, so that foreground work goes first (CPU times are unaffected).
-# Lane 0 (core 0): seeds 1-2 of deepves, metad, opes. Lane 1 (core 1): the reference (race4.py reference,
-# stage 1 10 ns + 40 ns static-bias MD), then seeds 3-4. Both run the code of a detached worktree (WORKTREE,
+# Lane 0 (core 0) and lane 1 (core 1) run the same command, seeds 1-4 of deepves, metad, opes: each run folder holds a
+# lock with the pid running it, so each lane takes the next run nobody runs (lane 1 first makes the reference,
+# race4.py reference, stage 1 10 ns + 40 ns static-bias MD, when it is missing). Both run the code of a detached worktree (WORKTREE,
 # default /work/wt_race4, made at HEAD when missing): TorchScript re-reads a module's source when it scripts
 # the bias, so editing the checkout under a running job would kill it. Every command of race4.py continues
 # where its files stop, so `start` after a stop (or in a new session, after `restore`) resumes both lanes.
@@ -42,8 +43,8 @@ start() {
     restore
     py="PYTHONPATH=$WORKTREE OMP_NUM_THREADS=1 nohup nice -n 10"
     script="$WORKTREE/benchmarks/race4.py"
-    lanes=("python $script $RACE --seeds 2"
-           "python $script reference --time 40ns --stage1 10ns --root $RUN && python $script $RACE --first-seed 3 --seeds 4")
+    lanes=("python $script $RACE --seeds 4"
+           "([ -f $RUN/reference/reference.json ] || python $script reference --time 40ns --stage1 10ns --root $RUN) && python $script $RACE --seeds 4")
     for lane in ${LANES:-0 1}; do
         if running "$lane"; then echo "lane $lane: already running"; continue; fi
         (cd "$OUT"; eval "$py taskset -c $lane bash -c '${lanes[$lane]}'" >> "race4_lane$lane.log" 2>&1 &

@@ -19,7 +19,7 @@ tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 base=$(basename "$src")
 thin=${THIN:-1}
 excl=${EXCLUDE:+$base/$EXCLUDE/*}
-(cd "$(dirname "$src")" && find "$base" -type f ! -name '*.tmp*' ! -path '*/ves/checkpoint.pt' ! -name colvar ! -path "${excl:-/}") |
+(cd "$(dirname "$src")" && find "$base" -type f ! -name '*.tmp*' ! -name lock ! -path '*/ves/checkpoint.pt' ! -name colvar ! -path "${excl:-/}") |
     while read -r f; do mkdir -p "$tmp/$(dirname "$f")"; cp "$(dirname "$src")/$f" "$tmp/$f"; done
 (cd "$(dirname "$src")" && find "$base" -type f -name colvar ! -path "${excl:-/}") | while read -r f; do
     mkdir -p "$tmp/$(dirname "$f")"

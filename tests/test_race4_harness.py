@@ -228,6 +228,35 @@ def test_eq4_window_averages_the_snapshots_of_the_last_quarter(tmp_path):
     assert window[3.0] == pytest.approx(0.8, abs=1e-9)  # [2.25, 3] ns: one snapshot
 
 
+def test_two_lanes_share_the_runs_through_lock_files(tmp_path, capsys):
+    """A run held by a live race process is skipped; a lock left by a dead process is taken over."""
+    import subprocess
+
+    folder = str(tmp_path / "r" / "metad" / "1")
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)  # race4 lane"])
+    try:
+        os.makedirs(folder)
+        with open(os.path.join(folder, race4.LOCK), "w") as fh:
+            fh.write(f"{other.pid}\n")
+        race4.main(["run", "--methods", "metad", "--seeds", "1", "--time", "1ps", "--every", "1ps",
+                    "--unbiased-steps", "100", "--root", str(tmp_path / "r")])
+        assert "metad seed 1: run by another process" in capsys.readouterr().out
+        assert not os.path.exists(os.path.join(folder, "progress.csv"))
+    finally:
+        other.kill()
+        other.wait()
+    # the holder is gone: the lock is stale, the run goes on and releases it
+    race4.main(["run", "--methods", "metad", "--seeds", "1", "--time", "1ps", "--every", "1ps",
+                "--unbiased-steps", "100", "--root", str(tmp_path / "r")])
+    assert os.path.exists(os.path.join(folder, "progress.csv")) and not os.path.exists(os.path.join(folder, "lock"))
+    assert race4.claim(folder) and not race4.claim(folder)  # held by this process now
+    race4.release(folder)
+    with open(os.path.join(folder, race4.LOCK), "w") as fh:
+        fh.write("")  # half-written by a process killed while claiming
+    assert race4.claim(folder)
+    race4.release(folder)
+
+
 def test_time_to_needs_coverage():
     rows = [{"t_ns": t, "cpu_s": 10 * t, "rmse_mean": r, "covered": c}
             for t, r, c in ((1, 3, 1), (2, 0.9, 1), (3, 0.8, 0), (4, 0.8, 1), (5, 0.7, 1))]

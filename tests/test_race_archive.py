@@ -18,6 +18,7 @@ def _root(tmp_path):
     (run / "checkpoint.pt").write_text("runner's")
     (run / "progress.csv").write_text("t_ns\n1\n")
     (run / "progress.csv.tmp").write_text("half-written")
+    (run / "lock").write_text("12345\n")  # the pid of the lane running it: not restart state
     return str(tmp_path / "out" / "race_x")
 
 
@@ -31,6 +32,7 @@ def test_archive_keeps_restart_state(tmp_path, thin):
         colvar = tar.extractfile("race_x/deepves/1/ves/colvar").read().decode()
     assert {"race_x/deepves/1/checkpoint.pt", "race_x/deepves/1/progress.csv"} <= names
     assert "race_x/deepves/1/ves/checkpoint.pt" not in names and not any(n.endswith(".tmp") for n in names)
+    assert "race_x/deepves/1/lock" not in names
     assert colvar == (COLVAR if thin == "0" else "#! FIELDS time x\n1.000000 2\n2.000000 4\n")
 
 
