@@ -2,7 +2,8 @@
 # The tetrapeptide race (benchmarks/race4.py) in the background on two cores, resumable across sessions.
 #
 #   bash benchmarks/race4_runs.sh start            # restore from benchmarks/runs/race4.tar.xz if needed, start both lanes
-#   LANES=0 bash benchmarks/race4_runs.sh start    # only lane 0; RACE4_TIME=20ns for longer runs (default 10ns)
+#   LANES=0 bash benchmarks/race4_runs.sh start    # only lane 0; RACE4_TIME=20ns for longer runs (default 10ns),
+#                                                  # RACE4_METHODS=deepves for some methods only
 #   bash benchmarks/race4_runs.sh status           # simulated time of every run
 #   bash benchmarks/race4_runs.sh pause|resume|stop
 #   bash benchmarks/race4_runs.sh archive          # restart state -> benchmarks/runs/race4.tar.xz (+ race4_reference.tar.xz)
@@ -25,7 +26,8 @@ WORKTREE=${WORKTREE:-/work/wt_race4}
 ARCHIVE="$ROOT/benchmarks/runs/race4.tar.xz"  # the runs (once the reference is done, without it)
 REF_ARCHIVE="$ROOT/benchmarks/runs/race4_reference.tar.xz"  # the finished reference, packed once (25 MB unpacked)
 TIME=${RACE4_TIME:-10ns}  # simulated time per run; runs already longer are kept as they are
-RACE="run --methods deepves,metad,opes --time $TIME --every 1ns --root $RUN"
+METHODS=${RACE4_METHODS:-deepves,metad,opes}  # e.g. RACE4_METHODS=deepves RACE4_TIME=20ns: Deep-VES alone to 20 ns
+RACE="run --methods $METHODS --time $TIME --every 1ns --root $RUN"
 mkdir -p "$OUT"
 
 # a pid file left by an earlier session may name a reused pid: check that it is still this script's lane
