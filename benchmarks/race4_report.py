@@ -26,7 +26,7 @@ from race4_eq4 import CHUNKS, eq4_snapshots
 from race4_score import CUTOFF, load_snapshot, score
 from race_progress import read_rows, stat
 
-__all__ = ["collect", "time_to", "table", "figure", "report"]
+__all__ = ["collect", "time_to", "table", "at_times", "figure", "report"]
 
 #: ``eq4-window``: the ``eq4`` marginals averaged over the snapshots of this last fraction of the run so far
 EQ4_WINDOW = 0.25
@@ -154,6 +154,22 @@ def _table(runs, reference_path, cutoff):
     return "\n".join(lines) + "\n"
 
 
+def at_times(runs, times=(1, 2, 5, 10, 15, 20)):
+    """Markdown table: each entry's mean marginal RMSE at fixed simulated times, median [min–max] (seeds there)."""
+    present = sorted({float(r["t_ns"]) for rr in runs.values() for rows in rr for r in rows})
+    times = [t for t in times if any(abs(t - x) < 1e-9 for x in present)]
+    lines = ["| method | " + " | ".join(f"{t:g} ns" for t in times) + " |", "|---|" + "---|" * len(times)]
+    for method, rr in sorted(runs.items()):
+        cells = []
+        for t in times:
+            vals = [_num(r["rmse_mean"]) for rows in rr for r in rows if abs(float(r["t_ns"]) - t) < 1e-9]
+            vals = [v for v in vals if math.isfinite(v)]
+            cells.append(f"{np.median(vals):.2f} [{min(vals):.2f}–{max(vals):.2f}] ({len(vals)})" if vals else "")
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return ("Mean RMSE of the six marginals (kJ/mol) at fixed simulated times: median [min–max] (seeds scored "
+            "there).\n\n" + "\n".join(lines) + "\n")
+
+
 def figure(runs, path, cutoff=CUTOFF):
     import matplotlib
 
@@ -213,7 +229,7 @@ def report(root, reference, ref_path, out, figure_path, methods=None, cutoff=CUT
         raise SystemExit(f"no runs with progress.csv under {root}")
     scope = "" if not math.isfinite(until) else f" (up to {until:g} ns)"
     text = ("# Convergence race: alanine tetrapeptide in vacuum, six 1-D marginals" + scope + "\n\n"
-            + table(runs, ref_path, cutoff) + _reference_note(ref_path))
+            + table(runs, ref_path, cutoff) + "\n" + at_times(runs) + _reference_note(ref_path))
     with open(out, "w") as fh:
         fh.write(text)
     figure(runs, figure_path, cutoff)
