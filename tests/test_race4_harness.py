@@ -259,6 +259,27 @@ def test_two_lanes_share_the_runs_through_lock_files(tmp_path, capsys):
     race4.release(folder)
 
 
+def test_noise_of_identical_blocks_is_zero(tmp_path):
+    """race4_noise: four identical blocks of frames have a block standard error of 0; the RMSE is the estimate's."""
+    from race4_noise import noise
+
+    ref, x = _reference(), axis()
+    n = N_BINS
+    one = np.column_stack([x] * 6)  # one frame per bin centre, weights exp(−βF_ref(φ1)) on torsion 0
+    frames = np.concatenate([one] * 8)  # the last half (t ≥ 4 n ps of 8 n) holds 4 identical blocks of n frames
+    rbias = np.tile(-ref[0], 8)
+    path = tmp_path / "colvar"
+    with open(path, "w") as fh:
+        fh.write("#! FIELDS time " + " ".join(TORSIONS) + " bias rbias\n")
+        for i, (row, w) in enumerate(zip(frames, rbias)):
+            fh.write(f"{i + 0.5:.1f} " + " ".join(f"{v:.9f}" for v in row) + f" {w:.9f} {w:.9f}\n")
+    out, ess, frames_used = noise(str(path), 8 * n / 1000.0, ref)
+    assert frames_used == 4 * n
+    rmse, se = out["phi1"]
+    assert se == pytest.approx(0.0, abs=1e-6) and rmse == pytest.approx(0.0, abs=1e-6)
+    assert 0 < ess <= frames_used
+
+
 def test_time_to_needs_coverage():
     rows = [{"t_ns": t, "cpu_s": 10 * t, "rmse_mean": r, "covered": c}
             for t, r, c in ((1, 3, 1), (2, 0.9, 1), (3, 0.8, 0), (4, 0.8, 1), (5, 0.7, 1))]
