@@ -178,21 +178,23 @@ def figure(runs, path, cutoff=CUTOFF):
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     colors = {}
+    styles = {"decay": ":", "final": "--", "eq4": "--", "eq4-window": "-."}
+    times = sorted({float(r["t_ns"]) for rr in runs.values() for rows in rr for r in rows})  # a gap stays a gap
     for method, rr in sorted(runs.items()):
-        times = sorted({float(r["t_ns"]) for rows in rr for r in rows})
         y = np.full((len(rr), len(times)), np.nan)
         for i, rows in enumerate(rr):
             for r in rows:
                 y[i, times.index(float(r["t_ns"]))] = _num(r["rmse_mean"])
-        alt = method.endswith(")")  # another estimate: dashed, no band
+        estimate = method[:-1].split(" (")[1] if method.endswith(")") else None  # another estimate: no band
         with warnings.catch_warnings():  # a time with no scorable seed: nan
             warnings.simplefilter("ignore", RuntimeWarning)
             med, lo, hi = np.nanmedian(y, axis=0), np.nanmin(y, axis=0), np.nanmax(y, axis=0)
         base = method.split(" (")[0]
-        line, = ax.plot(times, med, "--" if alt else "-", lw=1 if alt else 1.6, color=colors.get(base),
-                        marker="." if len(times) < 3 else None, label=f"{method} (median of {len(rr)})")
+        line, = ax.plot(times, med, styles.get(estimate, "--") if estimate else "-", lw=1 if estimate else 1.6,
+                        color=colors.get(base), marker="." if estimate else None, ms=3,
+                        label=f"{method} (median of {len(rr)})")
         colors.setdefault(base, line.get_color())
-        if not alt:
+        if not estimate:
             ax.fill_between(times, lo, hi, color=line.get_color(), alpha=0.15, lw=0)
     for th in (1.0, 0.5):
         ax.axhline(th, color="0.6", lw=0.8, ls=":")
@@ -201,7 +203,7 @@ def figure(runs, path, cutoff=CUTOFF):
     ax.set_ylabel(f"mean RMSE of the six 1-D marginals (kJ/mol), F_ref < {cutoff:g}")
     ax.set_title("alanine tetrapeptide: Deep-VES (6 torsions) vs WT-metaD, OPES (φ1–φ3)", fontsize=9)
     ax.legend(fontsize=7)
-    fig.text(0.5, 0.005, "band: min–max over seeds; dashed: other estimates of a method", ha="center", fontsize=7)
+    fig.text(0.5, 0.005, "band: min–max over seeds; dashed, dotted: other estimates of a method", ha="center", fontsize=7)
     fig.tight_layout()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path, dpi=130)
