@@ -122,3 +122,5 @@ def test_cli_writes_each_marginal_of_a_run_with_more_than_three_cvs(tmp_path, ca
     assert sorted(p.name for p in run.iterdir()) == ["colvar"] + [f"fes_colvar_reweighted_{k}.dat" for k in "abcd"]
     assert main(["reweight", str(run), "--cvs", "a,d", "--bins", "10", "--from", "10ps"]) == 0
     assert (run / "fes_colvar_reweighted_a_d.dat").exists()
+    assert main(["reweight", str(run), "--cvs", "a,b,c,d"]) == 2
+    assert "--cvs: a reweighted FES is made over at most 3 CVs, got 4 (a,b,c,d)" in capsys.readouterr().err

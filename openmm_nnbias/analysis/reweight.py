@@ -130,7 +130,7 @@ def reweight_run(run: str, kT: float, bins: int = 50, column: str = "rbias", t_m
     names = _select(col, colvar, cvs)
     if len(names) > MAX_REWEIGHT_CVS:
         raise ValueError(f"{colvar} has {len(names)} CVs ({', '.join(names)}); a reweighted FES is made over at "
-                         f"most {MAX_REWEIGHT_CVS} of them: choose them with cvs (openmm-nnbias reweight --cvs)")
+                         f"most {MAX_REWEIGHT_CVS} of them: choose them with cvs")
     keep = _window(col, colvar, column, t_min, t_max)
     periodic, lower, upper = _domain(run, colvar, col, names, keep)
     axes, fes = _histogram(col, names, keep, column, kT, bins, periodic, lower, upper)

@@ -32,6 +32,9 @@ def run(args) -> None:
     t_min = parse_time(args.t_min, "--from")
     t_max = parse_time(args.t_max, "--to") if args.t_max else float("inf")
     cvs = [c.strip() for c in args.cvs.split(",")] if args.cvs else None
+    if cvs is not None and len(cvs) > MAX_REWEIGHT_CVS:
+        raise ValueError(f"--cvs: a reweighted FES is made over at most {MAX_REWEIGHT_CVS} CVs, got {len(cvs)} "
+                         f"({args.cvs})")
     kw = dict(bins=args.bins, column=args.column, t_min=t_min, t_max=t_max)
     if cvs is None:
         names = [k for k in read_colvar(os.path.join(args.run, "colvar")) if k not in ("time", "bias", "rbias")]
