@@ -2,7 +2,8 @@
 
 With the well-tempered target (γ = 10) a converged bias is V = −(1 − 1/γ) F + const, so F = −V γ/(γ − 1) (Eq. 4);
 each marginal is −kT ln ∫ e^(−βF) over the other five torsions, integrated with ``chunks`` × 200 000 uniform points
-of the 6-torus, importance weights e^(−βF) (:func:`eq4_marginals` also returns their effective sample size).
+of the 6-torus, importance weights e^(−βF) (:func:`eq4_marginals` also returns their effective sample size): the
+package's ``openmm-nnbias marginals`` (``analysis.bias_fes``), binned as the race's other estimates.
 
 The race keeps the bias of every Deep-VES snapshot (``snapshots/bias_<t>ns.pt``, :func:`keep_bias`: the network's
 ``state_dict``, plain tensors); ``race4.py report`` turns them into ``snapshots/eq4_<t>ns.npz`` once
@@ -47,21 +48,17 @@ def keep_bias(checkpoint_path, path):
 
 
 def eq4_marginals(state, chunks=CHUNKS, gamma=GAMMA, seed=0):
-    """``((6, n) marginals, effective sample size)`` of the bias ``state`` (a ``NeuralBias`` state_dict) by Eq. 4."""
-    import torch
+    """``((6, n) marginals, effective sample size)`` of the bias ``state`` (a ``NeuralBias`` state_dict) by Eq. 4.
 
+    The points and weights of ``openmm_nnbias.analysis.bias_fes.bias_log_weights`` (``openmm-nnbias marginals``),
+    binned as the race's marginals (``race4_score.marginals``: bins centred at −π + i·2π/n).
+    """
+    from openmm_nnbias.analysis.bias_fes import bias_log_weights
     from openmm_nnbias.bias.network import NeuralBias
 
     bias = NeuralBias([True] * 6, [-math.pi] * 6, [math.pi] * 6, hidden=HIDDEN)
     bias.load_state_dict(state)
-    gen = torch.Generator().manual_seed(seed)
-    samples, logw = [], []
-    with torch.no_grad():
-        for _ in range(chunks):
-            s = (torch.rand(CHUNK, 6, generator=gen, dtype=torch.float64) * 2 - 1) * math.pi
-            v = bias(s).reshape(-1)
-            samples.append(s.numpy())
-            logw.append((v * gamma / (gamma - 1) / KT).numpy())  # −βF = βV γ/(γ − 1)
+    samples, logw = zip(*bias_log_weights(bias, KT, gamma, chunks * CHUNK, seed, CHUNK))
     samples, logw = np.concatenate(samples), np.concatenate(logw)
     w = np.exp(logw - logw.max())
     return marginals(samples, logw), float(w.sum() ** 2 / (w ** 2).sum())

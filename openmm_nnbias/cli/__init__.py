@@ -1,6 +1,6 @@
-"""Command line: ``openmm-nnbias deepves | reference | compare | reweight | diffsim | plot``."""
+"""Command line: ``openmm-nnbias deepves | reference | compare | reweight | marginals | diffsim | plot``."""
 
-# One module per subcommand (.deepves, .reference, .compare, .reweight, .diffsim, .plot): each adds its parser
+# One module per subcommand (.deepves, .reference, .compare, .reweight, .marginals, .diffsim, .plot): each adds its parser
 # with set_defaults(func=...) and, where it records its options (_args.Options), options=...; the systems
 # offered come from openmm_nnbias.recipes.system_names. The work is done by openmm_nnbias.runners and
 # openmm_nnbias.analysis, whose messages name Python parameters: _main names the flags instead.
@@ -9,7 +9,7 @@ import os
 import sys
 
 from .. import __version__
-from . import compare, deepves, diffsim, plot, reference, reweight
+from . import compare, deepves, diffsim, marginals, plot, reference, reweight
 from ._args import Parser, flag_message, flag_words
 
 __all__ = ["main"]
@@ -18,7 +18,7 @@ __all__ = ["main"]
 _FLAGS: dict = {}
 
 #: The subcommands in the order of ``--help``.
-SUBCOMMANDS = (deepves, reference, compare, reweight, diffsim, plot)
+SUBCOMMANDS = (deepves, reference, compare, reweight, marginals, diffsim, plot)
 
 
 def _parser():
