@@ -106,6 +106,15 @@ def test_run_folder_and_command_line(tmp_path, capsys):
     assert "bias.pt does not exist" in capsys.readouterr().err
 
 
+def test_plot_run_draws_the_marginals(tmp_path):
+    from openmm_nnbias.analysis.plots import plot_run
+
+    run, _ = _run_folder(tmp_path, {"kind": "MonteCarlo", "biasFactor": 8.0})
+    bias_marginals_run(run, bins=10, points=5_000)
+    assert [os.path.basename(p) for p in plot_run(run)] == ["marginals.png"]
+    assert os.path.getsize(os.path.join(run, "marginals.png")) > 0
+
+
 def test_uniform_target_run(tmp_path):
     run, bias = _run_folder(tmp_path, {"kind": "Uniform", "bins": 50})
     paths, _ = bias_marginals_run(run, bins=10, points=20_000)

@@ -33,7 +33,8 @@ def test_run_files_carry_units_and_plots_use_them(tmp_path):
     assert log_units["time"] == "ps" and log_units["c"] == "kJ/mol" and log_units["kl"] == "1"
     assert read_units(str(out / "fes_bias.dat")) == {"x": "nm", "file.free": "kJ/mol"}
     assert _label("x", read_units(str(out / "colvar"))) == "x (nm)" and _label("kl", log_units) == "kl"
-    assert {os.path.basename(p) for p in plot_run(str(out))} >= {"fes_bias.png", "colvar.png", "ves.png"}
+    # fes.dat, the run's best estimate, is drawn too (before: only fes_bias.dat and fes_reweighted.dat)
+    assert {os.path.basename(p) for p in plot_run(str(out))} >= {"fes.png", "fes_bias.png", "colvar.png", "ves.png"}
     sim2, up2, _ = make_run(str(tmp_path / "restart"), seed=5)
     up2.loadCheckpoint(str(out / "checkpoint.pt"), sim2)  # the headers survive a restart's truncation
 

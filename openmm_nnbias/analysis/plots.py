@@ -1,4 +1,5 @@
-"""PNG plots of a run folder: FES (bias and reweighted), CV time series, KL and learning rate."""
+"""PNG plots of a run folder: FES (best estimate, bias, reweighted), 1-D marginals of runs with many CVs, CV time
+series, KL and learning rate."""
 
 import os
 
@@ -6,7 +7,7 @@ import numpy as np
 
 from ..io import read_colvar, read_grid_file, read_units
 
-__all__ = ["plot_fes", "plot_run", "time_axis"]
+__all__ = ["plot_fes", "plot_marginals", "plot_run", "time_axis"]
 
 
 def _label(name: str, units: dict) -> str:
@@ -66,8 +67,51 @@ def plot_fes(path: str, png: str, title: str = None, vmax: float = None) -> str:
     return png
 
 
+def _marginal_files(run: str) -> dict:
+    """{cv: {label: path}} of the 1-D marginal files of a run (``openmm-nnbias marginals`` / ``reweight``)."""
+    found: dict = {}
+    for prefix, label in (("fes_bias_", "bias (Eq. 4)"), ("fes_colvar_reweighted_", "reweighted")):
+        for name in sorted(os.listdir(run)):
+            if name.startswith(prefix) and name.endswith(".dat"):
+                path = os.path.join(run, name)
+                cvs = read_grid_file(path)[2]
+                if len(cvs) == 1 and name == f"{prefix}{cvs[0]}.dat":
+                    found.setdefault(cvs[0], {})[label] = path
+    return found
+
+
+def plot_marginals(run: str, png: str) -> str:
+    """One panel per CV with its 1-D marginal files (Eq. 4 of the bias, reweighted); returns ``png``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    found = _marginal_files(run)
+    if not found:
+        raise ValueError(f"no 1-D marginal files (fes_bias_<cv>.dat, fes_colvar_reweighted_<cv>.dat) in {run!r}")
+    cols = min(3, len(found))
+    rows = -(-len(found) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.6 * rows), squeeze=False)
+    for ax, (cv, files) in zip(axes.ravel(), found.items()):
+        for label, path in files.items():
+            points, f, _ = read_grid_file(path)
+            ax.plot(points[:, 0], f, label=label)
+        units = read_units(next(iter(files.values())))
+        ax.set_xlabel(_label(cv, units))
+        ax.set_ylabel("F (kJ/mol)")
+    for ax in axes.ravel()[len(found):]:
+        ax.axis("off")
+    axes[0, 0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+    return png
+
+
 def plot_run(run: str) -> list:
-    """Write ``fes_bias.png``, ``fes_reweighted.png``, ``colvar.png``, ``ves.png``, ``diffsim.png`` into ``run``."""
+    """Write ``fes.png``, ``fes_bias.png``, ``fes_reweighted.png``, ``marginals.png`` (runs with per-CV marginal
+    files), ``colvar.png``, ``ves.png``, ``diffsim.png`` into ``run``, for the files it holds."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -76,10 +120,12 @@ def plot_run(run: str) -> list:
     if not os.path.isdir(run):
         raise ValueError(f"run folder {run!r} does not exist")
     written = []
-    for name in ("fes_bias", "fes_reweighted"):
+    for name in ("fes", "fes_bias", "fes_reweighted"):
         path = os.path.join(run, name + ".dat")
         if os.path.exists(path):
             written.append(plot_fes(path, os.path.join(run, name + ".png")))
+    if _marginal_files(run):
+        written.append(plot_marginals(run, os.path.join(run, "marginals.png")))
     colvar = os.path.join(run, "colvar")
     if os.path.exists(colvar):
         col, units = read_colvar(colvar), {"rbias": "kJ/mol", **read_units(colvar)}
