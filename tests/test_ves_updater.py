@@ -271,7 +271,10 @@ def test_fresh_run_in_a_used_folder_backs_up_the_previous_files(tmp_path):
     sim, up, _ = make_run(out, checkpointInterval=5)
     sim.step(200 * 6)
     up.flush()
-    first = {n: open(os.path.join(out, n), "rb").read() for n in ("colvar", "ves.log", "checkpoint.pt")}
+    for name in ("fes_bias_x.dat", "fes_colvar_reweighted.dat", "fes_bias.png"):  # analysis outputs of that run
+        open(os.path.join(out, name), "w").write(name)
+    first = {n: open(os.path.join(out, n), "rb").read()
+             for n in ("colvar", "ves.log", "checkpoint.pt", "fes_bias_x.dat", "fes_colvar_reweighted.dat", "fes_bias.png")}
     sim2, up2, _ = make_run(out, checkpointInterval=1000, seed=5)
     assert open(os.path.join(out, "colvar"), "rb").read() == first["colvar"]  # nothing moves before a step
     with pytest.warns(UserWarning, match=r"moved to bck\.0\."):

@@ -204,7 +204,10 @@ class UpdaterFiles:
         """Names (in ``out``) of the files this updater writes; a fresh run backs them up."""
         names = list(self._table_headers()) + ["checkpoint.pt", "bias.pt", "fes.dat", "fes_bias.dat",
                                                "fes_bias_avg.dat", "fes_reweighted.dat"]
-        return names + sorted(os.path.basename(p) for p in glob.glob(os.path.join(self.out, "bias_*.pt")))
+        # and what the analysis commands wrote from them (marginals, reweight, plot): stale beside a new run
+        derived = ("bias_*.pt", "fes_bias_*.dat", "fes_colvar_reweighted*.dat", "*.png")
+        return names + sorted({os.path.basename(p) for pattern in derived
+                               for p in glob.glob(os.path.join(self.out, pattern))} - set(names))
 
     def _ensure_outputs(self, restarted: bool = False) -> None:
         """Set up the output files once: back up a previous run's files unless ``restarted``, write headers."""
