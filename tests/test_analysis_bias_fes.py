@@ -122,3 +122,28 @@ def test_uniform_target_run(tmp_path):
 
     assert np.allclose(read_grid_file(paths[0])[1], bias_marginals(bias, KT, None, bins=10, points=20_000)[1][0],
                        atol=1e-6)
+
+
+def test_window_averages_the_snapshots_of_the_last_part(tmp_path, capsys):
+    """--window 0.25 over snapshots at 1000..4000 iterations: the mean of the marginals of bias_3000 and bias_4000."""
+    from openmm_nnbias.cli import main
+    from openmm_nnbias.io import read_grid_file
+
+    run, _ = _run_folder(tmp_path, {"kind": "MonteCarlo", "biasFactor": 8.0})
+    cvs = CVSet([Torsion([4, 6, 8, 14], "phi"), Torsion([6, 8, 14, 16], "psi"),
+                 Torsion([8, 14, 16, 18], "omega"), Torsion([1, 4, 6, 8], "chi")])
+    biases = {}
+    for it in (1000, 2000, 3000, 4000):
+        biases[it] = NeuralBias.from_cvs(cvs, hidden=(16, 8), seed=it, zero_output=False)
+        NeuralBiasForce(cvs, biases[it]).exportBias(os.path.join(run, f"bias_{it}.pt"))
+    paths, _ = bias_marginals_run(run, bins=10, points=20_000, window=0.25)
+    each = [bias_marginals(biases[it], KT, 8.0, bins=10, points=20_000)[1][2] for it in (3000, 4000)]
+    expected = np.mean(each, axis=0)
+    assert np.allclose(read_grid_file(paths[2])[1], expected - expected.min(), atol=1e-6)
+    assert "bias_3000.pt,bias_4000.pt" in open(paths[2]).read()
+    assert main(["marginals", run, "--window", "2", "--points", "100"]) == 2
+    assert "window must be a fraction of the run in [0, 1]" in capsys.readouterr().err
+    for it in (1000, 2000, 3000, 4000):
+        os.remove(os.path.join(run, f"bias_{it}.pt"))
+    assert main(["marginals", run, "--window", "0.25", "--points", "100"]) == 2
+    assert "has no bias snapshots" in capsys.readouterr().err

@@ -124,23 +124,55 @@ def _run_target(run: str) -> tuple:
     return float(config["temperature"]), (target.get("biasFactor") if target.get("kind") != "Uniform" else None)
 
 
-def bias_marginals_run(run: str, bins: int = 50, points: int = 12_000_000, seed: int = 0) -> tuple:
+def _snapshots(run: str, window: float) -> list:
+    """The ``bias_<iteration>.pt`` files of the last ``window`` of the run's snapshots (iteration ≥ (1 − window)·last)."""
+    found = []
+    for name in os.listdir(run):
+        stem = name[len("bias_"):-len(".pt")] if name.startswith("bias_") and name.endswith(".pt") else ""
+        if stem.isdigit():
+            found.append((int(stem), os.path.join(run, name)))
+    if not found:
+        raise ValueError(f"window: {run} has no bias snapshots (bias_<iteration>.pt; the updater writes them every "
+                         "snapshotInterval iterations)")
+    last = max(it for it, _ in found)
+    return [path for it, path in sorted(found) if it >= (1.0 - window) * last]
+
+
+def bias_marginals_run(run: str, bins: int = 50, points: int = 12_000_000, seed: int = 0,
+                       window: float = 0.0) -> tuple:
     """Write the Eq. 4 marginals of a Deep-VES run folder: ``RUN/fes_bias_<cv>.dat``, one per CV.
 
-    The bias is ``RUN/bias.pt`` (the network exported at the last FES interval or at the end), the temperature and
-    the target ``RUN/checkpoint.pt``'s; :func:`bias_marginals` integrates. Returns ``(paths, ess)``.
+    ``window`` 0: the bias of ``RUN/bias.pt`` (the network at the last FES interval or at the end). ``window`` in
+    (0, 1]: the mean of the marginals of the bias snapshots ``RUN/bias_<iteration>.pt`` of that last fraction of
+    the run (0.25: the rule of ``fes.dat`` while the bias learns; ``points`` for each snapshot). The temperature and
+    the target are ``RUN/checkpoint.pt``'s. Returns ``(paths, ess)`` (the smallest effective sample size).
     """
     import torch
 
     from .._units import KB
 
+    window = float(window)
+    if not 0.0 <= window <= 1.0:
+        raise ValueError(f"window must be a fraction of the run in [0, 1], got {window}")
     model_path = os.path.join(run, "bias.pt")
     if not os.path.exists(model_path):
         raise FileNotFoundError(f"{model_path} does not exist: not a Deep-VES run folder, or no FES interval yet")
     temperature, bias_factor = _run_target(run)
+    paths_in = _snapshots(run, window) if window > 0 else [model_path]
     model = torch.jit.load(model_path, map_location="cpu")
     names = list(model.cv_names)
-    axes, fes, ess = bias_marginals(model.bias, KB * temperature, bias_factor, bins, points, seed)
+    fes_all, ess = [], math.inf
+    for path in paths_in:
+        axes, fes, e = bias_marginals(torch.jit.load(path, map_location="cpu").bias, KB * temperature, bias_factor,
+                                      bins, points, seed)
+        fes_all.append(fes)
+        ess = min(ess, e)
+    fes = [np.mean([f[k] for f in fes_all], axis=0) for k in range(len(names))]
+    fes = [f - f[np.isfinite(f)].min() for f in fes]
+    settings = {"estimator": "bias-eq4-marginal" if window == 0 else "bias-eq4-marginal-window",
+                "points": int(points), "ess": round(ess)}
+    if window > 0:
+        settings["snapshots"] = ",".join(os.path.basename(p) for p in paths_in)
     periodic = [bool(p) for p in model.bias.periodic]
     lower, upper = list(model.bias.lower), list(model.bias.upper)
     colvar = os.path.join(run, "colvar")
@@ -149,7 +181,6 @@ def bias_marginals_run(run: str, bins: int = 50, points: int = 12_000_000, seed:
     for k, name in enumerate(names):
         path = os.path.join(run, f"fes_bias_{name}.dat")
         write_grid_file(path, [name], [axes[k]], fes[k], [periodic[k]], lower=[lower[k]], upper=[upper[k]],
-                        units=[units[name]] if name in units else None,
-                        settings={"estimator": "bias-eq4-marginal", "points": int(points), "ess": round(ess)})
+                        units=[units[name]] if name in units else None, settings=settings)
         paths.append(path)
     return paths, ess

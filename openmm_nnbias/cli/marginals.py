@@ -13,6 +13,10 @@ def add_parser(sub) -> None:
     m.add_argument("--points", type=float, default=12e6,
                    help="uniform Monte Carlo points of the CV box (default 1.2e7; the printed effective sample "
                         "size says how many count)")
+    m.add_argument("--window", type=float, default=0.0,
+                   help="0 (default): the bias of RUN/bias.pt; a fraction, e.g. 0.25: the mean over the bias "
+                        "snapshots RUN/bias_<iteration>.pt of that last part of the run (fes.dat's rule while the "
+                        "bias learns)")
     m.add_argument("--seed", type=int, default=0)
     m.set_defaults(func=run)
 
@@ -25,7 +29,8 @@ def run(args) -> None:
         raise ValueError(f"--points must be a whole number >= 1, got {args.points:g}")
     if args.bins < 1:
         raise ValueError(f"--bins must be >= 1, got {args.bins}")
-    paths, ess = bias_marginals_run(args.run, bins=args.bins, points=int(args.points), seed=args.seed)
+    paths, ess = bias_marginals_run(args.run, bins=args.bins, points=int(args.points), seed=args.seed,
+                                    window=args.window)
     for path in paths:
         print(f"wrote {path}")
     print(f"effective sample size of the {int(args.points)} points: {ess:.0f}")

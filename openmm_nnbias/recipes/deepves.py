@@ -170,10 +170,12 @@ DEEPVES_RECIPES: Mapping[str, DeepVESRecipe] = MappingProxyType({
         presets=_ro(paper=_ro(tauKL=50000))),
     # 6 torsions: Monte Carlo target (paper 25 000 points; 10 000 here for the CPU), decay
     # (tauDecay 2 000 as in the paper) started after 10 ns of constant learning rate (paper) and
-    # recrossings of the three φ (recrossings 0 and decayAfter 0: marginal KL); decayAfter in ps
+    # recrossings of the three φ (recrossings 0 and decayAfter 0: marginal KL); decayAfter in ps. A bias snapshot
+    # every 1 000 iterations (1 ns): `openmm-nnbias marginals --window 0.25` averages the last quarter's
     "alanine-tetrapeptide": DeepVESRecipe(
         "alanine-tetrapeptide", _PHI_PSI, 300.0, 0.002, 1.0, backend="torch",
-        options=_ro(stride=500, tauKL=10000, tauDecay=2000, bins=50, hidden=(96, 48, 24), klThreshold=0.1),
+        options=_ro(stride=500, tauKL=10000, tauDecay=2000, bins=50, hidden=(96, 48, 24), klThreshold=0.1,
+                    snapshotInterval=1000),
         tetrapeptide=_ro(mcPoints=10000, recrossings=4, decayAfter=10000.0),
         presets=_ro(paper=_ro(mcPoints=25000))),
     # in TIP3P with PME and a 1 bar barostat (systems.solvated); the vacuum run's Deep-VES settings
