@@ -1,6 +1,7 @@
 """Reweighting of a colvar (analysis.reweight) and uneven frame spacing (a run restored from a thinned archive)."""
 
 import math
+import os
 import warnings
 
 import numpy as np
@@ -118,9 +119,28 @@ def test_cli_writes_each_marginal_of_a_run_with_more_than_three_cvs(tmp_path, ca
     run = _run_with_four_cvs(tmp_path / "run", n=2000)
     assert main(["reweight", str(run), "--output", str(tmp_path / "x.dat")]) == 2
     assert "--output names one file" in capsys.readouterr().err and not (tmp_path / "x.dat").exists()
-    assert main(["reweight", str(run), "--bins", "10"]) == 0
+    with warnings.catch_warnings(record=True) as caught:  # the colvar is read once: no repeated warnings
+        warnings.simplefilter("always")
+        assert main(["reweight", str(run), "--bins", "10"]) == 0
+    assert not caught
     assert sorted(p.name for p in run.iterdir()) == ["colvar"] + [f"fes_colvar_reweighted_{k}.dat" for k in "abcd"]
     assert main(["reweight", str(run), "--cvs", "a,d", "--bins", "10", "--from", "10ps"]) == 0
     assert (run / "fes_colvar_reweighted_a_d.dat").exists()
     assert main(["reweight", str(run), "--cvs", "a,b,c,d"]) == 2
     assert "--cvs: a reweighted FES is made over at most 3 CVs, got 4 (a,b,c,d)" in capsys.readouterr().err
+
+
+def test_each_marginal_equals_the_one_cv_reweighting(tmp_path):
+    """reweight_marginals_run (one read of the colvar) writes what reweight_run over each CV alone writes."""
+    from openmm_nnbias.analysis import reweight_marginals_run, reweight_run
+    from openmm_nnbias.io import read_grid_file
+
+    run = _run_with_four_cvs(tmp_path / "run", declared=False, n=3000)
+    with pytest.warns(UserWarning, match=r"declares no domain for a, b, c, d "):  # one warning naming every CV
+        paths = reweight_marginals_run(str(run), 2.5, bins=10, t_min=20.0)
+    assert [os.path.basename(p) for p in paths] == [f"fes_colvar_reweighted_{k}.dat" for k in "abcd"]
+    for k, path in zip("abcd", paths):
+        each = read_grid_file(path)[1]
+        with pytest.warns(UserWarning):
+            one = reweight_run(str(run), 2.5, bins=10, t_min=20.0, cvs=[k], output=str(tmp_path / f"{k}.dat"))
+        assert np.array_equal(each, read_grid_file(one)[1])

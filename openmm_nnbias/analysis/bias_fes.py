@@ -158,13 +158,13 @@ def bias_marginals_run(run: str, bins: int = 50, points: int = 12_000_000, seed:
     if not os.path.exists(model_path):
         raise FileNotFoundError(f"{model_path} does not exist: not a Deep-VES run folder, or no FES interval yet")
     temperature, bias_factor = _run_target(run)
-    paths_in = _snapshots(run, window) if window > 0 else [model_path]
-    model = torch.jit.load(model_path, map_location="cpu")
+    model = torch.jit.load(model_path, map_location="cpu")  # names and domain; the bias itself unless window > 0
     names = list(model.cv_names)
+    snapshots = _snapshots(run, window) if window > 0 else []
+    biases = [torch.jit.load(p, map_location="cpu") for p in snapshots] or [model]
     fes_all, ess = [], math.inf
-    for path in paths_in:
-        axes, fes, e = bias_marginals(torch.jit.load(path, map_location="cpu").bias, KB * temperature, bias_factor,
-                                      bins, points, seed)
+    for m in biases:
+        axes, fes, e = bias_marginals(m.bias, KB * temperature, bias_factor, bins, points, seed)
         fes_all.append(fes)
         ess = min(ess, e)
     fes = [np.mean([f[k] for f in fes_all], axis=0) for k in range(len(names))]
@@ -172,7 +172,7 @@ def bias_marginals_run(run: str, bins: int = 50, points: int = 12_000_000, seed:
     settings = {"estimator": "bias-eq4-marginal" if window == 0 else "bias-eq4-marginal-window",
                 "points": int(points), "ess": round(ess)}
     if window > 0:
-        settings["snapshots"] = ",".join(os.path.basename(p) for p in paths_in)
+        settings["snapshots"] = ",".join(os.path.basename(p) for p in snapshots)
     periodic = [bool(p) for p in model.bias.periodic]
     lower, upper = list(model.bias.lower), list(model.bias.upper)
     colvar = os.path.join(run, "colvar")

@@ -10,7 +10,7 @@ import numpy as np
 from ..io import read_colvar, read_grid_domain, read_units, warn_uneven_spacing, write_grid_file
 from .histogram import histogram_fes
 
-__all__ = ["reweight_colvar", "reweight_run", "MAX_REWEIGHT_CVS"]
+__all__ = ["reweight_colvar", "reweight_run", "reweight_marginals_run", "MAX_REWEIGHT_CVS"]
 
 #: the most CVs a reweighted FES histogram is made over (a run with more reweights a chosen subset, or each marginal)
 MAX_REWEIGHT_CVS = 3
@@ -124,19 +124,42 @@ def reweight_run(run: str, kT: float, bins: int = 50, column: str = "rbias", t_m
     >>> os.path.basename(reweight_run(run, 2.494, bins=10, cvs=["phi"]))
     'fes_colvar_reweighted_phi.dat'
     """
-    colvar = os.path.join(run, "colvar")
-    col = read_colvar(colvar)
-    warn_uneven_spacing(col["time"], colvar)
+    colvar, col = _read_run(run)
     names = _select(col, colvar, cvs)
     if len(names) > MAX_REWEIGHT_CVS:
         raise ValueError(f"{colvar} has {len(names)} CVs ({', '.join(names)}); a reweighted FES is made over at "
                          f"most {MAX_REWEIGHT_CVS} of them: choose them with cvs")
     keep = _window(col, colvar, column, t_min, t_max)
     periodic, lower, upper = _domain(run, colvar, col, names, keep)
+    default = "fes_colvar_reweighted.dat" if cvs is None else f"fes_colvar_reweighted_{'_'.join(names)}.dat"
+    return _write(output or os.path.join(run, default), colvar, col, names, keep, column, kT, bins,
+                  periodic, lower, upper)
+
+
+def reweight_marginals_run(run: str, kT: float, bins: int = 50, column: str = "rbias", t_min: float = 0.0,
+                           t_max: float = math.inf) -> list:
+    """Each CV's reweighted 1-D marginal of a run folder, ``RUN/fes_colvar_reweighted_<cv>.dat`` (what
+    ``openmm-nnbias reweight`` writes for a run with more than :data:`MAX_REWEIGHT_CVS` CVs): the frames, window,
+    weights and domains of :func:`reweight_run`, the colvar read once. Returns the paths written."""
+    colvar, col = _read_run(run)
+    names = _select(col, colvar, None)
+    keep = _window(col, colvar, column, t_min, t_max)
+    periodic, lower, upper = _domain(run, colvar, col, names, keep)
+    return [_write(os.path.join(run, f"fes_colvar_reweighted_{n}.dat"), colvar, col, [n], keep, column, kT, bins,
+                   [periodic[k]], [lower[k]], [upper[k]]) for k, n in enumerate(names)]
+
+
+def _read_run(run: str) -> tuple:
+    colvar = os.path.join(run, "colvar")
+    col = read_colvar(colvar)
+    warn_uneven_spacing(col["time"], colvar)
+    return colvar, col
+
+
+def _write(path, colvar, col, names, keep, column, kT, bins, periodic, lower, upper) -> str:
+    """Histogram the kept frames over ``names`` and write the grid file ``path`` (with the colvar's units)."""
     axes, fes = _histogram(col, names, keep, column, kT, bins, periodic, lower, upper)
     units = read_units(colvar)
-    default = "fes_colvar_reweighted.dat" if cvs is None else f"fes_colvar_reweighted_{'_'.join(names)}.dat"
-    path = output or os.path.join(run, default)
     write_grid_file(path, names, axes, fes, periodic, lower=lower, upper=upper,
-                    units=[units.get(n) for n in names] if all(n in units for n in names) else None)
+                    units=[units[n] for n in names] if all(n in units for n in names) else None)
     return path

@@ -26,8 +26,8 @@ def run(args) -> None:
     """Run ``openmm-nnbias reweight`` with the parsed ``args``."""
     import os
 
-    from ..analysis.reweight import MAX_REWEIGHT_CVS, reweight_run
-    from ..io import read_colvar
+    from ..analysis.reweight import MAX_REWEIGHT_CVS, reweight_marginals_run, reweight_run
+    from ..io import _fields
 
     t_min = parse_time(args.t_min, "--from")
     t_max = parse_time(args.t_max, "--to") if args.t_max else float("inf")
@@ -37,12 +37,13 @@ def run(args) -> None:
                          f"({args.cvs})")
     kw = dict(bins=args.bins, column=args.column, t_min=t_min, t_max=t_max)
     if cvs is None:
-        names = [k for k in read_colvar(os.path.join(args.run, "colvar")) if k not in ("time", "bias", "rbias")]
-        if len(names) > MAX_REWEIGHT_CVS:  # each 1-D marginal
+        fields = _fields(os.path.join(args.run, "colvar"), "COLVAR")  # the header only; the frames are read once below
+        n_cvs = len([k for k in fields if k not in ("time", "bias", "rbias")])
+        if n_cvs > MAX_REWEIGHT_CVS:  # each 1-D marginal
             if args.output:
-                raise ValueError(f"--output names one file, but a run with {len(names)} CVs writes one marginal "
+                raise ValueError(f"--output names one file, but a run with {n_cvs} CVs writes one marginal "
                                  "per CV: give --cvs (at most 3) with --output")
-            for name in names:
-                print(f"wrote {reweight_run(args.run, KB * args.temperature, cvs=[name], **kw)}")
+            for path in reweight_marginals_run(args.run, KB * args.temperature, **kw):
+                print(f"wrote {path}")
             return
     print(f"wrote {reweight_run(args.run, KB * args.temperature, output=args.output, cvs=cvs, **kw)}")
