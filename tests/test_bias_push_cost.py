@@ -5,6 +5,7 @@ A long run pushes new weights thousands of times (the CLI default every 500 step
 
 import copy
 import math
+import statistics
 import time
 
 import cvpack
@@ -35,40 +36,54 @@ def _context(system, pep):
     return ctx, integrator
 
 
-def _cost_ratio(nnforce, pep, pushes, rounds=3):
+def _cost_ratio(nnforce, pep, pushes, rounds=21, tries=3, limit=1.3):
     """CPU time of MD steps after ``pushes`` pushes of a changed network over that of a twin Context never pushed.
 
-    The two Contexts are timed in alternation after the pushes (best of ``rounds`` each), so that a change of
-    the machine's load during the test moves both alike.
+    The System holds the bias force alone, so that its cost is the step's. The two Contexts are timed in
+    alternation, ``rounds`` times, and the median of the paired ratios is taken, so that a change of the machine's
+    load moves both alike and a slow round does not count. A growth of the cost stays; noise does not: a ratio at
+    or above ``limit`` is measured again, up to ``tries`` times, and the smallest is returned.
     """
-    system = copy.deepcopy(pep.system)
+    system = mm.System()
+    for i in range(pep.system.getNumParticles()):
+        system.addParticle(pep.system.getParticleMass(i))
     nnforce.addToSystem(system)
-    twin = copy.deepcopy(system)  # the same forces, never pushed
+    twin = copy.deepcopy(system)  # the same force, never pushed
     ctx, integrator = _context(system, pep)
     twin_ctx, twin_integrator = _context(twin, pep)  # noqa: F841 (keeps the Context alive)
     with torch.no_grad():
         for i in range(pushes):
             nnforce.bias.layers[-1].bias.fill_(1e-3 * i)  # a changed table every push
             nnforce.updateWeights(ctx)
-    pushed, fresh = math.inf, math.inf
-    for _ in range(rounds):
-        pushed = min(pushed, _step_cpu_seconds(integrator, repeats=1))
-        fresh = min(fresh, _step_cpu_seconds(twin_integrator, repeats=1))
-    return pushed / fresh
+    best = math.inf
+    for _ in range(tries):
+        ratios = [_step_cpu_seconds(integrator, 500, 1) / _step_cpu_seconds(twin_integrator, 500, 1)
+                  for _ in range(rounds)]
+        best = min(best, statistics.median(ratios))
+        if best < limit:
+            break
+    return best
+
+
+def test_table_backend_declares_no_global_parameter(dipeptide):
+    """The cause of the step-cost growth below: with a global parameter on the table backend's
+    CustomCompoundBondForce, OpenMM's reference kernel (the CPU platform's) re-appended the parameter to its
+    per-step look-up list on every push of a changed table."""
+    cvs = CVSet([Torsion(dipeptide.torsions["phi"], "phi"), Torsion(dipeptide.torsions["psi"], "psi")])
+    nnforce = NeuralBiasForce(cvs, NeuralBias.from_cvs(cvs, seed=3), backend="table", gridBins=8)
+    assert nnforce.getForce().getNumGlobalParameters() == 0
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["table", "cmap", "torch"])
 def test_step_cost_does_not_grow_with_weight_pushes(dipeptide, backend):
-    """With a global parameter on the table backend's CustomCompoundBondForce, OpenMM's reference kernel
-    (used by the CPU platform) re-appended the parameter to its per-step look-up list on every push of a
-    changed table: ~2x slower steps after 3000 pushes, 3-4x after a 10 ns run; 1.7x after the 2000
-    pushes here."""
+    """The table backend with a global parameter (the test above): its force's step cost 1.44-1.55x after
+    3000 pushes on a quiet machine, and a 10 ns run's steps 3-4x slower; without it 1.02."""
     cvs = CVSet([Torsion(dipeptide.torsions["phi"], "phi"), Torsion(dipeptide.torsions["psi"], "psi")])
     bias = NeuralBias.from_cvs(cvs, seed=3, zero_output=False)
     nnforce = NeuralBiasForce(cvs, bias, backend=backend, gridBins=None if backend == "torch" else 8)
-    ratio = _cost_ratio(nnforce, dipeptide, 2000)
-    assert ratio < 1.3, f"{backend}: {ratio:.2f}x the step cost after 2000 pushes"
+    ratio = _cost_ratio(nnforce, dipeptide, 3000)
+    assert ratio < 1.3, f"{backend}: {ratio:.2f}x the step cost after 3000 pushes"
 
 
 @pytest.mark.slow
