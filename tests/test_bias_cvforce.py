@@ -137,7 +137,9 @@ def test_deepves_with_cvpack_rg_matches_package_rg(dipeptide, tmp_path, mode):
     assert "#! SET units_rg nm\n" in header
     assert got.shape == ref.shape == (40, 4)
     assert np.abs(ref[:, 3]).max() > 0.05  # the bias has grown: its forces steered both runs
-    np.testing.assert_allclose(got, ref, atol=2e-5)
+    # time, Rg and V − c(t); V's own additive constant is a free direction of Ω, which Adam moves by float32
+    # round-off (its steps are ~lr whatever the gradient's size), so it differs between the two runs (0.01-0.04 here)
+    np.testing.assert_allclose(got[:, [0, 1, 3]], ref[:, [0, 1, 3]], atol=2e-5)
     assert updater.getFreeEnergyFromBias().shape == (20,)
     assert (tmp_path / "cvforce" / "bias.pt").exists()
 
