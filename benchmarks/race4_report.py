@@ -26,7 +26,7 @@ from race4_eq4 import CHUNKS, eq4_snapshots
 from race4_score import CUTOFF, load_snapshot, score
 from race_progress import read_rows, stat
 
-__all__ = ["collect", "time_to", "table", "at_times", "at_cpu", "figure", "report"]
+__all__ = ["collect", "time_to", "table", "at_times", "md_equivalent", "at_cost", "figure", "report"]
 
 #: ``eq4-window``: the ``eq4`` marginals averaged over the snapshots of this last fraction of the run so far
 EQ4_WINDOW = 0.25
@@ -170,25 +170,39 @@ def at_times(runs, times=(1, 2, 5, 10, 15, 20)):
             "there).\n\n" + "\n".join(lines) + "\n")
 
 
-def at_cpu(runs, hours=(0.1, 0.2, 0.4, 0.8)):
-    """Markdown table: each entry's mean marginal RMSE for fixed CPU budgets (hours on one core), median [min–max]
-    (seeds scored there). A seed's value is that of its last snapshot within the budget; a seed whose whole run
-    took less CPU than the budget has none (more CPU would have bought it a better estimate)."""
-    lines = ["| method | " + " | ".join(f"{h:g} CPU h" for h in hours) + " |", "|---|" + "---|" * len(hours)]
+def md_equivalent(rows):
+    """Each row's cost so far in ns of unbiased MD: Σ seg_cpu_s / unbiased_cpu_s_per_ns over the segments up to it.
+
+    Every segment's unbiased rate is measured right after it on the same core, so the sum does not depend on the
+    speed of the machine that ran each segment (runs continued across machines)."""
+    total, out = 0.0, []
+    for r in rows:
+        total += float(r["seg_cpu_s"]) / float(r["unbiased_cpu_s_per_ns"])
+        out.append(total)
+    return out
+
+
+def at_cost(runs, md_ns=(5, 10, 25, 45)):
+    """Markdown table: each entry's mean marginal RMSE for fixed budgets of CPU time, in ns of unbiased MD
+    (:func:`md_equivalent`), median [min–max] (seeds scored there). A seed's value is that of its last snapshot
+    within the budget; a seed whose whole run cost less than the budget has none (more CPU would have bought it a
+    better estimate)."""
+    lines = ["| method | " + " | ".join(f"{b:g} ns of MD" for b in md_ns) + " |", "|---|" + "---|" * len(md_ns)]
     for method, rr in sorted(runs.items()):
         cells = []
-        for h in hours:
+        for budget in md_ns:
             vals = []
             for rows in rr:
-                within = [r for r in rows if float(r["cpu_s"]) <= h * 3600 + 1e-6]
-                if within and float(rows[-1]["cpu_s"]) >= h * 3600 - 1e-6:
+                cost = md_equivalent(rows)
+                within = [r for r, c in zip(rows, cost) if c <= budget + 1e-9]
+                if within and cost[-1] >= budget - 1e-9:
                     vals.append(_num(within[-1]["rmse_mean"]))
             vals = [v for v in vals if math.isfinite(v)]
             cells.append(f"{np.median(vals):.2f} [{min(vals):.2f}–{max(vals):.2f}] ({len(vals)})" if vals else "")
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
-    return ("Mean RMSE of the six marginals (kJ/mol) for fixed CPU budgets (one core; the last snapshot within the "
-            "budget, only seeds whose run used the whole budget): median [min–max] (seeds).\n\n"
-            + "\n".join(lines) + "\n")
+    return ("Mean RMSE of the six marginals (kJ/mol) for fixed budgets of CPU time, counted in ns of unbiased MD on "
+            "the same core (the last snapshot within the budget; only seeds whose run used the whole budget): median "
+            "[min–max] (seeds).\n\n" + "\n".join(lines) + "\n")
 
 
 def figure(runs, path, cutoff=CUTOFF):
@@ -252,7 +266,7 @@ def report(root, reference, ref_path, out, figure_path, methods=None, cutoff=CUT
         raise SystemExit(f"no runs with progress.csv under {root}")
     scope = "" if not math.isfinite(until) else f" (up to {until:g} ns)"
     text = ("# Convergence race: alanine tetrapeptide in vacuum, six 1-D marginals" + scope + "\n\n"
-            + table(runs, ref_path, cutoff) + "\n" + at_times(runs) + "\n" + at_cpu(runs) + _reference_note(ref_path))
+            + table(runs, ref_path, cutoff) + "\n" + at_times(runs) + "\n" + at_cost(runs) + _reference_note(ref_path))
     with open(out, "w") as fh:
         fh.write(text)
     figure(runs, figure_path, cutoff)

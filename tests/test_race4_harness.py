@@ -160,8 +160,10 @@ def test_report_from_synthetic_progress(tmp_path):
     assert os.path.getsize(fig) > 0
     # at fixed times: 4/t, seed 3 floored at 0.7 (10 ns: 0.4, 0.4, 0.7)
     assert "| metad | 4.00 [4.00–4.00] (3) | 2.00 [2.00–2.00] (3) | 0.80 [0.80–0.80] (3) | 0.40 [0.40–0.70] (3) |" in text
-    # CPU budgets (0.5 CPU h per ns, 5 CPU h per run): the last snapshot within 1 h (2 ns) and 2.5 h (5 ns); none at 6 h
-    assert "| metad | 2.00 [2.00–2.00] (3) | 0.80 [0.80–0.80] (3) |  |" in race4_report.at_cpu(runs, (1, 2.5, 6))
+    # CPU budgets in ns of unbiased MD (each 1-ns segment: 1 CPU s at 100 CPU s per ns of MD, 0.01 ns): the last
+    # snapshot within 0.02 (2 ns) and 0.05 (5 ns); none at 0.2 (the runs cost 0.1)
+    assert race4_report.md_equivalent(runs["metad"][0])[-1] == pytest.approx(0.1)
+    assert "| metad | 2.00 [2.00–2.00] (3) | 0.80 [0.80–0.80] (3) |  |" in race4_report.at_cost(runs, (0.02, 0.05, 0.2))
     # up to 5 ns: 0.5 kJ/mol not reached; the final error is that of 5 ns (0.8, seed 3 too: its floor 0.7 < 0.8)
     race4.main(["report", "--root", root, "--reference", ref_dir, "--figure", fig, "--until", "5ns"])
     text = open(os.path.join(root, "report.md")).read()
