@@ -154,6 +154,12 @@ def _table(runs, reference_path, cutoff):
     return "\n".join(lines) + "\n"
 
 
+def _spread(values):
+    """"median [min–max] (n)" of the finite values; "" when there are none."""
+    vals = [v for v in values if math.isfinite(v)]
+    return f"{np.median(vals):.2f} [{min(vals):.2f}–{max(vals):.2f}] ({len(vals)})" if vals else ""
+
+
 def at_times(runs, times=(1, 2, 5, 10, 15, 20)):
     """Markdown table: each entry's mean marginal RMSE at fixed simulated times, median [min–max] (seeds there)."""
     present = sorted({float(r["t_ns"]) for rr in runs.values() for rows in rr for r in rows})
@@ -162,9 +168,7 @@ def at_times(runs, times=(1, 2, 5, 10, 15, 20)):
     for method, rr in sorted(runs.items()):
         cells = []
         for t in times:
-            vals = [_num(r["rmse_mean"]) for rows in rr for r in rows if abs(float(r["t_ns"]) - t) < 1e-9]
-            vals = [v for v in vals if math.isfinite(v)]
-            cells.append(f"{np.median(vals):.2f} [{min(vals):.2f}–{max(vals):.2f}] ({len(vals)})" if vals else "")
+            cells.append(_spread([_num(r["rmse_mean"]) for rows in rr for r in rows if abs(float(r["t_ns"]) - t) < 1e-9]))
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     return ("Mean RMSE of the six marginals (kJ/mol) at fixed simulated times: median [min–max] (seeds scored "
             "there).\n\n" + "\n".join(lines) + "\n")
@@ -189,16 +193,15 @@ def at_cost(runs, md_ns=(5, 10, 25, 45)):
     better estimate)."""
     lines = ["| method | " + " | ".join(f"{b:g} ns of MD" for b in md_ns) + " |", "|---|" + "---|" * len(md_ns)]
     for method, rr in sorted(runs.items()):
+        costs = [md_equivalent(rows) for rows in rr]
         cells = []
         for budget in md_ns:
             vals = []
-            for rows in rr:
-                cost = md_equivalent(rows)
+            for rows, cost in zip(rr, costs):
                 within = [r for r, c in zip(rows, cost) if c <= budget + 1e-9]
                 if within and cost[-1] >= budget - 1e-9:
                     vals.append(_num(within[-1]["rmse_mean"]))
-            vals = [v for v in vals if math.isfinite(v)]
-            cells.append(f"{np.median(vals):.2f} [{min(vals):.2f}–{max(vals):.2f}] ({len(vals)})" if vals else "")
+            cells.append(_spread(vals))
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     return ("Mean RMSE of the six marginals (kJ/mol) for fixed budgets of CPU time, counted in ns of unbiased MD on "
             "the same core (the last snapshot within the budget; only seeds whose run used the whole budget): median "

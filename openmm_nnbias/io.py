@@ -11,7 +11,7 @@ import numpy as np
 from ._io import atomic_write
 
 __all__ = ["atomic_write_text", "write_grid_file", "read_grid_file", "read_grid_domain", "read_colvar",
-           "warn_uneven_spacing", "read_units", "units_lines", "domain_lines"]
+           "warn_uneven_spacing", "read_fields", "read_units", "units_lines", "domain_lines"]
 
 
 def atomic_write_text(path: str, text: str) -> None:
@@ -24,7 +24,9 @@ def atomic_write_text(path: str, text: str) -> None:
     atomic_write(path, write)
 
 
-def _fields(path: str, kind: str) -> list:
+def read_fields(path: str, kind: str = "COLVAR") -> list:
+    """The field names of the ``#! FIELDS`` header of a grid or COLVAR file (the header only; ``kind`` names the
+    file in the error). Raises ValueError when the file has no such header."""
     with open(path) as fh:
         for line in fh:
             if line.startswith("#! FIELDS"):
@@ -126,7 +128,7 @@ def write_grid_file(path: str, names: Sequence[str], axes: Sequence[np.ndarray],
 
 def read_grid_file(path: str):
     """Read a grid file → (points (n, d), values (n,), names)."""
-    names = _fields(path, "grid")
+    names = read_fields(path, "grid")
     data = np.loadtxt(path, comments="#", ndmin=2)
     return data[:, :-1], data[:, -1], names[:-1]
 
@@ -170,7 +172,7 @@ def read_colvar(path: str, every: float = None):
     >>> read_colvar(p, every=1.0)["x"]          # a time 4e-6 ps off after 26 ns of steps
     array([2.])
     """
-    names = _fields(path, "COLVAR")
+    names = read_fields(path, "COLVAR")
     data = np.loadtxt(path, comments="#", ndmin=2)
     if every is not None:
         if not every > 0:

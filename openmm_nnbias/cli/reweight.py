@@ -27,7 +27,7 @@ def run(args) -> None:
     import os
 
     from ..analysis.reweight import MAX_REWEIGHT_CVS, reweight_marginals_run, reweight_run
-    from ..io import _fields
+    from ..io import read_fields
 
     t_min = parse_time(args.t_min, "--from")
     t_max = parse_time(args.t_max, "--to") if args.t_max else float("inf")
@@ -37,7 +37,7 @@ def run(args) -> None:
                          f"({args.cvs})")
     kw = dict(bins=args.bins, column=args.column, t_min=t_min, t_max=t_max)
     if cvs is None:
-        fields = _fields(os.path.join(args.run, "colvar"), "COLVAR")  # the header only; the frames are read once below
+        fields = read_fields(os.path.join(args.run, "colvar"))  # the header only; the frames are read once below
         n_cvs = len([k for k in fields if k not in ("time", "bias", "rbias")])
         if n_cvs > MAX_REWEIGHT_CVS:  # each 1-D marginal
             if args.output:
